@@ -1,6 +1,7 @@
-// Finds (or builds once, through build-control-plane.sh) the kube-apiserver, kube-controller-manager and
-// etcd binaries. The script owns caching and the KUBEBUILDER_ASSETS convention; this only calls it.
+// Finds (or builds once, through build-control-plane.sh) the kube-apiserver, kube-controller-manager,
+// kubectl and etcd binaries. The script owns caching and the KUBEBUILDER_ASSETS convention; this only calls it.
 import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 export interface ControlPlaneBinaries {
@@ -8,6 +9,8 @@ export interface ControlPlaneBinaries {
   kubeApiserver: string;
   kubeControllerManager: string;
   etcd: string;
+  /** The pinned kubectl when this folder has one (KUBEBUILDER_ASSETS may not), else kubectl from PATH. */
+  kubectl: string;
 }
 
 let pending: Promise<ControlPlaneBinaries> | undefined;
@@ -38,6 +41,7 @@ function buildOrReuse(): Promise<ControlPlaneBinaries> {
         kubeApiserver: `${dir}/kube-apiserver`,
         kubeControllerManager: `${dir}/kube-controller-manager`,
         etcd: `${dir}/etcd`,
+        kubectl: existsSync(`${dir}/kubectl`) ? `${dir}/kubectl` : "kubectl",
       });
     });
   });

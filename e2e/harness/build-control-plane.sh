@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kube-controller-manager and etcd from the Go module proxy, pinned by
+# Builds kube-apiserver, kube-controller-manager, kubectl and etcd from the Go module proxy, pinned by
 # versions.env, into a per-version cache folder, and prints that folder on stdout (last line).
 #
 # Why wrapper modules: k8s.io/kubernetes requires its staging modules at the non-existent v0.0.0 and
@@ -18,7 +18,7 @@ source "$here/versions.env"
 log() { printf '[control-plane-build] %s\n' "$*" >&2; }
 
 if [[ -n "${KUBEBUILDER_ASSETS:-}" ]]; then
-  for b in kube-apiserver kube-controller-manager etcd; do
+  for b in kube-apiserver kube-controller-manager etcd; do  # kubectl is optional there, as in envtest
     [[ -x "$KUBEBUILDER_ASSETS/$b" ]] || { log "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS lacks $b"; exit 1; }
   done
   log "using binaries from KUBEBUILDER_ASSETS"
@@ -28,7 +28,7 @@ fi
 
 cache_root="${HOMELAB_OPERATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/homelab-operator}"
 out="$cache_root/control-plane/k8s-$KUBERNETES_VERSION-etcd-$ETCD_VERSION"
-if [[ -x "$out/kube-apiserver" && -x "$out/kube-controller-manager" && -x "$out/etcd" ]]; then
+if [[ -x "$out/kube-apiserver" && -x "$out/kube-controller-manager" && -x "$out/kubectl" && -x "$out/etcd" ]]; then
   log "cached: $out"
   echo "$out"
   exit 0
@@ -73,6 +73,7 @@ package tools
 import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kubectl"
 )
 GO
   log "resolving k8s.io/kubernetes $KUBERNETES_VERSION (staging $staging_version)"
@@ -81,9 +82,9 @@ GO
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldflags+=" -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=${minor_patch%%.*} -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
   done
-  log "building kube-apiserver and kube-controller-manager (cold: many minutes on 2 cores)"
+  log "building kube-apiserver, kube-controller-manager and kubectl (cold: several minutes on 2 cores)"
   go build -tags selinux,notest -trimpath -ldflags "$ldflags" -o "$out.tmp/" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl
 )
 
 # --- etcd ---
