@@ -19,7 +19,8 @@ import { kubeConfigForUser } from "./users.ts";
 /**
  * The controllers a test needs to see a real cluster's behaviour: namespace finalization, ownerReference
  * garbage collection, quota usage, default service accounts and their tokens, the aggregated admin/edit/view
- * roles, the kube-root-ca.crt ConfigMap, and CSR signing (used to mint user client certificates).
+ * roles, the kube-root-ca.crt ConfigMap, CSR signing (used to mint user client certificates), and the type
+ * checking of ValidatingAdmissionPolicies (their status shows CEL mistakes).
  */
 export const DEFAULT_CONTROLLERS = [
   "namespace-controller",
@@ -30,6 +31,7 @@ export const DEFAULT_CONTROLLERS = [
   "clusterrole-aggregation-controller",
   "root-ca-certificate-publisher-controller",
   "certificatesigningrequest-signing-controller",
+  "validatingadmissionpolicy-status-controller",
 ];
 
 const SERVICE_CIDR = "10.0.0.0/24";

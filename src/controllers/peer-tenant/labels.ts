@@ -1,0 +1,26 @@
+// Labels and names every PeerTenant-owned object carries (conventions of ../shared/design/architecture.md).
+
+export const TENANT_LABEL = "homelab.shdr.ch/tenant";
+export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
+export const MANAGED_BY = "homelab-operator";
+/** The seed's own label for who owns a namespace and its workloads. */
+export const OWNER_LABEL = "owner";
+
+/** Names of the per-namespace objects a tenant owns; the guardrails protect them by these labels. */
+export const OBJECT_NAMES = {
+  quota: "tenant-quota",
+  limits: "tenant-limits",
+  ownersBinding: "tenant-owners",
+  gitlabBinding: "tenant-gitlab-deployers",
+  guardrailParams: "tenant-guardrails",
+  defaultDeny: "tenant-default-deny",
+  allowTenant: "tenant-allow-same-tenant",
+  allowIngress: "tenant-allow-ingress",
+  allowDns: "tenant-allow-dns",
+  allowEgress: "tenant-allow-egress",
+  ciliumGateway: "tenant-allow-cilium-gateway",
+} as const;
+
+export function managedLabels(tenant: string): Record<string, string> {
+  return { [MANAGED_BY_LABEL]: MANAGED_BY, [TENANT_LABEL]: tenant };
+}
