@@ -1,0 +1,401 @@
+// WorkloadMigration: moves the services of one seed VM into the cluster and retires the VM — deploy the
+// targets, sync data, verify health, cut the route over, stop the VM, back it up, delete it after a
+// grace period and an approval. Shaped after Forklift's Plan (source + per-workload targets + cutover +
+// recorded source state for rollback). One VM often hosts several services (the seed's AI tool stack
+// runs five), so targets is a list.
+import * as z from "zod";
+import { EnvVar, imageReference } from "./app-vending.ts";
+import {
+  dnsLabel,
+  duration,
+  freeForm,
+  hostname,
+  localSecretKeyRef,
+  mapListOf,
+  matching,
+  quantity,
+  resourceList,
+  setOf,
+  text,
+  url,
+} from "./fields.ts";
+import { defineKind } from "./kind.ts";
+import { withRules } from "./rules.ts";
+import { conditionStatusPath, statusFields } from "./status.ts";
+
+export const TARGET_KINDS = [
+  "KnativeService",
+  "Deployment",
+  "StatefulSet",
+  "HelmRelease",
+  "CronJob",
+] as const;
+
+const Volume = z
+  .object({
+    name: dnsLabel().describe("Volume name, referenced by dataSync.paths[].volume."),
+    mountPath: matching(/^\/[^\0]*$/, 1024, "must be an absolute path such as /data").describe(
+      "Where the volume is mounted in the container, e.g. /data.",
+    ),
+    size: quantity().describe("Size of the PersistentVolumeClaim, e.g. 5Gi."),
+    storageClassName: dnsLabel()
+      .optional()
+      .describe("StorageClass of the claim; the cluster default when unset."),
+  })
+  .describe("A persistent volume of the target.");
+
+const Template = z
+  .object({
+    image: imageReference().describe("Container image, e.g. brandawg93/peanut:latest."),
+    port: z.number().int().min(1).max(65535).optional().describe("Port the container serves on, e.g. 8080."),
+    command: z.array(text(4096).describe("An argument.")).max(32).optional().describe("Entrypoint override."),
+    args: z
+      .array(text(4096).describe("An argument."))
+      .max(64)
+      .optional()
+      .describe("Arguments to the entrypoint."),
+    env: mapListOf(EnvVar, "name", 64).default([]).describe("Environment variables, keyed by name."),
+    volumes: mapListOf(Volume, "name", 8).default([]).describe("Persistent volumes, keyed by name."),
+    resources: z
+      .object({
+        requests: resourceList(8).optional().describe("Requests, e.g. {cpu: 100m, memory: 128Mi}."),
+        limits: resourceList(8).optional().describe("Limits, e.g. {memory: 512Mi}."),
+      })
+      .optional()
+      .describe("Container resources."),
+    schedule: matching(
+      /^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(\S+\s+){4}\S+)$/,
+      128,
+      "must be a cron schedule such as 0 3 * * 1 or @weekly",
+    )
+      .optional()
+      .describe("Cron schedule, for kind CronJob only, e.g. 0 3 * * 1."),
+  })
+  .describe("The workload's single container, for every kind except HelmRelease.");
+
+const Helm = z
+  .object({
+    repository: url(["https", "oci"], "https://charts.example.org").describe(
+      "Chart repository URL (https:// index or oci:// registry).",
+    ),
+    chart: matching(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 253, "must be a chart name such as synapse").describe(
+      "Chart name.",
+    ),
+    version: text(64).min(1).describe("Chart version, e.g. 1.2.3."),
+    values: freeForm().optional().describe("Helm values for the release."),
+  })
+  .describe("A Helm release, for kind HelmRelease only.");
+
+const Target = withRules(
+  z
+    .object({
+      name: dnsLabel().describe("Name of the created workload (and its Service), e.g. peanut."),
+      kind: z.enum(TARGET_KINDS).describe(`What to create: ${TARGET_KINDS.join(", ")}.`),
+      template: Template.optional(),
+      helm: Helm.optional(),
+      hostname: hostname()
+        .optional()
+        .describe("Hostname routed to the target at cutover, e.g. peanut.apps.home.shdr.ch."),
+      healthCheck: z
+        .object({
+          path: matching(/^\/[^\s]*$/, 1024, "must be a URL path such as /healthz")
+            .default("/")
+            .describe("HTTP path that must answer 2xx or 3xx (default /)."),
+          port: z
+            .number()
+            .int()
+            .min(1)
+            .max(65535)
+            .optional()
+            .describe("Port to probe; the template's port when unset."),
+        })
+        .optional()
+        .describe("HTTP check proving the target works before cutover."),
+    })
+    .describe("One workload that replaces a service of the source VM."),
+  [
+    {
+      rule: "self.kind == 'HelmRelease' ? has(self.helm) : has(self.template)",
+      message: "a target of kind HelmRelease needs helm; every other kind needs template",
+      check: (t) => (t.kind === "HelmRelease" ? t.helm !== undefined : t.template !== undefined),
+    },
+    {
+      rule: "self.kind == 'HelmRelease' ? !has(self.template) : !has(self.helm)",
+      message: "a target takes template or helm, matching its kind, not both",
+      check: (t) => (t.kind === "HelmRelease" ? t.template === undefined : t.helm === undefined),
+    },
+    {
+      rule: "self.kind != 'CronJob' || (has(self.template) && has(self.template.schedule))",
+      message: "a CronJob target needs template.schedule",
+      check: (t) => t.kind !== "CronJob" || t.template?.schedule !== undefined,
+    },
+    {
+      rule: "!has(self.hostname) || self.kind != 'CronJob'",
+      message: "a CronJob target cannot have a hostname",
+      fieldPath: ".hostname",
+      check: (t) => t.hostname === undefined || t.kind !== "CronJob",
+    },
+  ],
+);
+
+const DataSync = withRules(
+  z
+    .object({
+      method: z
+        .enum(["None", "Rsync"])
+        .default("None")
+        .describe("None (stateless) or Rsync (copy files from the VM over SSH into the targets' volumes)."),
+      ssh: z
+        .object({
+          host: text(253).min(1).describe("Address of the source VM, e.g. 10.0.2.20."),
+          user: matching(/^[a-z_][a-z0-9_-]*$/, 32, "must be a Unix user name such as root")
+            .default("root")
+            .describe("SSH user (default root)."),
+          privateKeySecretRef: localSecretKeyRef("Secret with the SSH private key.", "ssh-privatekey"),
+        })
+        .optional()
+        .describe("How to reach the source VM for Rsync."),
+      paths: mapListOf(
+        z
+          .object({
+            from: matching(/^\/[^\0]*$/, 1024, "must be an absolute path such as /srv/data").describe(
+              "Directory on the VM, e.g. /srv/litellm.",
+            ),
+            target: dnsLabel().describe("Name of the target that owns the volume."),
+            volume: dnsLabel().describe("Name of the target's volume to copy into."),
+          })
+          .describe("One directory to copy."),
+        "from",
+        16,
+      )
+        .default([])
+        .describe("Directories to copy, keyed by source path."),
+    })
+    .default({ method: "None", paths: [] })
+    .describe("How data moves from the VM into the targets' volumes before cutover."),
+  [
+    {
+      rule: "self.method != 'Rsync' || (has(self.ssh) && size(self.paths) > 0)",
+      message: "dataSync.method Rsync needs dataSync.ssh and at least one dataSync.paths entry",
+      check: (d) => d.method !== "Rsync" || (d.ssh !== undefined && d.paths.length > 0),
+    },
+  ],
+);
+
+const Decommission = withRules(
+  z
+    .object({
+      stopVM: z
+        .boolean()
+        .default(true)
+        .describe("Stop the VM after cutover (default true); it restarts on rollback."),
+      backup: z
+        .object({
+          storage: text(64).min(1).describe("Proxmox backup storage, e.g. pbs."),
+          mode: z
+            .enum(["snapshot", "stop"])
+            .default("stop")
+            .describe("vzdump mode (default stop: the VM is already off)."),
+        })
+        .optional()
+        .describe("Back the VM up (vzdump) after it is stopped."),
+      deleteAfter: duration("168h")
+        .optional()
+        .describe("Delete the VM this long after cutover (e.g. 168h); never deleted when unset."),
+      requireApproval: z
+        .boolean()
+        .default(true)
+        .describe(
+          "Wait for the annotation homelab.shdr.ch/approve-delete=true before deleting the VM (default true).",
+        ),
+    })
+    .default({ stopVM: true, requireApproval: true })
+    .describe("What happens to the source VM once the targets serve its traffic."),
+  [
+    {
+      rule: "!has(self.deleteAfter) || (self.stopVM && has(self.backup))",
+      message: "decommission.deleteAfter needs stopVM: true and a backup, so the VM can be restored",
+      fieldPath: ".deleteAfter",
+      check: (d) => d.deleteAfter === undefined || (d.stopVM && d.backup !== undefined),
+    },
+  ],
+);
+
+const WorkloadMigrationSpec = withRules(
+  z
+    .object({
+      clusterRef: z
+        .object({ name: dnsLabel().describe("Name of the HomelabCluster.") })
+        .describe(
+          "HomelabCluster whose Proxmox connection reaches the source VM and whose cluster runs the targets.",
+        ),
+      source: z
+        .object({
+          vmid: z
+            .number()
+            .int()
+            .min(100)
+            .max(999999999)
+            .describe("Proxmox VM id of the VM being retired, e.g. 1010."),
+          proxmoxNode: matching(
+            /^[a-zA-Z][-a-zA-Z0-9_.]*[a-zA-Z0-9]$/,
+            64,
+            "must be a Proxmox node id such as niobe",
+          ).describe("Proxmox node the VM runs on, e.g. niobe."),
+          serviceURL: url(["http", "https"], "http://10.0.2.20:8080")
+            .optional()
+            .describe("Where the VM serves today, used to compare answers before cutover."),
+        })
+        .describe("The VM being retired."),
+      targets: mapListOf(Target, "name", 16)
+        .min(1)
+        .describe("Workloads that replace the VM's services, keyed by name."),
+      dataSync: DataSync,
+      verify: z
+        .object({
+          successThreshold: z
+            .number()
+            .int()
+            .min(1)
+            .max(100)
+            .default(3)
+            .describe("Consecutive passing health checks required (default 3)."),
+          interval: duration("10s").default("10s").describe("Time between health checks (default 10s)."),
+          timeout: duration("10m")
+            .default("10m")
+            .describe("Give up and roll back after this long (default 10m)."),
+        })
+        .default({ successThreshold: 3, interval: "10s", timeout: "10m" })
+        .describe("How the targets are verified before cutover."),
+      cutover: z
+        .object({
+          mode: z
+            .enum(["Manual", "Automatic"])
+            .default("Manual")
+            .describe(
+              "Manual (default) waits for the annotation homelab.shdr.ch/approve-cutover=true; Automatic cuts over once verified.",
+            ),
+        })
+        .default({ mode: "Manual" })
+        .describe("When the route switches from the VM to the targets."),
+      decommission: Decommission,
+      dependsOn: setOf(dnsLabel().describe("Name of a WorkloadMigration in this namespace."), 16)
+        .default([])
+        .describe("WorkloadMigrations in this namespace that must be cut over first."),
+    })
+    .describe("Desired migration of one VM's services into the cluster."),
+  [
+    {
+      rule: "self.dataSync.paths.all(p, self.targets.exists(t, t.name == p.target && has(t.template) && t.template.volumes.exists(v, v.name == p.volume)))",
+      message: "every dataSync.paths entry must name a target and one of that target's template.volumes",
+      fieldPath: ".dataSync.paths",
+      check: (s) =>
+        s.dataSync.paths.every((p) =>
+          s.targets.some(
+            (t) => t.name === p.target && (t.template?.volumes ?? []).some((v) => v.name === p.volume),
+          ),
+        ),
+    },
+  ],
+);
+
+export const WorkloadMigrationPhase = z.enum([
+  "Pending",
+  "Deploying",
+  "Syncing",
+  "Verifying",
+  "AwaitingCutover",
+  "CutOver",
+  "VMStopped",
+  "BackedUp",
+  "Decommissioned",
+  "RolledBack",
+  "Failed",
+]);
+
+const WorkloadMigrationStatus = z
+  .object({
+    ...statusFields(),
+    phase: WorkloadMigrationPhase.optional().describe("Where the migration stands."),
+    sourceVMState: text(32)
+      .optional()
+      .describe("Power state of the VM when the migration started, for rollback."),
+    targets: mapListOf(
+      z
+        .object({
+          name: dnsLabel().describe("Target name."),
+          ready: z.boolean().default(false).describe("Whether the workload is ready."),
+          url: text(2048).optional().describe("Where the target answers."),
+          message: text(1024).optional().describe("What the target is waiting for."),
+        })
+        .describe("Observed state of one target."),
+      "name",
+      16,
+    )
+      .optional()
+      .describe("Per-target state."),
+    cutoverTime: z.iso.datetime({ offset: true }).optional().describe("When traffic moved to the targets."),
+    deleteAfterTime: z.iso
+      .datetime({ offset: true })
+      .optional()
+      .describe("Earliest time the VM may be deleted."),
+    backupVolumeID: text(512).optional().describe("Proxmox volume id of the VM backup."),
+    ramFreedMiB: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe("Memory returned to Proxmox by stopping the VM, in MiB."),
+  })
+  .describe("Observed state of the migration.");
+
+export const WorkloadMigration = defineKind({
+  kind: "WorkloadMigration",
+  plural: "workloadmigrations",
+  shortName: "wm",
+  scope: "Namespaced",
+  description:
+    "WorkloadMigration moves the services of one Proxmox VM into the cluster: deploy targets, sync data, verify, cut the route over, stop, back up and finally delete the VM. Every step until deletion can be rolled back.",
+  spec: WorkloadMigrationSpec,
+  status: WorkloadMigrationStatus,
+  rootRules: [
+    {
+      rule: "!(self.metadata.name in self.spec.dependsOn)",
+      message: "a WorkloadMigration cannot depend on itself",
+      fieldPath: ".spec.dependsOn",
+      check: (o) => !o.spec.dependsOn.includes(o.metadata.name),
+    },
+  ],
+  printerColumns: [
+    { name: "Phase", type: "string", jsonPath: ".status.phase", description: "Where the migration stands." },
+    {
+      name: "Ready",
+      type: "string",
+      jsonPath: conditionStatusPath("Ready"),
+      description: "Ready condition.",
+    },
+    { name: "VM", type: "integer", jsonPath: ".spec.source.vmid", description: "Source VM id." },
+    {
+      name: "Node",
+      type: "string",
+      jsonPath: ".spec.source.proxmoxNode",
+      description: "Source Proxmox node.",
+    },
+    {
+      name: "RAM Freed",
+      type: "integer",
+      jsonPath: ".status.ramFreedMiB",
+      description: "MiB returned to Proxmox.",
+    },
+    {
+      name: "Age",
+      type: "date",
+      jsonPath: ".metadata.creationTimestamp",
+      description: "Time since creation.",
+    },
+  ],
+});
+
+export type WorkloadMigration = z.infer<typeof WorkloadMigration.schema>;
+export type WorkloadMigrationSpec = z.infer<typeof WorkloadMigrationSpec>;
+export type WorkloadMigrationStatus = z.infer<typeof WorkloadMigrationStatus>;
