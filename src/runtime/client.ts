@@ -1,0 +1,394 @@
+import { HttpMethod, type KubeConfig, RequestContext } from "@kubernetes/client-node";
+import { type Dispatcher, fetch } from "undici";
+import { ApiError, isNotFound, WatchStatusError } from "./errors.ts";
+import {
+  type GroupVersionKind,
+  type KubeObject,
+  type ObjectKey,
+  objectKeyOf,
+  splitApiVersion,
+} from "./object.ts";
+
+export const FIELD_MANAGER = "homelab-operator";
+
+export interface ResourceInfo {
+  /** The plural resource name used in URLs (`configmaps`). */
+  resource: string;
+  namespaced: boolean;
+}
+
+export interface ListResult<T> {
+  items: T[];
+  resourceVersion: string;
+  continue?: string;
+}
+
+export interface WatchEvent<T = KubeObject> {
+  type: "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK";
+  object: T;
+}
+
+export interface WatchOptions {
+  namespace?: string;
+  labelSelector?: string;
+  resourceVersion?: string;
+  allowWatchBookmarks?: boolean;
+  /** Server-side watch duration; the server then ends the stream cleanly. */
+  timeoutSeconds?: number;
+  /** The stream is aborted when no byte arrives for this long: it catches half-open TCP connections. */
+  idleTimeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+type Query = Record<string, string | number | boolean | undefined>;
+
+interface RequestOptions {
+  query?: Query;
+  body?: unknown;
+  contentType?: string;
+  signal?: AbortSignal;
+}
+
+export type PatchType = "json" | "merge" | "strategic";
+const PATCH_CONTENT_TYPE: Record<PatchType, string> = {
+  json: "application/json-patch+json",
+  merge: "application/merge-patch+json",
+  strategic: "application/strategic-merge-patch+json",
+};
+
+/**
+ * A small untyped REST client for any kind, on KubeConfig's authentication.
+ *
+ * Why not client-node's generated APIs: the runtime handles arbitrary GVKs (CRDs included), needs the
+ * status subresource, JSON patch with `test`, server-side apply and a long-lived watch it controls.
+ * Why one cached dispatcher: KubeConfig.applySecurityAuthentication builds a new undici Agent on every
+ * call (client-node 2.0.1 config.js createDispatcher), so a reconnecting watch would pile up agents.
+ * Headers are still taken per request, so rotating exec/OIDC tokens keep working.
+ */
+export class KubeClient {
+  readonly kubeConfig: KubeConfig;
+  readonly fieldManager: string;
+  private readonly server: string;
+  private dispatcher: Dispatcher | undefined;
+  private dispatcherResolved = false;
+  private readonly discovery = new Map<string, Promise<Map<string, ResourceInfo>>>();
+
+  constructor(kubeConfig: KubeConfig, opts: { fieldManager?: string } = {}) {
+    this.kubeConfig = kubeConfig;
+    this.fieldManager = opts.fieldManager ?? FIELD_MANAGER;
+    const cluster = kubeConfig.getCurrentCluster();
+    if (!cluster) throw new Error("kubeconfig has no current cluster");
+    this.server = cluster.server.replace(/\/+$/, "");
+  }
+
+  private async prepare(
+    url: string,
+    method: HttpMethod,
+  ): Promise<{ headers: Record<string, string>; dispatcher?: Dispatcher }> {
+    const ctx = new RequestContext(url, method);
+    await this.kubeConfig.applySecurityAuthentication(ctx);
+    if (!this.dispatcherResolved) {
+      this.dispatcher = ctx.getDispatcher() as Dispatcher | undefined;
+      this.dispatcherResolved = true;
+    }
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(ctx.getHeaders() as unknown as Record<string, string>))
+      headers[k] = v;
+    return { headers, ...(this.dispatcher ? { dispatcher: this.dispatcher } : {}) };
+  }
+
+  private url(path: string, query?: Query): string {
+    const url = new URL(this.server + path);
+    for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    return url.toString();
+  }
+
+  async request<T>(method: keyof typeof HttpMethod, path: string, opts: RequestOptions = {}): Promise<T> {
+    const url = this.url(path, opts.query);
+    const { headers, dispatcher } = await this.prepare(url, HttpMethod[method]);
+    headers["Accept"] = "application/json";
+    let body: string | undefined;
+    if (opts.body !== undefined) {
+      body = JSON.stringify(opts.body);
+      headers["Content-Type"] = opts.contentType ?? "application/json";
+    }
+    const res = await fetch(url, {
+      method,
+      headers,
+      ...(body !== undefined ? { body } : {}),
+      ...(dispatcher ? { dispatcher } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    const text = await res.text();
+    if (!res.ok) throw apiErrorFrom(res.status, text, method, path);
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  /** Resolves the plural resource name and scope of a kind through discovery (cached per group/version). */
+  async resourceInfo(gvk: GroupVersionKind): Promise<ResourceInfo> {
+    const found = (await this.discover(gvk.apiVersion, false)).get(gvk.kind);
+    if (found) return found;
+    // A CRD may have been installed after the first lookup.
+    const fresh = (await this.discover(gvk.apiVersion, true)).get(gvk.kind);
+    if (!fresh) throw new Error(`the API server does not serve kind ${gvk.kind} in ${gvk.apiVersion}`);
+    return fresh;
+  }
+
+  private discover(apiVersion: string, refresh: boolean): Promise<Map<string, ResourceInfo>> {
+    let cached = this.discovery.get(apiVersion);
+    if (!cached || refresh) {
+      const { group } = splitApiVersion(apiVersion);
+      const path = group ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+      cached = this.request<{ resources: { name: string; kind: string; namespaced: boolean }[] }>("GET", path)
+        .then((list) => {
+          const byKind = new Map<string, ResourceInfo>();
+          for (const r of list.resources) {
+            if (!r.name.includes("/")) byKind.set(r.kind, { resource: r.name, namespaced: r.namespaced });
+          }
+          return byKind;
+        })
+        .catch((err: unknown) => {
+          this.discovery.delete(apiVersion);
+          if (isNotFound(err)) return new Map<string, ResourceInfo>();
+          throw err;
+        });
+      this.discovery.set(apiVersion, cached);
+    }
+    return cached;
+  }
+
+  /** The URL path of a collection (no name) or an object, optionally of a subresource. */
+  async pathFor(
+    gvk: GroupVersionKind,
+    ref: { namespace?: string | undefined; name?: string | undefined },
+    subresource?: string,
+  ): Promise<string> {
+    const info = await this.resourceInfo(gvk);
+    const { group } = splitApiVersion(gvk.apiVersion);
+    let path = group ? `/apis/${gvk.apiVersion}` : `/api/${gvk.apiVersion}`;
+    if (info.namespaced && ref.namespace) path += `/namespaces/${encodeURIComponent(ref.namespace)}`;
+    if (info.namespaced && !ref.namespace && ref.name) {
+      throw new Error(`${gvk.kind} ${ref.name} is namespaced but no namespace was given`);
+    }
+    path += `/${info.resource}`;
+    if (ref.name) path += `/${encodeURIComponent(ref.name)}`;
+    if (subresource) path += `/${subresource}`;
+    return path;
+  }
+
+  async get<T extends KubeObject>(gvk: GroupVersionKind, key: ObjectKey): Promise<T> {
+    return this.request<T>("GET", await this.pathFor(gvk, key));
+  }
+
+  /** Like get, but undefined when the object does not exist. */
+  async getOrUndefined<T extends KubeObject>(gvk: GroupVersionKind, key: ObjectKey): Promise<T | undefined> {
+    try {
+      return await this.get<T>(gvk, key);
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async list<T extends KubeObject>(
+    gvk: GroupVersionKind,
+    opts: {
+      namespace?: string;
+      labelSelector?: string;
+      limit?: number;
+      continue?: string;
+      resourceVersion?: string;
+      signal?: AbortSignal;
+    } = {},
+  ): Promise<ListResult<T>> {
+    const path = await this.pathFor(gvk, { namespace: opts.namespace });
+    const res = await this.request<{ items: T[]; metadata: { resourceVersion: string; continue?: string } }>(
+      "GET",
+      path,
+      {
+        query: {
+          labelSelector: opts.labelSelector,
+          limit: opts.limit,
+          continue: opts.continue,
+          resourceVersion: opts.resourceVersion,
+        },
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      },
+    );
+    // List items carry no apiVersion/kind; fill them so every cached object is self-describing.
+    for (const item of res.items) {
+      item.apiVersion = gvk.apiVersion;
+      item.kind = gvk.kind;
+    }
+    return {
+      items: res.items,
+      resourceVersion: res.metadata.resourceVersion,
+      ...(res.metadata.continue ? { continue: res.metadata.continue } : {}),
+    };
+  }
+
+  async create<T extends KubeObject>(obj: T): Promise<T> {
+    const gvk = gvkOf(obj);
+    const path = await this.pathFor(gvk, { namespace: obj.metadata?.namespace });
+    return this.request<T>("POST", path, { body: obj, query: { fieldManager: this.fieldManager } });
+  }
+
+  /** PUT: fails with 409 Conflict when metadata.resourceVersion is stale (optimistic concurrency). */
+  async replace<T extends KubeObject>(obj: T, subresource?: string): Promise<T> {
+    const path = await this.pathFor(gvkOf(obj), objectKeyOf(obj), subresource);
+    return this.request<T>("PUT", path, { body: obj, query: { fieldManager: this.fieldManager } });
+  }
+
+  async delete(
+    gvk: GroupVersionKind,
+    key: ObjectKey,
+    opts: { propagationPolicy?: "Foreground" | "Background" | "Orphan"; ignoreNotFound?: boolean } = {},
+  ): Promise<void> {
+    try {
+      await this.request("DELETE", await this.pathFor(gvk, key), {
+        ...(opts.propagationPolicy ? { body: { propagationPolicy: opts.propagationPolicy } } : {}),
+      });
+    } catch (err) {
+      if (opts.ignoreNotFound && isNotFound(err)) return;
+      throw err;
+    }
+  }
+
+  async patch<T extends KubeObject>(
+    gvk: GroupVersionKind,
+    key: ObjectKey,
+    patch: unknown,
+    type: PatchType,
+    subresource?: string,
+  ): Promise<T> {
+    return this.request<T>("PATCH", await this.pathFor(gvk, key, subresource), {
+      body: patch,
+      contentType: PATCH_CONTENT_TYPE[type],
+      query: { fieldManager: this.fieldManager },
+    });
+  }
+
+  /**
+   * Server-side apply with the operator's single field manager. `force` defaults to true: the SSA docs
+   * recommend that controllers always force conflicts on objects they own and manage.
+   */
+  async apply<T extends KubeObject>(
+    obj: T,
+    opts: { force?: boolean; subresource?: string } = {},
+  ): Promise<T> {
+    const path = await this.pathFor(gvkOf(obj), objectKeyOf(obj), opts.subresource);
+    return this.request<T>("PATCH", path, {
+      body: obj,
+      contentType: "application/apply-patch+yaml",
+      query: { fieldManager: this.fieldManager, force: opts.force ?? true },
+    });
+  }
+
+  /** Server-side apply of `status` only, through the status subresource. */
+  async applyStatus<T extends KubeObject>(obj: T, opts: { force?: boolean } = {}): Promise<T> {
+    return this.apply(obj, { ...opts, subresource: "status" });
+  }
+
+  /** Merge-patches `status` through the status subresource (the main resource ignores status writes). */
+  async patchStatus<T extends KubeObject>(
+    gvk: GroupVersionKind,
+    key: ObjectKey,
+    status: unknown,
+  ): Promise<T> {
+    return this.patch<T>(gvk, key, { status }, "merge", "status");
+  }
+
+  /**
+   * Opens one watch request and yields its events until the server ends it, the connection breaks
+   * (the iterator then throws) or the signal aborts. A server-side ERROR event throws WatchStatusError.
+   */
+  async *watch<T extends KubeObject>(
+    gvk: GroupVersionKind,
+    opts: WatchOptions = {},
+  ): AsyncGenerator<WatchEvent<T>> {
+    const path = await this.pathFor(gvk, { namespace: opts.namespace });
+    const url = this.url(path, {
+      watch: true,
+      resourceVersion: opts.resourceVersion,
+      labelSelector: opts.labelSelector,
+      allowWatchBookmarks: opts.allowWatchBookmarks,
+      timeoutSeconds: opts.timeoutSeconds,
+    });
+    const { headers, dispatcher } = await this.prepare(url, HttpMethod.GET);
+    const abort = new AbortController();
+    const onOuterAbort = () => abort.abort(opts.signal?.reason);
+    opts.signal?.addEventListener("abort", onOuterAbort, { once: true });
+    const idleMs = opts.idleTimeoutMs ?? 0;
+    let idleTimer: NodeJS.Timeout | undefined;
+    const touch = () => {
+      if (!idleMs) return;
+      clearTimeout(idleTimer);
+      idleTimer = setTimeout(
+        () => abort.abort(new Error(`watch on ${path} received nothing for ${idleMs}ms`)),
+        idleMs,
+      );
+      idleTimer.unref();
+    };
+    try {
+      touch();
+      const res = await fetch(url, {
+        method: "GET",
+        headers,
+        signal: abort.signal,
+        ...(dispatcher ? { dispatcher } : {}),
+      });
+      if (!res.ok || !res.body) throw apiErrorFrom(res.status, await res.text(), "GET", path);
+      const decoder = new TextDecoder();
+      let buffered = "";
+      for await (const chunk of res.body) {
+        touch();
+        buffered += decoder.decode(chunk as Uint8Array, { stream: true });
+        let newline = buffered.indexOf("\n");
+        while (newline >= 0) {
+          const line = buffered.slice(0, newline).trim();
+          buffered = buffered.slice(newline + 1);
+          newline = buffered.indexOf("\n");
+          if (!line) continue;
+          const event = JSON.parse(line) as { type: string; object: KubeObject };
+          if (event.type === "ERROR") {
+            const status = event.object as { code?: number; reason?: string; message?: string };
+            throw new WatchStatusError({
+              code: status.code ?? 500,
+              reason: status.reason ?? "Unknown",
+              message: status.message ?? "watch ended with an error event",
+              method: "WATCH",
+              path,
+            });
+          }
+          yield event as WatchEvent<T>;
+        }
+      }
+    } catch (err) {
+      if (abort.signal.aborted && opts.signal?.aborted) return;
+      if (abort.signal.aborted && abort.signal.reason instanceof Error) throw abort.signal.reason;
+      throw err;
+    } finally {
+      clearTimeout(idleTimer);
+      opts.signal?.removeEventListener("abort", onOuterAbort);
+      abort.abort();
+    }
+  }
+}
+
+export function gvkOf(obj: KubeObject): GroupVersionKind {
+  if (!obj.apiVersion || !obj.kind) throw new Error("object lacks apiVersion or kind");
+  return { apiVersion: obj.apiVersion, kind: obj.kind };
+}
+
+function apiErrorFrom(code: number, text: string, method: string, path: string): ApiError {
+  let reason = "Unknown";
+  let message = text.slice(0, 500);
+  try {
+    const status = JSON.parse(text) as { reason?: string; message?: string };
+    reason = status.reason ?? reason;
+    message = status.message ?? message;
+  } catch {
+    // not a Status object (a proxy error page, for instance): keep the raw text
+  }
+  return new ApiError({ code, reason, message, method, path });
+}

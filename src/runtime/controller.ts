@@ -1,0 +1,300 @@
+import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import { ItemBackoff } from "./backoff.ts";
+import type { KubeClient } from "./client.ts";
+import { isTerminal } from "./errors.ts";
+import type { EventRecorder } from "./events.ts";
+import type { EventHandler, Informer, InformerFactory } from "./informer.ts";
+import type { RuntimeMetrics } from "./metrics.ts";
+import {
+  type GroupVersionKind,
+  type KubeObject,
+  keyOf,
+  type ObjectKey,
+  objectKeyOf,
+  parseKey,
+} from "./object.ts";
+import { type OwnerMapping, ownerKeys } from "./owners.ts";
+import { WorkQueue } from "./queue.ts";
+
+export interface ReconcileRequest {
+  /** `namespace/name`, or `name` when cluster-scoped. */
+  key: string;
+  namespace?: string;
+  name: string;
+}
+
+/** Return `{ requeueAfter }` (ms) to look again later (a phase that waits); nothing means done. */
+export type ReconcileResult = { requeueAfter?: number } | undefined;
+
+export interface ReconcileContext {
+  controller: string;
+  reconcileID: string;
+  /** Child logger carrying controller, namespace, name and reconcileID. */
+  logger: Logger;
+  /** Aborted when the manager stops or loses leadership: long waits should give up. */
+  signal: AbortSignal;
+  client: KubeClient;
+  recorder: EventRecorder;
+  /** The `for` object as cached (undefined once deleted). Read-only: copy before changing it. */
+  object<T extends KubeObject = KubeObject>(): T | undefined;
+  /** Read access to the cache of any kind this controller watches. */
+  cache: CacheReader;
+}
+
+export interface CacheReader {
+  get<T extends KubeObject = KubeObject>(gvk: GroupVersionKind, key: ObjectKey): T | undefined;
+  list<T extends KubeObject = KubeObject>(gvk: GroupVersionKind, namespace?: string): T[];
+  byIndex<T extends KubeObject = KubeObject>(gvk: GroupVersionKind, index: string, value: string): T[];
+}
+
+export interface OwnsSpec extends GroupVersionKind {
+  /** Cross-scope ownership: the label naming the owner (e.g. `homelab.shdr.ch/tenant`). */
+  ownerLabel?: string;
+  ownerNamespaceLabel?: string;
+}
+
+export interface WatchSpec extends GroupVersionKind {
+  /** The reconcile keys (`namespace/name` or `name`) an event on `obj` should trigger. */
+  map(obj: KubeObject): string[];
+  namespace?: string;
+  labelSelector?: string;
+}
+
+export interface ControllerSpec {
+  name: string;
+  for: GroupVersionKind;
+  owns?: (GroupVersionKind | OwnsSpec)[];
+  watches?: WatchSpec[];
+  reconcile(req: ReconcileRequest, ctx: ReconcileContext): Promise<ReconcileResult>;
+  /** Workers; one key is still never reconciled twice at once. Default 1, as controller-runtime. */
+  maxConcurrentReconciles?: number;
+  /** Per-key failure backoff. Default 5 ms .. 1000 s. */
+  backoff?: { baseMs?: number; maxMs?: number };
+  /** Drops events on the `for` kind before they enqueue, e.g. to ignore status-only updates. */
+  predicate?(oldObj: KubeObject | undefined, newObj: KubeObject): boolean;
+}
+
+export interface ControllerDeps {
+  client: KubeClient;
+  informers: InformerFactory;
+  metrics: RuntimeMetrics;
+  logger: Logger;
+  recorder: EventRecorder;
+  /** Restricts every informer of this controller to one namespace. */
+  namespace?: string;
+}
+
+/** Whether a kind is namespaced, resolved through discovery before handlers are wired. */
+type ScopeResolver = (gvk: GroupVersionKind) => Promise<boolean>;
+
+/**
+ * One controller: informer handlers feed a de-duplicating queue, `maxConcurrentReconciles` workers take
+ * keys from it and call `reconcile`. Outcomes follow controller-runtime (operator-engineering.md §3.4):
+ * error → rate-limited requeue; TerminalError → logged and counted, no requeue; requeueAfter → forget the
+ * backoff and requeue after that delay; success → forget.
+ */
+export class Controller {
+  readonly name: string;
+  readonly spec: ControllerSpec;
+  readonly queue: WorkQueue;
+  private readonly deps: ControllerDeps;
+  private readonly informersByGvk = new Map<string, Informer>();
+  private forInformer: Informer | undefined;
+  private workers: Promise<void>[] = [];
+  private abort = new AbortController();
+  private readonly log: Logger;
+  private readonly concurrency: number;
+
+  constructor(spec: ControllerSpec, deps: ControllerDeps) {
+    this.name = spec.name;
+    this.spec = spec;
+    this.deps = deps;
+    this.concurrency = Math.max(1, spec.maxConcurrentReconciles ?? 1);
+    this.log = deps.logger.child({ controller: spec.name });
+    this.queue = new WorkQueue({
+      name: spec.name,
+      backoff: new ItemBackoff(spec.backoff),
+      observer: deps.metrics.queueObserver(spec.name),
+    });
+    deps.metrics.trackQueue(spec.name, this.queue);
+    deps.metrics.registerController(spec.name, this.concurrency);
+  }
+
+  private informer(
+    gvk: GroupVersionKind,
+    opts: { namespace?: string; labelSelector?: string } = {},
+  ): Informer {
+    const namespace = opts.namespace ?? this.deps.namespace;
+    const informer = this.deps.informers.informerFor(gvk, {
+      ...(namespace ? { namespace } : {}),
+      ...(opts.labelSelector ? { labelSelector: opts.labelSelector } : {}),
+    });
+    const id = `${gvk.apiVersion}|${gvk.kind}`;
+    if (!this.informersByGvk.has(id)) this.informersByGvk.set(id, informer);
+    return informer;
+  }
+
+  /** Wires informer handlers; keys queue up from the first list on, workers start later. */
+  async setUp(isNamespaced: ScopeResolver): Promise<void> {
+    const forInformer = this.informer(this.spec.for);
+    this.forInformer = forInformer;
+    const enqueueObj = (obj: KubeObject) => this.queue.add(keyOf(objectKeyOf(obj)));
+    const predicate = this.spec.predicate;
+    forInformer.addHandler({
+      onAdd: (o) => (!predicate || predicate(undefined, o)) && enqueueObj(o),
+      onUpdate: (old, o) => (!predicate || predicate(old, o)) && enqueueObj(o),
+      onDelete: enqueueObj,
+    });
+
+    const ownerNamespaced = await isNamespaced(this.spec.for);
+    for (const owned of this.spec.owns ?? []) {
+      const mapping: OwnerMapping = {
+        owner: this.spec.for,
+        ownerNamespaced,
+        ...("ownerLabel" in owned && owned.ownerLabel ? { ownerLabel: owned.ownerLabel } : {}),
+        ...("ownerNamespaceLabel" in owned && owned.ownerNamespaceLabel
+          ? { ownerNamespaceLabel: owned.ownerNamespaceLabel }
+          : {}),
+      };
+      const enqueueOwners = (obj: KubeObject) => {
+        for (const k of ownerKeys(obj, mapping)) this.queue.add(keyOf(k));
+      };
+      this.informer(owned).addHandler(mappedHandler(enqueueOwners));
+    }
+    for (const w of this.spec.watches ?? []) {
+      const enqueueMapped = (obj: KubeObject) => {
+        for (const key of w.map(obj)) this.queue.add(key);
+      };
+      const opts = {
+        ...(w.namespace ? { namespace: w.namespace } : {}),
+        ...(w.labelSelector ? { labelSelector: w.labelSelector } : {}),
+      };
+      this.informer(w, opts).addHandler(mappedHandler(enqueueMapped));
+    }
+  }
+
+  startWorkers(): void {
+    if (this.workers.length) return;
+    this.log.info({ workers: this.concurrency }, "Starting workers");
+    for (let i = 0; i < this.concurrency; i++) this.workers.push(this.work());
+  }
+
+  /**
+   * Stops taking keys and waits up to `timeoutMs` for in-flight reconciles to finish. Their signal is
+   * aborted at once when `abortInFlight` (leadership lost), otherwise after a 1 s grace.
+   */
+  async stop(timeoutMs: number, opts: { abortInFlight?: boolean } = {}): Promise<void> {
+    this.queue.shutDown();
+    if (opts.abortInFlight) this.abort.abort(new Error(`controller ${this.name} stopping`));
+    const drained = this.queue.drain().then(() => true);
+    const within = (ms: number) =>
+      Promise.race([
+        drained,
+        new Promise<boolean>((r) => setTimeout(() => r(false), Math.max(ms, 0)).unref()),
+      ]);
+    if (await within(Math.min(timeoutMs, 1000))) return;
+    this.abort.abort(new Error(`controller ${this.name} stopping`));
+    if (!(await within(timeoutMs - 1000))) {
+      this.log.warn({ timeoutMs }, "Reconciles still running at shutdown timeout");
+    }
+  }
+
+  private async work(): Promise<void> {
+    for (;;) {
+      const key = await this.queue.get();
+      if (key === undefined) return;
+      try {
+        await this.reconcileKey(key);
+      } finally {
+        this.queue.done(key);
+      }
+    }
+  }
+
+  private cacheReader(): CacheReader {
+    const find = (gvk: GroupVersionKind) => {
+      const informer = this.informersByGvk.get(`${gvk.apiVersion}|${gvk.kind}`);
+      if (!informer)
+        throw new Error(`controller ${this.name} does not watch ${gvk.kind}; add it to owns or watches`);
+      return informer;
+    };
+    return {
+      get: <T extends KubeObject>(gvk: GroupVersionKind, key: ObjectKey) =>
+        find(gvk).get(keyOf(key)) as T | undefined,
+      list: <T extends KubeObject>(gvk: GroupVersionKind, namespace?: string) =>
+        find(gvk).list(namespace) as T[],
+      byIndex: <T extends KubeObject>(gvk: GroupVersionKind, index: string, value: string) =>
+        find(gvk).byIndex(index, value) as T[],
+    };
+  }
+
+  private async reconcileKey(key: string): Promise<void> {
+    const { metrics } = this.deps;
+    const ref = parseKey(key);
+    const reconcileID = randomUUID();
+    const logger = this.log.child({
+      ...(ref.namespace ? { namespace: ref.namespace } : {}),
+      name: ref.name,
+      reconcileID,
+    });
+    const req: ReconcileRequest = {
+      key,
+      name: ref.name,
+      ...(ref.namespace ? { namespace: ref.namespace } : {}),
+    };
+    const forInformer = this.forInformer!;
+    const ctx: ReconcileContext = {
+      controller: this.name,
+      reconcileID,
+      logger,
+      signal: this.abort.signal,
+      client: this.deps.client,
+      recorder: this.deps.recorder,
+      object: <T extends KubeObject>() => forInformer.get(key) as T | undefined,
+      cache: this.cacheReader(),
+    };
+    const labels = { controller: this.name };
+    metrics.activeWorkers.inc(labels);
+    const endTimer = metrics.reconcileTime.startTimer(labels);
+    try {
+      const result = await this.spec.reconcile(req, ctx);
+      const after = result?.requeueAfter ?? 0;
+      this.queue.forget(key);
+      if (after > 0) {
+        this.queue.addAfter(key, after);
+        metrics.reconcileTotal.inc({ ...labels, result: "requeue_after" });
+        logger.debug({ requeueAfterMs: after }, "Reconciled, requeue scheduled");
+      } else {
+        metrics.reconcileTotal.inc({ ...labels, result: "success" });
+        logger.debug("Reconciled");
+      }
+    } catch (err) {
+      metrics.reconcileErrors.inc(labels);
+      metrics.reconcileTotal.inc({ ...labels, result: "error" });
+      if (isTerminal(err)) {
+        metrics.terminalReconcileErrors.inc(labels);
+        this.queue.forget(key);
+        logger.error({ err }, "Reconcile failed with a terminal error, not retrying");
+      } else {
+        const retryInMs = this.queue.addRateLimited(key);
+        logger.error({ err, retryInMs }, "Reconcile failed, retrying");
+      }
+    } finally {
+      endTimer();
+      metrics.activeWorkers.dec(labels);
+    }
+  }
+}
+
+function mappedHandler(enqueue: (obj: KubeObject) => void): EventHandler {
+  return {
+    onAdd: enqueue,
+    // Both: an object that moved to another owner must wake the old owner too.
+    onUpdate: (old, obj) => {
+      enqueue(old);
+      enqueue(obj);
+    },
+    onDelete: enqueue,
+  };
+}

@@ -1,0 +1,45 @@
+/** A failed call to the Kubernetes API, with what a user needs to act on it (never a request body). */
+export class ApiError extends Error {
+  override readonly name = "ApiError";
+  readonly code: number;
+  readonly reason: string;
+  readonly method: string;
+  readonly path: string;
+
+  constructor(opts: { code: number; reason: string; message: string; method: string; path: string }) {
+    super(`${opts.method} ${opts.path}: ${opts.code} ${opts.reason}: ${opts.message}`);
+    this.code = opts.code;
+    this.reason = opts.reason;
+    this.method = opts.method;
+    this.path = opts.path;
+  }
+}
+
+/**
+ * A reconcile error that retrying cannot fix (invalid spec, missing permission the user must grant):
+ * logged and counted, never requeued. Same meaning as controller-runtime's reconcile.TerminalError.
+ */
+export class TerminalError extends Error {
+  override readonly name = "TerminalError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+export function isTerminal(err: unknown): boolean {
+  return err instanceof TerminalError;
+}
+
+function hasCode(err: unknown, code: number): boolean {
+  return err instanceof ApiError && err.code === code;
+}
+
+export const isNotFound = (err: unknown): boolean => hasCode(err, 404);
+export const isConflict = (err: unknown): boolean => hasCode(err, 409);
+export const isAlreadyExists = (err: unknown): boolean =>
+  err instanceof ApiError && err.code === 409 && err.reason === "AlreadyExists";
+/** 410 Gone: the resourceVersion (or list continue token) is older than what etcd still keeps. */
+export const isGone = (err: unknown): boolean => hasCode(err, 410);
+
+/** Raised by the watch stream when the server ends it with an ERROR event (a Status object). */
+export class WatchStatusError extends ApiError {}

@@ -1,0 +1,56 @@
+export { ItemBackoff, JitteredBackoff } from "./backoff.ts";
+export {
+  FIELD_MANAGER,
+  gvkOf,
+  KubeClient,
+  type ListResult,
+  type PatchType,
+  type WatchEvent,
+} from "./client.ts";
+export {
+  type Condition,
+  type ConditionInput,
+  conditionsEqual,
+  findCondition,
+  isConditionTrue,
+  removeCondition,
+  setCondition,
+} from "./conditions.ts";
+export type {
+  CacheReader,
+  Controller,
+  ControllerSpec,
+  OwnsSpec,
+  ReconcileContext,
+  ReconcileRequest,
+  ReconcileResult,
+  WatchSpec,
+} from "./controller.ts";
+export {
+  ApiError,
+  isAlreadyExists,
+  isConflict,
+  isGone,
+  isNotFound,
+  isTerminal,
+  TerminalError,
+} from "./errors.ts";
+export { type EventInput, EventRecorder } from "./events.ts";
+export { addFinalizer, hasFinalizer, removeFinalizer } from "./finalizers.ts";
+export { type EventHandler, Informer, InformerFactory, labelIndex } from "./informer.ts";
+export { type LeaderElectionConfig, LeaderElector } from "./leader-election.ts";
+export { createLogger, type Logger, redact } from "./logger.ts";
+export { LeaderElectionLostError, Manager, type ManagerOptions } from "./manager.ts";
+export { RuntimeMetrics } from "./metrics.ts";
+export {
+  type GroupVersionKind,
+  type KubeObject,
+  keyOf,
+  type ObjectKey,
+  type ObjectMeta,
+  type OwnerReference,
+  objectKeyOf,
+  parseKey,
+} from "./object.ts";
+export { controllerReference, ownerKeys } from "./owners.ts";
+export { WorkQueue } from "./queue.ts";

@@ -1,0 +1,361 @@
+import type { Logger } from "pino";
+import { JitteredBackoff } from "./backoff.ts";
+import type { KubeClient } from "./client.ts";
+import { isGone } from "./errors.ts";
+import { type GroupVersionKind, gvkString, type KubeObject, keyOf, objectKeyOf, sleep } from "./object.ts";
+
+export interface EventHandler<T extends KubeObject = KubeObject> {
+  onAdd?(obj: T): void;
+  /** Also called with old === new on every periodic resync. */
+  onUpdate?(oldObj: T, newObj: T): void;
+  onDelete?(obj: T): void;
+}
+
+export type IndexFunc<T extends KubeObject = KubeObject> = (obj: T) => string[];
+
+export interface InformerOptions {
+  namespace?: string;
+  labelSelector?: string;
+  /** Every period, onUpdate(obj, obj) is called for each cached object (0 disables). Default 10 h, as controller-runtime. */
+  resyncPeriodMs?: number;
+  pageSize?: number;
+  /** Reconnect backoff after a failed list or watch. */
+  backoff?: { initialMs?: number; maxMs?: number };
+  /** No byte for this long (bookmarks included) means a dead connection. Default 5 min. */
+  watchIdleTimeoutMs?: number;
+  logger?: Logger;
+  /** Observes every relist (full list after start, 410 Gone or a failed resume); for tests and metrics. */
+  onList?: (reason: string) => void;
+}
+
+/**
+ * list + watch of one kind into a local cache, keyed by `namespace/name`.
+ *
+ * Behaviour copied from client-go's Reflector, not from client-node's ListWatch (which stops for good on
+ * any non-410 error, see operator-engineering.md §2.1):
+ * - any list or watch failure reconnects after a jittered exponential backoff, resuming from the last
+ *   resourceVersion seen (events or bookmarks, requested with allowWatchBookmarks);
+ * - 410 Gone (the resourceVersion was compacted away) clears the resume point: the next cycle relists and
+ *   reconciles the cache against the list, emitting adds, updates and deletes for what changed meanwhile;
+ * - server-side watch timeouts are randomised (5–10 min) so watches do not all restart together.
+ */
+export class Informer<T extends KubeObject = KubeObject> {
+  readonly gvk: GroupVersionKind;
+  readonly namespace: string | undefined;
+  private readonly client: KubeClient;
+  private readonly opts: InformerOptions;
+  private readonly store = new Map<string, T>();
+  private readonly indexers = new Map<string, IndexFunc<T>>();
+  private readonly indices = new Map<string, Map<string, Set<string>>>();
+  private readonly handlers: EventHandler<T>[] = [];
+  private readonly backoff: JitteredBackoff;
+  private resourceVersion = "";
+  private synced = false;
+  private readonly syncWaiters: (() => void)[] = [];
+  private abort: AbortController | undefined;
+  private loop: Promise<void> | undefined;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private readonly log: Logger | undefined;
+
+  constructor(client: KubeClient, gvk: GroupVersionKind, opts: InformerOptions = {}) {
+    this.client = client;
+    this.gvk = gvk;
+    this.namespace = opts.namespace;
+    this.opts = opts;
+    this.backoff = new JitteredBackoff(opts.backoff);
+    this.log = opts.logger?.child({
+      informer: gvkString(gvk),
+      ...(opts.namespace ? { namespace: opts.namespace } : {}),
+    });
+  }
+
+  addIndex(name: string, fn: IndexFunc<T>): void {
+    if (this.indexers.has(name)) return;
+    this.indexers.set(name, fn);
+    const index = new Map<string, Set<string>>();
+    this.indices.set(name, index);
+    for (const [key, obj] of this.store) for (const v of fn(obj)) addToIndex(index, v, key);
+  }
+
+  /** Objects whose index function returned `value`. */
+  byIndex(name: string, value: string): T[] {
+    const keys = this.indices.get(name)?.get(value);
+    if (!this.indexers.has(name)) throw new Error(`informer ${gvkString(this.gvk)} has no index ${name}`);
+    return [...(keys ?? [])].map((k) => this.store.get(k)).filter((o): o is T => o !== undefined);
+  }
+
+  /**
+   * Registers handlers. If the cache already holds objects, the new handler first receives an add for each,
+   * so a controller that joins a shared informer late still sees everything.
+   */
+  addHandler(handler: EventHandler<T>): void {
+    this.handlers.push(handler);
+    for (const obj of this.store.values()) handler.onAdd?.(obj);
+  }
+
+  get(key: string): T | undefined {
+    return this.store.get(key);
+  }
+
+  list(namespace?: string): T[] {
+    const all = [...this.store.values()];
+    return namespace ? all.filter((o) => o.metadata?.namespace === namespace) : all;
+  }
+
+  keys(): string[] {
+    return [...this.store.keys()];
+  }
+
+  hasSynced(): boolean {
+    return this.synced;
+  }
+
+  lastResourceVersion(): string {
+    return this.resourceVersion;
+  }
+
+  /** Resolves when the first list has filled the cache; rejects when the signal aborts first. */
+  waitForSync(signal?: AbortSignal): Promise<void> {
+    if (this.synced) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const onAbort = () => reject(new Error(`cache of ${gvkString(this.gvk)} did not sync`));
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.syncWaiters.push(() => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      });
+    });
+  }
+
+  start(): void {
+    if (this.loop) return;
+    this.abort = new AbortController();
+    this.loop = this.run(this.abort.signal);
+    const period = this.opts.resyncPeriodMs ?? 10 * 60 * 60 * 1000;
+    if (period > 0) {
+      this.resyncTimer = setInterval(() => this.resync(), period);
+      this.resyncTimer.unref();
+    }
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.resyncTimer);
+    this.abort?.abort();
+    await this.loop;
+    this.loop = undefined;
+  }
+
+  /** Re-delivers every cached object as an update: level-triggered controllers re-check the world. */
+  resync(): void {
+    for (const obj of this.store.values()) this.emit("update", obj, obj);
+  }
+
+  private async run(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      try {
+        if (!this.resourceVersion) await this.relist(signal, this.synced ? "resume point lost" : "initial");
+        if (signal.aborted) break;
+        await this.watch(signal);
+      } catch (err) {
+        if (signal.aborted) break;
+        if (isGone(err)) {
+          // The resume point is gone from etcd's history: only a fresh list can catch up.
+          this.log?.info({ err: String(err) }, "Watch resourceVersion expired, relisting");
+          this.resourceVersion = "";
+          continue;
+        }
+        const delay = this.backoff.next();
+        this.log?.warn({ err: String(err), retryInMs: delay }, "List/watch failed, reconnecting");
+        await sleep(delay, signal);
+      }
+    }
+  }
+
+  private async relist(signal: AbortSignal, reason: string): Promise<void> {
+    this.opts.onList?.(reason);
+    const items: T[] = [];
+    let cont: string | undefined;
+    let rv = "";
+    do {
+      const page = await this.client.list<T>(this.gvk, {
+        ...(this.namespace ? { namespace: this.namespace } : {}),
+        ...(this.opts.labelSelector ? { labelSelector: this.opts.labelSelector } : {}),
+        limit: this.opts.pageSize ?? 500,
+        ...(cont ? { continue: cont } : {}),
+        signal,
+      });
+      items.push(...page.items);
+      rv = page.resourceVersion;
+      cont = page.continue;
+    } while (cont);
+    this.replace(items);
+    this.resourceVersion = rv;
+    this.backoff.reset();
+    if (!this.synced) {
+      this.synced = true;
+      for (const w of this.syncWaiters.splice(0)) w();
+    }
+    this.log?.debug({ count: items.length, resourceVersion: rv, reason }, "Listed");
+  }
+
+  private async watch(signal: AbortSignal): Promise<void> {
+    const stream = this.client.watch<T>(this.gvk, {
+      ...(this.namespace ? { namespace: this.namespace } : {}),
+      ...(this.opts.labelSelector ? { labelSelector: this.opts.labelSelector } : {}),
+      resourceVersion: this.resourceVersion,
+      allowWatchBookmarks: true,
+      timeoutSeconds: Math.floor(300 + Math.random() * 300),
+      idleTimeoutMs: this.opts.watchIdleTimeoutMs ?? 5 * 60 * 1000,
+      signal,
+    });
+    const startedAt = Date.now();
+    let events = 0;
+    for await (const event of stream) {
+      events++;
+      const rv = event.object.metadata?.resourceVersion;
+      if (event.type === "BOOKMARK") {
+        if (rv) this.resourceVersion = rv;
+        continue;
+      }
+      const obj = event.object;
+      obj.apiVersion ??= this.gvk.apiVersion;
+      obj.kind ??= this.gvk.kind;
+      if (event.type === "DELETED") this.remove(obj);
+      else this.upsert(obj);
+      if (rv) this.resourceVersion = rv;
+      this.backoff.reset();
+    }
+    // client-go's "very short watch": a stream that ends at once with nothing in it (a proxy or a server
+    // going away) must not turn into a tight reconnect loop.
+    if (events === 0 && Date.now() - startedAt < 1000 && !signal.aborted) {
+      throw new Error("watch closed immediately without events");
+    }
+  }
+
+  /** Makes the cache equal to a fresh list, emitting the differences. */
+  private replace(items: T[]): void {
+    const fresh = new Map(items.map((o) => [keyOf(objectKeyOf(o)), o]));
+    for (const [key, old] of this.store) if (!fresh.has(key)) this.remove(old);
+    for (const obj of items) this.upsert(obj);
+  }
+
+  private upsert(obj: T): void {
+    const key = keyOf(objectKeyOf(obj));
+    const old = this.store.get(key);
+    if (old && old.metadata?.resourceVersion === obj.metadata?.resourceVersion) return;
+    if (old) this.unindex(key, old);
+    this.store.set(key, obj);
+    this.index(key, obj);
+    if (old) this.emit("update", old, obj);
+    else this.emit("add", obj);
+  }
+
+  private remove(obj: T): void {
+    const key = keyOf(objectKeyOf(obj));
+    const old = this.store.get(key);
+    if (!old) return;
+    this.store.delete(key);
+    this.unindex(key, old);
+    this.emit("delete", obj);
+  }
+
+  private index(key: string, obj: T): void {
+    for (const [name, fn] of this.indexers) {
+      const index = this.indices.get(name)!;
+      for (const v of fn(obj)) addToIndex(index, v, key);
+    }
+  }
+
+  private unindex(key: string, obj: T): void {
+    for (const [name, fn] of this.indexers) {
+      const index = this.indices.get(name)!;
+      for (const v of fn(obj)) {
+        const set = index.get(v);
+        set?.delete(key);
+        if (set?.size === 0) index.delete(v);
+      }
+    }
+  }
+
+  private emit(kind: "add" | "update" | "delete", a: T, b?: T): void {
+    for (const h of this.handlers) {
+      try {
+        if (kind === "add") h.onAdd?.(a);
+        else if (kind === "update") h.onUpdate?.(a, b!);
+        else h.onDelete?.(a);
+      } catch (err) {
+        this.log?.error({ err: String(err) }, "Event handler threw");
+      }
+    }
+  }
+}
+
+function addToIndex(index: Map<string, Set<string>>, value: string, key: string): void {
+  let set = index.get(value);
+  if (!set) {
+    set = new Set();
+    index.set(value, set);
+  }
+  set.add(key);
+}
+
+/** An index function on one label's value, e.g. labelIndex("homelab.shdr.ch/tenant"). */
+export function labelIndex(label: string): IndexFunc {
+  return (obj) => {
+    const v = obj.metadata?.labels?.[label];
+    return v === undefined ? [] : [v];
+  };
+}
+
+/**
+ * One informer per GVK + namespace (+ label selector), shared by every controller that watches that kind,
+ * so two controllers on ConfigMaps cost one list and one watch.
+ */
+export class InformerFactory {
+  private readonly client: KubeClient;
+  private readonly defaults: InformerOptions;
+  private readonly informers = new Map<string, Informer>();
+  private started = false;
+
+  constructor(client: KubeClient, defaults: InformerOptions = {}) {
+    this.client = client;
+    this.defaults = defaults;
+  }
+
+  informerFor<T extends KubeObject = KubeObject>(
+    gvk: GroupVersionKind,
+    opts: { namespace?: string; labelSelector?: string } = {},
+  ): Informer<T> {
+    const id = [gvk.apiVersion, gvk.kind, opts.namespace ?? "", opts.labelSelector ?? ""].join("|");
+    let informer = this.informers.get(id);
+    if (!informer) {
+      informer = new Informer(this.client, gvk, { ...this.defaults, ...opts });
+      this.informers.set(id, informer);
+      if (this.started) informer.start();
+    }
+    return informer as unknown as Informer<T>;
+  }
+
+  all(): Informer[] {
+    return [...this.informers.values()];
+  }
+
+  start(): void {
+    this.started = true;
+    for (const i of this.informers.values()) i.start();
+  }
+
+  hasSynced(): boolean {
+    return [...this.informers.values()].every((i) => i.hasSynced());
+  }
+
+  async waitForSync(signal?: AbortSignal): Promise<void> {
+    await Promise.all([...this.informers.values()].map((i) => i.waitForSync(signal)));
+  }
+
+  async stop(): Promise<void> {
+    this.started = false;
+    await Promise.all([...this.informers.values()].map((i) => i.stop()));
+  }
+}

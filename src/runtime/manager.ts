@@ -1,0 +1,234 @@
+import type { KubeConfig } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import { KubeClient } from "./client.ts";
+import { Controller, type ControllerSpec } from "./controller.ts";
+import { EventRecorder } from "./events.ts";
+import { type Check, HealthServer } from "./health-server.ts";
+import { InformerFactory } from "./informer.ts";
+import { type LeaderElectionConfig, LeaderElector } from "./leader-election.ts";
+import { createLogger } from "./logger.ts";
+import { RuntimeMetrics } from "./metrics.ts";
+import type { GroupVersionKind } from "./object.ts";
+
+export interface ManagerOptions {
+  kubeConfig: KubeConfig;
+  logger?: Logger;
+  /** Port of the /metrics, /healthz, /readyz server; 0 picks a free port; undefined disables it. */
+  healthPort?: number;
+  healthHost?: string;
+  /** Omit to run without leader election (one replica, tests). */
+  leaderElection?: LeaderElectionConfig;
+  /** Restrict every informer to one namespace. */
+  namespace?: string;
+  /** Periodic resync of every informer. Default 10 h (controller-runtime's SyncPeriod). */
+  resyncPeriodMs?: number;
+  /** Give up starting when caches have not synced by then. Default 2 min (controller-runtime's CacheSyncTimeout). */
+  cacheSyncTimeoutMs?: number;
+  /** How long stop() waits for in-flight reconciles. Default 30 s (controller-runtime's GracefulShutdownTimeout). */
+  gracefulShutdownTimeoutMs?: number;
+  fieldManager?: string;
+  /** events.k8s.io reportingController. */
+  reportingController?: string;
+  /** Reconnect backoff of watches (tests shorten it). */
+  watchBackoff?: { initialMs?: number; maxMs?: number };
+}
+
+export class LeaderElectionLostError extends Error {
+  override readonly name = "LeaderElectionLostError";
+}
+
+/**
+ * Holds what every controller shares: the client, shared informers, metrics, probes, logger, event
+ * recorder and leader election. start() syncs the caches, then starts workers (at once, or when this
+ * process becomes leader). stop() stops taking work, drains in-flight reconciles, releases the lease.
+ */
+export class Manager {
+  readonly client: KubeClient;
+  readonly informers: InformerFactory;
+  readonly metrics: RuntimeMetrics;
+  readonly logger: Logger;
+  readonly recorder: EventRecorder;
+  readonly health: HealthServer;
+  private readonly opts: ManagerOptions;
+  private readonly controllers: Controller[] = [];
+  private elector: LeaderElector | undefined;
+  private electorRun: Promise<"stopped" | "lost"> | undefined;
+  private readonly stopSignal = new AbortController();
+  private started = false;
+  private stopping: Promise<void> | undefined;
+  private workersRunning = false;
+  private settle!: { resolve: () => void; reject: (err: Error) => void };
+  private readonly finished: Promise<void>;
+  /** The port the health server listens on, once started. */
+  healthPort: number | undefined;
+
+  constructor(opts: ManagerOptions) {
+    this.opts = opts;
+    this.logger = opts.logger ?? createLogger();
+    this.client = new KubeClient(
+      opts.kubeConfig,
+      opts.fieldManager ? { fieldManager: opts.fieldManager } : {},
+    );
+    this.metrics = new RuntimeMetrics();
+    this.informers = new InformerFactory(this.client, {
+      resyncPeriodMs: opts.resyncPeriodMs ?? 10 * 60 * 60 * 1000,
+      logger: this.logger,
+      ...(opts.watchBackoff ? { backoff: opts.watchBackoff } : {}),
+    });
+    this.recorder = new EventRecorder(this.client, {
+      logger: this.logger,
+      ...(opts.reportingController ? { reportingController: opts.reportingController } : {}),
+    });
+    this.health = new HealthServer(this.metrics.registry);
+    this.health.addHealthzCheck("ping", () => true);
+    this.health.addReadyzCheck("informers-synced", () => this.informers.hasSynced() && this.started);
+    this.finished = new Promise((resolve, reject) => {
+      this.settle = { resolve, reject };
+    });
+    // Nobody may be waiting on done(); an unobserved rejection must not crash the process.
+    this.finished.catch(() => {});
+  }
+
+  addController(spec: ControllerSpec): Controller {
+    if (this.started) throw new Error("controllers must be added before start()");
+    if (this.controllers.some((c) => c.name === spec.name))
+      throw new Error(`duplicate controller name ${spec.name}`);
+    const controller = new Controller(spec, {
+      client: this.client,
+      informers: this.informers,
+      metrics: this.metrics,
+      logger: this.logger,
+      recorder: this.recorder,
+      ...(this.opts.namespace ? { namespace: this.opts.namespace } : {}),
+    });
+    this.controllers.push(controller);
+    return controller;
+  }
+
+  addHealthzCheck(name: string, check: Check): void {
+    this.health.addHealthzCheck(name, check);
+  }
+
+  addReadyzCheck(name: string, check: Check): void {
+    this.health.addReadyzCheck(name, check);
+  }
+
+  isLeader(): boolean {
+    return this.elector ? this.elector.isLeader() : this.workersRunning;
+  }
+
+  get identity(): string | undefined {
+    return this.elector?.identity;
+  }
+
+  /** Resolves once caches are synced and workers run (or wait for leadership). */
+  async start(): Promise<void> {
+    if (this.started) return;
+    if (this.opts.healthPort !== undefined) {
+      this.healthPort = await this.health.listen(this.opts.healthPort, this.opts.healthHost);
+      this.logger.info({ port: this.healthPort }, "Serving /metrics, /healthz and /readyz");
+    }
+    const isNamespaced = async (gvk: GroupVersionKind) => (await this.client.resourceInfo(gvk)).namespaced;
+    for (const c of this.controllers) await c.setUp(isNamespaced);
+    this.informers.start();
+    const timeout = AbortSignal.any([
+      AbortSignal.timeout(this.opts.cacheSyncTimeoutMs ?? 120_000),
+      this.stopSignal.signal,
+    ]);
+    try {
+      await this.informers.waitForSync(timeout);
+    } catch (err) {
+      await this.informers.stop();
+      await this.health.close();
+      throw err;
+    }
+    this.started = true;
+    this.logger.info({ informers: this.informers.all().length }, "Caches synced");
+    if (this.opts.leaderElection) this.startElection(this.opts.leaderElection);
+    else this.startWorkers();
+  }
+
+  private startWorkers(): void {
+    if (this.workersRunning || this.stopSignal.signal.aborted) return;
+    this.workersRunning = true;
+    for (const c of this.controllers) c.startWorkers();
+  }
+
+  private startElection(cfg: LeaderElectionConfig): void {
+    const name = cfg.name;
+    this.metrics.leaderStatus.set({ name }, 0);
+    let stoppedByUs = false;
+    this.elector = new LeaderElector(
+      this.client,
+      cfg,
+      {
+        onStartedLeading: () => {
+          this.metrics.leaderStatus.set({ name }, 1);
+          this.startWorkers();
+        },
+        onStoppedLeading: () => {
+          this.metrics.leaderStatus.set({ name }, 0);
+          stoppedByUs = this.stopSignal.signal.aborted;
+          if (!stoppedByUs) {
+            // Lost the lease: stop reconciling now, before another replica may take it over.
+            for (const c of this.controllers)
+              void c.stop(this.opts.gracefulShutdownTimeoutMs ?? 30_000, { abortInFlight: true });
+          }
+        },
+        onNewLeader: (identity) => this.logger.info({ leader: identity }, "Observed leader"),
+      },
+      this.logger,
+    );
+    this.electorRun = this.elector.run(this.stopSignal.signal);
+    void this.electorRun.then(async (outcome) => {
+      if (outcome === "lost") {
+        await this.shutdown();
+        this.settle.reject(new LeaderElectionLostError("leader election lost: stopped reconciling"));
+      }
+    });
+  }
+
+  /** Settles when the manager has stopped: resolves after stop(), rejects with LeaderElectionLostError. */
+  done(): Promise<void> {
+    return this.finished;
+  }
+
+  async stop(): Promise<void> {
+    await this.shutdown();
+    this.settle.resolve();
+  }
+
+  private shutdown(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.logger.info("Stopping: no new reconciles, draining in-flight ones");
+      const timeout = this.opts.gracefulShutdownTimeoutMs ?? 30_000;
+      // Stop taking work before giving up the lease, so a successor cannot overlap with us.
+      await Promise.all(this.controllers.map((c) => c.stop(timeout)));
+      this.stopSignal.abort();
+      await this.electorRun;
+      await this.informers.stop();
+      await this.health.close();
+      this.logger.info("Stopped");
+    })();
+    return this.stopping;
+  }
+
+  /** SIGTERM/SIGINT → stop() → exit 0; a second signal exits at once. */
+  handleSignals(exit: (code: number) => void = (code) => process.exit(code)): void {
+    let received = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (received) return exit(1);
+      received = true;
+      this.logger.info({ signal }, "Received signal, shutting down");
+      this.stop().then(
+        () => exit(0),
+        (err: unknown) => {
+          this.logger.error({ err }, "Shutdown failed");
+          exit(1);
+        },
+      );
+    };
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
+  }
+}
