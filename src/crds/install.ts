@@ -1,0 +1,99 @@
+// Installs the generated CRDs with server-side apply and waits until the apiserver serves them.
+import {
+  ApiextensionsV1Api,
+  type KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1CustomResourceDefinition,
+} from "@kubernetes/client-node";
+import { KINDS } from "./index.ts";
+import { type AnyKind, customResourceDefinition } from "./kind.ts";
+
+export const FIELD_MANAGER = "homelab-operator";
+
+export class CRDInstallError extends Error {
+  readonly crd: string;
+  constructor(crd: string, message: string, options?: { cause?: unknown }) {
+    super(`CRD ${crd}: ${message}`, options);
+    this.name = "CRDInstallError";
+    this.crd = crd;
+  }
+}
+
+export interface InstallOptions {
+  /** How long to wait for each CRD to become Established (default 60 s). */
+  timeoutMs?: number;
+  pollMs?: number;
+  kinds?: readonly AnyKind[];
+}
+
+function conditionStatus(crd: V1CustomResourceDefinition, type: string) {
+  return crd.status?.conditions?.find((c) => c.type === type);
+}
+
+async function waitEstablished(api: ApiextensionsV1Api, name: string, timeoutMs: number, pollMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const crd = await api.readCustomResourceDefinition({ name });
+    if (conditionStatus(crd, "Established")?.status === "True") return;
+    // NamesAccepted=False never resolves by waiting (e.g. a short name another CRD already claims).
+    const names = conditionStatus(crd, "NamesAccepted");
+    if (names?.status === "False")
+      throw new CRDInstallError(name, `names not accepted: ${names.message ?? ""}`);
+    if (Date.now() >= deadline) {
+      throw new CRDInstallError(name, `not Established after ${timeoutMs} ms`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
+  }
+}
+
+/**
+ * Server-side applies every CRD (field manager homelab-operator, forcing conflicts: the operator owns its
+ * CRDs) and resolves once each is Established, i.e. its kind can be created and watched.
+ */
+export async function installCRDs(kubeConfig: KubeConfig, options: InstallOptions = {}): Promise<void> {
+  const extensions = kubeConfig.makeApiClient(ApiextensionsV1Api);
+  const kinds = options.kinds ?? KINDS;
+  for (const kind of kinds) {
+    const crd = customResourceDefinition(kind);
+    try {
+      // Not KubernetesObjectApi.patch: it re-serializes known kinds through client-node's typed models,
+      // which silently drop keys like x-kubernetes-list-type from a plain object (the apiserver then
+      // rejects the transition rules under nodes as uncorrelatable). The typed patch call sends the body
+      // as is; the header makes it an apply patch.
+      await extensions.patchCustomResourceDefinition(
+        { name: crd.metadata.name, body: crd, fieldManager: FIELD_MANAGER, force: true },
+        setHeaderOptions("Content-Type", PatchStrategy.ServerSideApply),
+      );
+    } catch (error) {
+      throw new CRDInstallError(crd.metadata.name, `apply failed: ${describeApiError(error)}`, {
+        cause: error,
+      });
+    }
+  }
+  await Promise.all(
+    kinds.map((kind) =>
+      waitEstablished(extensions, kind.crdName, options.timeoutMs ?? 60_000, options.pollMs ?? 100),
+    ),
+  );
+}
+
+/** The apiserver's Status message from a client-node ApiException, else the error's own message. */
+export function describeApiError(error: unknown): string {
+  if (typeof error === "object" && error !== null && "body" in error) {
+    const body = (error as { body: unknown }).body;
+    const parsed = typeof body === "string" ? safeJSON(body) : body;
+    if (typeof parsed === "object" && parsed !== null && "message" in parsed) {
+      return String((parsed as { message: unknown }).message);
+    }
+  }
+  return error instanceof Error ? error.message : String(error);
+}
+
+function safeJSON(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
