@@ -1,10 +1,12 @@
 // Writes deploy/crds/*.yaml from the zod schemas in src/crds/. With --check it writes nothing and exits
 // non-zero naming each stale file, so CI catches a schema change whose YAML was not regenerated.
+// --out <dir> writes to (or checks) another folder; tests use it.
 import { mkdir, writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { findStaleFiles, renderCRDFiles } from "../src/crds/crd-files.ts";
 
-const outDir = join(import.meta.dirname, "..", "deploy", "crds");
+const outFlag = process.argv.indexOf("--out");
+const outDir = outFlag >= 0 ? process.argv[outFlag + 1]! : join(import.meta.dirname, "..", "deploy", "crds");
 const shown = relative(process.cwd(), outDir) || ".";
 
 if (process.argv.includes("--check")) {

@@ -30,8 +30,16 @@ export function existingValidations(schema: z.ZodType): ValidationRule[] {
   return (meta?.[VALIDATIONS] as ValidationRule[] | undefined) ?? [];
 }
 
+const declared: Rule<never>[] = [];
+
+/** Every rule declared through withRules, for tests that check each CEL rule has its TypeScript mirror. */
+export function declaredRules(): readonly Rule<never>[] {
+  return declared;
+}
+
 /** Attaches rules to a schema: as CEL in its metadata (for the CRD) and as refinements (for parse). */
 export function withRules<S extends z.ZodType>(schema: S, rules: readonly Rule<z.output<S>>[]): S {
+  declared.push(...(rules as readonly Rule<never>[]));
   const meta = (schema.meta() as Record<string, unknown> | undefined) ?? {};
   const validations: ValidationRule[] = [
     ...existingValidations(schema),
