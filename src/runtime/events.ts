@@ -54,6 +54,8 @@ export class EventRecorder {
   private readonly logger: Logger | undefined;
   private readonly now: () => Date;
   private readonly series = new Map<string, SeriesState>();
+  /** Keeps names unique when two events for one object fall in the same millisecond. */
+  private sequence = 0;
 
   constructor(
     client: KubeClient,
@@ -116,7 +118,12 @@ export class EventRecorder {
     const created: KubeObject = await this.client.create<KubeObject>({
       apiVersion: "events.k8s.io/v1",
       kind: "Event",
-      metadata: { generateName: `${ref.name ?? "object"}.`, namespace },
+      // client-go names events "<object>.<hex nanoseconds>"; a generateName ending in "." is rejected
+      // (generateName must itself be a valid DNS subdomain prefix).
+      metadata: {
+        name: `${ref.name ?? "object"}.${(BigInt(now.getTime()) * 1_000_000n + BigInt(++this.sequence)).toString(16)}`,
+        namespace,
+      },
       eventTime: microTime(now),
       reportingController: this.controller,
       reportingInstance: this.instance.slice(0, 128),
