@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Builds talosctl from the Go module proxy, pinned by versions.env, into a per-version cache folder and
+# prints the binary's path on stdout (last line).
+#
+# Why a wrapper module: github.com/siderolabs/talos's go.mod replaces its nested module
+# pkg/machinery with the path ./pkg/machinery, which the module zip does not contain (nested modules are
+# cut out of it), and its other replace directives (forks of coredns, ethtool, kobject, ...) only apply
+# when talos is the main module. So `go install .../cmd/talosctl@vX` cannot work: a throwaway main module
+# requires talos and machinery at the same version and re-declares upstream's non-local replaces.
+#
+# TALOSCTL=/path/to/talosctl skips the build (for a machine that already has one of the pinned version).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=versions.env
+source "$here/versions.env"
+
+log() { printf '[talosctl-build] %s\n' "$*" >&2; }
+
+if [[ -n "${TALOSCTL:-}" ]]; then
+  [[ -x "$TALOSCTL" ]] || { log "TALOSCTL=$TALOSCTL is not executable"; exit 1; }
+  echo "$TALOSCTL"
+  exit 0
+fi
+
+cache_root="${HOMELAB_OPERATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/homelab-operator}"
+out="$cache_root/talosctl-$TALOS_VERSION"
+if [[ -x "$out/talosctl" ]]; then
+  log "cached: $out/talosctl"
+  echo "$out/talosctl"
+  exit 0
+fi
+
+command -v go >/dev/null || { log "Go is required to build talosctl (or set TALOSCTL)"; exit 1; }
+work="$out.build"
+rm -rf "$work"
+mkdir -p "$work" "$out"
+start=$(date +%s)
+export GOFLAGS="-mod=mod -buildvcs=false"
+export CGO_ENABLED=0
+export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
+
+cd "$work"
+go mod download -json "github.com/siderolabs/talos@$TALOS_VERSION" >/dev/null
+upstream_mod="$(go env GOMODCACHE)/cache/download/github.com/siderolabs/talos/@v/$TALOS_VERSION.mod"
+go_line=$(grep -E '^go [0-9]' "$upstream_mod")
+godebug_line=$(grep -E '^godebug ' "$upstream_mod" || true)
+# Every replace of upstream's go.mod, block or single-line form, except those pointing into its own tree.
+replaces=$(awk '
+  /^replace \($/ { inblock = 1; next }
+  inblock && /^\)$/ { inblock = 0; next }
+  inblock && /=>/ { print; next }
+  /^replace [^(]/ { sub(/^replace /, ""); print }
+' "$upstream_mod" | sed -E 's#//.*$##; s/^[[:space:]]+//; s/[[:space:]]+$//' | grep -v '=> \./' | grep -v '^$' || true)
+{
+  echo "module homelab-operator.local/talosctl-build"
+  echo
+  echo "$go_line"
+  [[ -n "$godebug_line" ]] && echo "$godebug_line"
+  echo
+  echo "require ("
+  echo "	github.com/siderolabs/talos $TALOS_VERSION"
+  echo "	github.com/siderolabs/talos/pkg/machinery $TALOS_VERSION"
+  echo ")"
+  echo
+  echo "replace ("
+  while IFS= read -r r; do
+    [[ -z "$r" ]] && continue
+    # Some forks that upstream replaces with are not served by the module proxy. They patch code paths
+    # of machined (link ethtool, wireguard, coredns), not of talosctl, so the upstream module is used
+    # instead; the build below fails loudly if talosctl ever needs one of them.
+    target="${r#*=> }"; target_path="${target% *}"; target_version="${target##* }"
+    if go mod download "$target_path@$target_version" >/dev/null 2>&1; then
+      printf '\t%s\n' "$r"
+    else
+      log "replacement not available from the module proxy, using upstream instead: $r"
+    fi
+  done <<<"$replaces"
+  echo ")"
+} > go.mod
+log "wrapper go.mod:"; sed 's/^/  /' go.mod >&2
+
+log "resolving github.com/siderolabs/talos/cmd/talosctl@$TALOS_VERSION"
+go get "github.com/siderolabs/talos/cmd/talosctl@$TALOS_VERSION" >&2
+log "building (this takes a while on a cold cache)"
+go build -trimpath -ldflags "-s -w" -o "$out/talosctl.tmp" github.com/siderolabs/talos/cmd/talosctl >&2
+mv "$out/talosctl.tmp" "$out/talosctl"
+rm -rf "$work"
+log "built $out/talosctl in $(( $(date +%s) - start ))s"
+"$out/talosctl" version --client --short >&2 || true
+echo "$out/talosctl"

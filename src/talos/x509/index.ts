@@ -1,0 +1,15 @@
+export {
+  type CertificateAndKey,
+  type CertificateRequest,
+  type CertificateSubject,
+  createCA,
+  type ExtKeyUsage,
+  generateKey,
+  issueCert,
+  type KeyAlgorithm,
+  type KeyUsage,
+  loadCA,
+  parsePrivateKeyPem,
+  privateKeyToPem,
+  toPem,
+} from "./certificate.ts";
