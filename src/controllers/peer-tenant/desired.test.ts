@@ -23,10 +23,9 @@ function tenant(name: string, spec: Record<string, unknown> = {}) {
 
 describe("tenantNamespaces", () => {
   it("always starts with peers-<name>, then the additional ones", () => {
-    expect(tenantNamespaces(tenant("alice", { namespaces: { additional: ["peers-alice-staging"] } }))).toEqual([
-      "peers-alice",
-      "peers-alice-staging",
-    ]);
+    expect(
+      tenantNamespaces(tenant("alice", { namespaces: { additional: ["peers-alice-staging"] } })),
+    ).toEqual(["peers-alice", "peers-alice-staging"]);
   });
 });
 
@@ -37,7 +36,10 @@ describe("desiredNamespace", () => {
   };
   for (const [name, c] of Object.entries(cases)) {
     it(name, () => {
-      const labels = desiredNamespace(tenant("alice", c.spec), "peers-alice").metadata.labels as Record<string, string>;
+      const labels = desiredNamespace(tenant("alice", c.spec), "peers-alice").metadata.labels as Record<
+        string,
+        string
+      >;
       expect(labels["pod-security.kubernetes.io/enforce"]).toBe(c.enforce);
       // audit and warn stay at restricted so a baseline tenant still sees what restricted would refuse.
       expect(labels["pod-security.kubernetes.io/warn"]).toBe("restricted");
@@ -104,7 +106,9 @@ describe("owner access", () => {
     expect(ownerGroupSubjects(["/peers-bob"])).toEqual(["/peers-bob", "peers-bob"]);
   });
   it("binds the GitLab CI job group only when the group id is known", () => {
-    expect(desiredGitlabRoleBinding(tenant("alice", { gitlab: { groupPath: "peers/alice" } }), "peers-alice")).toBeUndefined();
+    expect(
+      desiredGitlabRoleBinding(tenant("alice", { gitlab: { groupPath: "peers/alice" } }), "peers-alice"),
+    ).toBeUndefined();
     const rb = desiredGitlabRoleBinding(
       tenant("alice", { gitlab: { groupPath: "peers/alice", groupID: 42 } }),
       "peers-alice",

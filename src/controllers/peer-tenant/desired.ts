@@ -10,7 +10,14 @@ export const NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name";
 /** Knative's activator serves requests for scaled-to-zero revisions from this namespace. */
 export const KNATIVE_NAMESPACE = "knative-serving";
 
-const PRIVATE_IPV4 = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "127.0.0.0/8"];
+const PRIVATE_IPV4 = [
+  "10.0.0.0/8",
+  "172.16.0.0/12",
+  "192.168.0.0/16",
+  "100.64.0.0/10",
+  "169.254.0.0/16",
+  "127.0.0.0/8",
+];
 const PRIVATE_IPV6 = ["fc00::/7", "fe80::/10", "::1/128"];
 
 type Obj = Record<string, unknown> & { apiVersion: string; kind: string; metadata: Record<string, unknown> };
@@ -238,9 +245,11 @@ export function splitTenantQuota(
   perNamespace: ResourceList,
   tenantTotal: ResourceList | undefined,
   usedByNamespace: Record<string, ResourceList>,
-): Record<string, ResourceList> {
-  const result: Record<string, ResourceList> = {};
-  for (const ns of namespaces) result[ns] = { ...perNamespace };
+): Record<string, Record<string, string>> {
+  const result: Record<string, Record<string, string>> = {};
+  for (const ns of namespaces) {
+    result[ns] = Object.fromEntries(Object.entries(perNamespace).map(([k, v]) => [k, String(v)]));
+  }
   if (!tenantTotal || namespaces.length === 0) return result;
   for (const [resource, totalText] of Object.entries(tenantTotal)) {
     const total = parseQuantity(totalText);

@@ -52,9 +52,11 @@ function binding(name: string, extra: Record<string, unknown> = {}, actions: str
 /** Who may still change what the operator manages: itself, cluster admins, and kube-system controllers
  * (the namespace controller must be able to empty a namespace the operator deletes). */
 function trustedActorCondition(operatorUsernames: string[]): string {
-  const names = operatorUsernames.map((u) => `'${u.replace(/'/g, "")}'`).join(", ");
+  const names = [...operatorUsernames, "system:kube-controller-manager"]
+    .map((u) => `'${u.replace(/['\\]/g, "")}'`)
+    .join(", ");
   return cel(`
-    request.userInfo.username in [${names}, 'system:kube-controller-manager'] ||
+    request.userInfo.username in [${names}] ||
     request.userInfo.username.startsWith('system:serviceaccount:kube-system:') ||
     (has(request.userInfo.groups) && 'system:masters' in request.userInfo.groups)
   `);
@@ -94,10 +96,15 @@ export function desiredGuardrailPolicies(opts: GuardrailOptions): Record<string,
         },
       ],
     },
-    matchConditions: [{ name: "not-a-trusted-actor", expression: `!(${trustedActorCondition(opts.operatorUsernames)})` }],
+    matchConditions: [
+      { name: "not-a-trusted-actor", expression: `!(${trustedActorCondition(opts.operatorUsernames)})` },
+    ],
     variables: [
       { name: "wasManaged", expression: cel(`request.operation != 'CREATE' && ${managedExpr("oldObject")}`) },
-      { name: "becomesManaged", expression: cel(`request.operation != 'DELETE' && ${managedExpr("object")}`) },
+      {
+        name: "becomesManaged",
+        expression: cel(`request.operation != 'DELETE' && ${managedExpr("object")}`),
+      },
     ],
     validations: [
       {
@@ -147,8 +154,18 @@ export function desiredGuardrailPolicies(opts: GuardrailOptions): Record<string,
       namespaceSelector: tenantNamespaces,
       resourceRules: [
         { apiGroups: [""], apiVersions: ["*"], resources: ["pods"], operations: ["CREATE", "UPDATE"] },
-        { apiGroups: ["apps"], apiVersions: ["*"], resources: podTemplateOwners, operations: ["CREATE", "UPDATE"] },
-        { apiGroups: ["batch"], apiVersions: ["*"], resources: ["jobs", "cronjobs"], operations: ["CREATE", "UPDATE"] },
+        {
+          apiGroups: ["apps"],
+          apiVersions: ["*"],
+          resources: podTemplateOwners,
+          operations: ["CREATE", "UPDATE"],
+        },
+        {
+          apiGroups: ["batch"],
+          apiVersions: ["*"],
+          resources: ["jobs", "cronjobs"],
+          operations: ["CREATE", "UPDATE"],
+        },
       ],
     },
     variables: [
@@ -186,7 +203,8 @@ export function desiredGuardrailPolicies(opts: GuardrailOptions): Record<string,
     validations: [
       {
         expression: "object.spec.containers.all(c, c.?imagePullPolicy.orValue('') == 'Always')",
-        message: "tenant containers should set imagePullPolicy: Always so private images cached on a node are re-authorised",
+        message:
+          "tenant containers should set imagePullPolicy: Always so private images cached on a node are re-authorised",
         reason: "Invalid",
       },
     ],

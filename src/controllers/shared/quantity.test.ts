@@ -9,9 +9,9 @@ describe("parseQuantity", () => {
     "number input": { input: 3, milli: 3000n },
     "decimal fraction with suffix": { input: "1.5Gi", milli: 1536n * 1024n ** 2n * 1000n },
     "decimal suffix": { input: "2k", milli: 2_000_000n },
-    "exponent": { input: "2e3", milli: 2_000_000n },
+    exponent: { input: "2e3", milli: 2_000_000n },
     "fraction below a milli rounds up": { input: "0.0001", milli: 1n },
-    "negative": { input: "-1", milli: -1000n },
+    negative: { input: "-1", milli: -1000n },
   };
   for (const [name, c] of Object.entries(cases)) {
     it(name, () => expect(parseQuantity(c.input)).toBe(c.milli));

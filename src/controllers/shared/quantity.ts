@@ -63,15 +63,18 @@ export function formatQuantity(milli: bigint): string {
   return `${units}`;
 }
 
-export type ResourceList = Record<string, string>;
+/** A resource list as the API accepts it: quantities as text, or plain numbers for counts. */
+export type ResourceList = Record<string, string | number>;
 
 /** Adds resource lists key by key (a missing key counts as zero). */
-export function sumResources(lists: ResourceList[]): ResourceList {
+export function sumResources(lists: ResourceList[]): Record<string, string> {
   const totals = new Map<string, bigint>();
   for (const list of lists) {
     for (const [name, value] of Object.entries(list)) {
       totals.set(name, (totals.get(name) ?? 0n) + parseQuantity(value));
     }
   }
-  return Object.fromEntries([...totals].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, formatQuantity(v)]));
+  return Object.fromEntries(
+    [...totals].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, formatQuantity(v)]),
+  );
 }

@@ -1,0 +1,609 @@
+// The PeerTenant reconciler. Reads top to bottom as its phases; each phase sets its own Condition and
+// the status is written once at the end. Everything it needs to know is in the cache or the spec, so a
+// crash at any line converges on restart.
+
+import { stringify } from "yaml";
+import { PeerTenant, type PeerTenantStatus } from "../../crds/peer-tenant.ts";
+import {
+  addFinalizer,
+  type Condition,
+  type ControllerSpec,
+  controllerReference,
+  type GroupVersionKind,
+  hasFinalizer,
+  isNotFound,
+  type KubeObject,
+  type ReconcileContext,
+  type ReconcileResult,
+  removeFinalizer,
+  setCondition,
+} from "../../runtime/index.ts";
+import { ensureObject } from "../shared/ensure.ts";
+import { sumResources } from "../shared/quantity.ts";
+import {
+  desiredCiliumGatewayPolicy,
+  desiredGitlabRoleBinding,
+  desiredGuardrailParams,
+  desiredLimitRange,
+  desiredNamespace,
+  desiredNetworkPolicies,
+  desiredOwnerRoleBinding,
+  desiredResourceQuota,
+  gitlabCiAccess,
+  splitTenantQuota,
+  tenantNamespaces,
+} from "./desired.ts";
+import { desiredGuardrailPolicies } from "./guardrails.ts";
+import { MANAGED_BY, MANAGED_BY_LABEL, OBJECT_NAMES, TENANT_LABEL } from "./labels.ts";
+
+export const FINALIZER = "homelab.shdr.ch/peertenant";
+/** Reconcile keys that are not tenant names (tenant names are DNS labels, these cannot collide). */
+export const GUARDRAILS_KEY = "__guardrails__";
+export const GITLAB_CI_ACCESS_KEY = "__gitlab-ci-access__";
+export const GITLAB_CI_ACCESS_CONFIGMAP = "homelab-gitlab-ci-access";
+const COMPONENT_LABEL = "homelab.shdr.ch/component";
+
+export const GVK = {
+  tenant: { apiVersion: PeerTenant.apiVersion, kind: PeerTenant.kind },
+  namespace: { apiVersion: "v1", kind: "Namespace" },
+  quota: { apiVersion: "v1", kind: "ResourceQuota" },
+  limitRange: { apiVersion: "v1", kind: "LimitRange" },
+  configMap: { apiVersion: "v1", kind: "ConfigMap" },
+  networkPolicy: { apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy" },
+  roleBinding: { apiVersion: "rbac.authorization.k8s.io/v1", kind: "RoleBinding" },
+  vap: { apiVersion: "admissionregistration.k8s.io/v1", kind: "ValidatingAdmissionPolicy" },
+  vapBinding: { apiVersion: "admissionregistration.k8s.io/v1", kind: "ValidatingAdmissionPolicyBinding" },
+  ciliumPolicy: { apiVersion: "cilium.io/v2", kind: "CiliumNetworkPolicy" },
+} satisfies Record<string, GroupVersionKind>;
+
+export interface PeerTenantControllerOptions {
+  /** Namespace of the operator, where the GitLab agent ci_access ConfigMap is published. */
+  operatorNamespace: string;
+  /** Identities allowed past the managed-objects guardrail besides cluster admins (the operator's own). */
+  operatorUsernames: string[];
+  /** Whether the cilium.io CRDs exist, asked at each reconcile (discovery is cached by the client). */
+  hasCilium?: (ctx: ReconcileContext) => Promise<boolean>;
+}
+
+type Tenant = PeerTenant;
+type Obj = KubeObject & Record<string, unknown>;
+
+const managedSelector = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
+const tenantSelector = `${managedSelector},${TENANT_LABEL}`;
+
+function tenantOf(obj: KubeObject): string[] {
+  const t = obj.metadata?.labels?.[TENANT_LABEL];
+  return t ? [t] : [];
+}
+
+export function peerTenantController(opts: PeerTenantControllerOptions): ControllerSpec {
+  const hasCilium =
+    opts.hasCilium ??
+    (async (ctx: ReconcileContext) => {
+      try {
+        await ctx.client.resourceInfo(GVK.ciliumPolicy);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+  const tenantScoped = (gvk: GroupVersionKind) => ({ ...gvk, labelSelector: tenantSelector, map: tenantOf });
+  return {
+    name: "peertenant",
+    for: GVK.tenant,
+    owns: [{ ...GVK.namespace, ownerLabel: TENANT_LABEL }],
+    watches: [
+      tenantScoped(GVK.quota),
+      tenantScoped(GVK.limitRange),
+      tenantScoped(GVK.networkPolicy),
+      tenantScoped(GVK.roleBinding),
+      {
+        ...GVK.configMap,
+        labelSelector: managedSelector,
+        map: (obj) =>
+          obj.metadata?.labels?.[COMPONENT_LABEL] === "gitlab-ci-access"
+            ? [GITLAB_CI_ACCESS_KEY]
+            : tenantOf(obj),
+      },
+      { ...GVK.vap, labelSelector: managedSelector, map: () => [GUARDRAILS_KEY] },
+      { ...GVK.vapBinding, labelSelector: managedSelector, map: () => [GUARDRAILS_KEY] },
+    ],
+    maxConcurrentReconciles: 4,
+    // Status-only updates of a PeerTenant are our own writes: they need no reconcile.
+    predicate: (oldObj, newObj) =>
+      !oldObj ||
+      oldObj.metadata?.generation !== newObj.metadata?.generation ||
+      JSON.stringify(oldObj.metadata?.labels) !== JSON.stringify(newObj.metadata?.labels) ||
+      JSON.stringify(oldObj.metadata?.finalizers) !== JSON.stringify(newObj.metadata?.finalizers) ||
+      oldObj.metadata?.deletionTimestamp !== newObj.metadata?.deletionTimestamp ||
+      oldObj === newObj,
+    async reconcile(req, ctx) {
+      if (req.name === GUARDRAILS_KEY) return ensureGuardrails(ctx, opts);
+      if (req.name === GITLAB_CI_ACCESS_KEY) return ensureGitlabCiAccess(ctx, opts);
+      return reconcileTenant(ctx, opts, hasCilium);
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+async function reconcileTenant(
+  ctx: ReconcileContext,
+  opts: PeerTenantControllerOptions,
+  hasCilium: (ctx: ReconcileContext) => Promise<boolean>,
+): Promise<ReconcileResult> {
+  const cached = ctx.object<Obj>();
+  if (!cached) return undefined;
+  const parsed = PeerTenant.schema.safeParse(cached);
+  if (!parsed.success) {
+    // The CRD's own validation should make this unreachable; if it happens, say so and stop retrying.
+    const message = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+    await writeStatus(ctx, cached, (s) => ({
+      ...s,
+      conditions: setCondition(s.conditions as Condition[] | undefined, {
+        type: "Ready",
+        status: "False",
+        reason: "InvalidSpec",
+        message,
+        observedGeneration: cached.metadata?.generation ?? 0,
+      }),
+    }));
+    await ctx.recorder.record(cached, {
+      type: "Warning",
+      reason: "InvalidSpec",
+      action: "Validate",
+      note: message,
+    });
+    return undefined;
+  }
+  const tenant = parsed.data;
+  if (tenant.metadata.deletionTimestamp) return reconcileDelete(ctx, opts, tenant, cached);
+  if (!hasFinalizer(cached, FINALIZER)) await addFinalizer(ctx.client, cached, FINALIZER);
+
+  const generation = tenant.metadata.generation ?? 0;
+  const status = new StatusBuilder(generation);
+  const namespaces = await ensureNamespaces(ctx, tenant, cached, status);
+  const usable = namespaces.filter((n) => n.ready).map((n) => n.name);
+  await ensureQuotas(ctx, tenant, cached, usable, status);
+  await ensureNetworkIsolation(ctx, tenant, cached, usable, status, await hasCilium(ctx));
+  await ensureAccess(ctx, tenant, cached, usable, status);
+  await ensureGuardrails(ctx, opts);
+  await ensureGuardrailParams(ctx, tenant, cached, usable, status);
+  await ensureGitlabCiAccess(ctx, opts);
+
+  const ready = status.allTrue();
+  status.set(
+    "Ready",
+    ready ? "True" : "False",
+    ready ? "TenantReady" : status.firstFalseReason(),
+    status.summary(),
+  );
+  await writeStatus(ctx, cached, (s) => ({
+    ...s,
+    observedGeneration: generation,
+    namespaces: usable,
+    namespaceCount: usable.length,
+    quota: quotaStatus(ctx, usable),
+    conditions: status.apply(s.conditions as Condition[] | undefined),
+  }));
+  // Waiting for a terminating namespace to go away is the only phase that polls.
+  return namespaces.some((n) => n.terminating) ? { requeueAfter: 2_000 } : undefined;
+}
+
+interface NamespaceState {
+  name: string;
+  ready: boolean;
+  terminating: boolean;
+}
+
+async function ensureNamespaces(
+  ctx: ReconcileContext,
+  t: Tenant,
+  owner: Obj,
+  status: StatusBuilder,
+): Promise<NamespaceState[]> {
+  const wanted = tenantNamespaces(t);
+  const states: NamespaceState[] = [];
+  const conflicts: string[] = [];
+  for (const name of wanted) {
+    const existing = ctx.cache.get(GVK.namespace, { name });
+    const holder = existing?.metadata?.labels?.[TENANT_LABEL];
+    if (existing && holder !== t.metadata.name) {
+      conflicts.push(`${name} (${holder ? `belongs to tenant ${holder}` : "not created by a PeerTenant"})`);
+      states.push({ name, ready: false, terminating: false });
+      continue;
+    }
+    if (existing?.metadata?.deletionTimestamp) {
+      states.push({ name, ready: false, terminating: true });
+      continue;
+    }
+    const outcome = await ensureObject(ctx, desiredNamespace(t, name), existing);
+    await noteOutcome(ctx, owner, outcome, "Namespace", name);
+    states.push({ name, ready: true, terminating: false });
+  }
+  // Namespaces of this tenant that the spec no longer lists follow the deletion policy.
+  for (const ns of ctx.cache.list(GVK.namespace)) {
+    const name = ns.metadata?.name ?? "";
+    if (ns.metadata?.labels?.[TENANT_LABEL] !== t.metadata.name || wanted.includes(name)) continue;
+    await retireNamespace(ctx, t, name);
+    await ctx.recorder.record(owner, {
+      type: "Normal",
+      reason: t.spec.deletionPolicy === "Delete" ? "NamespaceDeleted" : "NamespaceReleased",
+      action: "RemoveNamespace",
+      note: `namespace ${name} is no longer listed (deletionPolicy ${t.spec.deletionPolicy})`,
+    });
+  }
+  if (conflicts.length > 0) {
+    const message = `namespace(s) exist but do not belong to this tenant, left untouched: ${conflicts.join(", ")}`;
+    status.set("NamespacesReady", "False", "NamespaceConflict", message);
+    await ctx.recorder.record(owner, {
+      type: "Warning",
+      reason: "NamespaceConflict",
+      action: "Adopt",
+      note: message,
+    });
+  } else if (states.some((s) => s.terminating)) {
+    status.set(
+      "NamespacesReady",
+      "False",
+      "NamespaceTerminating",
+      "waiting for a namespace being deleted to go away",
+    );
+  } else {
+    status.set("NamespacesReady", "True", "NamespacesReady", `${states.length} namespace(s) ready`);
+  }
+  return states;
+}
+
+/** Owned objects inside tenant namespaces carry an ownerReference, so garbage collection follows the tenant. */
+function owned(owner: Obj, obj: Record<string, unknown>): Obj {
+  const meta = obj.metadata as Record<string, unknown>;
+  return { ...obj, metadata: { ...meta, ownerReferences: [controllerReference(owner)] } } as Obj;
+}
+
+async function ensureOwned(
+  ctx: ReconcileContext,
+  owner: Obj,
+  gvk: GroupVersionKind,
+  ns: string,
+  name: string,
+  desired: Record<string, unknown> | undefined,
+): Promise<void> {
+  const cached = ctx.cache.get(gvk, { namespace: ns, name });
+  if (!desired) {
+    if (cached) {
+      await ctx.client.delete(gvk, { namespace: ns, name }, { ignoreNotFound: true });
+      await noteOutcome(ctx, owner, "deleted", gvk.kind, `${ns}/${name}`);
+    }
+    return;
+  }
+  const outcome = await ensureObject(ctx, owned(owner, desired), cached);
+  await noteOutcome(ctx, owner, outcome, gvk.kind, `${ns}/${name}`);
+}
+
+async function noteOutcome(
+  ctx: ReconcileContext,
+  owner: Obj,
+  outcome: string,
+  kind: string,
+  name: string,
+): Promise<void> {
+  if (outcome === "unchanged") return;
+  const reasons: Record<string, string> = {
+    created: "Created",
+    updated: "DriftCorrected",
+    deleted: "Deleted",
+  };
+  ctx.logger.info({ kind, object: name, outcome }, `${kind} ${outcome}`);
+  await ctx.recorder.record(owner, {
+    type: "Normal",
+    reason: `${kind}${reasons[outcome] ?? "Changed"}`,
+    action: "Apply",
+    note:
+      outcome === "updated"
+        ? `${kind} ${name} differed from the tenant's spec and was restored`
+        : `${kind} ${name} ${outcome}`,
+  });
+}
+
+async function ensureQuotas(
+  ctx: ReconcileContext,
+  t: Tenant,
+  owner: Obj,
+  namespaces: string[],
+  status: StatusBuilder,
+): Promise<void> {
+  const used: Record<string, Record<string, string>> = {};
+  for (const ns of namespaces) {
+    const rq = ctx.cache.get<Obj>(GVK.quota, { namespace: ns, name: OBJECT_NAMES.quota });
+    used[ns] = ((rq?.status as { used?: Record<string, string> } | undefined)?.used ?? {}) as Record<
+      string,
+      string
+    >;
+  }
+  const hardByNs = splitTenantQuota(namespaces, t.spec.quota.perNamespace, t.spec.quota.tenantTotal, used);
+  for (const ns of namespaces) {
+    const hard = hardByNs[ns] ?? {};
+    const desired = Object.keys(hard).length > 0 ? desiredResourceQuota(t, ns, hard) : undefined;
+    await ensureOwned(ctx, owner, GVK.quota, ns, OBJECT_NAMES.quota, desired);
+    await ensureOwned(ctx, owner, GVK.limitRange, ns, OBJECT_NAMES.limits, desiredLimitRange(t, ns));
+  }
+  status.set(
+    "QuotaReady",
+    "True",
+    "QuotaApplied",
+    t.spec.quota.tenantTotal
+      ? "per-namespace quotas and the tenant-wide total are enforced"
+      : "per-namespace quotas are enforced",
+  );
+}
+
+async function ensureNetworkIsolation(
+  ctx: ReconcileContext,
+  t: Tenant,
+  owner: Obj,
+  namespaces: string[],
+  status: StatusBuilder,
+  cilium: boolean,
+): Promise<void> {
+  const allNames = Object.values(OBJECT_NAMES);
+  for (const ns of namespaces) {
+    const desired = desiredNetworkPolicies(t, ns);
+    for (const np of desired) {
+      await ensureOwned(ctx, owner, GVK.networkPolicy, ns, np.metadata.name as string, np);
+    }
+    // Policies this operator made that the spec no longer asks for (e.g. internet egress turned off).
+    for (const existing of ctx.cache.list(GVK.networkPolicy, ns)) {
+      const name = existing.metadata?.name ?? "";
+      if (allNames.includes(name as never) && !desired.some((d) => d.metadata.name === name)) {
+        await ensureOwned(ctx, owner, GVK.networkPolicy, ns, name, undefined);
+      }
+    }
+    if (cilium) {
+      // CiliumNetworkPolicies are not cached (the CRD may appear later); an unchanged apply is a no-op.
+      const cnp = desiredCiliumGatewayPolicy(t, ns);
+      if (cnp) await ctx.client.apply(owned(owner, cnp));
+      else
+        await ctx.client.delete(
+          GVK.ciliumPolicy,
+          { namespace: ns, name: OBJECT_NAMES.ciliumGateway },
+          { ignoreNotFound: true },
+        );
+    }
+  }
+  status.set(
+    "NetworkIsolated",
+    "True",
+    "PoliciesApplied",
+    `default-deny with tenant, DNS${t.spec.network.allowIngressFromNamespaces.length ? ", listed ingress namespaces" : ""} and egress rules${cilium ? ", plus the Cilium gateway entity" : ""}`,
+  );
+}
+
+async function ensureAccess(
+  ctx: ReconcileContext,
+  t: Tenant,
+  owner: Obj,
+  namespaces: string[],
+  status: StatusBuilder,
+): Promise<void> {
+  for (const ns of namespaces) {
+    await ensureOwned(
+      ctx,
+      owner,
+      GVK.roleBinding,
+      ns,
+      OBJECT_NAMES.ownersBinding,
+      desiredOwnerRoleBinding(t, ns),
+    );
+    await ensureOwned(
+      ctx,
+      owner,
+      GVK.roleBinding,
+      ns,
+      OBJECT_NAMES.gitlabBinding,
+      desiredGitlabRoleBinding(t, ns),
+    );
+  }
+  const gitlabNote =
+    t.spec.gitlab && t.spec.gitlab.groupID === undefined
+      ? "; GitLab CI has no deploy rights until gitlab.groupID is set"
+      : "";
+  status.set(
+    "AccessReady",
+    "True",
+    "OwnersBound",
+    `owners have admin in the tenant's namespaces${gitlabNote}`,
+  );
+}
+
+async function ensureGuardrailParams(
+  ctx: ReconcileContext,
+  t: Tenant,
+  owner: Obj,
+  namespaces: string[],
+  status: StatusBuilder,
+): Promise<void> {
+  for (const ns of namespaces) {
+    await ensureOwned(
+      ctx,
+      owner,
+      GVK.configMap,
+      ns,
+      OBJECT_NAMES.guardrailParams,
+      desiredGuardrailParams(t, ns),
+    );
+  }
+  status.set(
+    "GuardrailsReady",
+    "True",
+    "PoliciesBound",
+    "admission policies protect the tenant's namespaces",
+  );
+}
+
+/** The cluster-wide admission policies shared by all tenants. */
+async function ensureGuardrails(
+  ctx: ReconcileContext,
+  opts: PeerTenantControllerOptions,
+): Promise<ReconcileResult> {
+  for (const desired of desiredGuardrailPolicies({ operatorUsernames: opts.operatorUsernames })) {
+    const obj = desired as Obj;
+    const gvk = { apiVersion: obj.apiVersion!, kind: obj.kind! };
+    await ensureObject(ctx, obj, ctx.cache.get(gvk, { name: obj.metadata!.name! }));
+  }
+  return undefined;
+}
+
+/** One ConfigMap with the GitLab agent's ci_access block for every tenant, for the agent's config repo. */
+async function ensureGitlabCiAccess(
+  ctx: ReconcileContext,
+  opts: PeerTenantControllerOptions,
+): Promise<ReconcileResult> {
+  const tenants = ctx.cache
+    .list<Obj>(GVK.tenant)
+    .map((o) => PeerTenant.schema.safeParse(o))
+    .flatMap((r) => (r.success ? [r.data] : []));
+  const desired: Obj = {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: {
+      name: GITLAB_CI_ACCESS_CONFIGMAP,
+      namespace: opts.operatorNamespace,
+      labels: { [MANAGED_BY_LABEL]: MANAGED_BY, [COMPONENT_LABEL]: "gitlab-ci-access" },
+    },
+    data: { "config.yaml": stringify(gitlabCiAccess(tenants)) },
+  };
+  const cached = ctx.cache.get(GVK.configMap, {
+    namespace: opts.operatorNamespace,
+    name: GITLAB_CI_ACCESS_CONFIGMAP,
+  });
+  await ensureObject(ctx, desired, cached);
+  return undefined;
+}
+
+function quotaStatus(ctx: ReconcileContext, namespaces: string[]): PeerTenantStatus["quota"] {
+  const hard: Record<string, string>[] = [];
+  const used: Record<string, string>[] = [];
+  for (const ns of namespaces) {
+    const rq = ctx.cache.get<Obj>(GVK.quota, { namespace: ns, name: OBJECT_NAMES.quota });
+    const s = rq?.status as { hard?: Record<string, string>; used?: Record<string, string> } | undefined;
+    if (s?.hard) hard.push(s.hard);
+    if (s?.used) used.push(s.used);
+  }
+  return { hard: sumResources(hard), used: sumResources(used) };
+}
+
+/** Removes a namespace from the tenant: deleted under `Delete`, released (ours stripped, data kept) under `Retain`. */
+async function retireNamespace(ctx: ReconcileContext, t: Tenant, name: string): Promise<void> {
+  if (t.spec.deletionPolicy === "Delete") {
+    await ctx.client.delete(GVK.namespace, { name }, { ignoreNotFound: true });
+    return;
+  }
+  // Applying the bare object with our field manager drops every label we set; nothing else changes.
+  await ctx.client.apply({ apiVersion: "v1", kind: "Namespace", metadata: { name } });
+  for (const gvk of [GVK.quota, GVK.limitRange, GVK.networkPolicy, GVK.roleBinding, GVK.configMap]) {
+    for (const obj of ctx.cache.list(gvk, name)) {
+      if (obj.metadata?.labels?.[TENANT_LABEL] !== t.metadata.name) continue;
+      await ctx.client.delete(
+        gvk,
+        { namespace: name, name: obj.metadata?.name ?? "" },
+        { ignoreNotFound: true },
+      );
+    }
+  }
+}
+
+async function reconcileDelete(
+  ctx: ReconcileContext,
+  opts: PeerTenantControllerOptions,
+  t: Tenant,
+  cached: Obj,
+): Promise<ReconcileResult> {
+  if (!hasFinalizer(cached, FINALIZER)) return undefined;
+  const mine = ctx.cache
+    .list(GVK.namespace)
+    .filter((ns) => ns.metadata?.labels?.[TENANT_LABEL] === t.metadata.name)
+    .map((ns) => ns.metadata?.name ?? "");
+  for (const name of mine) await retireNamespace(ctx, t, name);
+  if (t.spec.deletionPolicy === "Delete") {
+    // Keep the finalizer until the namespaces are gone, so `kubectl delete pt` waits for the real end.
+    const left: string[] = [];
+    for (const name of mine) {
+      try {
+        await ctx.client.get(GVK.namespace, { name });
+        left.push(name);
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    }
+    if (left.length > 0) {
+      await writeStatus(ctx, cached, (s) => ({
+        ...s,
+        conditions: setCondition(s.conditions as Condition[] | undefined, {
+          type: "Ready",
+          status: "False",
+          reason: "Deleting",
+          message: `waiting for namespace(s) ${left.join(", ")} to be deleted`,
+          observedGeneration: t.metadata.generation ?? 0,
+        }),
+      }));
+      return { requeueAfter: 2_000 };
+    }
+  }
+  await ctx.recorder.record(cached, {
+    type: "Normal",
+    reason: t.spec.deletionPolicy === "Delete" ? "NamespacesDeleted" : "NamespacesRetained",
+    action: "Delete",
+    note:
+      t.spec.deletionPolicy === "Delete"
+        ? `deleted namespace(s) ${mine.join(", ")}`
+        : `kept namespace(s) ${mine.join(", ")} with their contents; tenant guardrails and access removed`,
+  });
+  await removeFinalizer(ctx.client, cached, FINALIZER);
+  await ensureGitlabCiAccess(ctx, opts);
+  return undefined;
+}
+
+/** Collects this reconcile's conditions; `apply` merges them with transition-time semantics. */
+class StatusBuilder {
+  private readonly generation: number;
+  private readonly entries: { type: string; status: "True" | "False"; reason: string; message: string }[] =
+    [];
+  constructor(generation: number) {
+    this.generation = generation;
+  }
+  set(type: string, status: "True" | "False", reason: string, message: string): void {
+    const i = this.entries.findIndex((e) => e.type === type);
+    const entry = { type, status, reason, message };
+    if (i >= 0) this.entries[i] = entry;
+    else this.entries.push(entry);
+  }
+  allTrue(): boolean {
+    return this.entries.filter((e) => e.type !== "Ready").every((e) => e.status === "True");
+  }
+  firstFalseReason(): string {
+    return this.entries.find((e) => e.status === "False" && e.type !== "Ready")?.reason ?? "NotReady";
+  }
+  summary(): string {
+    const bad = this.entries.filter((e) => e.status === "False" && e.type !== "Ready");
+    return bad.length === 0
+      ? "all of the tenant's objects are in place"
+      : bad.map((e) => `${e.type}: ${e.message}`).join("; ");
+  }
+  apply(conditions: Condition[] | undefined): Condition[] {
+    let out = conditions ?? [];
+    for (const e of this.entries) out = setCondition(out, { ...e, observedGeneration: this.generation });
+    return out;
+  }
+}
+
+async function writeStatus(
+  ctx: ReconcileContext,
+  cached: Obj,
+  update: (s: Record<string, unknown>) => Record<string, unknown>,
+): Promise<void> {
+  const current = (cached.status ?? {}) as Record<string, unknown>;
+  const next = update(current);
+  if (JSON.stringify(next) === JSON.stringify(current)) return;
+  await ctx.client.patchStatus(GVK.tenant, { name: cached.metadata!.name! }, next);
+}
