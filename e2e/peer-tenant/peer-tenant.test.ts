@@ -32,7 +32,11 @@ afterAll(async () => {
 const core = () => admin.makeApiClient(CoreV1Api);
 
 /** A pod that passes Pod Security "restricted" and carries the required owner label. */
-function compliantPod(name: string, memory = "128Mi", labels: Record<string, string> = { owner: "alice" }): V1Pod & { spec: V1PodSpec } {
+function compliantPod(
+  name: string,
+  memory = "128Mi",
+  labels: Record<string, string> = { owner: "alice" },
+): V1Pod & { spec: V1PodSpec } {
   return {
     metadata: { name, labels },
     spec: {
