@@ -13,7 +13,7 @@ import {
   setHeaderOptions,
 } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type ExampleDocument, loadExamples } from "../../src/crds/examples.ts";
+import { type ExampleDocument, example, loadExamples } from "../../src/crds/examples.ts";
 import { KINDS } from "../../src/crds/index.ts";
 import { describeApiError, installCRDs } from "../../src/crds/install.ts";
 import { INVALID_CASES } from "../../src/crds/invalid-objects.ts";
@@ -154,6 +154,44 @@ describe("invalid objects are rejected with messages a user understands", () => 
     const message = await rejection(() => objects.replace(changed));
     expect(message).toContain(c.apiMessage);
   });
+});
+
+describe("updates within the rules are accepted", () => {
+  // biome-ignore lint/suspicious/noExplicitAny: the stored object is edited freely before it is sent back.
+  type Loose = any;
+  const updates: [string, (o: Loose) => void][] = [
+    ["a Kubernetes patch upgrade", (o) => (o.spec.kubernetes.version = "v1.34.2")],
+    ["a Kubernetes minor upgrade", (o) => (o.spec.kubernetes.version = "v1.35.0")],
+    ["a Talos upgrade", (o) => (o.spec.talos.version = "v1.11.5")],
+    [
+      "adding a worker node",
+      (o) =>
+        o.spec.nodes.push({
+          name: "talos-smith",
+          vmid: 1033,
+          proxmoxNode: "smith",
+          role: "worker",
+          cores: 4,
+          memoryMiB: 8192,
+          diskGiB: 100,
+          ip: "10.0.3.20",
+        }),
+    ],
+    ["resizing a node", (o) => (o.spec.nodes[0].memoryMiB = 24576)],
+  ];
+  it.each(updates.map(([name, mutate], index) => [name, mutate, index] as const))(
+    "%s",
+    async (_, mutate, index) => {
+      const base: Loose = example("HomelabCluster", "k8s");
+      base.metadata.name = `valid-update-${index}`;
+      base.spec.kubernetes.clusterName = `valid-update-${index}`;
+      const stored = await objects.create(base as KubernetesObject);
+      created.push(stored);
+      const changed = structuredClone(stored) as Loose;
+      mutate(changed);
+      await objects.replace(changed);
+    },
+  );
 });
 
 describe("kubectl", () => {

@@ -170,9 +170,14 @@ const Oidc = z
 
 const Kubernetes = z
   .object({
-    version: releaseVersion("v1.34.1").describe(
-      "Kubernetes version, e.g. v1.34.1. Raising it upgrades the control plane, then kubelets.",
-    ),
+    version: withRules(releaseVersion("v1.34.1"), [
+      {
+        // Kubernetes supports neither downgrades nor skipping a minor version (version skew policy).
+        rule: "!isSemver(self, true) || !isSemver(oldSelf, true) || (semver(self, true).major() == semver(oldSelf, true).major() && semver(self, true).minor() >= semver(oldSelf, true).minor() && semver(self, true).minor() <= semver(oldSelf, true).minor() + 1 && (semver(self, true).minor() > semver(oldSelf, true).minor() || semver(self, true).patch() >= semver(oldSelf, true).patch()))",
+        message:
+          "kubernetes.version can only move forward, one minor version at a time (e.g. v1.34.x to v1.35.y)",
+      },
+    ]).describe("Kubernetes version, e.g. v1.34.1. Raising it upgrades the control plane, then kubelets."),
     clusterName: immutable(dnsLabel(), "kubernetes.clusterName cannot change after creation").describe(
       "Cluster name written into the Talos config and kubeconfig, e.g. k8s; immutable.",
     ),

@@ -242,6 +242,24 @@ export const INVALID_CASES: readonly InvalidCase[] = [
     },
     apiMessage: "a node's vmid cannot change",
   },
+  {
+    name: "skipping a Kubernetes minor version",
+    operation: "update",
+    base: cluster,
+    mutate: (o) => {
+      o.spec.kubernetes.version = "v1.36.0";
+    },
+    apiMessage: "kubernetes.version can only move forward, one minor version at a time",
+  },
+  {
+    name: "downgrading Kubernetes",
+    operation: "update",
+    base: cluster,
+    mutate: (o) => {
+      o.spec.kubernetes.version = "v1.34.0";
+    },
+    apiMessage: "kubernetes.version can only move forward, one minor version at a time",
+  },
   // --- PeerTenant ---
   {
     name: "a tenant name too long for peers-<name> namespaces",
