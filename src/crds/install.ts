@@ -1,6 +1,7 @@
 // Installs the generated CRDs with server-side apply and waits until the apiserver serves them.
 import {
   ApiextensionsV1Api,
+  CustomObjectsApi,
   type KubeConfig,
   PatchStrategy,
   setHeaderOptions,
@@ -48,8 +49,38 @@ async function waitEstablished(api: ApiextensionsV1Api, name: string, timeoutMs:
 }
 
 /**
+ * Discovery catches up with an Established CRD a moment later; clients that resolve kinds through
+ * discovery (kubectl, KubernetesObjectApi) fail with "resource not found" until it has.
+ */
+async function waitDiscoverable(
+  kubeConfig: KubeConfig,
+  kinds: readonly AnyKind[],
+  timeoutMs: number,
+  pollMs: number,
+) {
+  const custom = kubeConfig.makeApiClient(CustomObjectsApi);
+  const deadline = Date.now() + timeoutMs;
+  for (const { group, version } of new Map(kinds.map((k) => [k.apiVersion, k])).values()) {
+    const wanted = kinds.filter((k) => k.group === group && k.version === version).map((k) => k.plural);
+    for (;;) {
+      const served = await custom.getAPIResources({ group, version }).then(
+        (list) => new Set(list.resources.map((r) => r.name)),
+        () => new Set<string>(),
+      );
+      const missing = wanted.filter((plural) => !served.has(plural));
+      if (missing.length === 0) break;
+      if (Date.now() >= deadline) {
+        throw new CRDInstallError(`${missing[0]}.${group}`, `not in API discovery after ${timeoutMs} ms`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, pollMs));
+    }
+  }
+}
+
+/**
  * Server-side applies every CRD (field manager homelab-operator, forcing conflicts: the operator owns its
- * CRDs) and resolves once each is Established, i.e. its kind can be created and watched.
+ * CRDs) and resolves once each is Established and listed in API discovery, i.e. its kind can be
+ * created and watched by any client.
  */
 export async function installCRDs(kubeConfig: KubeConfig, options: InstallOptions = {}): Promise<void> {
   const extensions = kubeConfig.makeApiClient(ApiextensionsV1Api);
