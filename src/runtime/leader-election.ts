@@ -144,7 +144,8 @@ export class LeaderElector {
 
   /** One attempt, bounded by timeoutMs so a hung API call cannot outlast the renew deadline. */
   private async tryAcquireOrRenew(timeoutMs: number): Promise<boolean> {
-    const signal = AbortSignal.timeout(timeoutMs);
+    // AbortSignal.timeout takes whole milliseconds only; the budget left is often fractional.
+    const signal = AbortSignal.timeout(Math.max(1, Math.ceil(timeoutMs)));
     const nowIso = microTime(new Date());
     try {
       let lease: Lease | undefined;
