@@ -318,6 +318,8 @@ export class KubeClient {
     const abort = new AbortController();
     const onOuterAbort = () => abort.abort(opts.signal?.reason);
     opts.signal?.addEventListener("abort", onOuterAbort, { once: true });
+    // The caller may have stopped while we were resolving the path or the credentials.
+    if (opts.signal?.aborted) onOuterAbort();
     const idleMs = opts.idleTimeoutMs ?? 0;
     let idleTimer: NodeJS.Timeout | undefined;
     const touch = () => {

@@ -1,0 +1,122 @@
+// A plain-HTTP reverse proxy in front of the API server that a test can break on purpose:
+// cut every open connection (the watch included) and refuse new ones for a while, or answer the next
+// watch with the ERROR event the API server sends when the requested resourceVersion has been compacted
+// away ("410 Expired: too old resource version").
+// Why inject it rather than provoke it: on kube-apiserver 1.36 with the watch cache, a watch from an old
+// resourceVersion is still served (ADDED events from the cache) even after an etcd compaction, measured
+// on the test control plane; a real 410 needs the watch cache to evict history, which takes minutes.
+// It authenticates upstream with the admin kubeconfig's credentials, so the client under test needs none.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { type ClientRequest, request as httpsRequest } from "node:https";
+import type { AddressInfo, Socket } from "node:net";
+import { KubeConfig } from "@kubernetes/client-node";
+
+export interface FaultProxy {
+  url: string;
+  /** A kubeconfig whose server is the proxy. */
+  kubeConfig(): KubeConfig;
+  /** Destroys every open connection, then refuses (resets) new ones until `restore()`. */
+  cut(): void;
+  restore(): void;
+  /** Answers the next watch request on `pathPart` with the API server's 410 Expired ERROR event. */
+  expireNextWatch(pathPart: string): void;
+  /** Watch requests seen, with the resourceVersion the client asked for. */
+  watchRequests: { path: string; resourceVersion: string | null; expired?: boolean }[];
+  close(): Promise<void>;
+}
+
+export async function startFaultProxy(admin: KubeConfig): Promise<FaultProxy> {
+  const upstream = new URL(admin.getCurrentCluster()!.server);
+  const tls: { ca?: Buffer; cert?: Buffer; key?: Buffer } = {};
+  await admin.applyToHTTPSOptions(tls as Parameters<KubeConfig["applyToHTTPSOptions"]>[0]);
+  const sockets = new Set<Socket>();
+  const upstreamRequests = new Set<ClientRequest>();
+  let down = false;
+  let expire: string | undefined;
+  const watchRequests: FaultProxy["watchRequests"] = [];
+
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? "/", upstream);
+    if (url.searchParams.get("watch") === "true") {
+      const seen: FaultProxy["watchRequests"][number] = {
+        path: url.pathname,
+        resourceVersion: url.searchParams.get("resourceVersion"),
+      };
+      watchRequests.push(seen);
+      if (expire && url.pathname.includes(expire)) {
+        expire = undefined;
+        seen.expired = true;
+        // Byte for byte what kube-apiserver's cacher writes for an expired resourceVersion.
+        const status = {
+          kind: "Status",
+          apiVersion: "v1",
+          metadata: {},
+          status: "Failure",
+          message: `too old resource version: ${seen.resourceVersion} (${Number(seen.resourceVersion) + 1000})`,
+          reason: "Expired",
+          code: 410,
+        };
+        res.writeHead(200, { "Content-Type": "application/json" });
+        res.end(`${JSON.stringify({ type: "ERROR", object: status })}\n`);
+        return;
+      }
+    }
+    const headers = { ...req.headers, host: upstream.host };
+    const up = httpsRequest(
+      url,
+      { method: req.method, headers, ca: tls.ca, cert: tls.cert, key: tls.key },
+      (upRes) => {
+        res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+        upRes.pipe(res);
+      },
+    );
+    upstreamRequests.add(up);
+    up.on("close", () => upstreamRequests.delete(up));
+    up.on("error", () => res.destroy());
+    req.pipe(up);
+  };
+
+  const server: Server = createServer(handle);
+  server.on("connection", (socket: Socket) => {
+    if (down) {
+      socket.resetAndDestroy();
+      return;
+    }
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  return {
+    url,
+    watchRequests,
+    kubeConfig() {
+      const kc = new KubeConfig();
+      kc.loadFromOptions({
+        clusters: [{ name: "proxy", server: url, skipTLSVerify: true }],
+        users: [{ name: "via-proxy" }],
+        contexts: [{ name: "proxy", cluster: "proxy", user: "via-proxy" }],
+        currentContext: "proxy",
+      });
+      return kc;
+    },
+    cut() {
+      down = true;
+      for (const s of sockets) s.resetAndDestroy();
+      for (const r of upstreamRequests) r.destroy();
+    },
+    restore() {
+      down = false;
+    },
+    expireNextWatch(pathPart) {
+      expire = pathPart;
+    },
+    async close() {
+      down = true;
+      for (const s of sockets) s.destroy();
+      for (const r of upstreamRequests) r.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
