@@ -196,12 +196,17 @@ describe("updates within the rules are accepted", () => {
 
 describe("kubectl", () => {
   it("explain homelabcluster.spec.nodes prints the field descriptions", async () => {
-    const out = await eventually("kubectl explain", () =>
-      kubectl("explain", "homelabcluster.spec.nodes", "--api-version=homelab.shdr.ch/v1alpha1"),
-    );
+    const out = await eventually("kubectl explain", () => kubectl("explain", "homelabcluster.spec.nodes"));
     expect(out).toContain("The cluster's VMs, keyed by name");
     expect(out).toContain("Proxmox VM id (100 to 999999999)");
     expect(out).toContain("Static IPv4 address of the node inside network.subnet");
+  });
+
+  it("get homelab -A lists all four kinds through their category", async () => {
+    const out = await kubectl("get", "homelab", "-A", "-o", "name");
+    for (const prefix of ["homelabcluster", "peertenant", "appvending", "workloadmigration"]) {
+      expect(out).toContain(`${prefix}.homelab.shdr.ch/`);
+    }
   });
 
   it("explain peertenant.spec.quota teaches the quota fields", async () => {
