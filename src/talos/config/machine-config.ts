@@ -1,0 +1,241 @@
+// Per-node Talos machine configs. The v1alpha1 document follows the layout `talosctl gen config` emits
+// for the same contract (pkg/machinery/config/generate), plus what a homelab on Proxmox needs: static
+// addressing repeated in the config so it survives the install (nocloud network data is only read at
+// first boot, siderolabs/talos#10949), the Image Factory nocloud installer, Cilium as CNI, the VIP and OIDC.
+//
+// OIDC: from Talos v1.14 the kube-apiserver always runs with --authentication-config and rejects
+// --oidc-* extraArgs, so OIDC goes into a `KubeAuthenticationConfig` document holding a Kubernetes
+// AuthenticationConfiguration (machinery config/types/k8s/authentication.go @v1.14.1). Earlier
+// contracts have no such document, so there the legacy apiServer extraArgs are the only way.
+
+import { stringify } from "yaml";
+import { DEFAULT_IMAGE_FACTORY, type TalosClusterInput, type TalosNodeInput } from "./input.ts";
+import { applyPatches, type YamlMap } from "./patches.ts";
+import type { SecretsBundle } from "./secrets.ts";
+import { atLeastMinor, parseVersion } from "./version.ts";
+
+export class MachineConfigError extends Error {
+  override name = "MachineConfigError";
+}
+
+export interface GeneratedNodeConfig {
+  node: string;
+  role: TalosNodeInput["role"];
+  /** Multi-document YAML, ready for ApplyConfiguration or `talosctl validate`. */
+  yaml: string;
+  documents: YamlMap[];
+}
+
+/** factory.talos.dev/nocloud-installer/<schematic>:<version> (Image Factory docs, "installer images"). */
+export function installerImage(
+  input: Pick<TalosClusterInput, "imageFactory" | "schematic" | "talosVersion">,
+): string {
+  const host = new URL(input.imageFactory ?? DEFAULT_IMAGE_FACTORY).host;
+  return `${host}/nocloud-installer/${input.schematic}:${input.talosVersion}`;
+}
+
+function assertInput(input: TalosClusterInput): void {
+  for (const v of [input.talosVersion, input.kubernetesVersion]) {
+    try {
+      parseVersion(v);
+    } catch (err) {
+      throw new MachineConfigError((err as Error).message);
+    }
+  }
+  if (!/^[0-9a-f]{64}$/.test(input.schematic)) throw new MachineConfigError("schematic must be a 64-hex id");
+  if (!/^https:\/\//.test(input.endpoint)) throw new MachineConfigError("endpoint must be an https:// URL");
+  const names = new Set<string>();
+  for (const n of input.nodes) {
+    if (names.has(n.name)) throw new MachineConfigError(`duplicate node name ${n.name}`);
+    names.add(n.name);
+  }
+  if (!input.nodes.some((n) => n.role === "controlplane")) {
+    throw new MachineConfigError("at least one control-plane node is required");
+  }
+}
+
+function authenticationConfiguration(oidc: NonNullable<TalosClusterInput["oidc"]>): YamlMap {
+  const claimMappings: YamlMap = {
+    username: { claim: oidc.usernameClaim ?? "sub", prefix: oidc.usernamePrefix ?? "" },
+  };
+  if (oidc.groupsClaim) claimMappings.groups = { claim: oidc.groupsClaim, prefix: oidc.groupsPrefix ?? "" };
+  return {
+    apiVersion: "apiserver.config.k8s.io/v1beta1",
+    kind: "AuthenticationConfiguration",
+    // Talos' default document keeps anonymous access to the health endpoints; ours replaces it, so keep them.
+    anonymous: { enabled: true, conditions: [{ path: "/livez" }, { path: "/readyz" }, { path: "/healthz" }] },
+    jwt: [{ issuer: { url: oidc.issuerURL, audiences: [oidc.clientID] }, claimMappings }],
+  };
+}
+
+function legacyOidcArgs(oidc: NonNullable<TalosClusterInput["oidc"]>): Record<string, string> {
+  const args: Record<string, string> = {
+    "oidc-issuer-url": oidc.issuerURL,
+    "oidc-client-id": oidc.clientID,
+  };
+  if (oidc.usernameClaim) args["oidc-username-claim"] = oidc.usernameClaim;
+  if (oidc.usernamePrefix !== undefined) args["oidc-username-prefix"] = oidc.usernamePrefix || "-";
+  if (oidc.groupsClaim) args["oidc-groups-claim"] = oidc.groupsClaim;
+  if (oidc.groupsPrefix) args["oidc-groups-prefix"] = oidc.groupsPrefix;
+  return args;
+}
+
+function networkInterface(input: TalosClusterInput, node: TalosNodeInput): YamlMap {
+  const link: YamlMap = input.network.interface
+    ? { interface: input.network.interface }
+    : { deviceSelector: { physical: true } };
+  const iface: YamlMap = {
+    ...link,
+    addresses: [`${node.ip}/${input.network.prefixLength}`],
+    routes: [{ network: "0.0.0.0/0", gateway: input.network.gateway }],
+    dhcp: false,
+  };
+  if (input.network.vip && node.role === "controlplane") iface.vip = { ip: input.network.vip };
+  return iface;
+}
+
+function v1alpha1Document(input: TalosClusterInput, secrets: SecretsBundle, node: TalosNodeInput): YamlMap {
+  const controlPlane = node.role === "controlplane";
+  const k8s = input.kubernetesVersion;
+  const endpointHost = new URL(input.endpoint).hostname;
+  const sans = [...new Set([endpointHost, ...(input.network.vip ? [input.network.vip] : []), node.ip])];
+
+  const features: YamlMap = {
+    rbac: true,
+    stableHostname: true,
+    apidCheckExtKeyUsage: true,
+    diskQuotaSupport: true,
+    kubePrism: { enabled: true, port: 7445 },
+    hostDNS: { enabled: true, forwardKubeDNSToHost: true },
+  };
+
+  const machine: YamlMap = {
+    type: node.role,
+    token: secrets.trustdinfo.token,
+    // Workers get the OS CA certificate only: they never sign anything with it.
+    ca: controlPlane
+      ? { crt: secrets.certs.os.crt, key: secrets.certs.os.key }
+      : { crt: secrets.certs.os.crt, key: "" },
+    certSANs: sans,
+    kubelet: {
+      image: `ghcr.io/siderolabs/kubelet:${k8s}`,
+      defaultRuntimeSeccompProfileEnabled: true,
+      disableManifestsDirectory: true,
+    },
+    network: {
+      hostname: node.name,
+      interfaces: [networkInterface(input, node)],
+      nameservers: [...input.network.nameservers],
+    },
+    install: { disk: input.installDisk, image: installerImage(input), wipe: false },
+    features,
+  };
+  if (controlPlane) machine.nodeLabels = { "node.kubernetes.io/exclude-from-external-load-balancers": "" };
+
+  const clusterNetwork: YamlMap = {
+    dnsDomain: "cluster.local",
+    podSubnets: [input.podSubnet],
+    serviceSubnets: [input.serviceSubnet],
+  };
+  if (input.ciliumCNI) clusterNetwork.cni = { name: "none" };
+
+  const cluster: YamlMap = {
+    id: secrets.cluster.id,
+    secret: secrets.cluster.secret,
+    controlPlane: { endpoint: input.endpoint },
+    clusterName: input.clusterName,
+    network: clusterNetwork,
+    token: secrets.secrets.bootstraptoken,
+  };
+  if (controlPlane) {
+    const apiServer: YamlMap = {
+      image: `registry.k8s.io/kube-apiserver:${k8s}`,
+      certSANs: sans,
+      admissionControl: [
+        {
+          name: "PodSecurity",
+          configuration: {
+            apiVersion: "pod-security.admission.config.k8s.io/v1alpha1",
+            kind: "PodSecurityConfiguration",
+            defaults: {
+              audit: "restricted",
+              "audit-version": "latest",
+              enforce: "baseline",
+              "enforce-version": "latest",
+              warn: "restricted",
+              "warn-version": "latest",
+            },
+            exemptions: { namespaces: ["kube-system"], runtimeClasses: [], usernames: [] },
+          },
+        },
+      ],
+      auditPolicy: { apiVersion: "audit.k8s.io/v1", kind: "Policy", rules: [{ level: "Metadata" }] },
+    };
+    if (input.oidc && !atLeastMinor(input.talosVersion, 1, 14))
+      apiServer.extraArgs = legacyOidcArgs(input.oidc);
+    Object.assign(cluster, {
+      secretboxEncryptionSecret: secrets.secrets.secretboxencryptionsecret,
+      ca: { crt: secrets.certs.k8s.crt, key: secrets.certs.k8s.key },
+      aggregatorCA: { crt: secrets.certs.k8saggregator.crt, key: secrets.certs.k8saggregator.key },
+      serviceAccount: { key: secrets.certs.k8sserviceaccount.key },
+      apiServer,
+      controllerManager: { image: `registry.k8s.io/kube-controller-manager:${k8s}` },
+      proxy: input.ciliumCNI
+        ? { disabled: true, image: `registry.k8s.io/kube-proxy:${k8s}` }
+        : { image: `registry.k8s.io/kube-proxy:${k8s}` },
+      scheduler: { image: `registry.k8s.io/kube-scheduler:${k8s}` },
+      discovery: { enabled: true, registries: { kubernetes: { disabled: true }, service: {} } },
+      etcd: { ca: { crt: secrets.certs.etcd.crt, key: secrets.certs.etcd.key } },
+      allowSchedulingOnControlPlanes: input.allowSchedulingOnControlPlanes,
+    });
+  } else {
+    Object.assign(cluster, {
+      ca: { crt: secrets.certs.k8s.crt, key: "" },
+      proxy: input.ciliumCNI ? { disabled: true } : {},
+      discovery: { enabled: true, registries: { kubernetes: { disabled: true }, service: {} } },
+    });
+  }
+
+  return { version: "v1alpha1", debug: false, persist: true, machine, cluster };
+}
+
+/** The documents of one node's config, patches applied. Pure: same inputs, same output. */
+export function nodeConfigDocuments(
+  input: TalosClusterInput,
+  secrets: SecretsBundle,
+  nodeName: string,
+): YamlMap[] {
+  assertInput(input);
+  const node = input.nodes.find((n) => n.name === nodeName);
+  if (!node) throw new MachineConfigError(`no node named ${nodeName}`);
+  const docs: YamlMap[] = [v1alpha1Document(input, secrets, node)];
+  if (input.oidc && node.role === "controlplane" && atLeastMinor(input.talosVersion, 1, 14)) {
+    docs.push({
+      apiVersion: "v1alpha1",
+      kind: "KubeAuthenticationConfig",
+      configuration: authenticationConfiguration(input.oidc),
+    });
+  }
+  return applyPatches(docs, input.configPatches ?? []);
+}
+
+export function renderDocuments(docs: readonly YamlMap[]): string {
+  return docs.map((d) => stringify(d, { lineWidth: 0 })).join("---\n");
+}
+
+export function generateNodeConfig(
+  input: TalosClusterInput,
+  secrets: SecretsBundle,
+  nodeName: string,
+): GeneratedNodeConfig {
+  const documents = nodeConfigDocuments(input, secrets, nodeName);
+  const node = input.nodes.find((n) => n.name === nodeName) as TalosNodeInput;
+  return { node: nodeName, role: node.role, documents, yaml: renderDocuments(documents) };
+}
+
+export function generateClusterConfigs(
+  input: TalosClusterInput,
+  secrets: SecretsBundle,
+): GeneratedNodeConfig[] {
+  return input.nodes.map((n) => generateNodeConfig(input, secrets, n.name));
+}
