@@ -419,6 +419,15 @@ export const INVALID_CASES: readonly InvalidCase[] = [
     apiMessage: "a CronJob target needs template.schedule",
   },
   {
+    name: "pointing a migration at another VM",
+    operation: "update",
+    base: migration,
+    mutate: (o) => {
+      o.spec.source.vmid = 1011;
+    },
+    apiMessage: "source.vmid cannot change",
+  },
+  {
     name: "a grace period that is not a duration",
     operation: "create",
     base: migration,

@@ -20,7 +20,7 @@ import {
   url,
 } from "./fields.ts";
 import { defineKind } from "./kind.ts";
-import { withRules } from "./rules.ts";
+import { immutable, withRules } from "./rules.ts";
 import { conditionStatusPath, statusFields } from "./status.ts";
 
 export const TARGET_KINDS = [
@@ -225,18 +225,20 @@ const WorkloadMigrationSpec = withRules(
   z
     .object({
       clusterRef: z
-        .object({ name: dnsLabel().describe("Name of the HomelabCluster.") })
+        .object({
+          name: immutable(dnsLabel(), "clusterRef.name cannot change after creation").describe(
+            "Name of the HomelabCluster; immutable.",
+          ),
+        })
         .describe(
           "HomelabCluster whose Proxmox connection reaches the source VM and whose cluster runs the targets.",
         ),
       source: z
         .object({
-          vmid: z
-            .number()
-            .int()
-            .min(100)
-            .max(999999999)
-            .describe("Proxmox VM id of the VM being retired, e.g. 1010."),
+          vmid: immutable(
+            z.number().int().min(100).max(999999999),
+            "source.vmid cannot change; create a new WorkloadMigration for another VM",
+          ).describe("Proxmox VM id of the VM being retired, e.g. 1010; immutable."),
           proxmoxNode: matching(
             /^[a-zA-Z][-a-zA-Z0-9_.]*[a-zA-Z0-9]$/,
             64,
