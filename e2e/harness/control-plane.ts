@@ -42,6 +42,13 @@ export interface ControlPlaneOptions {
   name?: string;
   controllers?: string[];
   startTimeoutMs?: number;
+  /** Extra kube-apiserver flags, e.g. an audit policy for a benchmark that counts writes. */
+  extraApiServerArgs?: string[];
+  /**
+   * Stop this control plane on SIGINT/SIGTERM and then exit as the signal would (default true). A
+   * process with its own shutdown order (the operator's local mode) turns this off and calls stop().
+   */
+  handleSignals?: boolean;
 }
 
 export interface ControlPlane {
@@ -116,7 +123,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     { detached: true, stdio: "ignore" },
   );
   reaper.unref();
-  installExitHooks();
+  if (options.handleSignals ?? true) installExitHooks();
 
   const procs: ManagedProcess[] = [];
   const track = async (p: ManagedProcess) => {
@@ -206,6 +213,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         `--service-account-key-file=${pki.serviceAccountPub}`,
         `--service-account-signing-key-file=${pki.serviceAccountKey}`,
         "--profiling=false",
+        ...(options.extraApiServerArgs ?? []),
       ],
       join(dir, "kube-apiserver.log"),
     );

@@ -369,6 +369,19 @@ describe("drift", () => {
     const net = admin.makeApiClient(NetworkingV1Api);
     await net.deleteNamespacedNetworkPolicy({ name: "tenant-default-deny", namespace: ns });
     await waitFor(
+      "a DriftCorrected event naming it",
+      async () => {
+        const events = await admin
+          .makeApiClient(EventsV1Api)
+          .listNamespacedEvent({
+            namespace: "default",
+            fieldSelector: `regarding.name=${name},reason=DriftCorrected`,
+          });
+        return events.items.some((e) => e.note?.includes(`${ns}/tenant-default-deny`)) ? true : undefined;
+      },
+      10_000,
+    );
+    await waitFor(
       "tenant-default-deny to be back",
       () => net.readNamespacedNetworkPolicy({ name: "tenant-default-deny", namespace: ns }),
       10_000,

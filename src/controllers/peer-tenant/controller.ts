@@ -127,6 +127,18 @@ export function peerTenantController(opts: PeerTenantControllerOptions): Control
 
 // ---------------------------------------------------------------------------------------------------
 
+/** What one reconcile of one tenant works with: the parsed spec, the cached object, what it learns. */
+interface Scope {
+  ctx: ReconcileContext;
+  tenant: Tenant;
+  /** The cached PeerTenant: owner of what is created, subject of its Events. */
+  owner: Obj;
+  status: StatusBuilder;
+  changes: ChangeLog;
+  /** Tenant namespaces that exist, belong to this tenant and are not terminating. */
+  namespaces: string[];
+}
+
 async function reconcileTenant(
   ctx: ReconcileContext,
   opts: PeerTenantControllerOptions,
@@ -161,16 +173,24 @@ async function reconcileTenant(
   if (!hasFinalizer(cached, FINALIZER)) await addFinalizer(ctx.client, cached, FINALIZER);
 
   const generation = tenant.metadata.generation ?? 0;
-  const status = new StatusBuilder(generation);
-  const namespaces = await ensureNamespaces(ctx, tenant, cached, status);
-  const usable = namespaces.filter((n) => n.ready).map((n) => n.name);
-  await ensureQuotas(ctx, tenant, cached, usable, status);
-  await ensureNetworkIsolation(ctx, tenant, cached, usable, status, await hasCilium(ctx));
-  await ensureAccess(ctx, tenant, cached, usable, status);
+  const scope: Scope = {
+    ctx,
+    tenant,
+    owner: cached,
+    status: new StatusBuilder(generation),
+    changes: new ChangeLog(),
+    namespaces: [],
+  };
+  // The phases, in order. Each sets its own condition; none blocks.
+  const { terminating } = await ensureNamespaces(scope);
+  await ensureQuotas(scope);
+  await ensureNetworkIsolation(scope, await hasCilium(ctx));
+  await ensureAccess(scope);
   await ensureGuardrails(ctx, opts);
-  await ensureGuardrailParams(ctx, tenant, cached, usable, status);
+  await ensureGuardrailParams(scope);
   await ensureGitlabCiAccess(ctx, opts);
 
+  const { status } = scope;
   const ready = status.allTrue();
   status.set(
     "Ready",
@@ -181,45 +201,41 @@ async function reconcileTenant(
   await writeStatus(ctx, cached, (s) => ({
     ...s,
     observedGeneration: generation,
-    namespaces: usable,
-    namespaceCount: usable.length,
-    quota: quotaStatus(ctx, usable),
+    namespaces: scope.namespaces,
+    namespaceCount: scope.namespaces.length,
+    quota: quotaStatus(ctx, scope.namespaces),
     conditions: status.apply(s.conditions as Condition[] | undefined),
   }));
+  await scope.changes.report(ctx, cached, wasSteady(cached, generation));
   // Waiting for a terminating namespace to go away is the only phase that polls.
-  return namespaces.some((n) => n.terminating) ? { requeueAfter: 2_000 } : undefined;
+  return terminating ? { requeueAfter: 2_000 } : undefined;
 }
 
-interface NamespaceState {
-  name: string;
-  ready: boolean;
-  terminating: boolean;
+/** The tenant was fully in place for this generation at the end of the previous reconcile. */
+function wasSteady(cached: Obj, generation: number): boolean {
+  const status = cached.status as { observedGeneration?: number; conditions?: Condition[] } | undefined;
+  const ready = status?.conditions?.find((c) => c.type === "Ready");
+  return status?.observedGeneration === generation && ready?.status === "True";
 }
 
-async function ensureNamespaces(
-  ctx: ReconcileContext,
-  t: Tenant,
-  owner: Obj,
-  status: StatusBuilder,
-): Promise<NamespaceState[]> {
+async function ensureNamespaces(scope: Scope): Promise<{ terminating: boolean }> {
+  const { ctx, tenant: t, owner, status, changes } = scope;
   const wanted = tenantNamespaces(t);
-  const states: NamespaceState[] = [];
   const conflicts: string[] = [];
+  let terminating = false;
   for (const name of wanted) {
     const existing = ctx.cache.get(GVK.namespace, { name });
     const holder = existing?.metadata?.labels?.[TENANT_LABEL];
     if (existing && holder !== t.metadata.name) {
       conflicts.push(`${name} (${holder ? `belongs to tenant ${holder}` : "not created by a PeerTenant"})`);
-      states.push({ name, ready: false, terminating: false });
       continue;
     }
     if (existing?.metadata?.deletionTimestamp) {
-      states.push({ name, ready: false, terminating: true });
+      terminating = true;
       continue;
     }
-    const outcome = await ensureObject(ctx, desiredNamespace(t, name), existing);
-    await noteOutcome(ctx, owner, outcome, "Namespace", name);
-    states.push({ name, ready: true, terminating: false });
+    changes.note(ctx, await ensureObject(ctx, desiredNamespace(t, name), existing), "Namespace", name);
+    scope.namespaces.push(name);
   }
   // Namespaces of this tenant that the spec no longer lists follow the deletion policy.
   for (const ns of ctx.cache.list(GVK.namespace)) {
@@ -242,7 +258,7 @@ async function ensureNamespaces(
       action: "Adopt",
       note: message,
     });
-  } else if (states.some((s) => s.terminating)) {
+  } else if (terminating) {
     status.set(
       "NamespacesReady",
       "False",
@@ -250,9 +266,9 @@ async function ensureNamespaces(
       "waiting for a namespace being deleted to go away",
     );
   } else {
-    status.set("NamespacesReady", "True", "NamespacesReady", `${states.length} namespace(s) ready`);
+    status.set("NamespacesReady", "True", "NamespacesReady", `${scope.namespaces.length} namespace(s) ready`);
   }
-  return states;
+  return { terminating };
 }
 
 /** Owned objects inside tenant namespaces carry an ownerReference, so garbage collection follows the tenant. */
@@ -261,74 +277,93 @@ function owned(owner: Obj, obj: Record<string, unknown>): Obj {
   return { ...obj, metadata: { ...meta, ownerReferences: [controllerReference(owner)] } } as Obj;
 }
 
+/** Makes one owned object match `desired`, or removes it when `desired` is undefined. */
 async function ensureOwned(
-  ctx: ReconcileContext,
-  owner: Obj,
+  scope: Scope,
   gvk: GroupVersionKind,
   ns: string,
   name: string,
   desired: Record<string, unknown> | undefined,
+  updateOutcome?: string,
 ): Promise<void> {
+  const { ctx, owner, changes } = scope;
   const cached = ctx.cache.get(gvk, { namespace: ns, name });
   if (!desired) {
     if (cached) {
       await ctx.client.delete(gvk, { namespace: ns, name }, { ignoreNotFound: true });
-      await noteOutcome(ctx, owner, "deleted", gvk.kind, `${ns}/${name}`);
+      changes.note(ctx, "deleted", gvk.kind, `${ns}/${name}`);
     }
     return;
   }
   const outcome = await ensureObject(ctx, owned(owner, desired), cached);
-  await noteOutcome(ctx, owner, outcome, gvk.kind, `${ns}/${name}`);
+  changes.note(
+    ctx,
+    outcome === "updated" && updateOutcome ? updateOutcome : outcome,
+    gvk.kind,
+    `${ns}/${name}`,
+  );
 }
 
-async function noteOutcome(
-  ctx: ReconcileContext,
-  owner: Obj,
-  outcome: string,
-  kind: string,
-  name: string,
-): Promise<void> {
-  if (outcome === "unchanged") return;
-  const reasons: Record<string, string> = {
-    created: "Created",
-    updated: "DriftCorrected",
-    deleted: "Deleted",
-  };
-  ctx.logger.info({ kind, object: name, outcome }, `${kind} ${outcome}`);
-  await ctx.recorder.record(owner, {
-    type: "Normal",
-    reason: `${kind}${reasons[outcome] ?? "Changed"}`,
-    action: "Apply",
-    note:
-      outcome === "updated"
-        ? `${kind} ${name} differed from the tenant's spec and was restored`
-        : `${kind} ${name} ${outcome}`,
-  });
+/**
+ * What one reconcile changed, reported as a few summary Events at its end rather than one per object.
+ * Whether a change is drift depends on the tenant having been fully in place for this generation before:
+ * then anything created or updated was undone by hand, and is reported as DriftCorrected.
+ */
+class ChangeLog {
+  private readonly entries = new Map<string, string[]>();
+  note(ctx: ReconcileContext, outcome: string, kind: string, name: string): void {
+    if (outcome === "unchanged") return;
+    ctx.logger.info({ kind, object: name, outcome }, `${kind} ${outcome}`);
+    this.entries.set(outcome, [...(this.entries.get(outcome) ?? []), `${kind} ${name}`]);
+  }
+  async report(ctx: ReconcileContext, owner: Obj, steadyBefore: boolean): Promise<void> {
+    const events: [string, string, string][] = steadyBefore
+      ? [
+          ["created", "DriftCorrected", "recreated after it was deleted by hand"],
+          ["updated", "DriftCorrected", "restored to the tenant's spec after a change by hand"],
+        ]
+      : [
+          ["created", "Provisioned", "created"],
+          ["updated", "Reconfigured", "updated to the tenant's new spec"],
+        ];
+    events.push(["rebalanced", "QuotaRebalanced", "moved tenant-wide quota headroom to where it is used"]);
+    events.push(["deleted", "Removed", "removed, no longer in the spec"]);
+    for (const [outcome, reason, said] of events) {
+      const list = this.entries.get(outcome);
+      if (!list?.length) continue;
+      await ctx.recorder.record(owner, {
+        type: "Normal",
+        reason,
+        action: "Reconcile",
+        note: `${said}: ${list.join(", ")}`,
+      });
+    }
+  }
 }
 
-async function ensureQuotas(
-  ctx: ReconcileContext,
-  t: Tenant,
-  owner: Obj,
-  namespaces: string[],
-  status: StatusBuilder,
-): Promise<void> {
+async function ensureQuotas(scope: Scope): Promise<void> {
+  const { ctx, tenant: t, namespaces } = scope;
   const used: Record<string, Record<string, string>> = {};
   for (const ns of namespaces) {
     const rq = ctx.cache.get<Obj>(GVK.quota, { namespace: ns, name: OBJECT_NAMES.quota });
-    used[ns] = ((rq?.status as { used?: Record<string, string> } | undefined)?.used ?? {}) as Record<
-      string,
-      string
-    >;
+    used[ns] = (rq?.status as { used?: Record<string, string> } | undefined)?.used ?? {};
   }
   const hardByNs = splitTenantQuota(namespaces, t.spec.quota.perNamespace, t.spec.quota.tenantTotal, used);
   for (const ns of namespaces) {
     const hard = hardByNs[ns] ?? {};
     const desired = Object.keys(hard).length > 0 ? desiredResourceQuota(t, ns, hard) : undefined;
-    await ensureOwned(ctx, owner, GVK.quota, ns, OBJECT_NAMES.quota, desired);
-    await ensureOwned(ctx, owner, GVK.limitRange, ns, OBJECT_NAMES.limits, desiredLimitRange(t, ns));
+    // With a tenant-wide total, the split moves with usage: such an update is a rebalance, not drift.
+    await ensureOwned(
+      scope,
+      GVK.quota,
+      ns,
+      OBJECT_NAMES.quota,
+      desired,
+      t.spec.quota.tenantTotal ? "rebalanced" : undefined,
+    );
+    await ensureOwned(scope, GVK.limitRange, ns, OBJECT_NAMES.limits, desiredLimitRange(t, ns));
   }
-  status.set(
+  scope.status.set(
     "QuotaReady",
     "True",
     "QuotaApplied",
@@ -338,25 +373,17 @@ async function ensureQuotas(
   );
 }
 
-async function ensureNetworkIsolation(
-  ctx: ReconcileContext,
-  t: Tenant,
-  owner: Obj,
-  namespaces: string[],
-  status: StatusBuilder,
-  cilium: boolean,
-): Promise<void> {
-  const allNames = Object.values(OBJECT_NAMES);
+async function ensureNetworkIsolation(scope: Scope, cilium: boolean): Promise<void> {
+  const { ctx, tenant: t, owner, namespaces } = scope;
+  const ours = new Set<string>(Object.values(OBJECT_NAMES));
   for (const ns of namespaces) {
     const desired = desiredNetworkPolicies(t, ns);
-    for (const np of desired) {
-      await ensureOwned(ctx, owner, GVK.networkPolicy, ns, np.metadata.name as string, np);
-    }
+    for (const np of desired) await ensureOwned(scope, GVK.networkPolicy, ns, np.metadata.name as string, np);
     // Policies this operator made that the spec no longer asks for (e.g. internet egress turned off).
     for (const existing of ctx.cache.list(GVK.networkPolicy, ns)) {
       const name = existing.metadata?.name ?? "";
-      if (allNames.includes(name as never) && !desired.some((d) => d.metadata.name === name)) {
-        await ensureOwned(ctx, owner, GVK.networkPolicy, ns, name, undefined);
+      if (ours.has(name) && !desired.some((d) => d.metadata.name === name)) {
+        await ensureOwned(scope, GVK.networkPolicy, ns, name, undefined);
       }
     }
     if (cilium) {
@@ -371,33 +398,26 @@ async function ensureNetworkIsolation(
         );
     }
   }
-  status.set(
+  const allowed = [
+    "the tenant's own namespaces",
+    "DNS",
+    ...(t.spec.network.allowIngressFromNamespaces.length ? ["the listed ingress namespaces"] : []),
+    ...(cilium && t.spec.network.allowFromGateway ? ["Cilium's gateway"] : []),
+  ];
+  scope.status.set(
     "NetworkIsolated",
     "True",
     "PoliciesApplied",
-    `default-deny with tenant, DNS${t.spec.network.allowIngressFromNamespaces.length ? ", listed ingress namespaces" : ""} and egress rules${cilium ? ", plus the Cilium gateway entity" : ""}`,
+    `default deny; allowed: ${allowed.join(", ")}`,
   );
 }
 
-async function ensureAccess(
-  ctx: ReconcileContext,
-  t: Tenant,
-  owner: Obj,
-  namespaces: string[],
-  status: StatusBuilder,
-): Promise<void> {
+async function ensureAccess(scope: Scope): Promise<void> {
+  const { tenant: t, namespaces } = scope;
   for (const ns of namespaces) {
+    await ensureOwned(scope, GVK.roleBinding, ns, OBJECT_NAMES.ownersBinding, desiredOwnerRoleBinding(t, ns));
     await ensureOwned(
-      ctx,
-      owner,
-      GVK.roleBinding,
-      ns,
-      OBJECT_NAMES.ownersBinding,
-      desiredOwnerRoleBinding(t, ns),
-    );
-    await ensureOwned(
-      ctx,
-      owner,
+      scope,
       GVK.roleBinding,
       ns,
       OBJECT_NAMES.gitlabBinding,
@@ -408,7 +428,7 @@ async function ensureAccess(
     t.spec.gitlab && t.spec.gitlab.groupID === undefined
       ? "; GitLab CI has no deploy rights until gitlab.groupID is set"
       : "";
-  status.set(
+  scope.status.set(
     "AccessReady",
     "True",
     "OwnersBound",
@@ -416,24 +436,17 @@ async function ensureAccess(
   );
 }
 
-async function ensureGuardrailParams(
-  ctx: ReconcileContext,
-  t: Tenant,
-  owner: Obj,
-  namespaces: string[],
-  status: StatusBuilder,
-): Promise<void> {
-  for (const ns of namespaces) {
+async function ensureGuardrailParams(scope: Scope): Promise<void> {
+  for (const ns of scope.namespaces) {
     await ensureOwned(
-      ctx,
-      owner,
+      scope,
       GVK.configMap,
       ns,
       OBJECT_NAMES.guardrailParams,
-      desiredGuardrailParams(t, ns),
+      desiredGuardrailParams(scope.tenant, ns),
     );
   }
-  status.set(
+  scope.status.set(
     "GuardrailsReady",
     "True",
     "PoliciesBound",

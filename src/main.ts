@@ -1,0 +1,100 @@
+// The operator process. With a kubeconfig or an in-cluster service account it manages that cluster;
+// with neither it starts an embedded local control plane, installs the CRDs and runs there.
+import { KubeConfig } from "@kubernetes/client-node";
+import { loadConfig, type OperatorConfig } from "./config.ts";
+import { registerControllers } from "./controllers/index.ts";
+import { installCRDs } from "./crds/install.ts";
+import { createLogger, KubeClient, Manager } from "./runtime/index.ts";
+
+const logger = createLogger({ name: "homelab-operator" });
+
+interface Cluster {
+  kubeConfig: KubeConfig;
+  stop(): Promise<void>;
+}
+
+async function connect(config: OperatorConfig): Promise<Cluster> {
+  const kubeConfig = new KubeConfig();
+  switch (config.cluster.mode) {
+    case "kubeconfig":
+      kubeConfig.loadFromFile(config.cluster.path);
+      logger.info(
+        { kubeconfig: config.cluster.path, server: kubeConfig.getCurrentCluster()?.server },
+        "Using kubeconfig",
+      );
+      return { kubeConfig, stop: async () => {} };
+    case "in-cluster":
+      kubeConfig.loadFromCluster();
+      logger.info("Using the in-cluster service account");
+      return { kubeConfig, stop: async () => {} };
+    case "local": {
+      // Imported lazily: only local mode needs the control-plane harness (and Go, on first use).
+      const { startControlPlane } = await import("../e2e/harness/control-plane.ts");
+      logger.info("No kubeconfig and not in a cluster: starting an embedded local control plane");
+      const cp = await startControlPlane({ name: "local", handleSignals: false });
+      logger.info(
+        { server: cp.server, startupMs: cp.startupMs },
+        `Local control plane ready; use it with: export KUBECONFIG=${cp.kubeconfigPath}`,
+      );
+      kubeConfig.loadFromFile(cp.kubeconfigPath);
+      return { kubeConfig, stop: () => cp.stop() };
+    }
+  }
+}
+
+async function ensureNamespace(kubeConfig: KubeConfig, name: string): Promise<void> {
+  await new KubeClient(kubeConfig).apply({ apiVersion: "v1", kind: "Namespace", metadata: { name } });
+}
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const cluster = await connect(config);
+  if (config.installCRDs) {
+    await installCRDs(cluster.kubeConfig);
+    logger.info("CRDs installed");
+  }
+  await ensureNamespace(cluster.kubeConfig, config.namespace);
+  const manager = new Manager({
+    kubeConfig: cluster.kubeConfig,
+    logger,
+    healthPort: config.healthPort,
+    healthHost: config.healthHost,
+    ...(config.leaderElection
+      ? { leaderElection: { name: "homelab-operator", namespace: config.namespace } }
+      : {}),
+  });
+  registerControllers(manager, config);
+
+  // One shutdown path: stop reconciling (and release the lease), then the local control plane, then exit.
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    logger.info({ signal }, "Shutting down");
+    void manager
+      .stop()
+      .then(() => cluster.stop())
+      .then(
+        () => process.exit(0),
+        (err: unknown) => {
+          logger.error({ err }, "Shutdown failed");
+          process.exit(1);
+        },
+      );
+  };
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+  process.on("SIGINT", () => shutdown("SIGINT"));
+
+  await manager.start();
+  logger.info({ healthPort: manager.healthPort, mode: config.cluster.mode }, "homelab-operator is running");
+  await manager.done().catch(async (err: unknown) => {
+    logger.error({ err }, "Manager stopped with an error");
+    await cluster.stop();
+    process.exit(1);
+  });
+}
+
+main().catch((err: unknown) => {
+  logger.error({ err }, "homelab-operator failed to start");
+  process.exit(1);
+});
