@@ -13,10 +13,13 @@ import {
   setHeaderOptions,
 } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import * as z from "zod";
 import { type ExampleDocument, example, loadExamples } from "../../src/crds/examples.ts";
 import { KINDS } from "../../src/crds/index.ts";
-import { describeApiError, installCRDs } from "../../src/crds/install.ts";
+import { CRDInstallError, describeApiError, installCRDs } from "../../src/crds/install.ts";
 import { INVALID_CASES } from "../../src/crds/invalid-objects.ts";
+import { defineKind } from "../../src/crds/kind.ts";
+import { withRules } from "../../src/crds/rules.ts";
 import { adminKubeConfig, kubeconfigPath } from "../harness/test-cluster.ts";
 
 const run = promisify(execFile);
@@ -100,6 +103,38 @@ describe("installation", () => {
 
   it("installing again is a no-op that succeeds", async () => {
     await installCRDs(kc);
+  });
+
+  it("every kind is in API discovery when installCRDs returns", async () => {
+    const list = await kc
+      .makeApiClient(CustomObjectsApi)
+      .getAPIResources({ group: "homelab.shdr.ch", version: "v1alpha1" });
+    const served = list.resources.filter((r) => !r.name.includes("/"));
+    expect(served.map((r) => r.name).sort()).toEqual(KINDS.map((k) => k.plural).sort());
+    expect(served.find((r) => r.name === "homelabclusters")?.namespaced).toBe(false);
+    expect(served.find((r) => r.name === "appvendings")?.namespaced).toBe(true);
+  });
+
+  it("a CRD the apiserver refuses fails with a typed error carrying its reason", async () => {
+    const broken = defineKind({
+      kind: "BrokenThing",
+      plural: "brokenthings",
+      shortName: "bt",
+      scope: "Cluster",
+      description: "A kind whose CEL rule does not compile.",
+      spec: withRules(z.object({ a: z.number().describe("A number.") }).describe("Spec."), [
+        { rule: "self.a >", message: "never compiles", check: () => true },
+      ]),
+      status: z.object({}).describe("Status."),
+      printerColumns: [],
+    });
+    const error = await installCRDs(kc, { kinds: [broken] }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(CRDInstallError);
+    expect((error as CRDInstallError).crd).toBe("brokenthings.homelab.shdr.ch");
+    expect((error as Error).message).toContain("compilation failed");
   });
 });
 

@@ -102,11 +102,10 @@ export async function installCRDs(kubeConfig: KubeConfig, options: InstallOption
       });
     }
   }
-  await Promise.all(
-    kinds.map((kind) =>
-      waitEstablished(extensions, kind.crdName, options.timeoutMs ?? 60_000, options.pollMs ?? 100),
-    ),
-  );
+  const timeoutMs = options.timeoutMs ?? 60_000;
+  const pollMs = options.pollMs ?? 100;
+  await Promise.all(kinds.map((kind) => waitEstablished(extensions, kind.crdName, timeoutMs, pollMs)));
+  await waitDiscoverable(kubeConfig, kinds, timeoutMs, pollMs);
 }
 
 /** The apiserver's Status message from a client-node ApiException, else the error's own message. */
