@@ -6,8 +6,14 @@
 // resourceVersion is still served (ADDED events from the cache) even after an etcd compaction, measured
 // on the test control plane; a real 410 needs the watch cache to evict history, which takes minutes.
 // It authenticates upstream with the admin kubeconfig's credentials, so the client under test needs none.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { type ClientRequest, request as httpsRequest } from "node:https";
+import {
+  type ClientRequest,
+  createServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from "node:http";
+import { request as httpsRequest } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import { KubeConfig } from "@kubernetes/client-node";
 

@@ -42,7 +42,8 @@ function recorder() {
   };
 }
 
-const dataOf = (i: Informer, name: string) => (i.get(`${ns}/${name}`) as { data?: { v?: string } } | undefined)?.data?.v;
+const dataOf = (i: Informer, name: string) =>
+  (i.get(`${ns}/${name}`) as { data?: { v?: string } } | undefined)?.data?.v;
 
 describe("Informer on a real API server", () => {
   it("reconnects after its connections are cut and catches up by resuming from its last resourceVersion", async () => {
@@ -71,12 +72,17 @@ describe("Informer on a real API server", () => {
       expect(informer.get(`${ns}/cut-c`)).toBeUndefined();
       proxy.restore();
 
-      await eventually("the cache to catch up", () => dataOf(informer, "cut-a") === "2" && informer.keys().length === 2);
+      await eventually(
+        "the cache to catch up",
+        () => dataOf(informer, "cut-a") === "2" && informer.keys().length === 2,
+      );
       expect(informer.keys().sort()).toEqual([`${ns}/cut-a`, `${ns}/cut-c`]);
       expect(rec.events).toEqual(["add cut-a", "add cut-b", "add cut-c", "update cut-a", "delete cut-b"]);
       // Resumed, not relisted: one list, and a watch asked for the resourceVersion held before the cut.
       expect(lists).toEqual(["initial"]);
-      expect(proxy.watchRequests.some((w) => w.path.includes(ns) && w.resourceVersion === rvBeforeCut)).toBe(true);
+      expect(proxy.watchRequests.some((w) => w.path.includes(ns) && w.resourceVersion === rvBeforeCut)).toBe(
+        true,
+      );
     } finally {
       await informer.stop();
     }
@@ -96,7 +102,10 @@ describe("Informer on a real API server", () => {
     informer.start();
     try {
       await informer.waitForSync();
-      await eventually("the watch to be open", () => proxy.watchRequests.filter((w) => w.path.includes(ns)).length > 0);
+      await eventually(
+        "the watch to be open",
+        () => proxy.watchRequests.filter((w) => w.path.includes(ns)).length > 0,
+      );
       rec.events.length = 0;
       // The next watch resumes from a resourceVersion etcd's history no longer holds (see fault-proxy.ts).
       proxy.expireNextWatch(`/namespaces/${ns}/configmaps`);
@@ -111,7 +120,10 @@ describe("Informer on a real API server", () => {
       expect(lists).toEqual(["initial", "resume point lost"]);
       expect(proxy.watchRequests.some((w) => w.expired)).toBe(true);
       await eventually("the cache to match the server", () => dataOf(informer, "gone-b") === "2");
-      const names = informer.list(ns).map((o) => o.metadata?.name).sort();
+      const names = informer
+        .list(ns)
+        .map((o) => o.metadata?.name)
+        .sort();
       expect(names).toEqual(["cut-a", "cut-c", "gone-b", "gone-d"]);
       expect(rec.events.sort()).toEqual(["add gone-d", "delete gone-a", "update gone-b"]);
       // And the informer keeps watching after the relist.

@@ -43,3 +43,11 @@ export const isGone = (err: unknown): boolean => hasCode(err, 410);
 
 /** Raised by the watch stream when the server ends it with an ERROR event (a Status object). */
 export class WatchStatusError extends ApiError {}
+
+/** One line for logs: the message plus the network cause undici hides behind "fetch failed". */
+export function describeError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const cause = err.cause as { code?: string; message?: string } | undefined;
+  const detail = cause ? ` (${cause.code ?? cause.message ?? String(cause)})` : "";
+  return `${err.name === "Error" ? "" : `${err.name}: `}${err.message}${detail}`;
+}

@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { KubeClient } from "./client.ts";
-import { isNotFound } from "./errors.ts";
+import { describeError, isNotFound } from "./errors.ts";
 import type { KubeObject } from "./object.ts";
 
 export interface EventInput {
@@ -77,7 +77,7 @@ export class EventRecorder {
     try {
       await this.recordOrThrow(regarding, input);
     } catch (err) {
-      this.logger?.warn({ err: String(err), reason: input.reason }, "Could not record Event");
+      this.logger?.warn({ err: describeError(err), reason: input.reason }, "Could not record Event");
     }
   }
 

@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import { JitteredBackoff } from "./backoff.ts";
 import type { KubeClient } from "./client.ts";
-import { isGone } from "./errors.ts";
+import { describeError, isGone } from "./errors.ts";
 import { type GroupVersionKind, gvkString, type KubeObject, keyOf, objectKeyOf, sleep } from "./object.ts";
 
 export interface EventHandler<T extends KubeObject = KubeObject> {
@@ -161,12 +161,12 @@ export class Informer<T extends KubeObject = KubeObject> {
         if (signal.aborted) break;
         if (isGone(err)) {
           // The resume point is gone from etcd's history: only a fresh list can catch up.
-          this.log?.info({ err: String(err) }, "Watch resourceVersion expired, relisting");
+          this.log?.info({ err: describeError(err) }, "Watch resourceVersion expired, relisting");
           this.resourceVersion = "";
           continue;
         }
         const delay = this.backoff.next();
-        this.log?.warn({ err: String(err), retryInMs: delay }, "List/watch failed, reconnecting");
+        this.log?.warn({ err: describeError(err), retryInMs: delay }, "List/watch failed, reconnecting");
         await sleep(delay, signal);
       }
     }
@@ -285,7 +285,7 @@ export class Informer<T extends KubeObject = KubeObject> {
         else if (kind === "update") h.onUpdate?.(a, b!);
         else h.onDelete?.(a);
       } catch (err) {
-        this.log?.error({ err: String(err) }, "Event handler threw");
+        this.log?.error({ err: describeError(err) }, "Event handler threw");
       }
     }
   }

@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { KubeClient } from "./client.ts";
-import { ApiError, isNotFound } from "./errors.ts";
+import { ApiError, describeError, isNotFound } from "./errors.ts";
 import { microTime } from "./events.ts";
 import { sleep } from "./object.ts";
 
@@ -202,7 +202,7 @@ export class LeaderElector {
       return true;
     } catch (err) {
       if (!(err instanceof ApiError && err.code === 409)) {
-        this.logger?.warn({ err: String(err) }, "Lease acquire/renew attempt failed");
+        this.logger?.warn({ err: describeError(err) }, "Lease acquire/renew attempt failed");
       }
       return false;
     }
@@ -247,7 +247,7 @@ export class LeaderElector {
       this.logger?.info("Released lease");
     } catch (err) {
       this.logger?.warn(
-        { err: String(err) },
+        { err: describeError(err) },
         "Could not release the lease; a standby takes over when it expires",
       );
     }

@@ -18,6 +18,8 @@ export interface ManagerOptions {
   healthHost?: string;
   /** Omit to run without leader election (one replica, tests). */
   leaderElection?: LeaderElectionConfig;
+  /** Called with true when this process starts leading (workers start), false when it stops. */
+  onLeadershipChange?: (leading: boolean) => void;
   /** Restrict every informer to one namespace. */
   namespace?: string;
   /** Periodic resync of every informer. Default 10 h (controller-runtime's SyncPeriod). */
@@ -165,9 +167,11 @@ export class Manager {
         onStartedLeading: () => {
           this.metrics.leaderStatus.set({ name }, 1);
           this.startWorkers();
+          this.opts.onLeadershipChange?.(true);
         },
         onStoppedLeading: () => {
           this.metrics.leaderStatus.set({ name }, 0);
+          this.opts.onLeadershipChange?.(false);
           stoppedByUs = this.stopSignal.signal.aborted;
           if (!stoppedByUs) {
             // Lost the lease: stop reconciling now, before another replica may take it over.
