@@ -1,0 +1,38 @@
+// Loads our Talos proto subset for @grpc/grpc-js. longs as strings: etcd member ids are uint64 and do
+// not fit a JS number.
+import { fileURLToPath } from "node:url";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+
+const PROTO_ROOT = fileURLToPath(new URL("./proto/", import.meta.url));
+const FILES = ["machine/machine.proto", "machine/image.proto", "machine/lifecycle.proto"];
+
+export const LOADER_OPTIONS: protoLoader.Options = {
+  keepCase: false,
+  longs: String,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+  includeDirs: [PROTO_ROOT],
+};
+
+interface ServiceCtor {
+  new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ChannelOptions): grpc.Client;
+  service: grpc.ServiceDefinition;
+}
+
+export interface TalosServices {
+  MachineService: ServiceCtor;
+  ImageService: ServiceCtor;
+  LifecycleService: ServiceCtor;
+}
+
+let cached: TalosServices | undefined;
+
+export function loadTalosServices(): TalosServices {
+  if (cached) return cached;
+  const definition = protoLoader.loadSync(FILES, LOADER_OPTIONS);
+  const pkg = grpc.loadPackageDefinition(definition) as unknown as { machine: TalosServices };
+  cached = pkg.machine;
+  return cached;
+}
