@@ -44,6 +44,7 @@ function candidate(id: string, opts: { lease?: string; kubeconfig?: string } = {
       KUBECONFIG_PATH: opts.kubeconfig ?? kubeconfigPath(),
       NAMESPACE: ns,
       LEASE: opts.lease ?? "operator-leader",
+      LOG_LEVEL: process.env.LOG_LEVEL ?? "error",
     },
     stdio: ["ignore", "inherit", "inherit"],
   });
@@ -97,7 +98,7 @@ afterAll(async () => {
 });
 
 describe("leader election between two operator processes on one Lease", () => {
-  it("only the leader reconciles; after SIGKILL the standby takes over within the lease duration, never overlapping", async () => {
+  it("only the leader reconciles; after SIGKILL the standby takes over once the 15 s lease expires (plus at most two 2 s polls), never overlapping", async () => {
     const a = candidate("A");
     await eventually(
       "A to lead and reconcile",
@@ -146,6 +147,13 @@ describe("leader election between two operator processes on one Lease", () => {
     );
     const b = children.find((x) => x !== c && x.exitCode === null && x.signalCode === null)!;
     const exited = new Promise<number | null>((resolve) => b.once("exit", (code) => resolve(code)));
+    // Signal B while a reconcile is in flight, to see it drained rather than cut.
+    await eventually(
+      "B to be mid-reconcile",
+      () => intervals(readJournal(), "B").some(([, end]) => !Number.isFinite(end)),
+      10_000,
+      10,
+    );
     b.kill("SIGTERM");
     const termAt = Date.now();
     expect(await exited).toBe(0);
@@ -162,6 +170,8 @@ describe("leader election between two operator processes on one Lease", () => {
     // B finished every reconcile it had started before exiting (drained), and none overlaps C's.
     const bIntervals = intervals(lines, "B");
     expect(bIntervals.every(([, end]) => Number.isFinite(end))).toBe(true);
+    const bExit = lines.find((l) => l.who === "B" && l.what === "exit")!;
+    expect(Math.max(...bIntervals.map(([, end]) => end))).toBeLessThanOrEqual(bExit.at);
     expect(overlaps(bIntervals, intervals(lines, "C"))).toBe(false);
   });
 

@@ -68,14 +68,17 @@ const PATCH_CONTENT_TYPE: Record<PatchType, string> = {
 export class KubeClient {
   readonly kubeConfig: KubeConfig;
   readonly fieldManager: string;
+  /** Bound on every non-watch request, so a half-open connection cannot hang a list or a reconcile. */
+  readonly requestTimeoutMs: number;
   private readonly server: string;
   private dispatcher: Dispatcher | undefined;
   private dispatcherResolved = false;
   private readonly discovery = new Map<string, Promise<Map<string, ResourceInfo>>>();
 
-  constructor(kubeConfig: KubeConfig, opts: { fieldManager?: string } = {}) {
+  constructor(kubeConfig: KubeConfig, opts: { fieldManager?: string; requestTimeoutMs?: number } = {}) {
     this.kubeConfig = kubeConfig;
     this.fieldManager = opts.fieldManager ?? FIELD_MANAGER;
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? 60_000;
     const cluster = kubeConfig.getCurrentCluster();
     if (!cluster) throw new Error("kubeconfig has no current cluster");
     this.server = cluster.server.replace(/\/+$/, "");
@@ -112,12 +115,13 @@ export class KubeClient {
       body = JSON.stringify(opts.body);
       headers["Content-Type"] = opts.contentType ?? "application/json";
     }
+    const timeout = AbortSignal.timeout(this.requestTimeoutMs);
     const res = await fetch(url, {
       method,
       headers,
       ...(body !== undefined ? { body } : {}),
       ...(dispatcher ? { dispatcher } : {}),
-      ...(opts.signal ? { signal: opts.signal } : {}),
+      signal: opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout,
     });
     const text = await res.text();
     if (!res.ok) throw apiErrorFrom(res.status, text, method, path);
