@@ -16,6 +16,8 @@ export interface OperatorConfig {
   cluster: { mode: "kubeconfig"; path: string } | { mode: "in-cluster" } | { mode: "local" };
   /** Install or update the CRDs at start (always in local mode). */
   installCRDs: boolean;
+  /** Workers per controller (MAX_CONCURRENT_RECONCILES); one object is never reconciled twice at once. */
+  maxConcurrentReconciles: number;
 }
 
 const SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token";
@@ -32,6 +34,13 @@ function port(value: string | undefined, fallback: number): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535)
     throw new Error(`HEALTH_PORT must be a port number, got "${value}"`);
+  return n;
+}
+
+function positive(value: string | undefined, fallback: number): number {
+  if (value === undefined || value === "") return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`expected a positive integer, got "${value}"`);
   return n;
 }
 
@@ -67,5 +76,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig
     leaderElection: bool(env.LEADER_ELECT, true),
     cluster,
     installCRDs: cluster.mode === "local" || bool(env.INSTALL_CRDS, false),
+    maxConcurrentReconciles: positive(env.MAX_CONCURRENT_RECONCILES, 8),
   };
 }

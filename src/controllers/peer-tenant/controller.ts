@@ -33,7 +33,7 @@ import {
   splitTenantQuota,
   tenantNamespaces,
 } from "./desired.ts";
-import { desiredGuardrailPolicies } from "./guardrails.ts";
+import { desiredGuardrailPolicies, POLICY_NAMES } from "./guardrails.ts";
 import { MANAGED_BY, MANAGED_BY_LABEL, OBJECT_NAMES, TENANT_LABEL } from "./labels.ts";
 
 export const FINALIZER = "homelab.shdr.ch/peertenant";
@@ -63,6 +63,8 @@ export interface PeerTenantControllerOptions {
   operatorUsernames: string[];
   /** Whether the cilium.io CRDs exist, asked at each reconcile (discovery is cached by the client). */
   hasCilium?: (ctx: ReconcileContext) => Promise<boolean>;
+  /** Tenants reconciled at once (default 8); one tenant is still never reconciled twice at once. */
+  maxConcurrentReconciles?: number;
 }
 
 type Tenant = PeerTenant;
@@ -105,10 +107,13 @@ export function peerTenantController(opts: PeerTenantControllerOptions): Control
             ? [GITLAB_CI_ACCESS_KEY]
             : tenantOf(obj),
       },
+      // The cluster-wide guardrails and the GitLab ci_access list are reconciled under keys of their own,
+      // so a burst of tenant changes coalesces into one pass over them instead of one per tenant.
+      { ...GVK.tenant, map: () => [GUARDRAILS_KEY, GITLAB_CI_ACCESS_KEY] },
       { ...GVK.vap, labelSelector: managedSelector, map: () => [GUARDRAILS_KEY] },
       { ...GVK.vapBinding, labelSelector: managedSelector, map: () => [GUARDRAILS_KEY] },
     ],
-    maxConcurrentReconciles: 4,
+    maxConcurrentReconciles: opts.maxConcurrentReconciles ?? 8,
     // Status-only updates of a PeerTenant are our own writes: they need no reconcile.
     predicate: (oldObj, newObj) =>
       !oldObj ||
@@ -186,9 +191,7 @@ async function reconcileTenant(
   await ensureQuotas(scope);
   await ensureNetworkIsolation(scope, await hasCilium(ctx));
   await ensureAccess(scope);
-  await ensureGuardrails(ctx, opts);
-  await ensureGuardrailParams(scope);
-  await ensureGitlabCiAccess(ctx, opts);
+  const guardrails = await ensureGuardrailParams(scope);
 
   const { status } = scope;
   const ready = status.allTrue();
@@ -207,8 +210,9 @@ async function reconcileTenant(
     conditions: status.apply(s.conditions as Condition[] | undefined),
   }));
   await scope.changes.report(ctx, cached, wasSteady(cached, generation));
-  // Waiting for a terminating namespace to go away is the only phase that polls.
-  return terminating ? { requeueAfter: 2_000 } : undefined;
+  // Phases that wait poll: a namespace still terminating, admission policies not yet in the cache.
+  if (terminating) return { requeueAfter: 2_000 };
+  return guardrails.waiting ? { requeueAfter: 1_000 } : undefined;
 }
 
 /** The tenant was fully in place for this generation at the end of the previous reconcile. */
@@ -436,7 +440,7 @@ async function ensureAccess(scope: Scope): Promise<void> {
   );
 }
 
-async function ensureGuardrailParams(scope: Scope): Promise<void> {
+async function ensureGuardrailParams(scope: Scope): Promise<{ waiting: boolean }> {
   for (const ns of scope.namespaces) {
     await ensureOwned(
       scope,
@@ -446,12 +450,26 @@ async function ensureGuardrailParams(scope: Scope): Promise<void> {
       desiredGuardrailParams(scope.tenant, ns),
     );
   }
+  // The policies themselves are cluster-wide, reconciled under GUARDRAILS_KEY: only report whether they exist.
+  const missing = Object.values(POLICY_NAMES).filter(
+    (name) => !scope.ctx.cache.get(GVK.vapBinding, { name }) || !scope.ctx.cache.get(GVK.vap, { name }),
+  );
+  if (missing.length > 0) {
+    scope.status.set(
+      "GuardrailsReady",
+      "False",
+      "PoliciesPending",
+      `waiting for admission policies ${missing.join(", ")}`,
+    );
+    return { waiting: true };
+  }
   scope.status.set(
     "GuardrailsReady",
     "True",
     "PoliciesBound",
     "admission policies protect the tenant's namespaces",
   );
+  return { waiting: false };
 }
 
 /** The cluster-wide admission policies shared by all tenants. */
@@ -572,8 +590,8 @@ async function reconcileDelete(
         ? `deleted namespace(s) ${mine.join(", ")}`
         : `kept namespace(s) ${mine.join(", ")} with their contents; tenant guardrails and access removed`,
   });
+  // The tenant's deletion event brings the GitLab ci_access list up to date (GITLAB_CI_ACCESS_KEY).
   await removeFinalizer(ctx.client, cached, FINALIZER);
-  await ensureGitlabCiAccess(ctx, opts);
   return undefined;
 }
 

@@ -1,0 +1,90 @@
+// The simulated etcd cluster of one Talos cluster (keyed by the config's cluster.id): formed by
+// Bootstrap on one control plane, joined by the others when they run with a config, left or removed.
+
+import { randomBytes } from "node:crypto";
+import { status as Status } from "@grpc/grpc-js";
+import { SimStatusError } from "./errors.ts";
+
+export interface EtcdMemberState {
+  /** uint64 as decimal string */
+  id: string;
+  nodeName: string;
+  hostname: string;
+  ip: string;
+  isLearner: boolean;
+}
+
+export class SimulatedEtcd {
+  bootstrapped = false;
+  readonly members = new Map<string, EtcdMemberState>();
+  leaderId: string | null = null;
+  readonly unhealthy = new Set<string>(); // node names
+
+  private newId(): string {
+    // Non-zero uint64 with the top bit set, like etcd's member ids that overflow int64 (exercises uint64).
+    return (BigInt(`0x${randomBytes(8).toString("hex")}`) | (1n << 63n)).toString();
+  }
+
+  memberOf(nodeName: string): EtcdMemberState | undefined {
+    for (const m of this.members.values()) if (m.nodeName === nodeName) return m;
+    return undefined;
+  }
+
+  bootstrap(nodeName: string, hostname: string, ip: string): EtcdMemberState {
+    if (this.bootstrapped || this.memberOf(nodeName)) {
+      // Talos: AlreadyExists "etcd data directory is not empty" (v1alpha1_server.go Bootstrap).
+      throw new SimStatusError(Status.ALREADY_EXISTS, "etcd data directory is not empty");
+    }
+    this.bootstrapped = true;
+    const m = this.add(nodeName, hostname, ip);
+    this.leaderId = m.id;
+    return m;
+  }
+
+  join(nodeName: string, hostname: string, ip: string): EtcdMemberState | undefined {
+    if (!this.bootstrapped) return undefined;
+    return this.memberOf(nodeName) ?? this.add(nodeName, hostname, ip);
+  }
+
+  private add(nodeName: string, hostname: string, ip: string): EtcdMemberState {
+    const m: EtcdMemberState = { id: this.newId(), nodeName, hostname, ip, isLearner: false };
+    this.members.set(m.id, m);
+    return m;
+  }
+
+  removeById(id: string): void {
+    if (!this.members.delete(id)) {
+      throw new SimStatusError(Status.NOT_FOUND, `member ${BigInt(id).toString(16)} not found`);
+    }
+    if (this.leaderId === id) this.leaderId = this.members.keys().next().value ?? null;
+  }
+
+  leave(nodeName: string): void {
+    const m = this.memberOf(nodeName);
+    if (!m)
+      throw new SimStatusError(Status.FAILED_PRECONDITION, "etcd member not found: node is not a member");
+    if (this.members.size === 1) {
+      throw new SimStatusError(Status.FAILED_PRECONDITION, "cannot leave: this is the last etcd member");
+    }
+    this.removeById(m.id);
+  }
+
+  /** Moves leadership away from nodeName; returns the leader's hostname afterwards. */
+  forfeit(nodeName: string): string {
+    const me = this.memberOf(nodeName);
+    if (me && this.leaderId === me.id) {
+      const next = [...this.members.values()].find((m) => m.id !== me.id && !this.unhealthy.has(m.nodeName));
+      if (next) this.leaderId = next.id;
+    }
+    return this.leaderId ? (this.members.get(this.leaderId)?.hostname ?? "") : "";
+  }
+
+  /** Talos refuses a control-plane upgrade without force when etcd is not healthy (ValidateForUpgrade). */
+  assertHealthyForUpgrade(): void {
+    for (const m of this.members.values()) {
+      if (this.unhealthy.has(m.nodeName)) {
+        throw new SimStatusError(Status.FAILED_PRECONDITION, `etcd member ${m.hostname} is not healthy`);
+      }
+    }
+  }
+}

@@ -1,0 +1,613 @@
+// One simulated Talos node: the state machine (maintenance → configured → rebooting …) and the gRPC
+// server that exposes it with Talos' transport rules. See ../README.md for the behaviour list.
+
+import { randomUUID } from "node:crypto";
+import * as grpc from "@grpc/grpc-js";
+import { parseAllDocuments } from "yaml";
+import { unb64 } from "../config/secrets.ts";
+import { atLeastMinor } from "../config/version.ts";
+import { loadTalosServices } from "../proto.ts";
+import { createTarGz } from "../tar.ts";
+import { createCA, issueCert, loadCA } from "../x509/index.ts";
+import type { SimulatedEtcd } from "./etcd.ts";
+import { notAuthorized, SimStatusError, unimplementedInMaintenance } from "./errors.ts";
+import { allowed, MAINTENANCE_METHODS } from "./roles.ts";
+
+const S = grpc.status;
+
+export type NodeMode = "maintenance" | "running" | "rebooting" | "down";
+
+export interface NodeConfigState {
+  yaml: string;
+  role: "controlplane" | "worker";
+  clusterId: string;
+  clusterName: string;
+  hostname: string;
+  endpoint: string;
+  osCaCrt: string;
+  osCaKey: string;
+  k8sCaCrt: string;
+  k8sCaKey: string;
+  installImage: string;
+}
+
+export interface NodeFaults {
+  /** Extra time a reboot takes. */
+  slowRebootMs: number;
+  /** Upgrade failure: "pull" fails ImageService.Pull, "install" makes the installer exit non-zero. */
+  failUpgrade: null | "pull" | "install";
+}
+
+/** What a node needs from the simulator it lives in. */
+export interface SimulatorContext {
+  etcdFor(clusterId: string): SimulatedEtcd;
+  findNode(nameOrAddress: string): SimulatedNode | undefined;
+  /** An OS CA key pair for nodes without one (workers get their certificates from trustd). */
+  osCaKeyFor(clusterId: string): string | undefined;
+  kubeconfig(node: SimulatedNode): Promise<string | undefined>;
+  rebootDelayMs: number;
+  log(line: string): void;
+}
+
+type Handler = (request: Record<string, unknown>, write?: (m: unknown) => void) => Promise<unknown>;
+
+const VERSION_RE = /:(v\d+\.\d+\.\d+(?:-[\w.]+)?)$/;
+
+export function versionFromImage(image: string): string {
+  const m = VERSION_RE.exec(image);
+  if (!m?.[1]) throw new SimStatusError(S.INVALID_ARGUMENT, `image reference ${image} has no version tag`);
+  return m[1];
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: walking untyped YAML
+type Any = any;
+
+function parseConfig(yaml: string): NodeConfigState {
+  let docs: Any[];
+  try {
+    docs = parseAllDocuments(yaml).map((d) => {
+      if (d.errors.length > 0) throw new Error(d.errors[0]?.message);
+      return d.toJS();
+    });
+  } catch (err) {
+    throw new SimStatusError(S.INVALID_ARGUMENT, `failed to parse config: ${(err as Error).message}`);
+  }
+  const v1 = docs.find((d) => d && typeof d === "object" && d.kind === undefined && d.version === "v1alpha1");
+  const role = v1?.machine?.type;
+  if (!v1 || (role !== "controlplane" && role !== "worker")) {
+    throw new SimStatusError(S.INVALID_ARGUMENT, "failed to parse config: no v1alpha1 document with machine.type");
+  }
+  if (!v1.cluster?.id || !v1.machine?.ca?.crt) {
+    throw new SimStatusError(S.INVALID_ARGUMENT, "failed to validate config: cluster.id and machine.ca are required");
+  }
+  return {
+    yaml,
+    role,
+    clusterId: v1.cluster.id,
+    clusterName: v1.cluster.clusterName ?? "",
+    hostname: v1.machine.network?.hostname ?? "",
+    endpoint: v1.cluster.controlPlane?.endpoint ?? "",
+    osCaCrt: unb64(v1.machine.ca.crt),
+    osCaKey: v1.machine.ca.key ? unb64(v1.machine.ca.key) : "",
+    k8sCaCrt: v1.cluster.ca?.crt ? unb64(v1.cluster.ca.crt) : "",
+    k8sCaKey: v1.cluster.ca?.key ? unb64(v1.cluster.ca.key) : "",
+    installImage: v1.machine.install?.image ?? "",
+  };
+}
+
+function organizations(call: grpc.ServerSurfaceCall): string[] {
+  const o = call.getAuthContext()?.sslPeerCertificate?.subject?.O;
+  if (o === undefined) return [];
+  return Array.isArray(o) ? o : [o];
+}
+
+export class SimulatedNode {
+  readonly name: string;
+  readonly ip: string;
+  port: number;
+  version: string;
+  mode: NodeMode = "down";
+  config: NodeConfigState | null = null;
+  stagedConfig: NodeConfigState | null = null;
+  stagedVersion: string | null = null;
+  /** Set by EtcdLeaveCluster: the node stays out of etcd until it is reset. */
+  leftEtcd = false;
+  down = false;
+  reboots = 0;
+  readonly faults: NodeFaults = { slowRebootMs: 0, failUpgrade: null };
+  /** Every RPC that reached this node, full method name (tests assert on it). */
+  readonly calls: string[] = [];
+  private server: grpc.Server | null = null;
+  private applyInProgress = false;
+  private readonly ctx: SimulatorContext;
+  private readonly maintenanceCert = createCA({ subject: { commonName: "maintenance" }, key: "ed25519" });
+
+  constructor(ctx: SimulatorContext, name: string, ip: string, version: string, port: number) {
+    this.ctx = ctx;
+    this.name = name;
+    this.ip = ip;
+    this.version = version;
+    this.port = port;
+  }
+
+  get endpoint(): string {
+    return `${this.ip}:${this.port}`;
+  }
+
+  get hostname(): string {
+    return this.config?.hostname || this.name;
+  }
+
+  private etcd(): SimulatedEtcd | null {
+    return this.config ? this.ctx.etcdFor(this.config.clusterId) : null;
+  }
+
+  // --- lifecycle -------------------------------------------------------------------------------------
+
+  async boot(): Promise<void> {
+    if (this.down) {
+      this.mode = "down";
+      return;
+    }
+    if (this.stagedVersion) {
+      this.version = this.stagedVersion;
+      this.stagedVersion = null;
+    }
+    if (this.stagedConfig) {
+      this.config = this.stagedConfig;
+      this.stagedConfig = null;
+    }
+    this.mode = this.config ? "running" : "maintenance";
+    if (this.config?.role === "controlplane" && !this.leftEtcd) this.etcd()?.join(this.name, this.hostname, this.ip);
+    await this.listen();
+    this.ctx.log(`${this.name} booted in ${this.mode} mode, Talos ${this.version}, ${this.endpoint}`);
+  }
+
+  /** Called after bootstrap so control planes that are already up join, as etcd's discovery does. */
+  joinEtcdIfRunning(): void {
+    if (this.mode === "running" && this.config?.role === "controlplane" && !this.leftEtcd) {
+      this.etcd()?.join(this.name, this.hostname, this.ip);
+    }
+  }
+
+  async shutdown(): Promise<void> {
+    const server = this.server;
+    this.server = null;
+    if (server) server.forceShutdown();
+  }
+
+  /** Reboot: unavailable for rebootDelay (+ slowReboot), then boots staged version/config. */
+  scheduleReboot(reason: string): void {
+    this.mode = "rebooting";
+    this.ctx.log(`${this.name} rebooting (${reason})`);
+    // Let the current RPC's response leave before the listener closes.
+    setTimeout(() => {
+      void this.shutdown().then(() =>
+        setTimeout(
+          () => {
+            this.reboots++;
+            void this.boot().catch((err) => this.ctx.log(`${this.name} failed to boot: ${(err as Error).message}`));
+          },
+          this.ctx.rebootDelayMs + this.faults.slowRebootMs,
+        ),
+      );
+    }, 20);
+  }
+
+  async setDown(down: boolean): Promise<void> {
+    this.down = down;
+    if (down) {
+      this.mode = "down";
+      await this.shutdown();
+      this.ctx.log(`${this.name} is down`);
+    } else if (!this.server) {
+      await this.boot();
+    }
+  }
+
+  // --- transport ------------------------------------------------------------------------------------
+
+  private credentials(): grpc.ServerCredentials {
+    if (this.mode === "maintenance" || !this.config) {
+      // A self-signed certificate and no client authentication: any LAN client gets os:reader.
+      return grpc.ServerCredentials.createSsl(
+        null,
+        [{ private_key: Buffer.from(this.maintenanceCert.keyPem), cert_chain: Buffer.from(this.maintenanceCert.certPem) }],
+        false,
+      );
+    }
+    const caKey = this.config.osCaKey || this.ctx.osCaKeyFor(this.config.clusterId);
+    if (!caKey) throw new Error(`${this.name}: no OS CA key in the cluster to issue the apid certificate`);
+    const ca = loadCA(this.config.osCaCrt, caKey);
+    const cert = issueCert(ca, {
+      subject: { commonName: this.hostname },
+      key: "ed25519",
+      ipAddresses: [this.ip],
+      dnsNames: [this.hostname, "localhost"],
+      keyUsage: ["digitalSignature"],
+      extKeyUsage: ["serverAuth", "clientAuth"],
+    });
+    // mTLS: the client certificate must chain to the cluster's OS CA.
+    return grpc.ServerCredentials.createSsl(
+      Buffer.from(this.config.osCaCrt),
+      [{ private_key: Buffer.from(cert.keyPem), cert_chain: Buffer.from(cert.certPem) }],
+      true,
+    );
+  }
+
+  private async listen(): Promise<void> {
+    const services = loadTalosServices();
+    const server = new grpc.Server();
+    const register = (service: grpc.ServiceDefinition, serviceName: string) => {
+      const impl: grpc.UntypedServiceImplementation = {};
+      for (const [method, def] of Object.entries(service)) {
+        const path = `/machine.${serviceName}/${method}`;
+        if (def.responseStream) {
+          impl[method] = (call: grpc.ServerWritableStream<Record<string, unknown>, unknown>) => {
+            void this.serveStream(path, call);
+          };
+        } else {
+          impl[method] = (call: grpc.ServerUnaryCall<Record<string, unknown>, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+            void this.serveUnary(path, call, cb);
+          };
+        }
+      }
+      server.addService(service, impl);
+    };
+    register(services.MachineService.service, "MachineService");
+    // ImageService and LifecycleService exist from Talos v1.13: older nodes answer Unimplemented.
+    if (atLeastMinor(this.version, 1, 13)) {
+      register(services.ImageService.service, "ImageService");
+      register(services.LifecycleService.service, "LifecycleService");
+    }
+    const creds = this.credentials();
+    this.port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(`${this.ip}:${this.port}`, creds, (err, port) => (err ? reject(err) : resolve(port))),
+    );
+    this.server = server;
+  }
+
+  /** Authorization, then the `node`/`nodes` proxy headers, then the local handler. */
+  private route(path: string, call: grpc.ServerSurfaceCall): { targets: SimulatedNode[]; fanOut: boolean } {
+    this.calls.push(path);
+    if (this.mode === "maintenance") {
+      if (!MAINTENANCE_METHODS.has(path)) throw unimplementedInMaintenance();
+    } else if (!allowed(path, organizations(call))) {
+      throw notAuthorized();
+    }
+    const node = call.metadata.get("node").map(String);
+    const nodes = call.metadata.get("nodes").map(String);
+    if (node.length > 1) throw new SimStatusError(S.INVALID_ARGUMENT, "node metadata must be single-valued");
+    const names = node.length === 1 ? node : nodes;
+    if (names.length === 0) return { targets: [this], fanOut: false };
+    const targets = names.map((n) => {
+      const target = this.ctx.findNode(n);
+      if (!target) throw new SimStatusError(S.UNAVAILABLE, `connection error: no route to ${n}`);
+      return target;
+    });
+    return { targets, fanOut: node.length === 0 };
+  }
+
+  private async serveUnary(
+    path: string,
+    call: grpc.ServerUnaryCall<Record<string, unknown>, unknown>,
+    cb: grpc.sendUnaryData<unknown>,
+  ): Promise<void> {
+    try {
+      const { targets, fanOut } = this.route(path, call);
+      if (targets.length === 1 && targets[0] === this && !fanOut) {
+        cb(null, await this.handle(path, call.request));
+        return;
+      }
+      // apid proxying: each node's messages carry its address; a failing node becomes an error message.
+      const messages: unknown[] = [];
+      for (const target of targets) {
+        try {
+          const res = (await target.handleProxied(path, call.request)) as { messages?: Record<string, unknown>[] };
+          for (const m of res.messages ?? []) messages.push({ ...m, metadata: { hostname: target.ip } });
+        } catch (err) {
+          if (!fanOut) throw err;
+          const e = err instanceof SimStatusError ? err : new SimStatusError(S.UNKNOWN, String(err));
+          messages.push({ metadata: { hostname: target.ip, error: e.details, status: { code: e.code, message: e.details } } });
+        }
+      }
+      cb(null, { messages });
+    } catch (err) {
+      cb(toServiceError(err));
+    }
+  }
+
+  private async serveStream(path: string, call: grpc.ServerWritableStream<Record<string, unknown>, unknown>) {
+    try {
+      const { targets } = this.route(path, call);
+      const target = targets[0] ?? this;
+      if (targets.length > 1) throw new SimStatusError(S.INVALID_ARGUMENT, "streaming calls proxy to one node only");
+      const proxied = target !== this;
+      await (proxied ? target.handleProxied.bind(target) : this.handle.bind(this))(path, call.request, (m) => {
+        call.write(proxied && path.endsWith("/Kubeconfig") ? { ...(m as object), metadata: { hostname: target.ip } } : m);
+      });
+      call.end();
+    } catch (err) {
+      call.emit("error", toServiceError(err));
+    }
+  }
+
+  /** A call proxied from another node's apid, which talks mTLS to this one. */
+  async handleProxied(path: string, request: Record<string, unknown>, write?: (m: unknown) => void): Promise<unknown> {
+    if (this.mode !== "running") {
+      throw new SimStatusError(S.UNAVAILABLE, `connection error: ${this.name} is ${this.mode === "maintenance" ? "in maintenance mode" : this.mode}`);
+    }
+    this.calls.push(path);
+    return this.handle(path, request, write);
+  }
+
+  // --- handlers -------------------------------------------------------------------------------------
+
+  private handle(path: string, request: Record<string, unknown>, write?: (m: unknown) => void): Promise<unknown> {
+    const handler = this.handlers[path];
+    if (!handler) return Promise.reject(new SimStatusError(S.UNIMPLEMENTED, `unknown method ${path}`));
+    return handler(request, write);
+  }
+
+  private requireControlPlane(): NodeConfigState {
+    if (!this.config) throw unimplementedInMaintenance();
+    if (this.config.role !== "controlplane") {
+      throw new SimStatusError(S.FAILED_PRECONDITION, "command is only supported on control plane nodes");
+    }
+    return this.config;
+  }
+
+  private requireEtcdMember(): SimulatedEtcd {
+    this.requireControlPlane();
+    const etcd = this.etcd();
+    if (!etcd?.bootstrapped || !etcd.memberOf(this.name)) {
+      throw new SimStatusError(S.FAILED_PRECONDITION, "etcd is not running on this node");
+    }
+    return etcd;
+  }
+
+  private readonly handlers: Record<string, Handler> = {
+    "/machine.MachineService/Version": async () => ({
+      messages: [
+        {
+          version: { tag: this.version, sha: "simulated", built: "", goVersion: "go1.26", os: "linux", arch: "amd64" },
+          platform: { name: "nocloud", mode: "cloud" },
+          features: { rbac: true },
+        },
+      ],
+    }),
+
+    "/machine.MachineService/Hostname": async () => ({ messages: [{ hostname: this.hostname }] }),
+
+    "/machine.MachineService/ApplyConfiguration": async (req) => {
+      const mode = String(req.mode ?? "REBOOT");
+      if (this.mode === "maintenance" && (mode === "NO_REBOOT" || mode === "STAGED")) {
+        // Maintenance accepts TRY, REBOOT and AUTO only (internal/app/maintenance/server.go @v1.12.0).
+        throw new SimStatusError(S.UNIMPLEMENTED, `apply configuration in ${mode} mode is not supported in maintenance mode`);
+      }
+      if (this.applyInProgress) throw new SimStatusError(S.FAILED_PRECONDITION, "another apply configuration is already in progress");
+      const parsed = parseConfig(Buffer.from(req.data as Uint8Array).toString("utf8"));
+      if (this.config && parsed.clusterId !== this.config.clusterId) {
+        throw new SimStatusError(S.INVALID_ARGUMENT, "config belongs to another cluster (cluster.id differs)");
+      }
+      if (req.dryRun) {
+        return { messages: [{ mode, modeDetails: "Dry run summary:\nApplied configuration without a reboot (dry run)", warnings: [] }] };
+      }
+      this.applyInProgress = true;
+      try {
+        if (this.mode === "maintenance" || mode === "REBOOT") {
+          this.stagedConfig = parsed;
+          this.scheduleReboot("configuration applied");
+          return { messages: [{ mode: "REBOOT", modeDetails: "Applied configuration with a reboot", warnings: [] }] };
+        }
+        if (mode === "STAGED") {
+          this.stagedConfig = parsed;
+          return { messages: [{ mode: "STAGED", modeDetails: "Staged configuration to be applied after the next reboot", warnings: [] }] };
+        }
+        this.config = parsed;
+        return { messages: [{ mode: "NO_REBOOT", modeDetails: "Applied configuration without a reboot", warnings: [] }] };
+      } finally {
+        this.applyInProgress = false;
+      }
+    },
+
+    "/machine.MachineService/Bootstrap": async () => {
+      this.requireControlPlane();
+      const etcd = this.etcd() as SimulatedEtcd;
+      etcd.bootstrap(this.name, this.hostname, this.ip);
+      this.ctx.log(`${this.name} bootstrapped etcd`);
+      return { messages: [{}] };
+    },
+
+    "/machine.MachineService/Kubeconfig": async (_req, write) => {
+      const config = this.requireControlPlane();
+      const kubeconfig = (await this.ctx.kubeconfig(this)) ?? generatedKubeconfig(config);
+      const archive = createTarGz([{ name: "kubeconfig", mode: 0o600, data: Buffer.from(kubeconfig) }]);
+      write?.({ bytes: archive });
+      return undefined;
+    },
+
+    "/machine.MachineService/EtcdMemberList": async () => {
+      this.requireControlPlane();
+      const etcd = this.etcd() as SimulatedEtcd;
+      if (!etcd.bootstrapped) throw new SimStatusError(S.FAILED_PRECONDITION, "etcd is not bootstrapped yet");
+      const members = [...etcd.members.values()].map((m) => ({
+        id: m.id,
+        hostname: m.hostname,
+        peerUrls: [`https://${m.ip}:2380`],
+        clientUrls: [`https://${m.ip}:2379`],
+        isLearner: m.isLearner,
+      }));
+      return { messages: [{ members, legacyMembers: [] }] };
+    },
+
+    "/machine.MachineService/EtcdRemoveMemberByID": async (req) => {
+      const etcd = this.requireEtcdMember();
+      etcd.removeById(String(req.memberId));
+      return { messages: [{}] };
+    },
+
+    "/machine.MachineService/EtcdLeaveCluster": async () => {
+      const etcd = this.requireEtcdMember();
+      etcd.leave(this.name);
+      this.leftEtcd = true;
+      return { messages: [{}] };
+    },
+
+    "/machine.MachineService/EtcdForfeitLeadership": async () => {
+      const etcd = this.requireEtcdMember();
+      return { messages: [{ member: etcd.forfeit(this.name) }] };
+    },
+
+    "/machine.MachineService/EtcdStatus": async () => {
+      const etcd = this.requireEtcdMember();
+      const me = etcd.memberOf(this.name);
+      const unhealthy = etcd.unhealthy.has(this.name);
+      return {
+        messages: [
+          {
+            memberStatus: {
+              memberId: me?.id ?? "0",
+              leader: etcd.leaderId ?? "0",
+              protocolVersion: "3.6.0",
+              storageVersion: "3.6.0",
+              errors: unhealthy ? ["etcdserver: simulated member failure"] : [],
+            },
+          },
+        ],
+      };
+    },
+
+    "/machine.MachineService/ServiceList": async () => ({ messages: [{ services: this.services() }] }),
+
+    "/machine.MachineService/Reboot": async () => {
+      this.scheduleReboot("reboot requested");
+      return { messages: [{ actorId: randomUUID() }] };
+    },
+
+    "/machine.MachineService/Reset": async (req) => {
+      if (!this.config) throw unimplementedInMaintenance();
+      const etcd = this.etcd();
+      if (req.graceful && this.config.role === "controlplane" && etcd?.memberOf(this.name)) {
+        etcd.leave(this.name);
+      }
+      this.config = null;
+      this.stagedConfig = null;
+      this.leftEtcd = false;
+      if (req.reboot) this.scheduleReboot("reset");
+      else setTimeout(() => void this.setDown(true), 20);
+      return { messages: [{ actorId: randomUUID() }] };
+    },
+
+    "/machine.MachineService/Upgrade": async (req) => {
+      if (!this.config) throw unimplementedInMaintenance();
+      const image = String(req.image ?? "");
+      const version = versionFromImage(image);
+      if (this.config.role === "controlplane" && !req.force) this.etcd()?.assertHealthyForUpgrade();
+      // The legacy API acknowledges at once and upgrades asynchronously (v1alpha1_server.go Upgrade).
+      setTimeout(() => {
+        if (this.faults.failUpgrade) {
+          this.ctx.log(`${this.name} upgrade to ${image} failed (injected fault)`);
+          return;
+        }
+        this.stagedVersion = version;
+        this.scheduleReboot(`upgrade to ${version}`);
+      }, 20);
+      return { messages: [{ ack: "Upgrade request received", actorId: randomUUID() }] };
+    },
+
+    "/machine.ImageService/Pull": async (req, write) => {
+      if (!this.config) throw unimplementedInMaintenance();
+      const ref = String(req.imageRef ?? "");
+      if (this.faults.failUpgrade === "pull") {
+        throw new SimStatusError(S.NOT_FOUND, `failed to pull image "${ref}": not found (injected fault)`);
+      }
+      write?.({ pullProgress: { layerId: "sha256:simulated", progress: { status: "DOWNLOAD_COMPLETE", offset: 1, total: 1 } } });
+      write?.({ name: ref });
+      return undefined;
+    },
+
+    "/machine.LifecycleService/Upgrade": async (req, write) => {
+      if (!this.config) throw unimplementedInMaintenance();
+      const image = String((req.source as { imageName?: string } | undefined)?.imageName ?? "");
+      const version = versionFromImage(image);
+      if (this.config.role === "controlplane") this.etcd()?.assertHealthyForUpgrade();
+      write?.({ progress: { message: `installing ${image}` } });
+      if (this.faults.failUpgrade) {
+        write?.({ progress: { message: "installer failed (injected fault)" } });
+        write?.({ progress: { exitCode: 1 } });
+        return undefined;
+      }
+      this.stagedVersion = version;
+      write?.({ progress: { message: "upgrade staged, reboot to activate" } });
+      write?.({ progress: { exitCode: 0 } });
+      return undefined;
+    },
+  };
+
+  private services() {
+    const running = (id: string, healthy = true, lastMessage = "") => ({
+      id,
+      state: "Running",
+      events: { events: [] },
+      health: { unknown: false, healthy, lastMessage },
+    });
+    const list = [running("apid"), running("machined")];
+    if (!this.config) return list;
+    list.push(running("containerd"), running("cri"), running("kubelet"), running("trustd"));
+    if (this.config.role === "controlplane") {
+      const etcd = this.etcd();
+      const member = etcd?.memberOf(this.name);
+      if (!member) {
+        list.push({
+          id: "etcd",
+          state: "Preparing",
+          events: { events: [] },
+          health: { unknown: true, healthy: false, lastMessage: "waiting for etcd bootstrap or join" },
+        });
+      } else {
+        const unhealthy = etcd?.unhealthy.has(this.name) ?? false;
+        list.push(running("etcd", !unhealthy, unhealthy ? "etcdserver: simulated member failure" : ""));
+      }
+    }
+    return list.sort((a, b) => a.id.localeCompare(b.id));
+  }
+}
+
+/** Without a configured kubeconfig, mint one as Talos does: an admin cert from the cluster's K8s CA. */
+function generatedKubeconfig(config: NodeConfigState): string {
+  const ca = loadCA(config.k8sCaCrt, config.k8sCaKey);
+  const admin = issueCert(ca, {
+    subject: { commonName: "admin", organizations: ["system:masters"] },
+    key: "ecdsa-p256",
+    extKeyUsage: ["clientAuth"],
+  });
+  const b64 = (s: string) => Buffer.from(s).toString("base64");
+  const name = config.clusterName || "talos";
+  return [
+    "apiVersion: v1",
+    "kind: Config",
+    "clusters:",
+    `  - name: ${name}`,
+    "    cluster:",
+    `      server: ${config.endpoint}`,
+    `      certificate-authority-data: ${b64(config.k8sCaCrt)}`,
+    "users:",
+    `  - name: admin@${name}`,
+    "    user:",
+    `      client-certificate-data: ${b64(admin.certPem)}`,
+    `      client-key-data: ${b64(admin.keyPem)}`,
+    "contexts:",
+    `  - name: admin@${name}`,
+    "    context:",
+    `      cluster: ${name}`,
+    `      user: admin@${name}`,
+    `current-context: admin@${name}`,
+    "",
+  ].join("\n");
+}
+
+function toServiceError(err: unknown): Partial<grpc.StatusObject> {
+  if (err instanceof SimStatusError) return { code: err.code, details: err.details };
+  return { code: S.INTERNAL, details: err instanceof Error ? err.message : String(err) };
+}
