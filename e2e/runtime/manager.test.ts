@@ -29,6 +29,16 @@ beforeAll(async () => {
     name: "configmap-test",
     for: CONFIGMAP,
     owns: [{ apiVersion: "v1", kind: "Secret" }],
+    // A Secret labelled `points-to: <name>` wakes the ConfigMap of that name (an explicit mapping).
+    watches: [
+      {
+        gvk: { apiVersion: "v1", kind: "Secret" },
+        map: (s) => {
+          const target = s.metadata?.labels?.["points-to"];
+          return target ? [`${s.metadata?.namespace}/${target}`] : [];
+        },
+      },
+    ],
     maxConcurrentReconciles: 4,
     async reconcile(req, ctx) {
       const n = (running.get(req.key) ?? 0) + 1;
@@ -117,6 +127,22 @@ describe("Manager with a ConfigMap controller on a real API server", () => {
       () => of(`${ns}/owner`).length > before,
     );
     expect(of(`${ns}/owned`)).toHaveLength(0);
+  });
+
+  it("maps a watched object to the keys its map function returns", async () => {
+    await admin.create({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "target", namespace: ns } });
+    await eventually("the target's reconcile", () => of(`${ns}/target`).length >= 1);
+    await sleep(300);
+    const before = of(`${ns}/target`).length;
+    await admin.create({
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: "pointer", namespace: ns, labels: { "points-to": "target" } },
+    });
+    await eventually(
+      "a reconcile of the target caused by the Secret",
+      () => of(`${ns}/target`).length > before,
+    );
   });
 
   it("reconciles different objects in parallel up to maxConcurrentReconciles", async () => {

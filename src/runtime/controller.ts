@@ -54,7 +54,8 @@ export interface OwnsSpec extends GroupVersionKind {
   ownerNamespaceLabel?: string;
 }
 
-export interface WatchSpec extends GroupVersionKind {
+export interface WatchSpec {
+  gvk: GroupVersionKind;
   /** The reconcile keys (`namespace/name` or `name`) an event on `obj` should trigger. */
   map(obj: KubeObject): string[];
   namespace?: string;
@@ -170,7 +171,7 @@ export class Controller {
         ...(w.namespace ? { namespace: w.namespace } : {}),
         ...(w.labelSelector ? { labelSelector: w.labelSelector } : {}),
       };
-      this.informer(w, opts).addHandler(mappedHandler(enqueueMapped));
+      this.informer(w.gvk, opts).addHandler(mappedHandler(enqueueMapped));
     }
   }
 

@@ -102,4 +102,14 @@ describe("log redaction", () => {
     logger.error({ err: new Error("boom") }, "Failed");
     expect(records()[0]).toMatchObject({ err: { message: "boom", type: "Error" } });
   });
+
+  it("cuts credentials out of logged error messages", () => {
+    const { logger, raw, records } = capture();
+    logger.error(
+      { err: new Error("upstream said: Authorization: Bearer sekrit-token-123 is invalid") },
+      "Failed",
+    );
+    expect(raw()).not.toContain("sekrit-token-123");
+    expect((records()[0]!.err as { message: string }).message).toContain("Bearer [REDACTED]");
+  });
 });

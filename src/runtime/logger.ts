@@ -78,6 +78,10 @@ export function createLogger(config: LoggerConfig = {}): Logger {
         );
       },
     },
+    serializers: {
+      // Error messages can quote what a remote API answered; cut credentials out of them too.
+      err: (err: Error) => redact(pino.stdSerializers.err(err)),
+    },
     formatters: {
       level: (label) => ({ level: label }),
       log: (obj) => redact(obj) as Record<string, unknown>,

@@ -4,11 +4,11 @@ import { KubeClient } from "./client.ts";
 import { Controller, type ControllerSpec } from "./controller.ts";
 import { EventRecorder } from "./events.ts";
 import { type Check, HealthServer } from "./health-server.ts";
-import { InformerFactory } from "./informer.ts";
+import { type Informer, InformerFactory } from "./informer.ts";
 import { type LeaderElectionConfig, LeaderElector } from "./leader-election.ts";
 import { createLogger } from "./logger.ts";
 import { RuntimeMetrics } from "./metrics.ts";
-import type { GroupVersionKind } from "./object.ts";
+import type { GroupVersionKind, KubeObject } from "./object.ts";
 
 export interface ManagerOptions {
   kubeConfig: KubeConfig;
@@ -105,6 +105,20 @@ export class Manager {
     });
     this.controllers.push(controller);
     return controller;
+  }
+
+  /**
+   * The shared informer of a kind, restricted like the controllers' (the manager's namespace): use it to
+   * add indices (`addIndex`) before start(), or to read the cache outside a reconcile.
+   */
+  informer<T extends KubeObject = KubeObject>(
+    gvk: GroupVersionKind,
+    opts: { labelSelector?: string } = {},
+  ): Informer<T> {
+    return this.informers.informerFor<T>(gvk, {
+      ...(this.opts.namespace ? { namespace: this.opts.namespace } : {}),
+      ...(opts.labelSelector ? { labelSelector: opts.labelSelector } : {}),
+    });
   }
 
   addHealthzCheck(name: string, check: Check): void {
