@@ -9,8 +9,8 @@ import { atLeastMinor } from "../config/version.ts";
 import { loadTalosServices } from "../proto.ts";
 import { createTarGz } from "../tar.ts";
 import { createCA, issueCert, loadCA } from "../x509/index.ts";
-import type { SimulatedEtcd } from "./etcd.ts";
 import { notAuthorized, SimStatusError, unimplementedInMaintenance } from "./errors.ts";
+import type { SimulatedEtcd } from "./etcd.ts";
 import { allowed, MAINTENANCE_METHODS } from "./roles.ts";
 
 const S = grpc.status;
@@ -45,6 +45,8 @@ export interface SimulatorContext {
   /** An OS CA key pair for nodes without one (workers get their certificates from trustd). */
   osCaKeyFor(clusterId: string): string | undefined;
   kubeconfig(node: SimulatedNode): Promise<string | undefined>;
+  /** etcd was bootstrapped: running control planes of that cluster join, as etcd discovery makes them. */
+  onBootstrapped(clusterId: string): void;
   rebootDelayMs: number;
   log(line: string): void;
 }
@@ -75,10 +77,16 @@ function parseConfig(yaml: string): NodeConfigState {
   const v1 = docs.find((d) => d && typeof d === "object" && d.kind === undefined && d.version === "v1alpha1");
   const role = v1?.machine?.type;
   if (!v1 || (role !== "controlplane" && role !== "worker")) {
-    throw new SimStatusError(S.INVALID_ARGUMENT, "failed to parse config: no v1alpha1 document with machine.type");
+    throw new SimStatusError(
+      S.INVALID_ARGUMENT,
+      "failed to parse config: no v1alpha1 document with machine.type",
+    );
   }
   if (!v1.cluster?.id || !v1.machine?.ca?.crt) {
-    throw new SimStatusError(S.INVALID_ARGUMENT, "failed to validate config: cluster.id and machine.ca are required");
+    throw new SimStatusError(
+      S.INVALID_ARGUMENT,
+      "failed to validate config: cluster.id and machine.ca are required",
+    );
   }
   return {
     yaml,
@@ -95,7 +103,11 @@ function parseConfig(yaml: string): NodeConfigState {
   };
 }
 
-function organizations(call: grpc.ServerSurfaceCall): string[] {
+type AnyCall =
+  | grpc.ServerUnaryCall<Record<string, unknown>, unknown>
+  | grpc.ServerWritableStream<Record<string, unknown>, unknown>;
+
+function organizations(call: AnyCall): string[] {
   const o = call.getAuthContext()?.sslPeerCertificate?.subject?.O;
   if (o === undefined) return [];
   return Array.isArray(o) ? o : [o];
@@ -158,7 +170,8 @@ export class SimulatedNode {
       this.stagedConfig = null;
     }
     this.mode = this.config ? "running" : "maintenance";
-    if (this.config?.role === "controlplane" && !this.leftEtcd) this.etcd()?.join(this.name, this.hostname, this.ip);
+    if (this.config?.role === "controlplane" && !this.leftEtcd)
+      this.etcd()?.join(this.name, this.hostname, this.ip);
     await this.listen();
     this.ctx.log(`${this.name} booted in ${this.mode} mode, Talos ${this.version}, ${this.endpoint}`);
   }
@@ -183,13 +196,12 @@ export class SimulatedNode {
     // Let the current RPC's response leave before the listener closes.
     setTimeout(() => {
       void this.shutdown().then(() =>
-        setTimeout(
-          () => {
-            this.reboots++;
-            void this.boot().catch((err) => this.ctx.log(`${this.name} failed to boot: ${(err as Error).message}`));
-          },
-          this.ctx.rebootDelayMs + this.faults.slowRebootMs,
-        ),
+        setTimeout(() => {
+          this.reboots++;
+          void this.boot().catch((err) =>
+            this.ctx.log(`${this.name} failed to boot: ${(err as Error).message}`),
+          );
+        }, this.ctx.rebootDelayMs + this.faults.slowRebootMs),
       );
     }, 20);
   }
@@ -212,7 +224,12 @@ export class SimulatedNode {
       // A self-signed certificate and no client authentication: any LAN client gets os:reader.
       return grpc.ServerCredentials.createSsl(
         null,
-        [{ private_key: Buffer.from(this.maintenanceCert.keyPem), cert_chain: Buffer.from(this.maintenanceCert.certPem) }],
+        [
+          {
+            private_key: Buffer.from(this.maintenanceCert.keyPem),
+            cert_chain: Buffer.from(this.maintenanceCert.certPem),
+          },
+        ],
         false,
       );
     }
@@ -247,7 +264,10 @@ export class SimulatedNode {
             void this.serveStream(path, call);
           };
         } else {
-          impl[method] = (call: grpc.ServerUnaryCall<Record<string, unknown>, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+          impl[method] = (
+            call: grpc.ServerUnaryCall<Record<string, unknown>, unknown>,
+            cb: grpc.sendUnaryData<unknown>,
+          ) => {
             void this.serveUnary(path, call, cb);
           };
         }
@@ -268,15 +288,15 @@ export class SimulatedNode {
   }
 
   /** Authorization, then the `node`/`nodes` proxy headers, then the local handler. */
-  private route(path: string, call: grpc.ServerSurfaceCall): { targets: SimulatedNode[]; fanOut: boolean } {
+  private route(path: string, call: AnyCall): { targets: SimulatedNode[]; fanOut: boolean } {
     this.calls.push(path);
     if (this.mode === "maintenance") {
       if (!MAINTENANCE_METHODS.has(path)) throw unimplementedInMaintenance();
     } else if (!allowed(path, organizations(call))) {
       throw notAuthorized();
     }
-    const node = call.metadata.get("node").map(String);
-    const nodes = call.metadata.get("nodes").map(String);
+    const node = call.metadata.get("node").map((v) => String(v));
+    const nodes = call.metadata.get("nodes").map((v) => String(v));
     if (node.length > 1) throw new SimStatusError(S.INVALID_ARGUMENT, "node metadata must be single-valued");
     const names = node.length === 1 ? node : nodes;
     if (names.length === 0) return { targets: [this], fanOut: false };
@@ -303,12 +323,16 @@ export class SimulatedNode {
       const messages: unknown[] = [];
       for (const target of targets) {
         try {
-          const res = (await target.handleProxied(path, call.request)) as { messages?: Record<string, unknown>[] };
+          const res = (await target.handleProxied(path, call.request)) as {
+            messages?: Record<string, unknown>[];
+          };
           for (const m of res.messages ?? []) messages.push({ ...m, metadata: { hostname: target.ip } });
         } catch (err) {
           if (!fanOut) throw err;
           const e = err instanceof SimStatusError ? err : new SimStatusError(S.UNKNOWN, String(err));
-          messages.push({ metadata: { hostname: target.ip, error: e.details, status: { code: e.code, message: e.details } } });
+          messages.push({
+            metadata: { hostname: target.ip, error: e.details, status: { code: e.code, message: e.details } },
+          });
         }
       }
       cb(null, { messages });
@@ -321,11 +345,20 @@ export class SimulatedNode {
     try {
       const { targets } = this.route(path, call);
       const target = targets[0] ?? this;
-      if (targets.length > 1) throw new SimStatusError(S.INVALID_ARGUMENT, "streaming calls proxy to one node only");
+      if (targets.length > 1)
+        throw new SimStatusError(S.INVALID_ARGUMENT, "streaming calls proxy to one node only");
       const proxied = target !== this;
-      await (proxied ? target.handleProxied.bind(target) : this.handle.bind(this))(path, call.request, (m) => {
-        call.write(proxied && path.endsWith("/Kubeconfig") ? { ...(m as object), metadata: { hostname: target.ip } } : m);
-      });
+      await (proxied ? target.handleProxied.bind(target) : this.handle.bind(this))(
+        path,
+        call.request,
+        (m) => {
+          call.write(
+            proxied && path.endsWith("/Kubeconfig")
+              ? { ...(m as object), metadata: { hostname: target.ip } }
+              : m,
+          );
+        },
+      );
       call.end();
     } catch (err) {
       call.emit("error", toServiceError(err));
@@ -333,9 +366,16 @@ export class SimulatedNode {
   }
 
   /** A call proxied from another node's apid, which talks mTLS to this one. */
-  async handleProxied(path: string, request: Record<string, unknown>, write?: (m: unknown) => void): Promise<unknown> {
+  async handleProxied(
+    path: string,
+    request: Record<string, unknown>,
+    write?: (m: unknown) => void,
+  ): Promise<unknown> {
     if (this.mode !== "running") {
-      throw new SimStatusError(S.UNAVAILABLE, `connection error: ${this.name} is ${this.mode === "maintenance" ? "in maintenance mode" : this.mode}`);
+      throw new SimStatusError(
+        S.UNAVAILABLE,
+        `connection error: ${this.name} is ${this.mode === "maintenance" ? "in maintenance mode" : this.mode}`,
+      );
     }
     this.calls.push(path);
     return this.handle(path, request, write);
@@ -343,7 +383,11 @@ export class SimulatedNode {
 
   // --- handlers -------------------------------------------------------------------------------------
 
-  private handle(path: string, request: Record<string, unknown>, write?: (m: unknown) => void): Promise<unknown> {
+  private handle(
+    path: string,
+    request: Record<string, unknown>,
+    write?: (m: unknown) => void,
+  ): Promise<unknown> {
     const handler = this.handlers[path];
     if (!handler) return Promise.reject(new SimStatusError(S.UNIMPLEMENTED, `unknown method ${path}`));
     return handler(request, write);
@@ -370,7 +414,14 @@ export class SimulatedNode {
     "/machine.MachineService/Version": async () => ({
       messages: [
         {
-          version: { tag: this.version, sha: "simulated", built: "", goVersion: "go1.26", os: "linux", arch: "amd64" },
+          version: {
+            tag: this.version,
+            sha: "simulated",
+            built: "",
+            goVersion: "go1.26",
+            os: "linux",
+            arch: "amd64",
+          },
           platform: { name: "nocloud", mode: "cloud" },
           features: { rbac: true },
         },
@@ -383,29 +434,58 @@ export class SimulatedNode {
       const mode = String(req.mode ?? "REBOOT");
       if (this.mode === "maintenance" && (mode === "NO_REBOOT" || mode === "STAGED")) {
         // Maintenance accepts TRY, REBOOT and AUTO only (internal/app/maintenance/server.go @v1.12.0).
-        throw new SimStatusError(S.UNIMPLEMENTED, `apply configuration in ${mode} mode is not supported in maintenance mode`);
+        throw new SimStatusError(
+          S.UNIMPLEMENTED,
+          `apply configuration in ${mode} mode is not supported in maintenance mode`,
+        );
       }
-      if (this.applyInProgress) throw new SimStatusError(S.FAILED_PRECONDITION, "another apply configuration is already in progress");
+      if (this.applyInProgress)
+        throw new SimStatusError(S.FAILED_PRECONDITION, "another apply configuration is already in progress");
       const parsed = parseConfig(Buffer.from(req.data as Uint8Array).toString("utf8"));
       if (this.config && parsed.clusterId !== this.config.clusterId) {
-        throw new SimStatusError(S.INVALID_ARGUMENT, "config belongs to another cluster (cluster.id differs)");
+        throw new SimStatusError(
+          S.INVALID_ARGUMENT,
+          "config belongs to another cluster (cluster.id differs)",
+        );
       }
       if (req.dryRun) {
-        return { messages: [{ mode, modeDetails: "Dry run summary:\nApplied configuration without a reboot (dry run)", warnings: [] }] };
+        return {
+          messages: [
+            {
+              mode,
+              modeDetails: "Dry run summary:\nApplied configuration without a reboot (dry run)",
+              warnings: [],
+            },
+          ],
+        };
       }
       this.applyInProgress = true;
       try {
         if (this.mode === "maintenance" || mode === "REBOOT") {
           this.stagedConfig = parsed;
           this.scheduleReboot("configuration applied");
-          return { messages: [{ mode: "REBOOT", modeDetails: "Applied configuration with a reboot", warnings: [] }] };
+          return {
+            messages: [{ mode: "REBOOT", modeDetails: "Applied configuration with a reboot", warnings: [] }],
+          };
         }
         if (mode === "STAGED") {
           this.stagedConfig = parsed;
-          return { messages: [{ mode: "STAGED", modeDetails: "Staged configuration to be applied after the next reboot", warnings: [] }] };
+          return {
+            messages: [
+              {
+                mode: "STAGED",
+                modeDetails: "Staged configuration to be applied after the next reboot",
+                warnings: [],
+              },
+            ],
+          };
         }
         this.config = parsed;
-        return { messages: [{ mode: "NO_REBOOT", modeDetails: "Applied configuration without a reboot", warnings: [] }] };
+        return {
+          messages: [
+            { mode: "NO_REBOOT", modeDetails: "Applied configuration without a reboot", warnings: [] },
+          ],
+        };
       } finally {
         this.applyInProgress = false;
       }
@@ -415,6 +495,7 @@ export class SimulatedNode {
       this.requireControlPlane();
       const etcd = this.etcd() as SimulatedEtcd;
       etcd.bootstrap(this.name, this.hostname, this.ip);
+      this.ctx.onBootstrapped((this.config as NodeConfigState).clusterId);
       this.ctx.log(`${this.name} bootstrapped etcd`);
       return { messages: [{}] };
     },
@@ -522,7 +603,12 @@ export class SimulatedNode {
       if (this.faults.failUpgrade === "pull") {
         throw new SimStatusError(S.NOT_FOUND, `failed to pull image "${ref}": not found (injected fault)`);
       }
-      write?.({ pullProgress: { layerId: "sha256:simulated", progress: { status: "DOWNLOAD_COMPLETE", offset: 1, total: 1 } } });
+      write?.({
+        pullProgress: {
+          layerId: "sha256:simulated",
+          progress: { status: "DOWNLOAD_COMPLETE", offset: 1, total: 1 },
+        },
+      });
       write?.({ name: ref });
       return undefined;
     },

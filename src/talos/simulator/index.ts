@@ -1,0 +1,2 @@
+export type { NodeMode } from "./node.ts";
+export * from "./simulator.ts";
