@@ -40,6 +40,14 @@ function setUp(spec: Omit<ControllerSpec, "for" | "name"> & { name?: string }) {
 
 const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+async function until(done: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error("condition not reached in time");
+    await tick(5);
+  }
+}
+
 async function counter(
   metrics: RuntimeMetrics,
   name: string,
@@ -98,10 +106,10 @@ describe("Controller", () => {
     await controller.stop(1000);
   });
 
-  it("retries a failing key with growing backoff, then forgets it on success", async () => {
+  it("retries a failing key with growing, capped backoff, then forgets it on success", async () => {
     const times: number[] = [];
     const { controller, metrics } = setUp({
-      backoff: { baseMs: 20, maxMs: 80 },
+      backoff: { baseMs: 50, maxMs: 200 },
       reconcile: async () => {
         times.push(performance.now());
         if (times.length < 5) throw new Error("not yet");
@@ -109,15 +117,15 @@ describe("Controller", () => {
     });
     controller.startWorkers();
     controller.queue.add("ns/flaky");
-    await tick(20 + 40 + 80 + 80 + 150);
-    expect(times).toHaveLength(5);
+    await until(() => times.length === 5);
     const gaps = times.slice(1).map((t, i) => t - times[i]!);
-    // 20, 40, 80, then capped at 80 (timers may fire a little late, never early)
-    expect(gaps[0]).toBeGreaterThanOrEqual(19);
-    expect(gaps[1]).toBeGreaterThanOrEqual(39);
-    expect(gaps[2]).toBeGreaterThanOrEqual(79);
-    expect(gaps[3]).toBeGreaterThanOrEqual(79);
-    expect(gaps[3]).toBeLessThan(160);
+    // 50, 100, 200, then capped at 200 (uncapped it would be 400); timers fire late, never early.
+    expect(gaps[0]).toBeGreaterThanOrEqual(49);
+    expect(gaps[1]).toBeGreaterThanOrEqual(99);
+    expect(gaps[2]).toBeGreaterThanOrEqual(199);
+    expect(gaps[3]).toBeGreaterThanOrEqual(199);
+    expect(gaps[3]).toBeLessThan(390);
+    await tick(20);
     expect(controller.queue.numRequeues("ns/flaky")).toBe(0);
     expect(await counter(metrics, "controller_runtime_reconcile_total", { result: "error" })).toBe(4);
     expect(await counter(metrics, "controller_runtime_reconcile_total", { result: "success" })).toBe(1);
@@ -156,7 +164,8 @@ describe("Controller", () => {
     });
     controller.startWorkers();
     controller.queue.add("waiting");
-    await tick(250);
+    await until(() => times.length === 3);
+    await tick(150);
     expect(times).toHaveLength(3);
     expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(59);
     expect(await counter(metrics, "controller_runtime_reconcile_total", { result: "requeue_after" })).toBe(2);
