@@ -1,0 +1,216 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { KubeConfig } from "@kubernetes/client-node";
+import { afterEach, describe, expect, it } from "vitest";
+import { KubeClient } from "./client.ts";
+import { Informer } from "./informer.ts";
+
+// A scripted stand-in for the API server's list/watch protocol, to drive the informer through the
+// failure modes a real server produces only rarely (HTTP 500 on watch, 410 as an HTTP status, bookmarks,
+// paginated lists, a stream that closes at once). The informer itself runs unchanged.
+type WatchScript = (res: ServerResponse, query: URLSearchParams) => void;
+
+interface FakeApi {
+  kubeConfig: KubeConfig;
+  lists: URLSearchParams[];
+  watches: URLSearchParams[];
+  pages: { items: object[]; rv: string }[];
+  watchScripts: WatchScript[];
+  close(): Promise<void>;
+}
+
+const cm = (name: string, rv: string) => ({ metadata: { name, namespace: "ns", resourceVersion: rv } });
+const line = (type: string, object: object) => `${JSON.stringify({ type, object })}\n`;
+
+async function fakeApi(): Promise<FakeApi> {
+  const api: Omit<FakeApi, "kubeConfig" | "close"> = { lists: [], watches: [], pages: [], watchScripts: [] };
+  const open = new Set<ServerResponse>();
+  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? "/", "http://x");
+    if (url.pathname === "/api/v1") {
+      res.end(JSON.stringify({ resources: [{ name: "configmaps", kind: "ConfigMap", namespaced: true }] }));
+      return;
+    }
+    if (url.searchParams.get("watch") === "true") {
+      api.watches.push(url.searchParams);
+      open.add(res);
+      res.on("close", () => open.delete(res));
+      const script = api.watchScripts.shift();
+      if (script) script(res, url.searchParams);
+      else res.writeHead(200); // keep the stream open, silent
+      return;
+    }
+    api.lists.push(url.searchParams);
+    const page = Number(url.searchParams.get("continue") ?? "0");
+    const p = api.pages[page]!;
+    const more = page + 1 < api.pages.length;
+    res.end(
+      JSON.stringify({
+        items: p.items,
+        metadata: { resourceVersion: p.rv, ...(more ? { continue: String(page + 1) } : {}) },
+      }),
+    );
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromOptions({
+    clusters: [
+      {
+        name: "fake",
+        server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        skipTLSVerify: true,
+      },
+    ],
+    users: [{ name: "u" }],
+    contexts: [{ name: "fake", cluster: "fake", user: "u" }],
+    currentContext: "fake",
+  });
+  return {
+    ...api,
+    kubeConfig,
+    close: async () => {
+      for (const r of open) r.destroy();
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  } as FakeApi;
+}
+
+const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
+async function until(done: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error("condition not reached in time");
+    await tick(5);
+  }
+}
+
+let api: FakeApi | undefined;
+let informer: Informer | undefined;
+afterEach(async () => {
+  await informer?.stop();
+  await api?.close();
+  informer = undefined;
+  api = undefined;
+});
+
+function start(
+  a: FakeApi,
+  backoff = { initialMs: 100, maxMs: 400 },
+): { informer: Informer; relists: string[] } {
+  const relists: string[] = [];
+  informer = new Informer(
+    new KubeClient(a.kubeConfig),
+    { apiVersion: "v1", kind: "ConfigMap" },
+    {
+      namespace: "ns",
+      pageSize: 2,
+      backoff,
+      resyncPeriodMs: 0,
+      onList: (reason) => relists.push(reason),
+    },
+  );
+  informer.start();
+  return { informer, relists };
+}
+
+describe("Informer protocol handling", () => {
+  it("follows list pages (continue tokens) and watches from the resourceVersion of the list", async () => {
+    api = await fakeApi();
+    api.pages.push({ items: [cm("a", "5"), cm("b", "6")], rv: "10" }, { items: [cm("c", "7")], rv: "10" });
+    const { informer: i } = start(api);
+    await i.waitForSync();
+    expect(i.keys().sort()).toEqual(["ns/a", "ns/b", "ns/c"]);
+    expect(api.lists.map((q) => [q.get("limit"), q.get("continue")])).toEqual([
+      ["2", null],
+      ["2", "1"],
+    ]);
+    await until(() => api!.watches.length === 1);
+    expect(api.watches[0]!.get("resourceVersion")).toBe("10");
+    expect(api.watches[0]!.get("allowWatchBookmarks")).toBe("true");
+  });
+
+  it("reconnects after an HTTP 500 on the watch, resuming from its resourceVersion without relisting", async () => {
+    api = await fakeApi();
+    api.pages.push({ items: [cm("a", "5")], rv: "10" });
+    api.watchScripts.push(
+      (res) => {
+        res.writeHead(200);
+        res.write(line("MODIFIED", cm("a", "11")));
+        res.end(); // server closed the stream normally after one event
+      },
+      (res) =>
+        res
+          .writeHead(500)
+          .end(JSON.stringify({ kind: "Status", code: 500, reason: "InternalError", message: "etcd" })),
+    );
+    const { informer: i, relists } = start(api);
+    await until(() => api!.watches.length === 3);
+    expect(api.watches.map((q) => q.get("resourceVersion"))).toEqual(["10", "11", "11"]);
+    expect(relists).toEqual(["initial"]);
+    expect(i.get("ns/a")?.metadata?.resourceVersion).toBe("11");
+  });
+
+  it("relists when the watch is refused with HTTP 410 Gone", async () => {
+    api = await fakeApi();
+    api.pages.push({ items: [cm("a", "5")], rv: "10" });
+    api.watchScripts.push((res) =>
+      res
+        .writeHead(410)
+        .end(JSON.stringify({ kind: "Status", code: 410, reason: "Gone", message: "too old" })),
+    );
+    const { relists } = start(api);
+    await until(() => relists.length === 2 && api!.watches.length === 2);
+    expect(relists).toEqual(["initial", "resume point lost"]);
+  });
+
+  it("resumes from the resourceVersion of the last bookmark", async () => {
+    api = await fakeApi();
+    api.pages.push({ items: [], rv: "10" });
+    api.watchScripts.push((res) => {
+      res.writeHead(200);
+      res.write(line("BOOKMARK", { kind: "ConfigMap", metadata: { resourceVersion: "42" } }));
+      setTimeout(() => res.destroy(), 20); // connection reset after the bookmark
+    });
+    start(api);
+    await until(() => api!.watches.length === 2);
+    expect(api.watches[1]!.get("resourceVersion")).toBe("42");
+  });
+
+  it("backs off exponentially when every watch closes at once, instead of spinning", async () => {
+    api = await fakeApi();
+    api.pages.push({ items: [], rv: "10" });
+    for (let n = 0; n < 100; n++) api.watchScripts.push((res) => res.writeHead(200).end());
+    const { informer: i } = start(api, { initialMs: 100, maxMs: 1000 });
+    await i.waitForSync();
+    await tick(1000);
+    // Delays of ~100, 200, 400 ms (±20%) fit in one second: a handful of attempts, not hundreds.
+    expect(api.watches.length).toBeGreaterThanOrEqual(3);
+    expect(api.watches.length).toBeLessThanOrEqual(5);
+  });
+
+  it("emits deletes for objects missing from a relist and indexes objects by label", async () => {
+    api = await fakeApi();
+    const labelled = (name: string, rv: string, tenant: string) => ({
+      metadata: { name, namespace: "ns", resourceVersion: rv, labels: { "homelab.shdr.ch/tenant": tenant } },
+    });
+    api.pages.push({ items: [labelled("a", "5", "alice"), labelled("b", "6", "bob")], rv: "10" });
+    let expire: () => void = () => {};
+    api.watchScripts.push((res) => {
+      expire = () => res.writeHead(410).end("{}");
+    });
+    const { informer: i } = start(api);
+    const { labelIndex } = await import("./informer.ts");
+    i.addIndex("tenant", labelIndex("homelab.shdr.ch/tenant"));
+    const deleted: string[] = [];
+    i.addHandler({ onDelete: (o) => deleted.push(o.metadata!.name!) });
+    await i.waitForSync();
+    expect(i.byIndex("tenant", "alice").map((o) => o.metadata?.name)).toEqual(["a"]);
+    api.pages[0] = { items: [labelled("b", "6", "bob"), labelled("c", "12", "alice")], rv: "20" };
+    await until(() => api!.watches.length === 1);
+    expire();
+    await until(() => api!.lists.length === 2 && i.get("ns/c") !== undefined);
+    expect(deleted).toEqual(["a"]);
+    expect(i.byIndex("tenant", "alice").map((o) => o.metadata?.name)).toEqual(["c"]);
+  });
+});
