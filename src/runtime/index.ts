@@ -28,6 +28,7 @@ export type {
 } from "./controller.ts";
 export {
   ApiError,
+  describeError,
   isAlreadyExists,
   isConflict,
   isGone,
