@@ -89,7 +89,7 @@ export function peerTenantController(opts: PeerTenantControllerOptions): Control
         return false;
       }
     });
-  const tenantScoped = (gvk: GroupVersionKind) => ({ ...gvk, labelSelector: tenantSelector, map: tenantOf });
+  const tenantScoped = (gvk: GroupVersionKind) => ({ gvk, labelSelector: tenantSelector, map: tenantOf });
   return {
     name: "peertenant",
     for: GVK.tenant,
@@ -100,7 +100,7 @@ export function peerTenantController(opts: PeerTenantControllerOptions): Control
       tenantScoped(GVK.networkPolicy),
       tenantScoped(GVK.roleBinding),
       {
-        ...GVK.configMap,
+        gvk: GVK.configMap,
         labelSelector: managedSelector,
         map: (obj) =>
           obj.metadata?.labels?.[COMPONENT_LABEL] === "gitlab-ci-access"
@@ -109,9 +109,9 @@ export function peerTenantController(opts: PeerTenantControllerOptions): Control
       },
       // The cluster-wide guardrails and the GitLab ci_access list are reconciled under keys of their own,
       // so a burst of tenant changes coalesces into one pass over them instead of one per tenant.
-      { ...GVK.tenant, map: () => [GUARDRAILS_KEY, GITLAB_CI_ACCESS_KEY] },
-      { ...GVK.vap, labelSelector: managedSelector, map: () => [GUARDRAILS_KEY] },
-      { ...GVK.vapBinding, labelSelector: managedSelector, map: () => [GUARDRAILS_KEY] },
+      { gvk: GVK.tenant, map: () => [GUARDRAILS_KEY, GITLAB_CI_ACCESS_KEY] },
+      { gvk: GVK.vap, labelSelector: managedSelector, map: () => [GUARDRAILS_KEY] },
+      { gvk: GVK.vapBinding, labelSelector: managedSelector, map: () => [GUARDRAILS_KEY] },
     ],
     maxConcurrentReconciles: opts.maxConcurrentReconciles ?? 8,
     // Status-only updates of a PeerTenant are our own writes: they need no reconcile.
