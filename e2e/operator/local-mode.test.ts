@@ -17,7 +17,12 @@ afterAll(() => {
 describe("npm start without a cluster", () => {
   it("starts the embedded control plane and a ready operator that reconciles", async () => {
     const healthPort = await freePort();
-    const env: NodeJS.ProcessEnv = { ...process.env, HOMELAB_LOCAL: "true", HEALTH_PORT: String(healthPort), LOG_LEVEL: "info" };
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      HOMELAB_LOCAL: "true",
+      HEALTH_PORT: String(healthPort),
+      LOG_LEVEL: "info",
+    };
     env.KUBECONFIG = "";
     operator = spawn(process.execPath, ["src/main.ts"], { env, stdio: ["ignore", "pipe", "inherit"] });
     let output = "";
