@@ -76,6 +76,9 @@ describe("Manager with a ConfigMap controller on a real API server", () => {
     const metrics = await (await fetch(`${base}/metrics`)).text();
     expect(metrics).toContain('controller_runtime_max_concurrent_reconciles{controller="configmap-test"} 4');
     expect(metrics).toContain('workqueue_depth{name="configmap-test",controller="configmap-test"}');
+    expect(metrics).toMatch(
+      /rest_client_requests_total\{code="200",method="GET",host="127\.0\.0\.1:\d+"\} \d+/,
+    );
   });
 
   it("coalesces a burst of 40 concurrent updates to one object into a few reconciles that end on the latest state", async () => {

@@ -74,6 +74,8 @@ export class KubeClient {
   private dispatcher: Dispatcher | undefined;
   private dispatcherResolved = false;
   private readonly discovery = new Map<string, Promise<Map<string, ResourceInfo>>>();
+  /** Told about every response (the Manager feeds rest_client_* metrics from it). */
+  onResponse: ((method: string, code: number | "<error>", seconds: number, host: string) => void) | undefined;
 
   constructor(kubeConfig: KubeConfig, opts: { fieldManager?: string; requestTimeoutMs?: number } = {}) {
     this.kubeConfig = kubeConfig;
@@ -116,16 +118,28 @@ export class KubeClient {
       headers["Content-Type"] = opts.contentType ?? "application/json";
     }
     const timeout = AbortSignal.timeout(this.requestTimeoutMs);
-    const res = await fetch(url, {
-      method,
-      headers,
-      ...(body !== undefined ? { body } : {}),
-      ...(dispatcher ? { dispatcher } : {}),
-      signal: opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout,
-    });
+    const started = performance.now();
+    let res: Awaited<ReturnType<typeof fetch>>;
+    try {
+      res = await fetch(url, {
+        method,
+        headers,
+        ...(body !== undefined ? { body } : {}),
+        ...(dispatcher ? { dispatcher } : {}),
+        signal: opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout,
+      });
+    } catch (err) {
+      this.observe(method, "<error>", started);
+      throw err;
+    }
+    this.observe(method, res.status, started);
     const text = await res.text();
     if (!res.ok) throw apiErrorFrom(res.status, text, method, path);
     return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  private observe(method: string, code: number | "<error>", started: number): void {
+    this.onResponse?.(method, code, (performance.now() - started) / 1000, new URL(this.server).host);
   }
 
   /** Resolves the plural resource name and scope of a kind through discovery (cached per group/version). */
@@ -250,7 +264,9 @@ export class KubeClient {
   ): Promise<void> {
     try {
       await this.request("DELETE", await this.pathFor(gvk, key), {
-        ...(opts.propagationPolicy ? { body: { propagationPolicy: opts.propagationPolicy } } : {}),
+        ...(opts.propagationPolicy
+          ? { body: { apiVersion: "v1", kind: "DeleteOptions", propagationPolicy: opts.propagationPolicy } }
+          : {}),
       });
     } catch (err) {
       if (opts.ignoreNotFound && isNotFound(err)) return;
@@ -337,12 +353,17 @@ export class KubeClient {
     };
     try {
       touch();
+      const started = performance.now();
       const res = await fetch(url, {
         method: "GET",
         headers,
         signal: abort.signal,
         ...(dispatcher ? { dispatcher } : {}),
+      }).catch((err: unknown) => {
+        this.observe("GET", "<error>", started);
+        throw err;
       });
+      this.observe("GET", res.status, started);
       if (!res.ok || !res.body) throw apiErrorFrom(res.status, await res.text(), "GET", path);
       const decoder = new TextDecoder();
       let buffered = "";

@@ -24,6 +24,11 @@ export interface InformerOptions {
   /** No byte for this long (bookmarks included) means a dead connection. Default 5 min. */
   watchIdleTimeoutMs?: number;
   logger?: Logger;
+  /**
+   * Applied to every object before it is cached. Default: drop metadata.managedFields, which is often
+   * larger than the object and never needed by a reconcile (controller-runtime users add the same transform).
+   */
+  transform?: (obj: KubeObject) => KubeObject;
   /** Observes every relist (full list after start, 410 Gone or a failed resume); for tests and metrics. */
   onList?: (reason: string) => void;
 }
@@ -240,7 +245,8 @@ export class Informer<T extends KubeObject = KubeObject> {
     for (const obj of items) this.upsert(obj);
   }
 
-  private upsert(obj: T): void {
+  private upsert(incoming: T): void {
+    const obj = (this.opts.transform ?? dropManagedFields)(incoming) as T;
     const key = keyOf(objectKeyOf(obj));
     const old = this.store.get(key);
     if (old && old.metadata?.resourceVersion === obj.metadata?.resourceVersion) return;
@@ -289,6 +295,11 @@ export class Informer<T extends KubeObject = KubeObject> {
       }
     }
   }
+}
+
+function dropManagedFields(obj: KubeObject): KubeObject {
+  if (obj.metadata?.managedFields !== undefined) delete obj.metadata.managedFields;
+  return obj;
 }
 
 function addToIndex(index: Map<string, Set<string>>, value: string, key: string): void {

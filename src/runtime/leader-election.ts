@@ -190,8 +190,8 @@ export class LeaderElector {
         leaseDurationSeconds: Math.ceil(this.cfg.leaseDurationMs / 1000),
         acquireTime: decision === "renew" && old.acquireTime ? old.acquireTime : nowIso,
         renewTime: nowIso,
-        leaseTransitions:
-          (old.leaseTransitions ?? 0) + (decision === "acquire" && old.holderIdentity ? 1 : 0),
+        // As client-go: every change of hands counts, including taking a released lease.
+        leaseTransitions: (old.leaseTransitions ?? 0) + (decision === "acquire" ? 1 : 0),
       };
       // PUT with the read resourceVersion: if another candidate wrote in between, we get 409 and lose the race.
       const updated = await this.client.request<Lease>("PUT", `${this.leasePath()}/${this.cfg.name}`, {

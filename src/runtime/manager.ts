@@ -72,6 +72,10 @@ export class Manager {
       opts.fieldManager ? { fieldManager: opts.fieldManager } : {},
     );
     this.metrics = new RuntimeMetrics();
+    this.client.onResponse = (method, code, seconds, host) => {
+      this.metrics.restRequests.inc({ code: String(code), method, host });
+      this.metrics.restLatency.observe({ verb: method, host }, seconds);
+    };
     this.informers = new InformerFactory(this.client, {
       resyncPeriodMs: opts.resyncPeriodMs ?? 10 * 60 * 60 * 1000,
       logger: this.logger,

@@ -30,6 +30,8 @@ export class RuntimeMetrics {
   readonly workDuration: Histogram<"name" | "controller">;
   readonly leaderStatus: Gauge<"name">;
   readonly leaderSlowpath: Counter<"name">;
+  readonly restRequests: Counter<"code" | "method" | "host">;
+  readonly restLatency: Histogram<"verb" | "host">;
   private readonly queues = new Map<string, WorkQueue>();
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
@@ -136,6 +138,20 @@ export class RuntimeMetrics {
       name: "leader_election_master_status",
       help: "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master",
       labelNames: ["name"],
+      registers: [r],
+    });
+    this.restRequests = new Counter({
+      name: "rest_client_requests_total",
+      help: "Number of HTTP requests, partitioned by status code, method, and host",
+      labelNames: ["code", "method", "host"],
+      registers: [r],
+    });
+    this.restLatency = new Histogram({
+      name: "rest_client_request_duration_seconds",
+      help: "Request latency in seconds. Broken down by verb, and host",
+      labelNames: ["verb", "host"],
+      // client-go's buckets (k8s.io/client-go/tools/metrics via component-base)
+      buckets: [0.005, 0.025, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60],
       registers: [r],
     });
     this.leaderSlowpath = new Counter({
