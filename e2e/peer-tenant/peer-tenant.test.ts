@@ -11,7 +11,7 @@ import {
   type V1PodSpec,
 } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { KubeClient, type Manager } from "../../src/runtime/index.ts";
+import { KubeClient, type KubeObject, type Manager } from "../../src/runtime/index.ts";
 import { adminKubeConfig, impersonating } from "../harness/test-cluster.ts";
 import { statusMessage, statusOf, waitFor } from "../harness/wait.ts";
 import { startPeerTenantOperator } from "./operator.ts";
@@ -371,12 +371,10 @@ describe("drift", () => {
     await waitFor(
       "a DriftCorrected event naming it",
       async () => {
-        const events = await admin
-          .makeApiClient(EventsV1Api)
-          .listNamespacedEvent({
-            namespace: "default",
-            fieldSelector: `regarding.name=${name},reason=DriftCorrected`,
-          });
+        const events = await admin.makeApiClient(EventsV1Api).listNamespacedEvent({
+          namespace: "default",
+          fieldSelector: `regarding.name=${name},reason=DriftCorrected`,
+        });
         return events.items.some((e) => e.note?.includes(`${ns}/tenant-default-deny`)) ? true : undefined;
       },
       10_000,
@@ -524,4 +522,55 @@ describe("validation", () => {
       await expectDenied(what, tenants(admin).create(c.name, c.spec), c.message);
     });
   }
+});
+
+describe("where Cilium runs", () => {
+  // A stand-in for Cilium's CRD with the real group, version, kind and scope; its schema accepts any
+  // spec, so this checks what the operator writes, not Cilium's validation.
+  const crd = {
+    apiVersion: "apiextensions.k8s.io/v1",
+    kind: "CustomResourceDefinition",
+    metadata: { name: "ciliumnetworkpolicies.cilium.io" },
+    spec: {
+      group: "cilium.io",
+      scope: "Namespaced",
+      names: {
+        plural: "ciliumnetworkpolicies",
+        singular: "ciliumnetworkpolicy",
+        kind: "CiliumNetworkPolicy",
+      },
+      versions: [
+        {
+          name: "v2",
+          served: true,
+          storage: true,
+          schema: { openAPIV3Schema: { type: "object", "x-kubernetes-preserve-unknown-fields": true } },
+        },
+      ],
+    },
+  };
+  const crdGvk = { apiVersion: "apiextensions.k8s.io/v1", kind: "CustomResourceDefinition" };
+
+  afterAll(async () => {
+    await new KubeClient(admin).delete(crdGvk, { name: crd.metadata.name }, { ignoreNotFound: true });
+  });
+
+  it("admits Cilium's gateway (the ingress entity) with a CiliumNetworkPolicy", async () => {
+    const client = new KubeClient(admin);
+    await client.apply(crd);
+    await waitFor("the Cilium CRD to be served", () =>
+      client.resourceInfo({ apiVersion: "cilium.io/v2", kind: "CiliumNetworkPolicy" }),
+    );
+    const name = `jane-${RUN}`;
+    await tenants(admin).create(name, tenantSpec(name));
+    await waitReady(admin, name);
+    const cnp = await client.get<KubeObject & { spec?: unknown }>(
+      { apiVersion: "cilium.io/v2", kind: "CiliumNetworkPolicy" },
+      { namespace: `peers-${name}`, name: "tenant-allow-cilium-gateway" },
+    );
+    expect(cnp.spec).toEqual({ endpointSelector: {}, ingress: [{ fromEntities: ["ingress"] }] });
+    expect(cnp.metadata?.ownerReferences?.[0]?.name).toBe(name);
+    const t = await tenants(admin).get(name);
+    expect(condition(t, "NetworkIsolated")?.message).toContain("Cilium's gateway");
+  });
 });

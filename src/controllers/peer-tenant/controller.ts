@@ -391,15 +391,21 @@ async function ensureNetworkIsolation(scope: Scope, cilium: boolean): Promise<vo
       }
     }
     if (cilium) {
-      // CiliumNetworkPolicies are not cached (the CRD may appear later); an unchanged apply is a no-op.
+      // CiliumNetworkPolicies are read, not cached: the CRD may appear after the operator starts.
+      const key = { namespace: ns, name: OBJECT_NAMES.ciliumGateway };
+      const current = await ctx.client.getOrUndefined(GVK.ciliumPolicy, key);
       const cnp = desiredCiliumGatewayPolicy(t, ns);
-      if (cnp) await ctx.client.apply(owned(owner, cnp));
-      else
-        await ctx.client.delete(
-          GVK.ciliumPolicy,
-          { namespace: ns, name: OBJECT_NAMES.ciliumGateway },
-          { ignoreNotFound: true },
+      if (cnp) {
+        scope.changes.note(
+          ctx,
+          await ensureObject(ctx, owned(owner, cnp), current),
+          "CiliumNetworkPolicy",
+          `${ns}/${key.name}`,
         );
+      } else if (current) {
+        await ctx.client.delete(GVK.ciliumPolicy, key, { ignoreNotFound: true });
+        scope.changes.note(ctx, "deleted", "CiliumNetworkPolicy", `${ns}/${key.name}`);
+      }
     }
   }
   const allowed = [
