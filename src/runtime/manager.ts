@@ -202,12 +202,19 @@ export class Manager {
       this.logger,
     );
     this.electorRun = this.elector.run(this.stopSignal.signal);
-    void this.electorRun.then(async (outcome) => {
-      if (outcome === "lost") {
+    void this.electorRun.then(
+      async (outcome) => {
+        if (outcome === "lost") {
+          await this.shutdown();
+          this.settle.reject(new LeaderElectionLostError("leader election lost: stopped reconciling"));
+        }
+      },
+      async (err: unknown) => {
+        this.logger.error({ err }, "Leader election failed");
         await this.shutdown();
-        this.settle.reject(new LeaderElectionLostError("leader election lost: stopped reconciling"));
-      }
-    });
+        this.settle.reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
   }
 
   /** Settles when the manager has stopped: resolves after stop(), rejects with LeaderElectionLostError. */
@@ -227,7 +234,7 @@ export class Manager {
       // Stop taking work before giving up the lease, so a successor cannot overlap with us.
       await Promise.all(this.controllers.map((c) => c.stop(timeout)));
       this.stopSignal.abort();
-      await this.electorRun;
+      await this.electorRun?.catch(() => {});
       await this.informers.stop();
       await this.health.close();
       this.logger.info("Stopped");
