@@ -161,6 +161,9 @@ describe("server-side apply", () => {
       .map((m) => m.manager)
       .sort();
     expect(managers).toEqual(["homelab-operator", "someone-else"]);
+    // An object read back from the API (managedFields and all) can be applied again as is.
+    const again = await admin.apply({ ...applied, data: { owned: "ours-2" } });
+    expect((again as { data?: Record<string, string> }).data?.owned).toBe("ours-2");
     // Without force, the other manager's conflicting apply is refused.
     await expect(
       other.apply(

@@ -297,8 +297,11 @@ export class KubeClient {
     opts: { force?: boolean; subresource?: string } = {},
   ): Promise<T> {
     const path = await this.pathFor(gvkOf(obj), objectKeyOf(obj), opts.subresource);
+    // An apply configuration must not carry managedFields (the API server rejects it); objects read back
+    // from the API do, so drop them here rather than in every caller.
+    const { managedFields: _dropped, ...metadata } = obj.metadata ?? {};
     return this.request<T>("PATCH", path, {
-      body: obj,
+      body: { ...obj, metadata },
       contentType: "application/apply-patch+yaml",
       query: { fieldManager: this.fieldManager, force: opts.force ?? true },
     });

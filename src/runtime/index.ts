@@ -54,4 +54,5 @@ export {
   parseKey,
 } from "./object.ts";
 export { controllerReference, ownerKeys } from "./owners.ts";
+export { specOrMetadataChanged } from "./predicates.ts";
 export { WorkQueue } from "./queue.ts";
