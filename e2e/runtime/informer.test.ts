@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { KubeClient } from "../../src/runtime/client.ts";
 import { KubeClient as Client } from "../../src/runtime/client.ts";
 import { Informer, InformerFactory } from "../../src/runtime/informer.ts";
+import { createLogger } from "../../src/runtime/logger.ts";
+import { Manager } from "../../src/runtime/manager.ts";
 import type { KubeObject } from "../../src/runtime/object.ts";
 import { adminKubeConfig } from "../harness/test-cluster.ts";
 import { type FaultProxy, startFaultProxy } from "./fault-proxy.ts";
@@ -150,6 +152,54 @@ describe("Informer on a real API server", () => {
       expect(resynced.length).toBeGreaterThan(3);
     } finally {
       await factory.stop();
+    }
+  });
+
+  it("two controllers on the same kind in one Manager share one list and one watch", async () => {
+    const shared = await freshNamespace(admin, "shared");
+    try {
+      await admin.create({
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        metadata: { name: "one", namespace: shared },
+      });
+      const seen = { first: new Set<string>(), second: new Set<string>() };
+      const manager = new Manager({
+        kubeConfig: proxy.kubeConfig(),
+        namespace: shared,
+        logger: createLogger({ level: "error" }),
+      });
+      manager.addController({
+        name: "first",
+        for: CONFIGMAP,
+        reconcile: async (r) => void seen.first.add(r.name),
+      });
+      manager.addController({
+        name: "second",
+        for: CONFIGMAP,
+        reconcile: async (r) => void seen.second.add(r.name),
+      });
+      await manager.start();
+      try {
+        await admin.create({
+          apiVersion: "v1",
+          kind: "ConfigMap",
+          metadata: { name: "two", namespace: shared },
+        });
+        await eventually(
+          "both controllers to see both objects",
+          () => seen.first.has("two") && seen.second.has("two"),
+        );
+        expect(seen.first.has("one") && seen.second.has("one")).toBe(true);
+        const watches = proxy.watchRequests.filter(
+          (w) => w.path === `/api/v1/namespaces/${shared}/configmaps`,
+        );
+        expect(watches).toHaveLength(1);
+      } finally {
+        await manager.stop();
+      }
+    } finally {
+      await admin.delete({ apiVersion: "v1", kind: "Namespace" }, { name: shared }, { ignoreNotFound: true });
     }
   });
 });
