@@ -200,7 +200,9 @@ function checkProp(value: unknown, schema: PropertySchema, path: string, errors:
   if (!checkType(path, schema["type"], value, errors)) return;
   if (Array.isArray(value)) {
     const items = schema["items"] as PropertySchema | undefined;
-    if (items) value.forEach((el, i) => checkProp(el, items, `${path}[${i}]`, errors));
+    if (items) {
+      for (const [i, el] of value.entries()) checkProp(el, items, `${path}[${i}]`, errors);
+    }
     return;
   }
   if (typeof value === "object") return;

@@ -1,7 +1,14 @@
 // A throwaway CA and serving certificate for the simulator, built with node:crypto alone: Node can
 // generate and sign with keys but has no certificate builder, so the DER is assembled here (RFC 5280).
 // Keeping it in-process means the simulator starts in milliseconds and needs no openssl binary.
-import { createHash, generateKeyPairSync, type KeyObject, randomBytes, sign, X509Certificate } from "node:crypto";
+import {
+  createHash,
+  generateKeyPairSync,
+  type KeyObject,
+  randomBytes,
+  sign,
+  X509Certificate,
+} from "node:crypto";
 import { isIPv4 } from "node:net";
 
 function length(n: number): Buffer {
@@ -51,7 +58,9 @@ const extension = (id: string, critical: boolean, value: Buffer) =>
   critical ? seq(oid(id), bool(true), octets(value)) : seq(oid(id), octets(value));
 
 function keyId(publicKey: KeyObject): Buffer {
-  return createHash("sha1").update(publicKey.export({ type: "spki", format: "der" })).digest();
+  return createHash("sha1")
+    .update(publicKey.export({ type: "spki", format: "der" }))
+    .digest();
 }
 
 function sanEntry(host: string): Buffer {
@@ -76,7 +85,11 @@ function certificate(spec: CertSpec): string {
   const extensions = [
     extension("2.5.29.19", true, spec.isCa ? seq(bool(true)) : seq()),
     // keyUsage: CA = digitalSignature|keyCertSign|cRLSign, leaf = digitalSignature.
-    extension("2.5.29.15", true, spec.isCa ? bitString(Buffer.from([0x86]), 1) : bitString(Buffer.from([0x80]), 7)),
+    extension(
+      "2.5.29.15",
+      true,
+      spec.isCa ? bitString(Buffer.from([0x86]), 1) : bitString(Buffer.from([0x80]), 7),
+    ),
     extension("2.5.29.14", false, octets(keyId(spec.publicKey))),
     extension("2.5.29.35", false, seq(tlv(0x80, spec.issuerKeyId))),
   ];

@@ -1,0 +1,355 @@
+// One handler per served endpoint. Parameters arrive already checked against the official schema and
+// the schema's own permission expression; the checks written here are the ones Proxmox documents only
+// as prose (`"user": "all"` plus a description), e.g. create-VM's VM.Allocate + Datastore.AllocateSpace.
+import { ApiFailure, type FetchFile, type SimCluster } from "./cluster.ts";
+import type { Faults } from "./faults.ts";
+import { splitList } from "./formats.ts";
+import { hasPrivilege, requirePrivileges, type TokenAcl } from "./permissions.ts";
+import type { TaskRunner } from "./tasks.ts";
+
+export interface HandlerContext {
+  params: Record<string, string>;
+  /** `user@realm!tokenid`, the task owner in UPIDs. */
+  user: string;
+  acl: TokenAcl;
+  cluster: SimCluster;
+  tasks: TaskRunner;
+  faults: Faults;
+  fetchFile: FetchFile;
+  version: string;
+}
+
+type Handler = (ctx: HandlerContext) => unknown;
+
+const vmid = (ctx: HandlerContext) => Number(ctx.params["vmid"]);
+const node = (ctx: HandlerContext) => ctx.params["node"]!;
+const GiB = 1024 ** 3;
+
+function vmSummary(ctx: HandlerContext, id: number) {
+  const { cluster } = ctx;
+  const vm = cluster.vms.get(id)!;
+  const down = ctx.faults.nodeDown(vm.node);
+  const memory = Number((vm.config["memory"] ?? "512").replace(/^current=/, "")) * 1024 ** 2;
+  const cpus = Number(vm.config["cores"] ?? 1) * Number(vm.config["sockets"] ?? 1);
+  const running = vm.status === "running" && !down;
+  const ha = cluster.haStatus(id);
+  return {
+    id: `qemu/${id}`,
+    type: "qemu",
+    vmid: id,
+    name: vm.config["name"] ?? `VM ${id}`,
+    node: vm.node,
+    status: down ? "unknown" : vm.status,
+    template: 0,
+    maxmem: memory,
+    mem: running ? Math.floor(memory / 3) : 0,
+    maxcpu: cpus,
+    cpu: running ? 0.02 : 0,
+    maxdisk: cluster.maxDisk(vm),
+    disk: 0,
+    uptime: running && vm.startedAt ? Math.floor((Date.now() - vm.startedAt) / 1000) : 0,
+    netin: 0,
+    netout: 0,
+    diskread: 0,
+    diskwrite: 0,
+    ...(vm.config["tags"] ? { tags: vm.config["tags"] } : {}),
+    ...(vm.lock ? { lock: vm.lock } : {}),
+    ...(ha.managed ? { hastate: ha.state } : {}),
+  };
+}
+
+function nodeSummary(ctx: HandlerContext, name: string) {
+  const online = !ctx.faults.nodeDown(name);
+  return {
+    id: `node/${name}`,
+    type: "node",
+    node: name,
+    status: online ? "online" : "offline",
+    level: "",
+    maxcpu: 16,
+    cpu: online ? 0.05 : 0,
+    maxmem: 64 * GiB,
+    mem: online ? 8 * GiB : 0,
+    maxdisk: 100 * GiB,
+    disk: 10 * GiB,
+    uptime: online ? 86_400 : 0,
+  };
+}
+
+function storageSummaries(ctx: HandlerContext, nodeName: string) {
+  return ctx.cluster.storages
+    .filter(
+      (s) =>
+        hasPrivilege(ctx.acl, `/storage/${s.storage}`, "Datastore.Audit") ||
+        hasPrivilege(ctx.acl, `/storage/${s.storage}`, "Datastore.AllocateSpace"),
+    )
+    .map((s) => {
+      const used = ctx.cluster.volumesOf(nodeName, s.storage).reduce((n, v) => n + v.size, 0);
+      return {
+        storage: s.storage,
+        type: s.type,
+        content: [...s.content].sort().join(","),
+        shared: s.shared ? 1 : 0,
+        active: 1,
+        enabled: 1,
+        total: s.total,
+        used,
+        avail: s.total - used,
+        used_fraction: used / s.total,
+      };
+    });
+}
+
+/** Drive values that allocate on a storage (`<storage>:<size>`, `<storage>:cloudinit`, `<storage>:0,import-from=`). */
+function storagesUsed(params: Record<string, string>): string[] {
+  const out = new Set<string>();
+  for (const [k, v] of Object.entries(params)) {
+    if (!/^(ide|sata|scsi|virtio)\d+$|^efidisk0$|^tpmstate0$/.test(k)) continue;
+    const m = /^(?:file=)?([^:,]+):([^,]+)/.exec(v);
+    if (m && (/^\d+(\.\d+)?$/.test(m[2]!) || m[2] === "cloudinit")) out.add(m[1]!);
+  }
+  return [...out];
+}
+
+function bridgesUsed(params: Record<string, string>): string[] {
+  return Object.entries(params)
+    .filter(([k]) => /^net\d+$/.test(k))
+    .map(([, v]) => /(?:^|,)bridge=([^,]+)/.exec(v)?.[1])
+    .filter((b): b is string => b !== undefined);
+}
+
+function task(ctx: HandlerContext) {
+  const t = ctx.tasks.tasks.get(ctx.params["upid"]!);
+  if (!t || t.node !== node(ctx)) throw new ApiFailure(500, `no such task\n`);
+  // Tasks.pm: the owner may read its task; others need Sys.Audit on the node.
+  if (t.user !== ctx.user) requirePrivileges(ctx.acl, `/nodes/${t.node}`, ["Sys.Audit"]);
+  return t;
+}
+
+export const HANDLERS: Record<string, Handler> = {
+  "GET /version": (ctx) => ({
+    version: ctx.version,
+    release: ctx.version.split(".").slice(0, 2).join("."),
+    repoid: "simulator",
+  }),
+
+  "GET /nodes": (ctx) =>
+    ctx.cluster.nodes.map((n) => {
+      const { id, type, status, level, maxcpu, cpu, maxmem, mem, maxdisk, disk, uptime } = nodeSummary(
+        ctx,
+        n,
+      );
+      return {
+        id,
+        type,
+        node: n,
+        status,
+        level,
+        maxcpu,
+        cpu,
+        maxmem,
+        mem,
+        maxdisk,
+        disk,
+        uptime,
+        ssl_fingerprint: "",
+      };
+    }),
+
+  "GET /cluster/resources": (ctx) => {
+    const type = ctx.params["type"];
+    const out: unknown[] = [];
+    if (!type || type === "vm") {
+      for (const id of [...ctx.cluster.vms.keys()].sort((a, b) => a - b)) {
+        if (hasPrivilege(ctx.acl, `/vms/${id}`, "VM.Audit")) out.push(vmSummary(ctx, id));
+      }
+    }
+    if (!type || type === "node") for (const n of ctx.cluster.nodes) out.push(nodeSummary(ctx, n));
+    if (!type || type === "storage") {
+      for (const n of ctx.cluster.nodes) {
+        for (const s of storageSummaries(ctx, n)) {
+          out.push({
+            id: `storage/${n}/${s.storage}`,
+            type: "storage",
+            storage: s.storage,
+            node: n,
+            status: ctx.faults.nodeDown(n) ? "unknown" : "available",
+            content: s.content,
+            plugintype: s.type,
+            shared: s.shared,
+            maxdisk: s.total,
+            disk: s.used,
+          });
+        }
+      }
+    }
+    return out;
+  },
+
+  "GET /cluster/nextid": (ctx) =>
+    ctx.cluster.nextId(ctx.params["vmid"] === undefined ? undefined : Number(ctx.params["vmid"])),
+
+  "GET /nodes/{node}/qemu": (ctx) => {
+    ctx.cluster.assertNode(node(ctx));
+    return [...ctx.cluster.vms.values()]
+      .filter((vm) => vm.node === node(ctx) && hasPrivilege(ctx.acl, `/vms/${vm.vmid}`, "VM.Audit"))
+      .map((vm) => {
+        const s = vmSummary(ctx, vm.vmid);
+        return {
+          vmid: s.vmid,
+          name: s.name,
+          status: s.status,
+          maxmem: s.maxmem,
+          mem: s.mem,
+          cpus: s.maxcpu,
+          maxdisk: s.maxdisk,
+          uptime: s.uptime,
+          ...(s.tags ? { tags: s.tags } : {}),
+          ...(s.lock ? { lock: s.lock } : {}),
+        };
+      });
+  },
+
+  "POST /nodes/{node}/qemu": (ctx) => {
+    // Qemu.pm create_vm: VM.Allocate on the VM, Datastore.AllocateSpace on every storage it allocates
+    // on, SDN.Use on every bridge (PVE 8+: /sdn/zones/localnetwork/<bridge>).
+    requirePrivileges(ctx.acl, `/vms/${vmid(ctx)}`, ["VM.Allocate"]);
+    for (const s of storagesUsed(ctx.params))
+      requirePrivileges(ctx.acl, `/storage/${s}`, ["Datastore.AllocateSpace"]);
+    for (const b of bridgesUsed(ctx.params))
+      requirePrivileges(ctx.acl, `/sdn/zones/localnetwork/${b}`, ["SDN.Use"]);
+    return ctx.cluster.createVm(node(ctx), ctx.params, ctx.user);
+  },
+
+  "DELETE /nodes/{node}/qemu/{vmid}": (ctx) =>
+    ctx.cluster.destroy(node(ctx), vmid(ctx), ctx.params, ctx.user),
+
+  "GET /nodes/{node}/qemu/{vmid}/config": (ctx) =>
+    ctx.cluster.typedConfig(ctx.cluster.vm(node(ctx), vmid(ctx))),
+
+  "POST /nodes/{node}/qemu/{vmid}/config": (ctx) =>
+    ctx.cluster.updateConfig(node(ctx), vmid(ctx), ctx.params, ctx.user, true),
+
+  "PUT /nodes/{node}/qemu/{vmid}/config": (ctx) =>
+    ctx.cluster.updateConfig(node(ctx), vmid(ctx), ctx.params, ctx.user, false),
+
+  "PUT /nodes/{node}/qemu/{vmid}/resize": (ctx) =>
+    ctx.cluster.resize(node(ctx), vmid(ctx), ctx.params["disk"]!, ctx.params["size"]!, ctx.user),
+
+  "GET /nodes/{node}/qemu/{vmid}/status/current": (ctx) => {
+    const vm = ctx.cluster.vm(node(ctx), vmid(ctx));
+    const s = vmSummary(ctx, vm.vmid);
+    const agent = /^(1|enabled=1)/.test(vm.config["agent"] ?? "0");
+    return {
+      vmid: vm.vmid,
+      name: s.name,
+      status: vm.status,
+      qmpstatus: vm.status,
+      uptime: s.uptime,
+      cpus: s.maxcpu,
+      cpu: s.cpu,
+      maxmem: s.maxmem,
+      mem: s.mem,
+      maxdisk: s.maxdisk,
+      disk: 0,
+      netin: 0,
+      netout: 0,
+      diskread: 0,
+      diskwrite: 0,
+      ha: ctx.cluster.haStatus(vm.vmid),
+      ...(agent ? { agent: 1 } : {}),
+      ...(vm.status === "running" ? { pid: 10_000 + vm.vmid } : {}),
+      ...(s.tags ? { tags: s.tags } : {}),
+      ...(vm.lock ? { lock: vm.lock } : {}),
+    };
+  },
+
+  "POST /nodes/{node}/qemu/{vmid}/status/start": (ctx) =>
+    ctx.cluster.power(node(ctx), vmid(ctx), "start", ctx.user, ctx.params["skiplock"] === "1"),
+  "POST /nodes/{node}/qemu/{vmid}/status/stop": (ctx) =>
+    ctx.cluster.power(node(ctx), vmid(ctx), "stop", ctx.user, ctx.params["skiplock"] === "1"),
+  "POST /nodes/{node}/qemu/{vmid}/status/shutdown": (ctx) =>
+    ctx.cluster.power(node(ctx), vmid(ctx), "shutdown", ctx.user, ctx.params["skiplock"] === "1"),
+  "POST /nodes/{node}/qemu/{vmid}/status/reboot": (ctx) =>
+    ctx.cluster.power(node(ctx), vmid(ctx), "reboot", ctx.user, false),
+
+  "POST /nodes/{node}/qemu/{vmid}/agent/ping": (ctx) => ({
+    result: ctx.cluster.agentPing(node(ctx), vmid(ctx)),
+  }),
+
+  "GET /nodes/{node}/storage": (ctx) => {
+    ctx.cluster.assertNode(node(ctx));
+    const content = ctx.params["content"] ? splitList(ctx.params["content"]) : undefined;
+    return storageSummaries(ctx, node(ctx)).filter(
+      (s) =>
+        (!ctx.params["storage"] || s.storage === ctx.params["storage"]) &&
+        (!content || content.some((c) => s.content.split(",").includes(c))),
+    );
+  },
+
+  "GET /nodes/{node}/storage/{storage}/content": (ctx) => {
+    const volumes = ctx.cluster.volumesOf(node(ctx), ctx.params["storage"]!);
+    return volumes
+      .filter((v) => !ctx.params["content"] || v.content === ctx.params["content"])
+      .filter((v) => !ctx.params["vmid"] || v.vmid === Number(ctx.params["vmid"]))
+      .map((v) => ({ ...v }));
+  },
+
+  "POST /nodes/{node}/storage/{storage}/download-url": (ctx) =>
+    ctx.cluster.download(node(ctx), ctx.params["storage"]!, ctx.params, ctx.user, ctx.fetchFile),
+
+  "GET /cluster/ha/resources": (ctx) =>
+    [...ctx.cluster.haResources.values()]
+      .filter((r) => !ctx.params["type"] || r.sid.startsWith(`${ctx.params["type"]}:`))
+      .map((r) => ({ ...r, type: r.sid.split(":")[0], digest: "" })),
+  "POST /cluster/ha/resources": (ctx) => ctx.cluster.addHaResource(ctx.params),
+  "GET /cluster/ha/resources/{sid}": (ctx) => {
+    const r = ctx.cluster.haResource(ctx.params["sid"]!);
+    return { ...r, type: r.sid.split(":")[0], digest: "" };
+  },
+  "PUT /cluster/ha/resources/{sid}": (ctx) => ctx.cluster.updateHaResource(ctx.params["sid"]!, ctx.params),
+  "DELETE /cluster/ha/resources/{sid}": (ctx) =>
+    ctx.cluster.deleteHaResource(ctx.params["sid"]!, ctx.params["purge"] !== "0"),
+
+  "GET /cluster/ha/rules": (ctx) =>
+    [...ctx.cluster.haRules.values()]
+      .filter((r) => !ctx.params["type"] || r.type === ctx.params["type"])
+      .filter((r) => !ctx.params["resource"] || splitList(r.resources).includes(ctx.params["resource"]!))
+      .map((r) => ({ ...r, digest: "" })),
+  "POST /cluster/ha/rules": (ctx) => ctx.cluster.addHaRule(ctx.params),
+  "GET /cluster/ha/rules/{rule}": (ctx) => ({ ...ctx.cluster.haRule(ctx.params["rule"]!), digest: "" }),
+  "PUT /cluster/ha/rules/{rule}": (ctx) => ctx.cluster.updateHaRule(ctx.params["rule"]!, ctx.params),
+  "DELETE /cluster/ha/rules/{rule}": (ctx) => ctx.cluster.deleteHaRule(ctx.params["rule"]!),
+
+  "POST /nodes/{node}/vzdump": (ctx) => {
+    // vzdump: VM.Backup on each guest and Datastore.AllocateSpace on the target storage.
+    for (const id of splitList(ctx.params["vmid"] ?? ""))
+      requirePrivileges(ctx.acl, `/vms/${id}`, ["VM.Backup"]);
+    requirePrivileges(ctx.acl, `/storage/${ctx.params["storage"] ?? "local"}`, ["Datastore.AllocateSpace"]);
+    return ctx.cluster.backup(node(ctx), ctx.params, ctx.user);
+  },
+
+  "GET /nodes/{node}/tasks/{upid}/status": (ctx) => {
+    const t = task(ctx);
+    return {
+      upid: t.upid,
+      node: t.node,
+      pid: t.pid,
+      pstart: t.pstart,
+      starttime: t.starttime,
+      type: t.type,
+      id: t.id,
+      user: t.user,
+      status: t.status,
+      ...(t.exitstatus !== undefined ? { exitstatus: t.exitstatus } : {}),
+    };
+  },
+
+  "GET /nodes/{node}/tasks/{upid}/log": (ctx) => {
+    const t = task(ctx);
+    const start = Number(ctx.params["start"] ?? 0);
+    const limit = Number(ctx.params["limit"] ?? 50);
+    const lines = t.log.length ? t.log : ["no content"];
+    return lines.slice(start, start + limit).map((text, i) => ({ n: start + i + 1, t: text }));
+  },
+};
