@@ -275,7 +275,7 @@ export class TalosClient {
     const services = new Map((await this.serviceList()).map((s) => [s.id, s]));
     return ids.filter((id) => {
       const s = services.get(id);
-      return !s || s.state !== "Running" || !s.healthy;
+      return s?.state !== "Running" || !s.healthy;
     });
   }
 

@@ -126,6 +126,7 @@ export class SimulatedNode {
   leftEtcd = false;
   down = false;
   reboots = 0;
+  bootedAt = new Date();
   readonly faults: NodeFaults = { slowRebootMs: 0, failUpgrade: null };
   /** Every RPC that reached this node, full method name (tests assert on it). */
   readonly calls: string[] = [];
@@ -170,6 +171,7 @@ export class SimulatedNode {
       this.stagedConfig = null;
     }
     this.mode = this.config ? "running" : "maintenance";
+    this.bootedAt = new Date();
     if (this.config?.role === "controlplane" && !this.leftEtcd)
       this.etcd()?.join(this.name, this.hostname, this.ip);
     await this.listen();
@@ -295,8 +297,15 @@ export class SimulatedNode {
     } else if (!allowed(path, organizations(call))) {
       throw notAuthorized();
     }
-    const node = call.metadata.get("node").map((v) => String(v));
-    const nodes = call.metadata.get("nodes").map((v) => String(v));
+    // A repeated header may arrive joined with ", " (HTTP/2 header folding): split it again.
+    const values = (key: string) =>
+      call.metadata
+        .get(key)
+        .flatMap((v) => String(v).split(","))
+        .map((v) => v.trim())
+        .filter((v) => v !== "");
+    const node = values("node");
+    const nodes = values("nodes");
     if (node.length > 1) throw new SimStatusError(S.INVALID_ARGUMENT, "node metadata must be single-valued");
     const names = node.length === 1 ? node : nodes;
     if (names.length === 0) return { targets: [this], fanOut: false };
@@ -632,11 +641,12 @@ export class SimulatedNode {
   };
 
   private services() {
+    const since = timestamp(this.bootedAt);
     const running = (id: string, healthy = true, lastMessage = "") => ({
       id,
       state: "Running",
-      events: { events: [] },
-      health: { unknown: false, healthy, lastMessage },
+      events: { events: [{ msg: "Health check successful", state: "Running", ts: since }] },
+      health: { unknown: false, healthy, lastMessage, lastChange: since },
     });
     const list = [running("apid"), running("machined")];
     if (!this.config) return list;
@@ -648,8 +658,13 @@ export class SimulatedNode {
         list.push({
           id: "etcd",
           state: "Preparing",
-          events: { events: [] },
-          health: { unknown: true, healthy: false, lastMessage: "waiting for etcd bootstrap or join" },
+          events: { events: [{ msg: "Waiting for etcd bootstrap or join", state: "Preparing", ts: since }] },
+          health: {
+            unknown: true,
+            healthy: false,
+            lastMessage: "waiting for etcd bootstrap or join",
+            lastChange: since,
+          },
         });
       } else {
         const unhealthy = etcd?.unhealthy.has(this.name) ?? false;
@@ -691,6 +706,10 @@ function generatedKubeconfig(config: NodeConfigState): string {
     `current-context: admin@${name}`,
     "",
   ].join("\n");
+}
+
+function timestamp(d: Date) {
+  return { seconds: String(Math.floor(d.getTime() / 1000)), nanos: (d.getTime() % 1000) * 1_000_000 };
 }
 
 function toServiceError(err: unknown): Partial<grpc.StatusObject> {

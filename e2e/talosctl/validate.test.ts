@@ -1,0 +1,112 @@
+// Talos' own validator on every config we generate: `talosctl validate --mode cloud` is the mode of
+// the nocloud platform (Talos' nocloud platform reports mode "cloud"), --strict turns warnings into errors.
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  bundleToYaml,
+  ensureSecretsBundle,
+  generateClusterConfigs,
+  type TalosClusterInput,
+} from "../../src/talos/config/index.ts";
+import { homelabInput } from "../../src/talos/config/testdata/cluster-input.ts";
+import { talosctl, talosctlPath } from "./talosctl.ts";
+
+const secrets = ensureSecretsBundle();
+let dir: string;
+
+beforeAll(async () => {
+  await talosctlPath();
+  dir = await mkdtemp(join(tmpdir(), "talos-validate-"));
+}, 20 * 60_000);
+
+afterAll(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+const VARIANTS: [string, TalosClusterInput][] = [
+  ["the seed homelab (Cilium, VIP, OIDC, eth0)", homelabInput],
+  [
+    "default CNI and kube-proxy, no VIP, no OIDC",
+    {
+      ...homelabInput,
+      ciliumCNI: false,
+      oidc: undefined,
+      network: { ...homelabInput.network, vip: undefined },
+    },
+  ],
+  [
+    "first physical link instead of a name",
+    { ...homelabInput, network: { ...homelabInput.network, interface: undefined } },
+  ],
+  [
+    "control planes plus a worker, no scheduling on control planes",
+    {
+      ...homelabInput,
+      allowSchedulingOnControlPlanes: false,
+      nodes: [...homelabInput.nodes, { name: "talos-worker", ip: "10.0.3.20", role: "worker" }],
+    },
+  ],
+  [
+    "strategic-merge and JSON 6902 patches",
+    {
+      ...homelabInput,
+      configPatches: [
+        "machine:\n  sysctls:\n    vm.max_map_count: '262144'\n  kubelet:\n    extraArgs:\n      rotate-server-certificates: 'true'\n",
+        [{ op: "add", path: "/cluster/apiServer/certSANs/-", value: "k8s.home.example" }],
+        "apiVersion: v1alpha1\nkind: RegistryMirrorConfig\nname: ghcr.io\nendpoints:\n  - url: https://ghcr.mirror.example\n",
+      ],
+    },
+  ],
+  ["the v1.12 contract", { ...homelabInput, talosVersion: "v1.12.6" }],
+];
+
+describe("talosctl validate --mode cloud", () => {
+  it.each(VARIANTS)("accepts every node config of %s", async (_name, input) => {
+    for (const config of generateClusterConfigs(input, secrets)) {
+      const file = join(dir, `${config.node}.yaml`);
+      await writeFile(file, config.yaml);
+      const r = await talosctl(["validate", "--mode", "cloud", "--strict", "--config", file]);
+      expect(`${r.stdout}${r.stderr}`).toContain("is valid for cloud mode");
+      expect(r.code, r.stderr).toBe(0);
+    }
+  });
+
+  it("rejects a config that Talos considers invalid (the validator is really checking)", async () => {
+    const [config] = generateClusterConfigs(
+      {
+        ...homelabInput,
+        configPatches: [[{ op: "replace", path: "/cluster/controlPlane/endpoint", value: "not a url" }]],
+      },
+      secrets,
+    );
+    const file = join(dir, "broken.yaml");
+    await writeFile(file, config?.yaml ?? "");
+    const r = await talosctl(["validate", "--mode", "cloud", "--config", file]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/endpoint|url/i);
+  });
+
+  it("talosctl reads our secrets bundle: gen config --with-secrets produces a valid config with our CAs", async () => {
+    const secretsFile = join(dir, "secrets.yaml");
+    await writeFile(secretsFile, bundleToYaml(secrets));
+    const out = join(dir, "gen");
+    const r = await talosctl([
+      "gen",
+      "config",
+      "--with-secrets",
+      secretsFile,
+      "k8s",
+      "https://10.0.3.16:6443",
+      "-o",
+      out,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const controlplane = await readFile(join(out, "controlplane.yaml"), "utf8");
+    expect(controlplane).toContain(secrets.certs.os.crt);
+    expect(controlplane).toContain(secrets.certs.k8s.key);
+    const v = await talosctl(["validate", "--mode", "cloud", "--config", join(out, "controlplane.yaml")]);
+    expect(v.code, v.stderr).toBe(0);
+  });
+});
