@@ -134,7 +134,12 @@ export class KubeClient {
     }
     this.observe(method, res.status, started);
     const text = await res.text();
-    if (!res.ok) throw apiErrorFrom(res.status, text, method, path);
+    if (!res.ok) {
+      // A bare "404 page not found" (not a Status) means the whole group/version is not served (a CRD
+      // was removed): forget its discovery so resourceInfo asks again.
+      if (res.status === 404 && !text.trimStart().startsWith("{")) this.forgetDiscovery(path);
+      throw apiErrorFrom(res.status, text, method, path);
+    }
     return (text ? JSON.parse(text) : undefined) as T;
   }
 
@@ -150,6 +155,12 @@ export class KubeClient {
     const fresh = (await this.discover(gvk.apiVersion, true)).get(gvk.kind);
     if (!fresh) throw new Error(`the API server does not serve kind ${gvk.kind} in ${gvk.apiVersion}`);
     return fresh;
+  }
+
+  private forgetDiscovery(path: string): void {
+    const m = /^\/apis\/([^/]+)\/([^/?]+)/.exec(path) ?? /^\/api\/([^/?]+)/.exec(path);
+    if (!m) return;
+    this.discovery.delete(m[2] ? `${m[1]}/${m[2]}` : (m[1] ?? ""));
   }
 
   private discover(apiVersion: string, refresh: boolean): Promise<Map<string, ResourceInfo>> {

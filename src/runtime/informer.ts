@@ -21,7 +21,10 @@ export interface InformerOptions {
   pageSize?: number;
   /** Reconnect backoff after a failed list or watch. */
   backoff?: { initialMs?: number; maxMs?: number };
-  /** No byte for this long (bookmarks included) means a dead connection. Default 5 min. */
+  /**
+   * No byte for this long means a dead (half-open) connection. Default 5 min: kube-apiserver 1.36 sends a
+   * BOOKMARK about every 60 s on an idle watch that allows them (measured on the test control plane).
+   */
   watchIdleTimeoutMs?: number;
   logger?: Logger;
   /**
