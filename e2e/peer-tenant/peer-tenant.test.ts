@@ -574,3 +574,93 @@ describe("where Cilium runs", () => {
     expect(condition(t, "NetworkIsolated")?.message).toContain("Cilium's gateway");
   });
 });
+
+describe("where Gatekeeper runs", () => {
+  // Stand-ins for the CRDs Gatekeeper serves: the ConstraintTemplate CRD it installs, and the constraint
+  // CRDs it generates from each template it reads (the test plays that part).
+  const crdGvk = { apiVersion: "apiextensions.k8s.io/v1", kind: "CustomResourceDefinition" };
+  const standIn = (group: string, version: string, kind: string, plural: string) => ({
+    apiVersion: crdGvk.apiVersion,
+    kind: crdGvk.kind,
+    metadata: { name: `${plural}.${group}` },
+    spec: {
+      group,
+      scope: "Cluster",
+      names: { plural, singular: kind.toLowerCase(), kind },
+      versions: [
+        {
+          name: version,
+          served: true,
+          storage: true,
+          schema: { openAPIV3Schema: { type: "object", "x-kubernetes-preserve-unknown-fields": true } },
+        },
+      ],
+    },
+  });
+  const crds = [
+    standIn("templates.gatekeeper.sh", "v1", "ConstraintTemplate", "constrainttemplates"),
+    standIn("constraints.gatekeeper.sh", "v1beta1", "HomelabTenantServiceTypes", "homelabtenantservicetypes"),
+    standIn(
+      "constraints.gatekeeper.sh",
+      "v1beta1",
+      "HomelabTenantRequiredLabels",
+      "homelabtenantrequiredlabels",
+    ),
+  ];
+
+  afterAll(async () => {
+    const client = new KubeClient(admin);
+    for (const crd of crds)
+      await client.delete(crdGvk, { name: crd.metadata.name }, { ignoreNotFound: true });
+  });
+
+  it("adds constraint templates, the Service constraint and each tenant's required-labels constraint", async () => {
+    const client = new KubeClient(admin);
+    await client.apply(crds[0]!);
+    const name = `kate-${RUN}`;
+    await tenants(admin).create(name, tenantSpec(name));
+    await waitReady(admin, name);
+    const templates = await waitFor("both constraint templates", async () => {
+      const list = await client.list<KubeObject & { spec?: { targets?: { rego: string }[] } }>({
+        apiVersion: "templates.gatekeeper.sh/v1",
+        kind: "ConstraintTemplate",
+      });
+      return list.items.length === 2 ? list.items : undefined;
+    });
+    expect(templates.map((t) => t.metadata?.name).sort()).toEqual([
+      "homelabtenantrequiredlabels",
+      "homelabtenantservicetypes",
+    ]);
+    expect(templates[0]!.spec?.targets?.[0]?.rego).toMatch(/^package homelabtenant/);
+
+    // Gatekeeper has now read the templates and serves their constraint kinds.
+    await client.apply(crds[1]!);
+    await client.apply(crds[2]!);
+    const services = await waitFor(
+      "the all-tenants Service constraint",
+      () =>
+        client.getOrUndefined<KubeObject & { spec?: unknown }>(
+          { apiVersion: "constraints.gatekeeper.sh/v1beta1", kind: "HomelabTenantServiceTypes" },
+          { name: "homelab-tenants" },
+        ),
+      15_000,
+    );
+    expect(JSON.stringify(services.spec)).toContain('"key":"homelab.shdr.ch/tenant","operator":"Exists"');
+    // A spec change makes the tenant reconcile again and add its own constraint.
+    await tenants(admin).patchSpec(name, { requiredLabels: ["owner", "team"] });
+    const required = await waitFor(
+      "the tenant's required-labels constraint",
+      () =>
+        client.getOrUndefined<KubeObject & { spec?: { parameters?: unknown; match?: unknown } }>(
+          { apiVersion: "constraints.gatekeeper.sh/v1beta1", kind: "HomelabTenantRequiredLabels" },
+          { name: `peers-${name}` },
+        ),
+      15_000,
+    );
+    expect(required.spec?.parameters).toEqual({ labels: ["owner", "team"] });
+    expect(required.spec?.match).toEqual({
+      kinds: [{ apiGroups: [""], kinds: ["Pod"] }],
+      namespaces: [`peers-${name}`],
+    });
+  });
+});

@@ -1,4 +1,5 @@
 import { CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node";
+import { KubeClient } from "../../src/runtime/index.ts";
 import { waitFor } from "../harness/wait.ts";
 
 /** A suffix so tenants of this run never meet objects left by another suite (e.g. the examples' alice). */
@@ -34,7 +35,12 @@ export function tenants(kc: KubeConfig) {
     get: (name: string) =>
       api.getClusterCustomObject({ group, version, plural, name }) as Promise<TenantObject>,
     patchSpec: (name: string, spec: Record<string, unknown>) =>
-      api.patchClusterCustomObject({ group, version, plural, name, body: { spec } }) as Promise<TenantObject>,
+      new KubeClient(kc).patch(
+        { apiVersion: `${group}/${version}`, kind: "PeerTenant" },
+        { name },
+        { spec },
+        "merge",
+      ),
     delete: (name: string) => api.deleteClusterCustomObject({ group, version, plural, name }),
   };
 }

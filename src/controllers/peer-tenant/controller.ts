@@ -5,6 +5,7 @@
 import { stringify } from "yaml";
 import { PeerTenant, type PeerTenantStatus } from "../../crds/peer-tenant.ts";
 import {
+  ApiError,
   addFinalizer,
   type Condition,
   type ControllerSpec,
@@ -18,7 +19,7 @@ import {
   removeFinalizer,
   setCondition,
 } from "../../runtime/index.ts";
-import { ensureObject } from "../shared/ensure.ts";
+import { type EnsureOutcome, ensureObject } from "../shared/ensure.ts";
 import { sumResources } from "../shared/quantity.ts";
 import {
   desiredCiliumGatewayPolicy,
@@ -33,6 +34,15 @@ import {
   splitTenantQuota,
   tenantNamespaces,
 } from "./desired.ts";
+import {
+  CONSTRAINT_API_VERSION,
+  desiredConstraintTemplates,
+  desiredRequiredLabelsConstraint,
+  desiredServiceTypesConstraint,
+  REQUIRED_LABELS_KIND,
+  SERVICE_TYPES_KIND,
+  TEMPLATE_GVK,
+} from "./gatekeeper.ts";
 import { desiredGuardrailPolicies, POLICY_NAMES } from "./guardrails.ts";
 import { MANAGED_BY, MANAGED_BY_LABEL, OBJECT_NAMES, TENANT_LABEL } from "./labels.ts";
 
@@ -393,16 +403,15 @@ async function ensureNetworkIsolation(scope: Scope, cilium: boolean): Promise<vo
     if (cilium) {
       // CiliumNetworkPolicies are read, not cached: the CRD may appear after the operator starts.
       const key = { namespace: ns, name: OBJECT_NAMES.ciliumGateway };
-      const current = await ctx.client.getOrUndefined(GVK.ciliumPolicy, key);
       const cnp = desiredCiliumGatewayPolicy(t, ns);
       if (cnp) {
         scope.changes.note(
           ctx,
-          await ensureObject(ctx, owned(owner, cnp), current),
+          await ensureUncached(ctx, owned(owner, cnp)),
           "CiliumNetworkPolicy",
           `${ns}/${key.name}`,
         );
-      } else if (current) {
+      } else if (await ctx.client.getOrUndefined(GVK.ciliumPolicy, key)) {
         await ctx.client.delete(GVK.ciliumPolicy, key, { ignoreNotFound: true });
         scope.changes.note(ctx, "deleted", "CiliumNetworkPolicy", `${ns}/${key.name}`);
       }
@@ -456,6 +465,21 @@ async function ensureGuardrailParams(scope: Scope): Promise<{ waiting: boolean }
       desiredGuardrailParams(scope.tenant, ns),
     );
   }
+  const requiredLabelsGvk = { apiVersion: CONSTRAINT_API_VERSION, kind: REQUIRED_LABELS_KIND };
+  if (await served(scope.ctx, requiredLabelsGvk)) {
+    const desired = desiredRequiredLabelsConstraint(scope.tenant, scope.namespaces);
+    const name = `peers-${scope.tenant.metadata.name}`;
+    if (desired) {
+      scope.changes.note(
+        scope.ctx,
+        await ensureUncached(scope.ctx, owned(scope.owner, desired)),
+        REQUIRED_LABELS_KIND,
+        name,
+      );
+    } else {
+      await scope.ctx.client.delete(requiredLabelsGvk, { name }, { ignoreNotFound: true });
+    }
+  }
   // The policies themselves are cluster-wide, reconciled under GUARDRAILS_KEY: only report whether they exist.
   const missing = Object.values(POLICY_NAMES).filter(
     (name) => !scope.ctx.cache.get(GVK.vapBinding, { name }) || !scope.ctx.cache.get(GVK.vap, { name }),
@@ -469,6 +493,23 @@ async function ensureGuardrailParams(scope: Scope): Promise<{ waiting: boolean }
     );
     return { waiting: true };
   }
+  // The API server enforces a new policy only once its own informer has it: before reporting the tenant
+  // guarded for the first time, prove it with a dry-run request the policy must refuse.
+  const before = (scope.owner.status as { conditions?: Condition[] } | undefined)?.conditions;
+  const alreadyVerified = before?.some((c) => c.type === "GuardrailsReady" && c.status === "True");
+  if (
+    !alreadyVerified &&
+    scope.namespaces[0] &&
+    !(await guardrailsEnforced(scope.ctx, scope.namespaces[0]))
+  ) {
+    scope.status.set(
+      "GuardrailsReady",
+      "False",
+      "PoliciesPending",
+      "admission policies exist but are not enforced yet",
+    );
+    return { waiting: true };
+  }
   scope.status.set(
     "GuardrailsReady",
     "True",
@@ -478,7 +519,49 @@ async function ensureGuardrailParams(scope: Scope): Promise<{ waiting: boolean }
   return { waiting: false };
 }
 
-/** The cluster-wide admission policies shared by all tenants. */
+/** Whether a dry-run NodePort Service in `namespace` is refused by the tenant Service policy. */
+async function guardrailsEnforced(ctx: ReconcileContext, namespace: string): Promise<boolean> {
+  try {
+    await ctx.client.request("POST", `/api/v1/namespaces/${namespace}/services`, {
+      query: { dryRun: "All" },
+      body: {
+        apiVersion: "v1",
+        kind: "Service",
+        metadata: { name: "homelab-guardrail-probe" },
+        spec: { type: "NodePort", ports: [{ port: 80 }] },
+      },
+    });
+    return false;
+  } catch (err) {
+    return err instanceof ApiError && err.message.includes(POLICY_NAMES.services);
+  }
+}
+
+/** Whether the API server serves a kind (e.g. a CRD of Cilium or Gatekeeper that may or may not exist). */
+async function served(ctx: ReconcileContext, gvk: GroupVersionKind): Promise<boolean> {
+  try {
+    await ctx.client.resourceInfo(gvk);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Applies a desired object of a kind that is not cached, comparing it with a fresh read first. */
+async function ensureUncached(ctx: ReconcileContext, desired: Obj): Promise<EnsureOutcome> {
+  const gvk = { apiVersion: desired.apiVersion!, kind: desired.kind! };
+  const key = {
+    name: desired.metadata!.name!,
+    ...(desired.metadata?.namespace ? { namespace: desired.metadata.namespace } : {}),
+  };
+  return ensureObject(ctx, desired, await ctx.client.getOrUndefined(gvk, key));
+}
+
+/**
+ * The cluster-wide admission policies shared by all tenants, and, where Gatekeeper runs, its templates
+ * and the all-tenants Service constraint. Gatekeeper serves a constraint kind only after it has read the
+ * template, so this looks again shortly while that is pending.
+ */
 async function ensureGuardrails(
   ctx: ReconcileContext,
   opts: PeerTenantControllerOptions,
@@ -488,6 +571,12 @@ async function ensureGuardrails(
     const gvk = { apiVersion: obj.apiVersion!, kind: obj.kind! };
     await ensureObject(ctx, obj, ctx.cache.get(gvk, { name: obj.metadata!.name! }));
   }
+  if (!(await served(ctx, TEMPLATE_GVK))) return undefined;
+  for (const t of desiredConstraintTemplates()) await ensureUncached(ctx, t as Obj);
+  if (!(await served(ctx, { apiVersion: CONSTRAINT_API_VERSION, kind: SERVICE_TYPES_KIND }))) {
+    return { requeueAfter: 5_000 };
+  }
+  await ensureUncached(ctx, desiredServiceTypesConstraint() as Obj);
   return undefined;
 }
 
