@@ -65,7 +65,9 @@ function talosVm(name: string, ip: string) {
 }
 
 async function createVm(vmid: number, node = "pve1") {
-  await client.waitForTask(await client.createVm(node, vmid, talosVm(`talos-${vmid}`, `10.0.3.${vmid % 200}`)));
+  await client.waitForTask(
+    await client.createVm(node, vmid, talosVm(`talos-${vmid}`, `10.0.3.${vmid % 200}`)),
+  );
 }
 
 beforeAll(async () => {
@@ -108,7 +110,9 @@ describe("reading the cluster", () => {
     const before = client.requestCount;
     const vms = await client.listVms();
     expect(client.requestCount - before).toBe(1);
-    expect(vms.filter((v) => v.vmid === 110 || v.vmid === 111).map((v) => [v.vmid, v.node, v.status])).toEqual([
+    expect(
+      vms.filter((v) => v.vmid === 110 || v.vmid === 111).map((v) => [v.vmid, v.node, v.status]),
+    ).toEqual([
       [110, "pve1", "stopped"],
       [111, "pve2", "stopped"],
     ]);
@@ -124,9 +128,9 @@ describe("image download", () => {
       checksum: { algorithm: "sha256", value: imageSha256 },
     });
     expect(task.type).toBe("download");
-    expect((await client.storageContent("pve1", "local", { content: "iso" })).map((v) => v.volid)).not.toContain(
-      "local:iso/talos-nocloud-amd64.iso",
-    );
+    expect(
+      (await client.storageContent("pve1", "local", { content: "iso" })).map((v) => v.volid),
+    ).not.toContain("local:iso/talos-nocloud-amd64.iso");
     await client.waitForTask(task);
     const iso = (await client.storageContent("pve1", "local", { content: "iso" })).find(
       (v) => v.volid === "local:iso/talos-nocloud-amd64.iso",
@@ -149,18 +153,32 @@ describe("image download", () => {
 
   it("refuses content a storage does not hold and decompression of non-ISO content", async () => {
     await expect(
-      client.downloadUrl("pve1", "local-lvm", { url: `${filesUrl}/x.iso`, content: "iso", filename: "x.iso" }),
+      client.downloadUrl("pve1", "local-lvm", {
+        url: `${filesUrl}/x.iso`,
+        content: "iso",
+        filename: "x.iso",
+      }),
     ).rejects.toThrow(/not a file-based storage/);
     const err = await client
-      .downloadUrl("pve1", "local", { url: `${filesUrl}/x.raw`, content: "import", filename: "x.raw", compression: "zst" })
+      .downloadUrl("pve1", "local", {
+        url: `${filesUrl}/x.raw`,
+        content: "import",
+        filename: "x.raw",
+        compression: "zst",
+      })
       .catch((e: unknown) => e);
-    expect((err as ProxmoxParameterError).errors).toEqual({ compression: "decompression not supported for import" });
+    expect((err as ProxmoxParameterError).errors).toEqual({
+      compression: "decompression not supported for import",
+    });
   });
 });
 
 describe("VM lifecycle", () => {
   it("creates a VM with disk, cloud-init drive and static network", async () => {
-    const task = await client.createVm("pve1", 1001, { ...talosVm("talos-cp-1", "10.0.3.16"), tags: "talos;homelab" });
+    const task = await client.createVm("pve1", 1001, {
+      ...talosVm("talos-cp-1", "10.0.3.16"),
+      tags: "talos;homelab",
+    });
     expect(task).toMatchObject({ node: "pve1", type: "qmcreate", id: "1001", user: sim.tokenId });
     expect((await client.waitForTask(task)).exitstatus).toBe("OK");
     const config = await client.getConfig("pve1", 1001);
@@ -190,7 +208,9 @@ describe("VM lifecycle", () => {
     await client.waitForTask(await client.start("pve1", 1003));
     expect((await client.status("pve1", 1003)).status).toBe("running");
     expect(await client.agentPing("pve1", 1003)).toBe(true);
-    const again = (await client.waitForTask(await client.start("pve1", 1003)).catch((e: unknown) => e)) as ProxmoxTaskFailedError;
+    const again = (await client
+      .waitForTask(await client.start("pve1", 1003))
+      .catch((e: unknown) => e)) as ProxmoxTaskFailedError;
     expect(again.exitstatus).toBe("VM 1003 already running");
     await client.waitForTask(await client.reboot("pve1", 1003));
     await client.waitForTask(await client.shutdown("pve1", 1003, { timeoutSeconds: 60, forceStop: true }));
@@ -205,7 +225,11 @@ describe("VM lifecycle", () => {
     const { digest } = await client.getConfig("pve1", 1004);
     await client.updateConfig("pve1", 1004, { cores: 4, onboot: true }, { digest: digest! });
     await client.setTags("pve1", 1004, ["talos", "controlplane"]);
-    expect(await client.getConfig("pve1", 1004)).toMatchObject({ cores: "4", onboot: "1", tags: "controlplane;talos" });
+    expect(await client.getConfig("pve1", 1004)).toMatchObject({
+      cores: "4",
+      onboot: "1",
+      tags: "controlplane;talos",
+    });
     await expect(client.updateConfig("pve1", 1004, { cores: 8 }, { digest: digest! })).rejects.toThrow(
       /detected modified configuration/,
     );
@@ -217,13 +241,20 @@ describe("VM lifecycle", () => {
     await createVm(1005);
     await client.waitForTask(await client.resizeDisk("pve1", 1005, "scsi0", "+8G"));
     expect((await client.getConfig("pve1", 1005))["scsi0"]).toBe("local-lvm:vm-1005-disk-0,size=40G");
-    await expect(client.resizeDisk("pve1", 1005, "scsi0", "10G")).rejects.toThrow(/shrinking disks is not supported/);
+    await expect(client.resizeDisk("pve1", 1005, "scsi0", "10G")).rejects.toThrow(
+      /shrinking disks is not supported/,
+    );
   });
 
   it("a VM locked by a running backup refuses changes with ProxmoxLockedError until the task ends", async () => {
     await createVm(1006);
     sim.faults.set({ hangTasks: [{ type: "vzdump", id: "1006" }] });
-    const backup = await client.backup("pve1", { vmid: 1006, storage: "local", mode: "snapshot", compress: "zstd" });
+    const backup = await client.backup("pve1", {
+      vmid: 1006,
+      storage: "local",
+      mode: "snapshot",
+      compress: "zstd",
+    });
     const err = await client.updateConfig("pve1", 1006, { cores: 4 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ProxmoxLockedError);
     expect((err as ProxmoxLockedError).lock).toBe("backup");
@@ -241,7 +272,9 @@ describe("VM lifecycle", () => {
       const err = (await call().catch((e: unknown) => e)) as ProxmoxNotFoundError;
       expect(err).toBeInstanceOf(ProxmoxNotFoundError);
       expect(err.status).toBe(500);
-      expect(err.proxmoxMessage).toMatch(/^Configuration file 'nodes\/pve1\/qemu-server\/\d+\.conf' does not exist$/);
+      expect(err.proxmoxMessage).toMatch(
+        /^Configuration file 'nodes\/pve1\/qemu-server\/\d+\.conf' does not exist$/,
+      );
     }
   });
 
@@ -251,11 +284,18 @@ describe("VM lifecycle", () => {
     await expect(client.deleteVm("pve1", 1008)).rejects.toThrow(/VM 1008 is running - destroy failed/);
     await client.waitForTask(await client.stop("pve1", 1008));
     await client.addHaResource({ sid: "vm:1008", state: "stopped" });
-    await client.addHaRule({ rule: "keep-1008", type: "node-affinity", resources: ["vm:1008"], nodes: ["pve1"] });
+    await client.addHaRule({
+      rule: "keep-1008",
+      type: "node-affinity",
+      resources: ["vm:1008"],
+      nodes: ["pve1"],
+    });
     await expect(client.deleteVm("pve1", 1008)).rejects.toThrow(
       /unable to remove VM 1008 - used in HA resources and purge parameter not set/,
     );
-    await client.waitForTask(await client.deleteVm("pve1", 1008, { purge: true, destroyUnreferencedDisks: true }));
+    await client.waitForTask(
+      await client.deleteVm("pve1", 1008, { purge: true, destroyUnreferencedDisks: true }),
+    );
     await expect(client.getConfig("pve1", 1008)).rejects.toBeInstanceOf(ProxmoxNotFoundError);
     expect((await client.listHaResources()).map((r) => r.sid)).not.toContain("vm:1008");
     expect((await client.listHaRules()).map((r) => r.rule)).not.toContain("keep-1008");
@@ -280,14 +320,25 @@ describe("HA", () => {
       resources: ["vm:1101", "vm:1102", "vm:1103"],
       affinity: "negative",
     });
-    await client.addHaRule({ rule: "cp1-home", type: "node-affinity", resources: ["vm:1101"], nodes: ["pve1:2", "pve2"] });
+    await client.addHaRule({
+      rule: "cp1-home",
+      type: "node-affinity",
+      resources: ["vm:1101"],
+      nodes: ["pve1:2", "pve2"],
+    });
     expect(await client.getHaRule("talos-cp-apart")).toMatchObject({
       type: "resource-affinity",
       affinity: "negative",
       resources: "vm:1101,vm:1102,vm:1103",
     });
     expect(await client.getHaResource("vm:1102")).toMatchObject({ sid: "vm:1102", state: "started" });
-    await client.updateHaRule({ rule: "cp1-home", type: "node-affinity", resources: ["vm:1101"], nodes: ["pve1"], strict: true });
+    await client.updateHaRule({
+      rule: "cp1-home",
+      type: "node-affinity",
+      resources: ["vm:1101"],
+      nodes: ["pve1"],
+      strict: true,
+    });
     expect(await client.getHaRule("cp1-home")).toMatchObject({ nodes: "pve1", strict: true });
     await client.updateHaResource("vm:1103", { state: "stopped" });
     expect((await client.getHaResource("vm:1103")).state).toBe("stopped");
@@ -320,11 +371,15 @@ describe("failures the controllers must tell apart", () => {
     });
     const ro = clientWith({ tokenId: "auditor@pve!readonly", tokenSecret: "readonly-secret" });
     expect(Array.isArray(await ro.listVms())).toBe(true);
-    const err = (await ro.createVm("pve1", 1201, talosVm("x", "10.0.3.50")).catch((e: unknown) => e)) as ProxmoxPermissionError;
+    const err = (await ro
+      .createVm("pve1", 1201, talosVm("x", "10.0.3.50"))
+      .catch((e: unknown) => e)) as ProxmoxPermissionError;
     expect(err).toBeInstanceOf(ProxmoxPermissionError);
     expect(err.status).toBe(403);
     expect(err.proxmoxMessage).toBe("Permission check failed (/vms/1201, VM.Allocate)");
-    await expect(ro.addHaResource({ sid: "vm:1101" })).rejects.toThrow(/Permission check failed \(\/, Sys.Console\)/);
+    await expect(ro.addHaResource({ sid: "vm:1101" })).rejects.toThrow(
+      /Permission check failed \(\/, Sys.Console\)/,
+    );
     await ro.close();
   });
 
@@ -352,8 +407,12 @@ describe("failures the controllers must tell apart", () => {
 
   it("a task that fails carries its exit status and last log lines", async () => {
     await createVm(1203);
-    sim.faults.set({ failTasks: [{ type: "qmstart", id: "1203", message: "start failed: QEMU exited with code 1" }] });
-    const err = (await client.waitForTask(await client.start("pve1", 1203)).catch((e: unknown) => e)) as ProxmoxTaskFailedError;
+    sim.faults.set({
+      failTasks: [{ type: "qmstart", id: "1203", message: "start failed: QEMU exited with code 1" }],
+    });
+    const err = (await client
+      .waitForTask(await client.start("pve1", 1203))
+      .catch((e: unknown) => e)) as ProxmoxTaskFailedError;
     expect(err).toBeInstanceOf(ProxmoxTaskFailedError);
     expect(err.exitstatus).toBe("start failed: QEMU exited with code 1");
     expect(err.logTail).toContain("TASK ERROR: start failed: QEMU exited with code 1");
@@ -389,9 +448,12 @@ describe("failures the controllers must tell apart", () => {
 
   it("a create whose connection drops is not retried: the caller must look before trying again", async () => {
     sim.faults.set({ dropConnections: [{ method: "POST", path: "^/nodes/pve1/qemu$", count: 1 }] });
-    const posts = () => sim.requests.filter((r) => r.method === "POST" && r.path === "/nodes/pve1/qemu").length;
+    const posts = () =>
+      sim.requests.filter((r) => r.method === "POST" && r.path === "/nodes/pve1/qemu").length;
     const before = posts();
-    const err = (await client.createVm("pve1", 1206, talosVm("x", "10.0.3.52")).catch((e: unknown) => e)) as ProxmoxNetworkError;
+    const err = (await client
+      .createVm("pve1", 1206, talosVm("x", "10.0.3.52"))
+      .catch((e: unknown) => e)) as ProxmoxNetworkError;
     expect(err).toBeInstanceOf(ProxmoxNetworkError);
     expect(err.mayHaveApplied).toBe(true);
     expect(posts() - before).toBe(1);
@@ -430,8 +492,14 @@ describe("TLS trust", () => {
 
 describe("pure helpers", () => {
   it.each([
-    [{ storage: "local-lvm", address: "10.0.3.16/24", gateway: "10.0.3.1" }, { ide2: "local-lvm:cloudinit", ipconfig0: "ip=10.0.3.16/24,gw=10.0.3.1" }],
-    [{ storage: "shared", address: "dhcp", nameservers: ["9.9.9.9"] }, { ipconfig0: "ip=dhcp", nameserver: "9.9.9.9" }],
+    [
+      { storage: "local-lvm", address: "10.0.3.16/24", gateway: "10.0.3.1" },
+      { ide2: "local-lvm:cloudinit", ipconfig0: "ip=10.0.3.16/24,gw=10.0.3.1" },
+    ],
+    [
+      { storage: "shared", address: "dhcp", nameservers: ["9.9.9.9"] },
+      { ipconfig0: "ip=dhcp", nameserver: "9.9.9.9" },
+    ],
   ])("cloudInitConfig(%o)", (input, expected) => {
     expect(cloudInitConfig(input)).toMatchObject(expected);
   });
