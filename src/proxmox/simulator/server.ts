@@ -126,6 +126,14 @@ function parseForm(text: string, into: Record<string, unknown>): void {
   }
 }
 
+function safeDecode(path: string): string {
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
+}
+
 function asText(v: unknown): string {
   if (typeof v === "boolean") return v ? "1" : "0";
   if (Array.isArray(v)) return v.map(asText).join("\0");
@@ -200,13 +208,14 @@ export async function startProxmoxSimulator(
     path: string,
     query: string,
   ) {
-    const record = (status: number) => requests.push({ method, path, status });
+    const decoded = safeDecode(path);
+    const record = (status: number) => requests.push({ method, path: decoded, status });
     const fail = (status: number, message: string, errors?: Record<string, string>) => {
       record(status);
       send(res, status, { data: null, ...(errors ? { errors } : {}), message }, message);
     };
     if (faults.latencyMs() > 0) await sleep(faults.latencyMs());
-    if (faults.dropsConnection(method, path)) {
+    if (faults.dropsConnection(method, decoded)) {
       record(0);
       req.socket.destroy();
       return;
@@ -219,7 +228,7 @@ export async function startProxmoxSimulator(
     const schema = match?.route.methods[method];
     const handler = match && HANDLERS[`${method} ${match.route.template}`];
     if (!match || !schema || !handler) return fail(501, `Method '${method} ${path}' not implemented`);
-    const injected = faults.injectedError(method, path);
+    const injected = faults.injectedError(method, decoded);
     if (injected) return fail(injected.status, `${injected.message}\n`);
 
     const raw: Record<string, unknown> = {};
