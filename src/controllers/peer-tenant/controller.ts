@@ -135,7 +135,12 @@ export function peerTenantController(opts: PeerTenantControllerOptions): Control
     async reconcile(req, ctx) {
       if (req.name === GUARDRAILS_KEY) return ensureGuardrails(ctx, opts);
       if (req.name === GITLAB_CI_ACCESS_KEY) return ensureGitlabCiAccess(ctx, opts);
-      return reconcileTenant(ctx, opts, hasCilium);
+      try {
+        return await reconcileTenant(ctx, opts, hasCilium);
+      } catch (err) {
+        await reportFailure(ctx, err);
+        throw err; // retried with backoff by the runtime
+      }
     },
   };
 }
@@ -688,6 +693,36 @@ async function reconcileDelete(
   // The tenant's deletion event brings the GitLab ci_access list up to date (GITLAB_CI_ACCESS_KEY).
   await removeFinalizer(ctx.client, cached, FINALIZER);
   return undefined;
+}
+
+/**
+ * A failed reconcile (a forbidden write, an API server error) is shown where users look: Ready=False
+ * with the error, and a Warning event. Best effort: the error itself is what gets retried.
+ */
+async function reportFailure(ctx: ReconcileContext, err: unknown): Promise<void> {
+  const cached = ctx.object<Obj>();
+  if (!cached || cached.metadata?.deletionTimestamp) return;
+  const message = (err instanceof Error ? err.message : String(err)).slice(0, 1024);
+  try {
+    await writeStatus(ctx, cached, (s) => ({
+      ...s,
+      conditions: setCondition(s.conditions as Condition[] | undefined, {
+        type: "Ready",
+        status: "False",
+        reason: "ReconcileFailed",
+        message,
+        observedGeneration: cached.metadata?.generation ?? 0,
+      }),
+    }));
+    await ctx.recorder.record(cached, {
+      type: "Warning",
+      reason: "ReconcileFailed",
+      action: "Reconcile",
+      note: message,
+    });
+  } catch (statusErr) {
+    ctx.logger.warn({ err: statusErr }, "Could not report the reconcile failure in status");
+  }
 }
 
 /** Collects this reconcile's conditions; `apply` merges them with transition-time semantics. */
