@@ -21,6 +21,16 @@ export interface HandlerContext {
 
 type Handler = (ctx: HandlerContext) => unknown;
 
+/** A list answer that also reports its full length (`"total"` beside `"data"`, as the task log does). */
+export class WithTotal {
+  readonly data: unknown[];
+  readonly total: number;
+  constructor(data: unknown[], total: number) {
+    this.data = data;
+    this.total = total;
+  }
+}
+
 const vmid = (ctx: HandlerContext) => Number(ctx.params["vmid"]);
 const node = (ctx: HandlerContext) => ctx.params["node"]!;
 const GiB = 1024 ** 3;
@@ -350,6 +360,9 @@ export const HANDLERS: Record<string, Handler> = {
     const start = Number(ctx.params["start"] ?? 0);
     const limit = Number(ctx.params["limit"] ?? 50);
     const lines = t.log.length ? t.log : ["no content"];
-    return lines.slice(start, start + limit).map((text, i) => ({ n: start + i + 1, t: text }));
+    return new WithTotal(
+      lines.slice(start, start + limit).map((text, i) => ({ n: start + i + 1, t: text })),
+      lines.length,
+    );
   },
 };

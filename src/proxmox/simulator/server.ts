@@ -11,7 +11,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { matchRoute } from "./api-schema.ts";
 import { ApiFailure, type FetchFile, SimCluster, type StorageSpec } from "./cluster.ts";
 import { Faults, faultSettingsSchema } from "./faults.ts";
-import { HANDLERS } from "./handlers.ts";
+import { HANDLERS, WithTotal } from "./handlers.ts";
 import { verifyParameters } from "./param-check.ts";
 import { ALL_PRIVILEGES, evaluate, PermissionDenied, type TokenAcl } from "./permissions.ts";
 import { TaskRunner } from "./tasks.ts";
@@ -265,7 +265,8 @@ export async function startProxmoxSimulator(
         version: options.version ?? "9.1.1",
       });
       record(200);
-      send(res, 200, { data: data ?? null });
+      if (data instanceof WithTotal) send(res, 200, { data: data.data, total: data.total });
+      else send(res, 200, { data: data ?? null });
     } catch (err) {
       if (err instanceof PermissionDenied) return fail(403, `${err.message}\n`);
       if (err instanceof ApiFailure) return fail(err.status, err.message, err.errors);
