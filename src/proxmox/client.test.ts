@@ -266,6 +266,18 @@ describe("VM lifecycle", () => {
     await client.updateConfig("pve1", 1006, { cores: 4 });
   });
 
+  it("a VM being created is locked: power actions wait for the create task", async () => {
+    sim.faults.set({ hangTasks: [{ type: "qmcreate", id: "1009" }] });
+    const create = await client.createVm("pve1", 1009, talosVm("talos-1009", "10.0.3.109"));
+    const err = (await client.start("pve1", 1009).catch((e: unknown) => e)) as ProxmoxLockedError;
+    expect(err).toBeInstanceOf(ProxmoxLockedError);
+    expect(err.lock).toBe("create");
+    expect((await client.listVms()).find((v) => v.vmid === 1009)?.lock).toBe("create");
+    sim.faults.reset();
+    await client.waitForTask(create);
+    await client.waitForTask(await client.start("pve1", 1009));
+  });
+
   it("a missing VM is ProxmoxNotFoundError, though Proxmox sends a 500", async () => {
     await createVm(1007, "pve2");
     for (const call of [() => client.getConfig("pve1", 4242), () => client.status("pve1", 1007)]) {
@@ -384,8 +396,11 @@ describe("failures the controllers must tell apart", () => {
   });
 
   it("a wrong secret is ProxmoxAuthenticationError and the secret is in no message", async () => {
-    const wrong = clientWith({ tokenSecret: "not-the-secret-123" });
+    const seen: unknown[] = [];
+    const wrong = clientWith({ tokenSecret: "not-the-secret-123", onRequest: (info) => seen.push(info) });
     const err = await wrong.listNodes().catch((e: unknown) => e);
+    expect(seen).toHaveLength(1);
+    expect(JSON.stringify(seen)).not.toContain("not-the-secret-123");
     expect(err).toBeInstanceOf(ProxmoxAuthenticationError);
     expect(inspect(err, { depth: 5 })).not.toContain("not-the-secret-123");
     expect(inspect(wrong, { depth: 5 })).not.toContain("not-the-secret-123");
@@ -457,6 +472,20 @@ describe("failures the controllers must tell apart", () => {
     expect(err).toBeInstanceOf(ProxmoxNetworkError);
     expect(err.mayHaveApplied).toBe(true);
     expect(posts() - before).toBe(1);
+  });
+
+  it("a write is retried only while the connection is refused, then fails as not applied", async () => {
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((r) => closed.close(r));
+    const nowhere = clientWith({ url: `https://127.0.0.1:${port}`, retry: { attempts: 3, baseMs: 1 } });
+    const err = (await nowhere.createVm("pve1", 1207, {}).catch((e: unknown) => e)) as ProxmoxNetworkError;
+    expect(err).toBeInstanceOf(ProxmoxNetworkError);
+    expect(err.code).toBe("ECONNREFUSED");
+    expect(err.mayHaveApplied).toBe(false);
+    expect(nowhere.requestCount).toBe(3);
+    await nowhere.close();
   });
 
   it("a 500 that is not 'does not exist' stays a plain ProxmoxApiError and is not retried", async () => {
