@@ -155,10 +155,11 @@ describe("real talosctl against the simulator", () => {
 
   it("upgrade: image pull + lifecycle upgrade + reboot on v1.13, legacy API on v1.12", async () => {
     const image = installerImage({ ...input, talosVersion: "v1.13.1" });
+    const rebootsB = sim.node("talos-b").reboots;
+    const rebootsC = sim.node("talos-c").reboots;
     ok(await tctl("talos-b", ["upgrade", "--image", image, "--wait=false", "--drain=false"], 120_000));
     // talosctl returns once Reboot is acknowledged; the node is down for the reboot, then back.
-    await sim.waitForMode("talos-b", "rebooting", 5_000).catch(() => {});
-    await sim.waitForMode("talos-b", "running", 10_000);
+    await sim.waitForReboot("talos-b", rebootsB);
     expect(sim.node("talos-b").calls).toEqual(
       expect.arrayContaining([
         "/machine.ImageService/Pull",
@@ -171,8 +172,7 @@ describe("real talosctl against the simulator", () => {
     const legacy = installerImage({ ...input, talosVersion: "v1.13.0" });
     ok(await tctl("talos-c", ["upgrade", "--image", legacy, "--wait=false", "--drain=false"], 120_000));
     expect(sim.node("talos-c").calls).toContain("/machine.MachineService/Upgrade");
-    await sim.waitForMode("talos-c", "rebooting", 5_000);
-    await sim.waitForMode("talos-c", "running", 10_000);
+    await sim.waitForReboot("talos-c", rebootsC);
     expect(sim.node("talos-c").version).toBe("v1.13.0");
     const r = ok(await tctl("talos-c", ["version"]));
     expect(r.stdout).toMatch(/Tag:\s+v1\.13\.0/);
@@ -197,9 +197,9 @@ describe("our client against the same simulator", () => {
     kc.loadFromString(kubeconfig);
     const namespaces = await kc.makeApiClient(CoreV1Api).listNamespace();
     expect(namespaces.items.map((n) => n.metadata?.name)).toContain("kube-system");
+    const reboots = sim.node("talos-a").reboots;
     expect((await c.upgrade(installerImage({ ...input, talosVersion: "v1.13.2" }))).method).toBe("lifecycle");
-    await sim.waitForMode("talos-a", "rebooting", 2_000);
-    await sim.waitForMode("talos-a", "running", 10_000);
+    await sim.waitForReboot("talos-a", reboots);
     expect((await retryWhileUnavailable(() => c.version())).tag).toBe("v1.13.2");
   });
 });

@@ -45,3 +45,33 @@ export async function talosctl(
     };
   }
 }
+
+const VALIDATOR_SCRIPT = fileURLToPath(new URL("./build-config-validator.sh", import.meta.url));
+let validator: Promise<string> | undefined;
+
+/** Talos' config validation from the pinned pkg/machinery (the v1.14 multi-document contract). */
+export function configValidatorPath(): Promise<string> {
+  validator ??= run("bash", [VALIDATOR_SCRIPT], { maxBuffer: 64 * 1024 * 1024, timeout: 20 * 60_000 }).then(
+    (r) => {
+      const path = r.stdout.trim().split("\n").pop();
+      if (!path) throw new Error(`build-config-validator.sh printed no path:\n${r.stderr}`);
+      return path;
+    },
+  );
+  return validator;
+}
+
+export async function validateConfigs(files: readonly string[]): Promise<TalosctlResult> {
+  const bin = await configValidatorPath();
+  try {
+    const r = await run(bin, ["--mode", "cloud", ...files], { timeout: 60_000 });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return {
+      code: typeof e.code === "number" ? e.code : 1,
+      stdout: e.stdout ?? "",
+      stderr: e.stderr ?? String(err),
+    };
+  }
+}

@@ -11,13 +11,14 @@ import {
   type TalosClusterInput,
 } from "../../src/talos/config/index.ts";
 import { homelabInput } from "../../src/talos/config/testdata/cluster-input.ts";
-import { talosctl, talosctlPath } from "./talosctl.ts";
+import { configValidatorPath, talosctl, talosctlPath, validateConfigs } from "./talosctl.ts";
 
 const secrets = ensureSecretsBundle();
 let dir: string;
 
 beforeAll(async () => {
   await talosctlPath();
+  await configValidatorPath();
   dir = await mkdtemp(join(tmpdir(), "talos-validate-"));
 }, 20 * 60_000);
 
@@ -54,7 +55,7 @@ const VARIANTS: [string, TalosClusterInput][] = [
       ...homelabInput,
       configPatches: [
         "machine:\n  sysctls:\n    vm.max_map_count: '262144'\n  kubelet:\n    extraArgs:\n      rotate-server-certificates: 'true'\n",
-        [{ op: "add", path: "/cluster/apiServer/certSANs/-", value: "k8s.home.example" }],
+        [{ op: "add", path: "/machine/certSANs/-", value: "k8s.home.example" }],
         "apiVersion: v1alpha1\nkind: RegistryMirrorConfig\nname: ghcr.io\nendpoints:\n  - url: https://ghcr.mirror.example\n",
       ],
     },
@@ -108,5 +109,44 @@ describe("talosctl validate --mode cloud", () => {
     expect(controlplane).toContain(secrets.certs.k8s.key);
     const v = await talosctl(["validate", "--mode", "cloud", "--config", join(out, "controlplane.yaml")]);
     expect(v.code, v.stderr).toBe(0);
+  });
+});
+
+// talosctl v1.14 cannot be built here (versions.env); Talos v1.14.1's own validation code from
+// pkg/machinery checks the v1.14 contract: KubeAPIServerConfig, KubeAuthenticationConfig (OIDC), ...
+describe("Talos v1.14.1 machinery validation (v1.14 multi-document contract)", () => {
+  const V114: [string, TalosClusterInput][] = VARIANTS.map(([name, input]) => [
+    name,
+    { ...input, talosVersion: "v1.14.1" },
+  ]);
+
+  it.each(V114)("accepts every node config of %s", async (_name, input) => {
+    const files: string[] = [];
+    for (const config of generateClusterConfigs(input, secrets)) {
+      const file = join(dir, `v114-${config.node}.yaml`);
+      await writeFile(file, config.yaml);
+      files.push(file);
+    }
+    const r = await validateConfigs(files);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim().split("\n")).toHaveLength(files.length);
+  });
+
+  it("rejects oidc-* flags in KubeAPIServerConfig, as Talos v1.14 does", async () => {
+    const [config] = generateClusterConfigs(
+      {
+        ...homelabInput,
+        talosVersion: "v1.14.1",
+        configPatches: [
+          "apiVersion: v1alpha1\nkind: KubeAPIServerConfig\nextraArgs:\n  oidc-issuer-url: https://x.example\n",
+        ],
+      },
+      secrets,
+    );
+    const file = join(dir, "v114-oidc-args.yaml");
+    await writeFile(file, config?.yaml ?? "");
+    const r = await validateConfigs([file]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/oidc-/);
   });
 });

@@ -114,10 +114,26 @@ describe("generateNodeConfig", () => {
       });
     });
 
-    it("uses the KubeAuthenticationConfig document from Talos v1.14, with no oidc-* extraArgs", () => {
+    it("describes the API server with v1.14 documents, OIDC in KubeAuthenticationConfig", () => {
       const out = generateNodeConfig({ ...homelabInput, talosVersion: "v1.14.1" }, secrets, "talos-trinity");
-      expect((out.documents[0] as Doc).cluster.apiServer.extraArgs).toBeUndefined();
-      expect(out.documents[1]).toEqual({
+      expect((out.documents[0] as Doc).cluster.apiServer).toBeUndefined();
+      const byKind = (kind: string) => out.documents.filter((d) => d.kind === kind);
+      expect(out.documents.slice(1).map((d) => d.kind)).toEqual([
+        "KubeAPIServerConfig",
+        "KubeAdmissionControlConfig",
+        "KubeAuditPolicyConfig",
+        "KubeAuthenticationConfig",
+        "KubeAuthorizerConfig",
+        "KubeAuthorizerConfig",
+      ]);
+      expect(byKind("KubeAPIServerConfig")[0]).toEqual({
+        apiVersion: "v1alpha1",
+        kind: "KubeAPIServerConfig",
+        image: "registry.k8s.io/kube-apiserver:v1.34.1",
+        certExtraSANs: ["10.0.3.16", "10.0.3.19"],
+      });
+      expect(byKind("KubeAuthorizerConfig").map((d) => d.type)).toEqual(["Node", "RBAC"]);
+      expect(byKind("KubeAuthenticationConfig")[0]).toEqual({
         apiVersion: "v1alpha1",
         kind: "KubeAuthenticationConfig",
         configuration: {
@@ -142,14 +158,25 @@ describe("generateNodeConfig", () => {
       expect(yamlDocs).toEqual(out.documents);
     });
 
-    it("emits no OIDC at all without settings", () => {
-      const out = generateNodeConfig(
+    it("gives a v1.14 worker no API server documents", () => {
+      const input = {
+        ...homelabInput,
+        talosVersion: "v1.14.1",
+        nodes: [...homelabInput.nodes, { name: "w1", ip: "10.0.3.20", role: "worker" as const }],
+      };
+      expect(generateNodeConfig(input, secrets, "w1").documents).toHaveLength(1);
+    });
+
+    it("emits no OIDC without settings: no extraArgs, no JWT issuers", () => {
+      const legacy = generateNodeConfig({ ...homelabInput, oidc: undefined }, secrets, "talos-neo");
+      expect((legacy.documents[0] as Doc).cluster.apiServer.extraArgs).toBeUndefined();
+      const structured = generateNodeConfig(
         { ...homelabInput, oidc: undefined, talosVersion: "v1.14.1" },
         secrets,
         "talos-neo",
       );
-      expect(out.documents).toHaveLength(1);
-      expect((out.documents[0] as Doc).cluster.apiServer.extraArgs).toBeUndefined();
+      const authn = structured.documents.find((d) => d.kind === "KubeAuthenticationConfig") as Doc;
+      expect(authn.configuration.jwt).toEqual([]);
     });
   });
 

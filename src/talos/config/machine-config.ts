@@ -3,10 +3,14 @@
 // addressing repeated in the config so it survives the install (nocloud network data is only read at
 // first boot, siderolabs/talos#10949), the Image Factory nocloud installer, Cilium as CNI, the VIP and OIDC.
 //
-// OIDC: from Talos v1.14 the kube-apiserver always runs with --authentication-config and rejects
-// --oidc-* extraArgs, so OIDC goes into a `KubeAuthenticationConfig` document holding a Kubernetes
-// AuthenticationConfiguration (machinery config/types/k8s/authentication.go @v1.14.1). Earlier
-// contracts have no such document, so there the legacy apiServer extraArgs are the only way.
+// Talos v1.14 moved kube-apiserver settings to multi-document configs and runs kube-apiserver with
+// --authentication-config only when the `KubeAPIServerConfig` document is used (the legacy
+// cluster.apiServer reports UseAuthenticationConfig() = false; oidc-* extraArgs are denied in the new
+// document): machinery config/types/k8s/{apiserver,authentication}.go @v1.14.1. So for ≥ 1.14 control
+// planes the API server is described by KubeAPIServerConfig, KubeAdmissionControlConfig,
+// KubeAuditPolicyConfig, KubeAuthenticationConfig (OIDC as a Kubernetes AuthenticationConfiguration)
+// and KubeAuthorizerConfig (Node, RBAC: the new document does not inject default authorizers), as
+// `talosctl gen config` v1.14 emits them. Earlier contracts: cluster.apiServer with oidc-* extraArgs.
 
 import { stringify } from "yaml";
 import { DEFAULT_IMAGE_FACTORY, type TalosClusterInput, type TalosNodeInput } from "./input.ts";
@@ -54,7 +58,13 @@ function assertInput(input: TalosClusterInput): void {
   }
 }
 
-function authenticationConfiguration(oidc: NonNullable<TalosClusterInput["oidc"]>): YamlMap {
+const ANONYMOUS_HEALTH = {
+  enabled: true,
+  conditions: [{ path: "/livez" }, { path: "/readyz" }, { path: "/healthz" }],
+};
+
+function authenticationConfiguration(oidc: TalosClusterInput["oidc"]): YamlMap {
+  if (!oidc) return { anonymous: ANONYMOUS_HEALTH, jwt: [] };
   const claimMappings: YamlMap = {
     username: { claim: oidc.usernameClaim ?? "sub", prefix: oidc.usernamePrefix ?? "" },
   };
@@ -63,9 +73,57 @@ function authenticationConfiguration(oidc: NonNullable<TalosClusterInput["oidc"]
     apiVersion: "apiserver.config.k8s.io/v1beta1",
     kind: "AuthenticationConfiguration",
     // Talos' default document keeps anonymous access to the health endpoints; ours replaces it, so keep them.
-    anonymous: { enabled: true, conditions: [{ path: "/livez" }, { path: "/readyz" }, { path: "/healthz" }] },
+    anonymous: ANONYMOUS_HEALTH,
     jwt: [{ issuer: { url: oidc.issuerURL, audiences: [oidc.clientID] }, claimMappings }],
   };
+}
+
+const POD_SECURITY = {
+  apiVersion: "pod-security.admission.config.k8s.io/v1alpha1",
+  kind: "PodSecurityConfiguration",
+  defaults: {
+    audit: "restricted",
+    "audit-version": "latest",
+    enforce: "baseline",
+    "enforce-version": "latest",
+    warn: "restricted",
+    "warn-version": "latest",
+  },
+  exemptions: { namespaces: ["kube-system"], runtimeClasses: [], usernames: [] },
+};
+
+const AUDIT_POLICY = { apiVersion: "audit.k8s.io/v1", kind: "Policy", rules: [{ level: "Metadata" }] };
+
+/** The Talos ≥ 1.14 kube-apiserver documents of a control plane. */
+function apiServerDocuments(input: TalosClusterInput, sans: string[]): YamlMap[] {
+  const doc = (kind: string, body: YamlMap): YamlMap => ({ apiVersion: "v1alpha1", kind, ...body });
+  return [
+    doc("KubeAPIServerConfig", {
+      image: `registry.k8s.io/kube-apiserver:${input.kubernetesVersion}`,
+      certExtraSANs: sans,
+    }),
+    doc("KubeAdmissionControlConfig", { name: "PodSecurity", configuration: structuredClone(POD_SECURITY) }),
+    doc("KubeAuditPolicyConfig", { configuration: structuredClone(AUDIT_POLICY) }),
+    doc("KubeAuthenticationConfig", { configuration: authenticationConfiguration(input.oidc) }),
+    doc("KubeAuthorizerConfig", { name: "node", type: "Node" }),
+    doc("KubeAuthorizerConfig", { name: "rbac", type: "RBAC" }),
+  ];
+}
+
+function legacyApiServer(input: TalosClusterInput, sans: string[]): YamlMap {
+  const apiServer: YamlMap = {
+    image: `registry.k8s.io/kube-apiserver:${input.kubernetesVersion}`,
+    certSANs: sans,
+    admissionControl: [{ name: "PodSecurity", configuration: structuredClone(POD_SECURITY) }],
+    auditPolicy: structuredClone(AUDIT_POLICY),
+  };
+  if (input.oidc) apiServer.extraArgs = legacyOidcArgs(input.oidc);
+  return apiServer;
+}
+
+function certSANs(input: TalosClusterInput, node: TalosNodeInput): string[] {
+  const endpointHost = new URL(input.endpoint).hostname;
+  return [...new Set([endpointHost, ...(input.network.vip ? [input.network.vip] : []), node.ip])];
 }
 
 function legacyOidcArgs(oidc: NonNullable<TalosClusterInput["oidc"]>): Record<string, string> {
@@ -97,8 +155,8 @@ function networkInterface(input: TalosClusterInput, node: TalosNodeInput): YamlM
 function v1alpha1Document(input: TalosClusterInput, secrets: SecretsBundle, node: TalosNodeInput): YamlMap {
   const controlPlane = node.role === "controlplane";
   const k8s = input.kubernetesVersion;
-  const endpointHost = new URL(input.endpoint).hostname;
-  const sans = [...new Set([endpointHost, ...(input.network.vip ? [input.network.vip] : []), node.ip])];
+  const sans = certSANs(input, node);
+  const structuredApiServer = atLeastMinor(input.talosVersion, 1, 14);
 
   const features: YamlMap = {
     rbac: true,
@@ -148,37 +206,12 @@ function v1alpha1Document(input: TalosClusterInput, secrets: SecretsBundle, node
     token: secrets.secrets.bootstraptoken,
   };
   if (controlPlane) {
-    const apiServer: YamlMap = {
-      image: `registry.k8s.io/kube-apiserver:${k8s}`,
-      certSANs: sans,
-      admissionControl: [
-        {
-          name: "PodSecurity",
-          configuration: {
-            apiVersion: "pod-security.admission.config.k8s.io/v1alpha1",
-            kind: "PodSecurityConfiguration",
-            defaults: {
-              audit: "restricted",
-              "audit-version": "latest",
-              enforce: "baseline",
-              "enforce-version": "latest",
-              warn: "restricted",
-              "warn-version": "latest",
-            },
-            exemptions: { namespaces: ["kube-system"], runtimeClasses: [], usernames: [] },
-          },
-        },
-      ],
-      auditPolicy: { apiVersion: "audit.k8s.io/v1", kind: "Policy", rules: [{ level: "Metadata" }] },
-    };
-    if (input.oidc && !atLeastMinor(input.talosVersion, 1, 14))
-      apiServer.extraArgs = legacyOidcArgs(input.oidc);
     Object.assign(cluster, {
       secretboxEncryptionSecret: secrets.secrets.secretboxencryptionsecret,
       ca: { crt: secrets.certs.k8s.crt, key: secrets.certs.k8s.key },
       aggregatorCA: { crt: secrets.certs.k8saggregator.crt, key: secrets.certs.k8saggregator.key },
       serviceAccount: { key: secrets.certs.k8sserviceaccount.key },
-      apiServer,
+      ...(structuredApiServer ? {} : { apiServer: legacyApiServer(input, sans) }),
       controllerManager: { image: `registry.k8s.io/kube-controller-manager:${k8s}` },
       proxy: input.ciliumCNI
         ? { disabled: true, image: `registry.k8s.io/kube-proxy:${k8s}` }
@@ -209,12 +242,8 @@ export function nodeConfigDocuments(
   const node = input.nodes.find((n) => n.name === nodeName);
   if (!node) throw new MachineConfigError(`no node named ${nodeName}`);
   const docs: YamlMap[] = [v1alpha1Document(input, secrets, node)];
-  if (input.oidc && node.role === "controlplane" && atLeastMinor(input.talosVersion, 1, 14)) {
-    docs.push({
-      apiVersion: "v1alpha1",
-      kind: "KubeAuthenticationConfig",
-      configuration: authenticationConfiguration(input.oidc),
-    });
+  if (node.role === "controlplane" && atLeastMinor(input.talosVersion, 1, 14)) {
+    docs.push(...apiServerDocuments(input, certSANs(input, node)));
   }
   return applyPatches(docs, input.configPatches ?? []);
 }

@@ -87,12 +87,16 @@ describe("Talos simulator driven by our client", () => {
   });
 
   it("apply AUTO → reboot (unavailable meanwhile) → configured mode behind mTLS", async () => {
+    // cp1 reboots slowly so the check below surely hits the reboot, however loaded the machine is.
+    sim.faults.slowReboot("cp1", 2_000);
     for (const n of NODES) {
       const res = await maintenance(n.name).applyConfiguration(configs.get(n.name) ?? "", { mode: "AUTO" });
       expect(res.mode).toBe("REBOOT");
     }
-    const during = await expectKind(admin("cp1", { timeoutMs: 2_000 }).version(), "unavailable");
+    await sim.waitForMode("cp1", "rebooting", 1_000);
+    const during = await expectKind(admin("cp1", { timeoutMs: 1_000 }).version(), "unavailable");
     expect(during.retryable).toBe(true);
+    sim.faults.slowReboot("cp1", 0);
     for (const n of NODES) await sim.waitForMode(n.name, "running");
     const v = await admin("cp1").version();
     expect(v).toMatchObject({ tag: "v1.13.0", platform: "nocloud", mode: "cloud" });
@@ -159,20 +163,20 @@ describe("Talos simulator driven by our client", () => {
 
   it("upgrades through ImageService.Pull + LifecycleService.Upgrade + reboot", async () => {
     const progress: string[] = [];
+    const reboots = sim.node("cp3").reboots;
     const res = await admin("cp3").upgrade(`${INSTALLER}:v1.13.1`, { onProgress: (m) => progress.push(m) });
     expect(res.method).toBe("lifecycle");
     expect(progress.join("\n")).toMatch(/pulled .*v1\.13\.1/);
-    await sim.waitForMode("cp3", "rebooting", 1_000);
-    await sim.waitForMode("cp3", "running");
+    await sim.waitForReboot("cp3", reboots);
     expect((await admin("cp3").version()).tag).toBe("v1.13.1");
     expect(sim.node("cp3").calls).toContain("/machine.LifecycleService/Upgrade");
   });
 
   it("falls back to MachineService.Upgrade on a Talos without the lifecycle API", async () => {
+    const reboots = sim.node("old").reboots;
     const res = await admin("old").upgrade(`${INSTALLER}:v1.13.0`);
     expect(res.method).toBe("legacy");
-    await sim.waitForMode("old", "rebooting", 1_000);
-    await sim.waitForMode("old", "running");
+    await sim.waitForReboot("old", reboots);
     expect((await admin("old").version()).tag).toBe("v1.13.0");
   });
 
@@ -189,7 +193,7 @@ describe("Talos simulator driven by our client", () => {
   });
 
   it("slow reboot and node down keep the node unavailable", async () => {
-    sim.faults.slowReboot("cp2", 600);
+    sim.faults.slowReboot("cp2", 1_500);
     await admin("cp2").reboot();
     await sim.waitForMode("cp2", "rebooting", 1_000);
     await new Promise((r) => setTimeout(r, 300));

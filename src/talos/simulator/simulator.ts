@@ -68,6 +68,8 @@ export interface TalosSimulator {
   setKubeconfig(source: KubeconfigSource | undefined): void;
   /** Resolves when the node reaches `mode` (after a reboot, for example). */
   waitForMode(name: string, mode: NodeMode, timeoutMs?: number): Promise<void>;
+  /** Resolves once the node has booted again after `reboots` (a count read from node(name).reboots). */
+  waitForReboot(name: string, reboots: number, timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -181,6 +183,15 @@ export async function startTalosSimulator(options: TalosSimulatorOptions): Promi
       const deadline = Date.now() + timeoutMs;
       while (n.mode !== mode) {
         if (Date.now() > deadline) throw new Error(`${name} did not reach ${mode} (is ${n.mode})`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
+    async waitForReboot(name, reboots, timeoutMs = 10_000) {
+      const n = get(name);
+      const deadline = Date.now() + timeoutMs;
+      while (n.reboots <= reboots || n.mode === "rebooting") {
+        if (Date.now() > deadline)
+          throw new Error(`${name} did not reboot (${n.reboots} reboots, ${n.mode})`);
         await new Promise((r) => setTimeout(r, 20));
       }
     },
