@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TalosApiError, TalosClient } from "../../src/talos/client/index.ts";
+import { exampleClusterInput as homelabInput } from "../../src/talos/config/example-input.ts";
 import {
   ensureSecretsBundle,
   generateAdminTalosconfig,
@@ -15,7 +16,6 @@ import {
   installerImage,
   talosconfigToYaml,
 } from "../../src/talos/config/index.ts";
-import { homelabInput } from "../../src/talos/config/testdata/cluster-input.ts";
 import { startTalosSimulator, type TalosSimulator } from "../../src/talos/simulator/index.ts";
 import { kubeconfigPath } from "../harness/test-cluster.ts";
 import { talosctl, talosctlPath } from "./talosctl.ts";

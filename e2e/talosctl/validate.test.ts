@@ -4,13 +4,13 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { exampleClusterInput as homelabInput } from "../../src/talos/config/example-input.ts";
 import {
   bundleToYaml,
   ensureSecretsBundle,
   generateClusterConfigs,
   type TalosClusterInput,
 } from "../../src/talos/config/index.ts";
-import { homelabInput } from "../../src/talos/config/testdata/cluster-input.ts";
 import { configValidatorPath, talosctl, talosctlPath, validateConfigs } from "./talosctl.ts";
 
 const secrets = ensureSecretsBundle();

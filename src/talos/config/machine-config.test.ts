@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
+import { exampleClusterInput as homelabInput } from "./example-input.ts";
 import type { TalosClusterInput } from "./input.ts";
 import {
   generateClusterConfigs,
@@ -9,7 +10,6 @@ import {
   MachineConfigError,
 } from "./machine-config.ts";
 import { bundleFromYaml, ensureSecretsBundle } from "./secrets.ts";
-import { homelabInput } from "./testdata/cluster-input.ts";
 
 const secrets = ensureSecretsBundle(
   bundleFromYaml(readFileSync(new URL("./testdata/secrets.yaml", import.meta.url), "utf8")),

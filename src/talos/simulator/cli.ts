@@ -6,6 +6,7 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { exampleClusterInput as homelabInput } from "../config/example-input.ts";
 import {
   bundleToYaml,
   ensureSecretsBundle,
@@ -13,7 +14,6 @@ import {
   generateClusterConfigs,
   talosconfigToYaml,
 } from "../config/index.ts";
-import { homelabInput } from "../config/testdata/cluster-input.ts";
 import { type SimulatorNodeSpec, startTalosSimulator } from "./simulator.ts";
 
 const { values } = parseArgs({

@@ -2,10 +2,10 @@ import { createServer, type Server } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TalosApiError } from "../client/errors.ts";
 import { TalosClient } from "../client/talos-client.ts";
+import { exampleClusterInput as homelabInput } from "../config/example-input.ts";
 import { generateClusterConfigs } from "../config/machine-config.ts";
 import { ensureSecretsBundle, type SecretsBundle } from "../config/secrets.ts";
 import { generateAdminTalosconfig, type Talosconfig } from "../config/talosconfig.ts";
-import { homelabInput } from "../config/testdata/cluster-input.ts";
 import { startTalosSimulator, type TalosSimulator } from "./simulator.ts";
 
 // Addresses of our own in 127.0.0.0/8 so parallel suites (and the e2e talosctl suite) do not collide.

@@ -1,7 +1,7 @@
-import type { TalosClusterInput } from "../input.ts";
+import type { TalosClusterInput } from "./input.ts";
 
-/** The seed homelab's cluster (shared/design/api.md), as the controller will map it. */
-export const homelabInput: TalosClusterInput = {
+/** The seed homelab's cluster (shared/design/api.md) as the controller will map it: tests, the simulator CLI and docs use it. */
+export const exampleClusterInput: TalosClusterInput = {
   clusterName: "k8s",
   endpoint: "https://10.0.3.16:6443",
   kubernetesVersion: "v1.34.1",
