@@ -71,7 +71,7 @@ async function createVm(vmid: number, node = "pve1") {
 }
 
 beforeAll(async () => {
-  sim = await startProxmoxSimulator({ taskDurationMs: 15 });
+  sim = await startProxmoxSimulator({ taskDurationMs: 15, haRecoveryMs: 150 });
   client = clientWith();
   files = createServer((req, res) => {
     if (req.url === "/talos.iso") res.end(image);
@@ -364,6 +364,35 @@ describe("HA", () => {
     await client.addHaResource({ sid: "vm:1104", state: "started" });
     await expect.poll(async () => (await client.status("pve1", 1104)).status).toBe("running");
     expect((await client.status("pve1", 1104)).ha).toMatchObject({ managed: true, state: "started" });
+  });
+
+  it("recovers HA VMs of a fenced node to a node the negative affinity allows", async () => {
+    const shared = (name: string, ip: string) => ({
+      ...talosVm(name, ip),
+      scsi0: "shared:16",
+      ide2: "shared:cloudinit",
+    });
+    for (const [vmid, node] of [
+      [1111, "pve1"],
+      [1112, "pve2"],
+    ] as const) {
+      await client.waitForTask(
+        await client.createVm(node, vmid, shared(`ha-${vmid}`, `10.0.3.${vmid - 1000}`)),
+      );
+      await client.addHaResource({ sid: `vm:${vmid}`, state: "started" });
+    }
+    await client.addHaRule({
+      rule: "apart-1111",
+      type: "resource-affinity",
+      affinity: "negative",
+      resources: ["vm:1111", "vm:1112"],
+    });
+    await expect.poll(async () => (await client.status("pve1", 1111)).status).toBe("running");
+    sim.faults.set({ nodesDown: ["pve1"] });
+    await expect
+      .poll(async () => (await client.listVms()).find((v) => v.vmid === 1111)?.node, { timeout: 3_000 })
+      .toBe("pve3");
+    expect((await client.status("pve3", 1111)).status).toBe("running");
   });
 
   it("rejects properties of the other rule type and unknown nodes", async () => {

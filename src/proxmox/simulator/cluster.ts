@@ -4,29 +4,12 @@
 // (ours and others) match on them.
 import { createHash, randomUUID } from "node:crypto";
 import { QEMU_CONFIG_PROPERTIES } from "./api-schema.ts";
+import { die, paramError } from "./failure.ts";
 import type { Faults } from "./faults.ts";
 import { splitList } from "./formats.ts";
+import { normalizeSid, SimHa } from "./ha.ts";
 import { propertyFor } from "./param-check.ts";
 import type { TaskRunner } from "./tasks.ts";
-
-export class ApiFailure extends Error {
-  readonly status: number;
-  readonly errors: Record<string, string> | undefined;
-  constructor(status: number, message: string, errors?: Record<string, string>) {
-    super(message);
-    this.status = status;
-    this.errors = errors;
-  }
-}
-
-/** A Perl `die` inside an API handler: HTTP 500 with the text as message. */
-const die = (message: string): never => {
-  throw new ApiFailure(500, `${message}\n`);
-};
-/** PVE::Exception raise_param_exc: HTTP 400 "Parameter verification failed." with an errors object. */
-const paramError = (errors: Record<string, string>): never => {
-  throw new ApiFailure(400, "Parameter verification failed.\n", errors);
-};
 
 export interface StorageSpec {
   storage: string;
@@ -56,32 +39,13 @@ export interface Vm {
   startedAt?: number;
 }
 
-export interface HaResource {
-  sid: string;
-  state: string;
-  comment?: string;
-  max_restart: number;
-  max_relocate: number;
-  failback: number;
-}
-
-export interface HaRule {
-  rule: string;
-  type: "node-affinity" | "resource-affinity";
-  resources: string;
-  nodes?: string;
-  strict?: number;
-  affinity?: string;
-  disable?: number;
-  comment?: string;
-  order: number;
-}
-
 export interface ClusterOptions {
   nodes: string[];
   storages: StorageSpec[];
   /** Bytes of a downloaded file whose URL the simulator cannot fetch (not loopback). */
   offlineDownloadSize: number;
+  /** How long a node stays down before its HA-managed VMs are recovered elsewhere. */
+  haRecoveryMs: number;
 }
 
 const GiB = 1024 ** 3;
@@ -127,12 +91,11 @@ export class SimCluster {
   readonly vms = new Map<number, Vm>();
   /** Volumes by storage key: `<storage>` when shared, `<node>/<storage>` otherwise. */
   readonly volumes = new Map<string, Volume[]>();
-  readonly haResources = new Map<string, HaResource>();
-  readonly haRules = new Map<string, HaRule>();
+  readonly ha: SimHa;
+  private readonly fencing = new Set<string>();
   private readonly tasks: TaskRunner;
   private readonly faults: Faults;
   private readonly options: ClusterOptions;
-  private ruleOrder = 0;
 
   constructor(options: ClusterOptions, tasks: TaskRunner, faults: Faults) {
     this.options = options;
@@ -140,6 +103,7 @@ export class SimCluster {
     this.storages = options.storages;
     this.tasks = tasks;
     this.faults = faults;
+    this.ha = new SimHa(options.nodes);
   }
 
   // ---------- lookups ----------
@@ -327,8 +291,7 @@ export class SimCluster {
           this.vms.delete(vmid);
           throw new Error(`unable to create VM ${vmid} - ${(err as Error).message}`);
         }
-        if (haManaged)
-          this.haResources.set(`vm:${vmid}`, haDefaults(`vm:${vmid}`, start ? "started" : "stopped"));
+        if (haManaged) this.ha.add({ sid: `vm:${vmid}`, state: start ? "started" : "stopped" });
         if (start) this.powerOn(vm);
       },
       cleanup: () => {
@@ -418,7 +381,7 @@ export class SimCluster {
   ): string {
     const vm = this.vm(node, vmid);
     this.checkLock(vm, skiplock);
-    const ha = this.haResources.get(`vm:${vmid}`);
+    const ha = this.ha.resources.get(`vm:${vmid}`);
     // qemu-server: for HA-managed guests start/stop/shutdown become requests to the HA manager.
     if (ha && action !== "reboot") {
       const type = action === "start" ? "hastart" : "hastop";
@@ -461,7 +424,7 @@ export class SimCluster {
     if (vm.status === "running") die(`VM ${vmid} is running - destroy failed`);
     const sid = `vm:${vmid}`;
     const purge = params["purge"] === "1";
-    if (this.haResources.has(sid) && !purge)
+    if (this.ha.resources.has(sid) && !purge)
       die(`unable to remove VM ${vmid} - used in HA resources and purge parameter not set.`);
     vm.lock = "destroyed";
     return this.tasks.start(node, "qmdestroy", String(vmid), user, {
@@ -480,8 +443,8 @@ export class SimCluster {
           }
         }
         if (purge) {
-          this.haResources.delete(sid);
-          this.removeFromRules(sid);
+          this.ha.resources.delete(sid);
+          this.ha.removeFromRules(sid);
           log(`purging VM ${vmid} from related configurations..`);
         }
         this.vms.delete(vmid);
@@ -597,109 +560,51 @@ export class SimCluster {
 
   // ---------- HA ----------
 
-  private normalizeSid(sid: string): string {
-    return /^\d+$/.test(sid) ? `vm:${sid}` : sid;
-  }
-
-  haResource(sid: string): HaResource {
-    const r = this.haResources.get(this.normalizeSid(sid));
-    if (!r) die(`no such resource '${this.normalizeSid(sid)}'`);
-    return r!;
-  }
-
-  addHaResource(params: Record<string, string>): null {
-    const sid = this.normalizeSid(params["sid"]!);
-    if (params["group"] !== undefined) die("ha groups have been migrated to rules");
-    if (this.haResources.has(sid)) die(`resource ID '${sid}' already defined`);
-    const vmid = Number(sid.split(":")[1]);
+  /** Puts a VM under HA; "started" makes the HA manager start it (as user root@pam). */
+  addHaResource(params: Record<string, string>): void {
+    const vmid = Number(normalizeSid(params["sid"]!).split(":")[1]);
     const vm = this.vms.get(vmid);
     if (!vm) die(`unable to find VM '${vmid}'`);
-    const r = haDefaults(sid, params["state"] ?? "started");
-    applyHaParams(r, params);
-    this.haResources.set(sid, r);
+    const r = this.ha.add(params);
     if (r.state === "started" && vm!.status === "stopped") {
       this.tasks.start(vm!.node, "qmstart", String(vmid), "root@pam", { finish: () => this.powerOn(vm!) });
     }
-    return null;
   }
 
-  updateHaResource(sid: string, params: Record<string, string>): null {
-    const r = this.haResource(sid);
-    for (const key of splitList(params["delete"] ?? "")) if (key === "comment") delete r.comment;
-    applyHaParams(r, params);
-    return null;
-  }
-
-  deleteHaResource(sid: string, purge: boolean): null {
-    const r = this.haResource(sid);
-    this.haResources.delete(r.sid);
-    if (purge) this.removeFromRules(r.sid);
-    return null;
-  }
-
-  private removeFromRules(sid: string): void {
-    for (const rule of [...this.haRules.values()]) {
-      const left = splitList(rule.resources).filter((s) => s !== sid);
-      if (left.length === 0) this.haRules.delete(rule.rule);
-      else rule.resources = left.join(",");
+  /**
+   * Fencing and recovery: an HA-managed, started VM whose node stays down for haRecoveryMs moves to the
+   * node the HA rules allow and runs there — if its disks are on shared storage (HA needs that).
+   */
+  nodesChanged(): void {
+    for (const node of this.nodes) {
+      if (!this.faults.nodeDown(node) || this.fencing.has(node)) continue;
+      this.fencing.add(node);
+      this.tasks.schedule(this.options.haRecoveryMs, () => {
+        this.fencing.delete(node);
+        if (this.faults.nodeDown(node)) this.recover(node);
+      });
     }
   }
 
-  haRule(id: string): HaRule {
-    const rule = this.haRules.get(id);
-    if (!rule) die(`no such ha rule '${id}'`);
-    return rule!;
-  }
-
-  private checkRuleFields(type: string, params: Record<string, string>): void {
-    // pve-ha-manager Rules/{NodeAffinity,ResourceAffinity}.pm: each type has its own properties.
-    const foreign = type === "node-affinity" ? ["affinity"] : ["nodes", "strict"];
-    const errors: Record<string, string> = {};
-    for (const key of foreign)
-      if (params[key] !== undefined) errors[key] = `property is not allowed for type '${type}'`;
-    for (const node of splitList(params["nodes"] ?? "")) {
-      const name = node.split(":")[0]!;
-      if (!this.nodes.includes(name)) errors["nodes"] = `node '${name}' does not exist`;
+  private recover(node: string): void {
+    const online = this.nodes.filter((n) => !this.faults.nodeDown(n));
+    for (const vm of [...this.vms.values()].filter((v) => v.node === node)) {
+      const sid = `vm:${vm.vmid}`;
+      if (this.ha.resources.get(sid)?.state !== "started") continue;
+      const local = this.ownedVolumes(vm).some(
+        (volid) => !this.storages.find((s) => s.storage === volid.split(":")[0])?.shared,
+      );
+      if (local) continue;
+      const target = this.ha.recoveryNode(
+        sid,
+        online,
+        (other) => this.vms.get(Number(other.split(":")[1]))?.node,
+        (n) => [...this.vms.values()].filter((v) => v.node === n).length,
+      );
+      if (!target) continue;
+      vm.node = target;
+      this.powerOn(vm);
     }
-    if (Object.keys(errors).length) paramError(errors);
-  }
-
-  addHaRule(params: Record<string, string>): null {
-    const id = params["rule"]!;
-    const type = params["type"] as HaRule["type"];
-    if (this.haRules.has(id)) die(`ha rule '${id}' already defined`);
-    this.checkRuleFields(type, params);
-    if (type === "node-affinity" && !params["nodes"])
-      paramError({ nodes: "property is missing and it is not optional" });
-    if (type === "resource-affinity" && !params["affinity"])
-      paramError({ affinity: "property is missing and it is not optional" });
-    const rule: HaRule = { rule: id, type, resources: params["resources"]!, order: ++this.ruleOrder };
-    applyRuleParams(rule, params);
-    this.haRules.set(id, rule);
-    return null;
-  }
-
-  updateHaRule(id: string, params: Record<string, string>): null {
-    const rule = this.haRule(id);
-    if (params["type"] !== rule.type)
-      die(`rule type '${params["type"]}' does not match existing rule type '${rule.type}'`);
-    this.checkRuleFields(rule.type, params);
-    for (const key of splitList(params["delete"] ?? ""))
-      delete (rule as unknown as Record<string, unknown>)[key];
-    applyRuleParams(rule, params);
-    return null;
-  }
-
-  deleteHaRule(id: string): null {
-    this.haRule(id);
-    this.haRules.delete(id);
-    return null;
-  }
-
-  /** `hastate` of a VM in cluster resources / `ha` in status: managed plus requested state. */
-  haStatus(vmid: number): { managed: number; state?: string } {
-    const r = this.haResources.get(`vm:${vmid}`);
-    return r ? { managed: 1, state: r.state } : { managed: 0 };
   }
 
   /** Typed config output: integers and booleans as JSON numbers, like Proxmox's config reader. */
@@ -727,24 +632,3 @@ export type FetchFile = (
   url: string,
   algorithm: string | undefined,
 ) => Promise<{ size: number; checksum: string } | undefined>;
-
-function haDefaults(sid: string, state: string): HaResource {
-  return { sid, state, max_restart: 1, max_relocate: 1, failback: 1 };
-}
-
-function applyHaParams(r: HaResource, params: Record<string, string>): void {
-  if (params["state"] !== undefined) r.state = params["state"] === "enabled" ? "started" : params["state"];
-  if (params["comment"] !== undefined) r.comment = params["comment"];
-  if (params["max_restart"] !== undefined) r.max_restart = Number(params["max_restart"]);
-  if (params["max_relocate"] !== undefined) r.max_relocate = Number(params["max_relocate"]);
-  if (params["failback"] !== undefined) r.failback = Number(params["failback"]);
-}
-
-function applyRuleParams(rule: HaRule, params: Record<string, string>): void {
-  if (params["resources"] !== undefined) rule.resources = params["resources"];
-  if (params["nodes"] !== undefined) rule.nodes = params["nodes"];
-  if (params["strict"] !== undefined) rule.strict = Number(params["strict"]);
-  if (params["affinity"] !== undefined) rule.affinity = params["affinity"];
-  if (params["disable"] !== undefined) rule.disable = Number(params["disable"]);
-  if (params["comment"] !== undefined) rule.comment = params["comment"];
-}

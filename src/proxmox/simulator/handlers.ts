@@ -1,7 +1,8 @@
 // One handler per served endpoint. Parameters arrive already checked against the official schema and
 // the schema's own permission expression; the checks written here are the ones Proxmox documents only
 // as prose (`"user": "all"` plus a description), e.g. create-VM's VM.Allocate + Datastore.AllocateSpace.
-import { ApiFailure, type FetchFile, type SimCluster } from "./cluster.ts";
+import type { FetchFile, SimCluster } from "./cluster.ts";
+import { ApiFailure } from "./failure.ts";
 import type { Faults } from "./faults.ts";
 import { splitList } from "./formats.ts";
 import { hasPrivilege, requirePrivileges, type TokenAcl } from "./permissions.ts";
@@ -42,7 +43,7 @@ function vmSummary(ctx: HandlerContext, id: number) {
   const memory = Number((vm.config["memory"] ?? "512").replace(/^current=/, "")) * 1024 ** 2;
   const cpus = Number(vm.config["cores"] ?? 1) * Number(vm.config["sockets"] ?? 1);
   const running = vm.status === "running" && !down;
-  const ha = cluster.haStatus(id);
+  const ha = cluster.ha.status(id);
   return {
     id: `qemu/${id}`,
     type: "qemu",
@@ -266,7 +267,7 @@ export const HANDLERS: Record<string, Handler> = {
       netout: 0,
       diskread: 0,
       diskwrite: 0,
-      ha: ctx.cluster.haStatus(vm.vmid),
+      ha: ctx.cluster.ha.status(vm.vmid),
       ...(agent ? { agent: 1 } : {}),
       ...(vm.status === "running" ? { pid: 10_000 + vm.vmid } : {}),
       ...(s.tags ? { tags: s.tags } : {}),
@@ -309,27 +310,27 @@ export const HANDLERS: Record<string, Handler> = {
     ctx.cluster.download(node(ctx), ctx.params["storage"]!, ctx.params, ctx.user, ctx.fetchFile),
 
   "GET /cluster/ha/resources": (ctx) =>
-    [...ctx.cluster.haResources.values()]
+    [...ctx.cluster.ha.resources.values()]
       .filter((r) => !ctx.params["type"] || r.sid.startsWith(`${ctx.params["type"]}:`))
       .map((r) => ({ ...r, type: r.sid.split(":")[0], digest: "" })),
   "POST /cluster/ha/resources": (ctx) => ctx.cluster.addHaResource(ctx.params),
   "GET /cluster/ha/resources/{sid}": (ctx) => {
-    const r = ctx.cluster.haResource(ctx.params["sid"]!);
+    const r = ctx.cluster.ha.resource(ctx.params["sid"]!);
     return { ...r, type: r.sid.split(":")[0], digest: "" };
   },
-  "PUT /cluster/ha/resources/{sid}": (ctx) => ctx.cluster.updateHaResource(ctx.params["sid"]!, ctx.params),
+  "PUT /cluster/ha/resources/{sid}": (ctx) => ctx.cluster.ha.update(ctx.params["sid"]!, ctx.params),
   "DELETE /cluster/ha/resources/{sid}": (ctx) =>
-    ctx.cluster.deleteHaResource(ctx.params["sid"]!, ctx.params["purge"] !== "0"),
+    ctx.cluster.ha.delete(ctx.params["sid"]!, ctx.params["purge"] !== "0"),
 
   "GET /cluster/ha/rules": (ctx) =>
-    [...ctx.cluster.haRules.values()]
+    [...ctx.cluster.ha.rules.values()]
       .filter((r) => !ctx.params["type"] || r.type === ctx.params["type"])
       .filter((r) => !ctx.params["resource"] || splitList(r.resources).includes(ctx.params["resource"]!))
       .map((r) => ({ ...r, digest: "" })),
-  "POST /cluster/ha/rules": (ctx) => ctx.cluster.addHaRule(ctx.params),
-  "GET /cluster/ha/rules/{rule}": (ctx) => ({ ...ctx.cluster.haRule(ctx.params["rule"]!), digest: "" }),
-  "PUT /cluster/ha/rules/{rule}": (ctx) => ctx.cluster.updateHaRule(ctx.params["rule"]!, ctx.params),
-  "DELETE /cluster/ha/rules/{rule}": (ctx) => ctx.cluster.deleteHaRule(ctx.params["rule"]!),
+  "POST /cluster/ha/rules": (ctx) => ctx.cluster.ha.addRule(ctx.params),
+  "GET /cluster/ha/rules/{rule}": (ctx) => ({ ...ctx.cluster.ha.rule(ctx.params["rule"]!), digest: "" }),
+  "PUT /cluster/ha/rules/{rule}": (ctx) => ctx.cluster.ha.updateRule(ctx.params["rule"]!, ctx.params),
+  "DELETE /cluster/ha/rules/{rule}": (ctx) => ctx.cluster.ha.deleteRule(ctx.params["rule"]!),
 
   "POST /nodes/{node}/vzdump": (ctx) => {
     // vzdump: VM.Backup on each guest and Datastore.AllocateSpace on the target storage.

@@ -9,7 +9,8 @@ import { createServer, type Server } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { matchRoute } from "./api-schema.ts";
-import { ApiFailure, type FetchFile, SimCluster, type StorageSpec } from "./cluster.ts";
+import { type FetchFile, SimCluster, type StorageSpec } from "./cluster.ts";
+import { ApiFailure } from "./failure.ts";
 import { Faults, faultSettingsSchema } from "./faults.ts";
 import { HANDLERS, WithTotal } from "./handlers.ts";
 import { verifyParameters } from "./param-check.ts";
@@ -39,6 +40,8 @@ export interface ProxmoxSimulatorOptions {
   tokens?: SimulatorToken[];
   /** How long a task runs before it finishes, by task type; default 40 ms each. */
   taskDurationMs?: number | Record<string, number>;
+  /** How long a node is down before its HA-managed VMs are recovered to other nodes; default 1 s. */
+  haRecoveryMs?: number;
   /** Bytes recorded for a download whose URL is not on loopback (the simulator has no internet). */
   offlineDownloadSize?: number;
   /** Reported by GET /version. */
@@ -180,16 +183,20 @@ export async function startProxmoxSimulator(
   const tasks = new TaskRunner(faults, (type) =>
     typeof duration === "number" ? duration : (duration[type] ?? duration["default"] ?? 40),
   );
-  faults.onChange = () => tasks.release();
   const cluster = new SimCluster(
     {
       nodes: options.nodes ?? ["pve1", "pve2", "pve3"],
       storages: options.storages ?? DEFAULT_STORAGES,
       offlineDownloadSize: options.offlineDownloadSize ?? 87 * 1024 ** 2,
+      haRecoveryMs: options.haRecoveryMs ?? 1_000,
     },
     tasks,
     faults,
   );
+  faults.onChange = () => {
+    tasks.release();
+    cluster.nodesChanged();
+  };
   const tokens = new Map<string, SimulatorToken>();
   const main: SimulatorToken = {
     tokenId: options.tokenId ?? "homelab@pve!operator",

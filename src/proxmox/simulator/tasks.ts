@@ -77,7 +77,7 @@ export class TaskRunner {
         end((err as Error).message.trimEnd());
       }
     };
-    this.after(this.durationMs(type), () => void complete());
+    this.schedule(this.durationMs(type), () => void complete());
     return upid;
   }
 
@@ -85,10 +85,11 @@ export class TaskRunner {
   release(): void {
     const held = [...this.held.values()];
     this.held.clear();
-    for (const resume of held) this.after(0, resume);
+    for (const resume of held) this.schedule(0, resume);
   }
 
-  private after(ms: number, fn: () => void): void {
+  /** Runs fn after ms unless the simulator stops first. */
+  schedule(ms: number, fn: () => void): void {
     const t = setTimeout(() => {
       this.timers.delete(t);
       fn();
