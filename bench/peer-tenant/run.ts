@@ -149,6 +149,16 @@ try {
     .filter(([r]) => r.startsWith("leases"))
     .reduce((a, [, n]) => a + n, 0);
   const rss = await peakRssMiB(operator.pid!);
+  // What the heap holds at rest, from the operator's own /metrics (prom-client default metrics).
+  const metrics = await (await fetch(`http://127.0.0.1:${healthPort}/metrics`)).text();
+  const heapUsedMiB =
+    Number(/^nodejs_heap_size_used_bytes (\S+)/m.exec(metrics)?.[1] ?? Number.NaN) / 2 ** 20;
+  const heapTotalMiB =
+    Number(/^nodejs_heap_size_total_bytes (\S+)/m.exec(metrics)?.[1] ?? Number.NaN) / 2 ** 20;
+  const externalMiB =
+    Number(/^nodejs_external_memory_bytes (\S+)/m.exec(metrics)?.[1] ?? Number.NaN) / 2 ** 20;
+  const rssNowMiB =
+    Number(/^process_resident_memory_bytes (\S+)/m.exec(metrics)?.[1] ?? Number.NaN) / 2 ** 20;
 
   const perTenant = names.map((n) => ready.get(n)! - created.get(n)!).sort((a, b) => a - b);
   const tenantWrites = afterTenants.total - beforeTenants.total;
@@ -174,7 +184,9 @@ try {
   console.log(
     `  writes during ${IDLE_SECONDS} s idle         ${idle.total - leaseWrites} (plus ${leaseWrites} lease renewals)`,
   );
-  console.log(`  operator peak RSS               ${rss.toFixed(0)} MiB`);
+  console.log(
+    `  operator peak RSS               ${rss.toFixed(0)} MiB (at rest: RSS ${rssNowMiB.toFixed(0)} MiB, heap used ${heapUsedMiB.toFixed(0)} of ${heapTotalMiB.toFixed(0)} MiB, external ${externalMiB.toFixed(0)} MiB)`,
+  );
   console.log(`  one API write (SSA, median)     ${writeLatencyMs.toFixed(1)} ms`);
   console.log(
     `  floor per tenant                ${floorMs.toFixed(0)} ms (write latency x writes per tenant, sequential)`,
