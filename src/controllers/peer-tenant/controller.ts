@@ -189,7 +189,7 @@ async function reconcileTenant(
     return undefined;
   }
   const tenant = parsed.data;
-  if (tenant.metadata.deletionTimestamp) return reconcileDelete(ctx, opts, tenant, cached);
+  if (tenant.metadata.deletionTimestamp) return reconcileDelete(ctx, tenant, cached);
   if (!hasFinalizer(cached, FINALIZER)) await addFinalizer(ctx.client, cached, FINALIZER);
 
   const generation = tenant.metadata.generation ?? 0;
@@ -646,7 +646,6 @@ async function retireNamespace(ctx: ReconcileContext, t: Tenant, name: string): 
 
 async function reconcileDelete(
   ctx: ReconcileContext,
-  opts: PeerTenantControllerOptions,
   t: Tenant,
   cached: Obj,
 ): Promise<ReconcileResult> {
