@@ -389,9 +389,8 @@ describe("HA", () => {
     });
     await expect.poll(async () => (await client.status("pve1", 1111)).status).toBe("running");
     sim.faults.set({ nodesDown: ["pve1"] });
-    await expect
-      .poll(async () => (await client.listVms()).find((v) => v.vmid === 1111)?.node, { timeout: 3_000 })
-      .toBe("pve3");
+    await expect.poll(async () => (await client.locateVm(1111))?.node, { timeout: 3_000 }).toBe("pve3");
+    expect(await client.locateVm(99_999)).toBeUndefined();
     expect((await client.status("pve3", 1111)).status).toBe("running");
   });
 

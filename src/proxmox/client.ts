@@ -111,6 +111,11 @@ export class ProxmoxClient {
     return this.transport.call("GET", "/cluster/resources", { type: "vm" }, z.array(vmResourceSchema));
   }
 
+  /** Where a VM is now (HA may have moved it), from the same single cluster-wide read; undefined if absent. */
+  async locateVm(vmid: number): Promise<VmResource | undefined> {
+    return (await this.listVms()).find((v) => v.vmid === vmid);
+  }
+
   listNodeResources() {
     return this.transport.call("GET", "/cluster/resources", { type: "node" }, z.array(nodeResourceSchema));
   }

@@ -499,7 +499,11 @@ export class SimCluster {
     return this.tasks.start(node, "download", filename, user, {
       start: (log) => log(`downloading ${params["url"]} to ${filename}`),
       finish: async (log) => {
-        const got = await fetchFile(params["url"]!, params["checksum-algorithm"]);
+        const got = await fetchFile(
+          params["url"]!,
+          params["checksum-algorithm"],
+          params["verify-certificates"] !== "0",
+        );
         const size = got?.size ?? this.options.offlineDownloadSize;
         if (got && params["checksum"]) {
           const expected = params["checksum"].toLowerCase();
@@ -631,4 +635,5 @@ export class SimCluster {
 export type FetchFile = (
   url: string,
   algorithm: string | undefined,
+  verifyCertificates: boolean,
 ) => Promise<{ size: number; checksum: string } | undefined>;

@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
+import { Agent, fetch } from "undici";
 import { matchRoute } from "./api-schema.ts";
 import { type FetchFile, SimCluster, type StorageSpec } from "./cluster.ts";
 import { ApiFailure } from "./failure.ts";
@@ -159,18 +160,24 @@ function send(res: ServerResponse, status: number, body: unknown, message?: stri
 }
 
 /** Download-url source: loopback URLs are really fetched and hashed; others cannot be reached here. */
-const fetchLoopback: FetchFile = async (url, algorithm) => {
+const fetchLoopback: FetchFile = async (url, algorithm, verifyCertificates) => {
   const host = new URL(url).hostname;
   if (!["127.0.0.1", "localhost", "[::1]"].includes(host)) return undefined;
-  const response = await fetch(url);
-  if (!response.ok) throw new Error(`download failed: ${response.status} ${response.statusText}`);
-  const body = Buffer.from(await response.arrayBuffer());
-  return {
-    size: body.length,
-    checksum: createHash(algorithm ?? "sha256")
-      .update(body)
-      .digest("hex"),
-  };
+  // verify-certificates=0 is Proxmox's own switch for self-signed download sources.
+  const dispatcher = verifyCertificates ? undefined : new Agent({ connect: { rejectUnauthorized: false } });
+  try {
+    const response = await fetch(url, dispatcher ? { dispatcher } : {});
+    if (!response.ok) throw new Error(`download failed: ${response.status} ${response.statusText}`);
+    const body = Buffer.from(await response.arrayBuffer());
+    return {
+      size: body.length,
+      checksum: createHash(algorithm ?? "sha256")
+        .update(body)
+        .digest("hex"),
+    };
+  } finally {
+    await dispatcher?.close();
+  }
 };
 
 export async function startProxmoxSimulator(
