@@ -136,7 +136,7 @@ export function peerTenantController(opts: PeerTenantControllerOptions): Control
       if (req.name === GUARDRAILS_KEY) return ensureGuardrails(ctx, opts);
       if (req.name === GITLAB_CI_ACCESS_KEY) return ensureGitlabCiAccess(ctx, opts);
       try {
-        return await reconcileTenant(ctx, opts, hasCilium);
+        return await reconcileTenant(ctx, hasCilium);
       } catch (err) {
         await reportFailure(ctx, err);
         throw err; // retried with backoff by the runtime
@@ -161,7 +161,6 @@ interface Scope {
 
 async function reconcileTenant(
   ctx: ReconcileContext,
-  opts: PeerTenantControllerOptions,
   hasCilium: (ctx: ReconcileContext) => Promise<boolean>,
 ): Promise<ReconcileResult> {
   const cached = ctx.object<Obj>();
@@ -644,11 +643,7 @@ async function retireNamespace(ctx: ReconcileContext, t: Tenant, name: string): 
   }
 }
 
-async function reconcileDelete(
-  ctx: ReconcileContext,
-  t: Tenant,
-  cached: Obj,
-): Promise<ReconcileResult> {
+async function reconcileDelete(ctx: ReconcileContext, t: Tenant, cached: Obj): Promise<ReconcileResult> {
   if (!hasFinalizer(cached, FINALIZER)) return undefined;
   const mine = ctx.cache
     .list(GVK.namespace)
