@@ -169,22 +169,7 @@ async function reconcileTenant(
   if (!parsed.success) {
     // The CRD's own validation should make this unreachable; if it happens, say so and stop retrying.
     const message = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
-    await writeStatus(ctx, cached, (s) => ({
-      ...s,
-      conditions: setCondition(s.conditions as Condition[] | undefined, {
-        type: "Ready",
-        status: "False",
-        reason: "InvalidSpec",
-        message,
-        observedGeneration: cached.metadata?.generation ?? 0,
-      }),
-    }));
-    await ctx.recorder.record(cached, {
-      type: "Warning",
-      reason: "InvalidSpec",
-      action: "Validate",
-      note: message,
-    });
+    await markNotReady(ctx, cached, "InvalidSpec", "Validate", message);
     return undefined;
   }
   const tenant = parsed.data;
@@ -689,6 +674,27 @@ async function reconcileDelete(ctx: ReconcileContext, t: Tenant, cached: Obj): P
   return undefined;
 }
 
+/** Ready=False with `reason` and `message`, and the same as a Warning event. */
+async function markNotReady(
+  ctx: ReconcileContext,
+  cached: Obj,
+  reason: string,
+  action: string,
+  message: string,
+) {
+  await writeStatus(ctx, cached, (s) => ({
+    ...s,
+    conditions: setCondition(s.conditions as Condition[] | undefined, {
+      type: "Ready",
+      status: "False",
+      reason,
+      message,
+      observedGeneration: cached.metadata?.generation ?? 0,
+    }),
+  }));
+  await ctx.recorder.record(cached, { type: "Warning", reason, action, note: message });
+}
+
 /**
  * A failed reconcile (a forbidden write, an API server error) is shown where users look: Ready=False
  * with the error, and a Warning event. Best effort: the error itself is what gets retried.
@@ -698,22 +704,7 @@ async function reportFailure(ctx: ReconcileContext, err: unknown): Promise<void>
   if (!cached || cached.metadata?.deletionTimestamp) return;
   const message = (err instanceof Error ? err.message : String(err)).slice(0, 1024);
   try {
-    await writeStatus(ctx, cached, (s) => ({
-      ...s,
-      conditions: setCondition(s.conditions as Condition[] | undefined, {
-        type: "Ready",
-        status: "False",
-        reason: "ReconcileFailed",
-        message,
-        observedGeneration: cached.metadata?.generation ?? 0,
-      }),
-    }));
-    await ctx.recorder.record(cached, {
-      type: "Warning",
-      reason: "ReconcileFailed",
-      action: "Reconcile",
-      note: message,
-    });
+    await markNotReady(ctx, cached, "ReconcileFailed", "Reconcile", message);
   } catch (statusErr) {
     ctx.logger.warn({ err: statusErr }, "Could not report the reconcile failure in status");
   }
