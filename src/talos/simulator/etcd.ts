@@ -52,11 +52,12 @@ export class SimulatedEtcd {
     return m;
   }
 
-  removeById(id: string): void {
-    if (!this.members.delete(id)) {
-      throw new SimStatusError(Status.NOT_FOUND, `member ${BigInt(id).toString(16)} not found`);
-    }
+  removeById(id: string): EtcdMemberState {
+    const member = this.members.get(id);
+    if (!member) throw new SimStatusError(Status.NOT_FOUND, `member ${BigInt(id).toString(16)} not found`);
+    this.members.delete(id);
     if (this.leaderId === id) this.leaderId = this.members.keys().next().value ?? null;
+    return member;
   }
 
   leave(nodeName: string): void {

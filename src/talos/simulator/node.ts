@@ -45,8 +45,8 @@ export interface SimulatorContext {
   /** An OS CA key pair for nodes without one (workers get their certificates from trustd). */
   osCaKeyFor(clusterId: string): string | undefined;
   kubeconfig(node: SimulatedNode): Promise<string | undefined>;
-  /** etcd was bootstrapped: running control planes of that cluster join, as etcd discovery makes them. */
-  onBootstrapped(clusterId: string): void;
+  /** etcd membership changed (bootstrap, removal): running control planes of that cluster retry joining. */
+  onEtcdChanged(clusterId: string): void;
   rebootDelayMs: number;
   log(line: string): void;
 }
@@ -124,6 +124,11 @@ export class SimulatedNode {
   stagedVersion: string | null = null;
   /** Set by EtcdLeaveCluster: the node stays out of etcd until it is reset. */
   leftEtcd = false;
+  /** Set by Reset: the node's etcd data is gone, so a member still registered under its name is stale
+   * and blocks the rejoin (etcd refuses a second member with the same peer URL) until it is removed. */
+  etcdDataWiped = false;
+  /** Its member was removed while its data was intact: etcd refuses it until the node is reset. */
+  etcdRemoved = false;
   down = false;
   reboots = 0;
   bootedAt = new Date();
@@ -172,17 +177,32 @@ export class SimulatedNode {
     }
     this.mode = this.config ? "running" : "maintenance";
     this.bootedAt = new Date();
-    if (this.config?.role === "controlplane" && !this.leftEtcd)
-      this.etcd()?.join(this.name, this.hostname, this.ip);
+    this.joinEtcdIfRunning();
     await this.listen();
     this.ctx.log(`${this.name} booted in ${this.mode} mode, Talos ${this.version}, ${this.endpoint}`);
   }
 
-  /** Called after bootstrap so control planes that are already up join, as etcd's discovery does. */
+  /** Joins etcd when it can, as Talos' etcd service keeps retrying: at boot and on membership changes. */
   joinEtcdIfRunning(): void {
-    if (this.mode === "running" && this.config?.role === "controlplane" && !this.leftEtcd) {
-      this.etcd()?.join(this.name, this.hostname, this.ip);
+    if (this.mode !== "running" || this.config?.role !== "controlplane" || this.leftEtcd || this.etcdRemoved)
+      return;
+    const etcd = this.etcd();
+    if (!etcd?.bootstrapped) return;
+    if (etcd.memberOf(this.name) && this.etcdDataWiped) return; // stale member blocks the join
+    etcd.join(this.name, this.hostname, this.ip);
+    this.etcdDataWiped = false;
+  }
+
+  /** Why etcd does not run here, or null when it is a member. */
+  private etcdWaitReason(): string | null {
+    const etcd = this.etcd();
+    if (!etcd?.bootstrapped) return "waiting for etcd bootstrap";
+    if (this.leftEtcd) return "left the etcd cluster";
+    if (this.etcdRemoved) return "etcdserver: the member has been permanently removed from the cluster";
+    if (this.etcdDataWiped && etcd.memberOf(this.name)) {
+      return "etcdserver: Peer URLs already exists: remove the stale member of this node first";
     }
+    return etcd.memberOf(this.name) && !this.etcdDataWiped ? null : "joining etcd";
   }
 
   async shutdown(): Promise<void> {
@@ -412,11 +432,10 @@ export class SimulatedNode {
 
   private requireEtcdMember(): SimulatedEtcd {
     this.requireControlPlane();
-    const etcd = this.etcd();
-    if (!etcd?.bootstrapped || !etcd.memberOf(this.name)) {
-      throw new SimStatusError(S.FAILED_PRECONDITION, "etcd is not running on this node");
-    }
-    return etcd;
+    const reason = this.etcdWaitReason();
+    if (reason)
+      throw new SimStatusError(S.FAILED_PRECONDITION, `etcd is not running on this node: ${reason}`);
+    return this.etcd() as SimulatedEtcd;
   }
 
   private readonly handlers: Record<string, Handler> = {
@@ -504,7 +523,7 @@ export class SimulatedNode {
       this.requireControlPlane();
       const etcd = this.etcd() as SimulatedEtcd;
       etcd.bootstrap(this.name, this.hostname, this.ip);
-      this.ctx.onBootstrapped((this.config as NodeConfigState).clusterId);
+      this.ctx.onEtcdChanged((this.config as NodeConfigState).clusterId);
       this.ctx.log(`${this.name} bootstrapped etcd`);
       return { messages: [{}] };
     },
@@ -533,7 +552,10 @@ export class SimulatedNode {
 
     "/machine.MachineService/EtcdRemoveMemberByID": async (req) => {
       const etcd = this.requireEtcdMember();
-      etcd.removeById(String(req.memberId));
+      const removed = etcd.removeById(String(req.memberId));
+      const owner = this.ctx.findNode(removed.nodeName);
+      if (owner && !owner.etcdDataWiped) owner.etcdRemoved = true;
+      this.ctx.onEtcdChanged((this.config as NodeConfigState).clusterId);
       return { messages: [{}] };
     },
 
@@ -584,6 +606,8 @@ export class SimulatedNode {
       this.config = null;
       this.stagedConfig = null;
       this.leftEtcd = false;
+      this.etcdRemoved = false;
+      this.etcdDataWiped = true;
       if (req.reboot) this.scheduleReboot("reset");
       else setTimeout(() => void this.setDown(true), 20);
       return { messages: [{ actorId: randomUUID() }] };
@@ -652,22 +676,16 @@ export class SimulatedNode {
     if (!this.config) return list;
     list.push(running("containerd"), running("cri"), running("kubelet"), running("trustd"));
     if (this.config.role === "controlplane") {
-      const etcd = this.etcd();
-      const member = etcd?.memberOf(this.name);
-      if (!member) {
+      const waiting = this.etcdWaitReason();
+      if (waiting) {
         list.push({
           id: "etcd",
           state: "Preparing",
-          events: { events: [{ msg: "Waiting for etcd bootstrap or join", state: "Preparing", ts: since }] },
-          health: {
-            unknown: true,
-            healthy: false,
-            lastMessage: "waiting for etcd bootstrap or join",
-            lastChange: since,
-          },
+          events: { events: [{ msg: waiting, state: "Preparing", ts: since }] },
+          health: { unknown: true, healthy: false, lastMessage: waiting, lastChange: since },
         });
       } else {
-        const unhealthy = etcd?.unhealthy.has(this.name) ?? false;
+        const unhealthy = this.etcd()?.unhealthy.has(this.name) ?? false;
         list.push(running("etcd", !unhealthy, unhealthy ? "etcdserver: simulated member failure" : ""));
       }
     }

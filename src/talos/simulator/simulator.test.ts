@@ -216,6 +216,9 @@ describe("Talos simulator driven by our client", () => {
     const oldId = members.find((m) => m.hostname === "old")?.id ?? "";
     expect(await admin("cp1").etcdRemoveMemberById(oldId)).toBe("removed");
     expect(await admin("cp1").etcdRemoveMemberById(oldId)).toBe("not-found");
+    // The live node whose member was removed does not come back by itself (etcd refuses removed members).
+    const etcdOnOld = (await admin("old").serviceList()).find((s) => s.id === "etcd");
+    expect(etcdOnOld?.lastMessage).toMatch(/permanently removed/);
     members = await admin("cp2").etcdMemberList();
     expect(members.map((m) => m.hostname).sort()).toEqual(["cp1", "cp2"]);
   });
@@ -225,6 +228,24 @@ describe("Talos simulator driven by our client", () => {
     await sim.waitForMode("cp3", "maintenance");
     expect((await maintenance("cp3").version()).tag).toBe("v1.13.1");
     expect(sim.node("cp3").configYaml).toBeNull();
+  });
+  it("a wiped control plane cannot rejoin etcd until its stale member is removed", async () => {
+    const staleId = sim.node("cp2").etcdMemberId;
+    expect(staleId).not.toBeNull();
+    await admin("cp2").reset({ graceful: false, reboot: true });
+    await sim.waitForMode("cp2", "maintenance");
+    await maintenance("cp2").applyConfiguration(configs.get("cp2") ?? "");
+    await sim.waitForMode("cp2", "running");
+    expect(await admin("cp2").unhealthyServices(["etcd"])).toEqual(["etcd"]);
+    const etcdService = (await admin("cp2").serviceList()).find((s) => s.id === "etcd");
+    expect(etcdService?.lastMessage).toMatch(/Peer URLs already exists/);
+    expect((await admin("cp1").etcdMemberList()).map((m) => m.id)).toContain(staleId);
+
+    expect(await admin("cp1").etcdRemoveMemberById(staleId ?? "")).toBe("removed");
+    const members = await admin("cp1").etcdMemberList();
+    expect(members.map((m) => m.hostname).sort()).toEqual(["cp1", "cp2"]);
+    expect(members.find((m) => m.hostname === "cp2")?.id).not.toBe(staleId);
+    expect(await admin("cp2").unhealthyServices(["etcd"])).toEqual([]);
   });
 });
 

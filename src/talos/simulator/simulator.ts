@@ -109,7 +109,7 @@ export async function startTalosSimulator(options: TalosSimulatorOptions): Promi
       if (typeof kubeconfigSource === "function") return kubeconfigSource();
       return kubeconfigSource;
     },
-    onBootstrapped(clusterId) {
+    onEtcdChanged(clusterId) {
       for (const n of nodes.values()) if (n.config?.clusterId === clusterId) n.joinEtcdIfRunning();
     },
     rebootDelayMs: options.rebootDelayMs ?? 300,
