@@ -1,15 +1,19 @@
-/** Polls `check` until it returns a value other than undefined, or fails with `what` after `timeoutMs`. */
+/**
+ * Polls `check` until it returns a value other than undefined or false, or fails naming `what` (and the
+ * last error `check` threw) after `timeoutMs`.
+ */
 export async function waitFor<T>(
   what: string,
-  check: () => Promise<T | undefined>,
+  check: () => T | undefined | false | Promise<T | undefined | false>,
   timeoutMs = 30_000,
+  intervalMs = 100,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
     try {
       const value = await check();
-      if (value !== undefined) return value;
+      if (value !== undefined && value !== false) return value;
     } catch (err) {
       lastError = err;
     }
@@ -17,7 +21,7 @@ export async function waitFor<T>(
       const detail = lastError instanceof Error ? ` (last error: ${lastError.message})` : "";
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail}`);
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
 

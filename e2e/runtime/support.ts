@@ -1,5 +1,6 @@
 import { KubeClient } from "../../src/runtime/client.ts";
 import { adminKubeConfig } from "../harness/test-cluster.ts";
+import { waitFor } from "../harness/wait.ts";
 
 export const CONFIGMAP = { apiVersion: "v1", kind: "ConfigMap" } as const;
 
@@ -14,27 +15,14 @@ export async function freshNamespace(client: KubeClient, prefix: string): Promis
   return name;
 }
 
-export async function eventually<T>(
+/** Polls until the probe gives a value; the harness's waitFor, polling every 50 ms by default. */
+export function eventually<T>(
   what: string,
   probe: () => T | undefined | false | Promise<T | undefined | false>,
   timeoutMs = 30_000,
   intervalMs = 50,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ""}`,
-      );
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
+  return waitFor(what, probe, timeoutMs, intervalMs);
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
