@@ -54,6 +54,19 @@ async function main(): Promise<void> {
     logger.info("CRDs installed");
   }
   await ensureNamespace(cluster.kubeConfig, config.namespace);
+  if (config.cluster.mode === "local") {
+    const { startLocalSimulators } = await import("./local/simulators.ts");
+    const sims = await startLocalSimulators(cluster.kubeConfig, config.namespace);
+    logger.info(
+      { proxmox: sims.proxmoxUrl, talos: sims.talosEndpoints },
+      `Proxmox VE and Talos simulators running; credentials in ${config.namespace}/proxmox-token, endpoints in ${config.namespace}/local-simulators`,
+    );
+    const stopCluster = cluster.stop;
+    cluster.stop = async () => {
+      await sims.stop();
+      await stopCluster();
+    };
+  }
   const manager = new Manager({
     kubeConfig: cluster.kubeConfig,
     logger,

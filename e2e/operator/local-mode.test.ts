@@ -4,7 +4,8 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, describe, expect, it } from "vitest";
-import { KubeClient } from "../../src/runtime/index.ts";
+import { ProxmoxClient } from "../../src/proxmox/index.ts";
+import { KubeClient, type KubeObject } from "../../src/runtime/index.ts";
 import { freePort } from "../harness/ports.ts";
 import { waitFor } from "../harness/wait.ts";
 
@@ -15,7 +16,7 @@ afterAll(() => {
 });
 
 describe("npm start without a cluster", () => {
-  it("starts the embedded control plane and a ready operator that reconciles", async () => {
+  it("starts the embedded control plane, the simulators and a ready operator that reconciles", async () => {
     const healthPort = await freePort();
     const env: NodeJS.ProcessEnv = {
       ...process.env,
@@ -59,6 +60,34 @@ describe("npm start without a cluster", () => {
     expect(metrics).toMatch(
       /controller_runtime_reconcile_total\{controller="peertenant",result="success"\} [1-9]/,
     );
+
+    // The Proxmox simulator runs with the seed's nodes, reachable with the credentials written for it.
+    const secret = await client.get<KubeObject & { data?: Record<string, string> }>(
+      { apiVersion: "v1", kind: "Secret" },
+      { namespace: "homelab-system", name: "proxmox-token" },
+    );
+    const ca = await client.get<KubeObject & { data?: Record<string, string> }>(
+      { apiVersion: "v1", kind: "Secret" },
+      { namespace: "homelab-system", name: "proxmox-ca" },
+    );
+    const endpoints = await client.get<KubeObject & { data?: Record<string, string> }>(
+      { apiVersion: "v1", kind: "ConfigMap" },
+      { namespace: "homelab-system", name: "local-simulators" },
+    );
+    const decode = (b64?: string) => Buffer.from(b64 ?? "", "base64").toString();
+    const proxmox = new ProxmoxClient({
+      url: endpoints.data?.["proxmox.url"] ?? "",
+      tokenId: decode(secret.data?.tokenID),
+      tokenSecret: decode(secret.data?.secret),
+      tls: { caPem: decode(ca.data?.["ca.crt"]) },
+    });
+    expect((await proxmox.listNodes()).map((n) => n.node).sort()).toEqual(["neo", "niobe", "trinity"]);
+    await proxmox.close();
+    expect(Object.keys(JSON.parse(endpoints.data?.["talos.endpoints"] ?? "{}"))).toEqual([
+      "talos-trinity",
+      "talos-neo",
+      "talos-niobe",
+    ]);
 
     operator.kill("SIGTERM");
     expect(await exited).toBe(0);
