@@ -132,7 +132,7 @@ describe("private control planes", () => {
     expect(existsSync(workload.dir)).toBe(false);
   });
 
-  it("leaves no process or folder behind when its owner is killed", async () => {
+  async function startOrphan() {
     const script = fileURLToPath(new URL("./fixtures/start-and-report.ts", import.meta.url));
     const child = spawn(process.execPath, [script], { stdio: ["ignore", "pipe", "inherit"] });
     const report = await new Promise<{ dir: string; pids: number[] }>((resolve, reject) => {
@@ -145,19 +145,27 @@ describe("private control planes", () => {
       child.on("exit", (code) => reject(new Error(`fixture exited early with ${code}`)));
     });
     expect(report.pids).toHaveLength(3);
-    child.kill("SIGKILL");
-    const alive = (pid: number) => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    };
-    await waitFor(
-      "the reaper to remove the folder and kill etcd, apiserver and controller-manager",
-      async () => (!existsSync(report.dir) && report.pids.every((p) => !alive(p)) ? true : undefined),
-      15_000,
-    );
-  });
+    return { child, report };
+  }
+
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  for (const signal of ["SIGKILL", "SIGINT"] as const) {
+    it(`leaves no process or folder behind when its owner gets ${signal}`, async () => {
+      const { child, report } = await startOrphan();
+      child.kill(signal);
+      await waitFor(
+        "the folder to be removed and etcd, apiserver and controller-manager to be gone",
+        async () => (!existsSync(report.dir) && report.pids.every((p) => !alive(p)) ? true : undefined),
+        15_000,
+      );
+    });
+  }
 });
