@@ -1,10 +1,12 @@
-// deploy/manifests is what runs in a cluster: its RBAC must be enough for the operator, and its
-// Deployment must be accepted by a real API server.
+// deploy/ is what runs in a cluster: the Helm chart lints, deploy/manifests/operator.yaml is its current
+// rendering, the API server accepts every object, and the RBAC is enough for the operator.
 import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { renderManifests } from "../../scripts/generate-manifests.ts";
 import { peerTenantController } from "../../src/controllers/peer-tenant/controller.ts";
 import { installCRDs } from "../../src/crds/install.ts";
 import { createLogger, Manager } from "../../src/runtime/index.ts";
@@ -14,6 +16,8 @@ import { statusOf, waitFor } from "../harness/wait.ts";
 import { condition, RUN, tenants, waitReady } from "../peer-tenant/tenant-fixtures.ts";
 
 const run = promisify(execFile);
+const chart = (file: string) =>
+  fileURLToPath(new URL(`../../deploy/helm/homelab-operator/${file}`, import.meta.url));
 const manifests = (file: string) => fileURLToPath(new URL(`../../deploy/manifests/${file}`, import.meta.url));
 const SERVICE_ACCOUNT = "system:serviceaccount:homelab-system:homelab-operator";
 
@@ -50,18 +54,37 @@ afterAll(async () => {
 describe("deploy/manifests", () => {
   beforeAll(async () => {
     await installCRDs(adminKubeConfig());
-    await kubectl("apply", "--server-side", "-f", manifests("namespace.yaml"), "-f", manifests("rbac.yaml"));
+    await kubectl(
+      "apply",
+      "--server-side",
+      "-f",
+      manifests("namespace.yaml"),
+      "-f",
+      manifests("operator.yaml"),
+    );
+  });
+
+  it("renders from a chart that lints, and the committed rendering is current", async () => {
+    const helm = (await run("bash", [chart("../build-helm.sh")])).stdout.trim().split("\n").pop()!;
+    const lint = await run(helm, ["lint", "--strict", chart("")]);
+    expect(lint.stdout).toContain("0 chart(s) failed");
+    expect(readFileSync(manifests("operator.yaml"), "utf8")).toBe(renderManifests());
   });
 
   it("has a Deployment and Service the API server accepts", async () => {
     const out = await kubectl(
-      "apply",
-      "--server-side",
-      "--dry-run=server",
-      "-f",
-      manifests("deployment.yaml"),
+      "get",
+      "-n",
+      "homelab-system",
+      "deployment/homelab-operator",
+      "service/homelab-operator-metrics",
+      "-o",
+      "name",
     );
-    expect(out).toContain("deployment.apps/homelab-operator serverside-applied (server dry run)");
+    expect(out.split("\n").filter(Boolean)).toEqual([
+      "deployment.apps/homelab-operator",
+      "service/homelab-operator-metrics",
+    ]);
   });
 
   it("grants the operator's ServiceAccount all the PeerTenant controller needs", async () => {
