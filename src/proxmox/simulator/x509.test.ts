@@ -15,9 +15,12 @@ describe("createServingPki", () => {
   });
 
   it("names every host and IP as subject alternative names", () => {
-    expect(cert.subjectAltName).toBe(
-      "DNS:localhost, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1, DNS:pve.lab.example",
-    );
+    expect(cert.subjectAltName?.split(", ").sort()).toEqual([
+      "DNS:localhost",
+      "DNS:pve.lab.example",
+      "IP Address:0:0:0:0:0:0:0:1",
+      "IP Address:127.0.0.1",
+    ]);
     expect(cert.checkHost("pve.lab.example")).toBe("pve.lab.example");
     expect(cert.checkIP("127.0.0.1")).toBe("127.0.0.1");
   });

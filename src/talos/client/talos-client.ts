@@ -8,10 +8,10 @@
 // to that node (apid director: one value = one-to-one proxy).
 
 import * as grpc from "@grpc/grpc-js";
+import { parsePrivateKeyPem } from "../../pki/index.ts";
 import { type Talosconfig, talosconfigCredentials } from "../config/talosconfig.ts";
 import { loadTalosServices } from "../proto.ts";
 import { readTarGz } from "../tar.ts";
-import { parsePrivateKeyPem } from "../x509/index.ts";
 import { TalosApiError, toTalosError } from "./errors.ts";
 
 export const TALOS_API_PORT = 50000;

@@ -7,7 +7,7 @@
 
 import { randomBytes, randomInt } from "node:crypto";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
-import { createCA, generateKey, loadCA, privateKeyToPem } from "../x509/index.ts";
+import { createCA, generateKey, loadCA, privateKeyToPem } from "../../pki/index.ts";
 
 export interface PemPair {
   /** base64 of the PEM certificate */

@@ -1,7 +1,7 @@
 import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { parsePrivateKeyPem } from "../x509/index.ts";
+import { parsePrivateKeyPem } from "../../pki/index.ts";
 import { DEFAULT_TALOS_VERSION } from "./defaults.ts";
 import { bundleFromYaml, ensureSecretsBundle } from "./secrets.ts";
 import {

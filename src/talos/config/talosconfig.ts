@@ -4,7 +4,7 @@
 // it when machine.features.apidCheckExtKeyUsage is on). Context fields as pkg/machinery/client/config.
 
 import { parse, stringify } from "yaml";
-import { issueCert, loadCA } from "../x509/index.ts";
+import { issueCert, loadCA } from "../../pki/index.ts";
 import { b64, type SecretsBundle, unb64 } from "./secrets.ts";
 
 export interface TalosconfigContext {

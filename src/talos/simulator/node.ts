@@ -4,11 +4,11 @@
 import { randomUUID } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import { parseAllDocuments } from "yaml";
+import { createCA, issueCert, loadCA } from "../../pki/index.ts";
 import { unb64 } from "../config/secrets.ts";
 import { atLeastMinor } from "../config/version.ts";
 import { loadTalosServices } from "../proto.ts";
 import { createTarGz } from "../tar.ts";
-import { createCA, issueCert, loadCA } from "../x509/index.ts";
 import { notAuthorized, SimStatusError, unimplementedInMaintenance } from "./errors.ts";
 import type { SimulatedEtcd } from "./etcd.ts";
 import { allowed, MAINTENANCE_METHODS } from "./roles.ts";
