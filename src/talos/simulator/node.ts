@@ -175,10 +175,18 @@ export class SimulatedNode {
       this.config = this.stagedConfig;
       this.stagedConfig = null;
     }
+    // The mode changes only once the listener is up, so waitForMode("running") means "answering".
+    // (Server credentials depend on whether a config exists, not on the mode.)
+    await this.listen();
+    // Powered off while the listener was starting (setDown found no server to close): go down now.
+    if (this.down) {
+      this.mode = "down";
+      await this.shutdown();
+      return;
+    }
     this.mode = this.config ? "running" : "maintenance";
     this.bootedAt = new Date();
     this.joinEtcdIfRunning();
-    await this.listen();
     this.ctx.log(`${this.name} booted in ${this.mode} mode, Talos ${this.version}, ${this.endpoint}`);
   }
 
@@ -242,7 +250,7 @@ export class SimulatedNode {
   // --- transport ------------------------------------------------------------------------------------
 
   private credentials(): grpc.ServerCredentials {
-    if (this.mode === "maintenance" || !this.config) {
+    if (!this.config) {
       // A self-signed certificate and no client authentication: any LAN client gets os:reader.
       return grpc.ServerCredentials.createSsl(
         null,
