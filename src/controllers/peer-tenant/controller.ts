@@ -18,6 +18,7 @@ import {
   type ReconcileResult,
   removeFinalizer,
   setCondition,
+  specOrMetadataChanged,
 } from "../../runtime/index.ts";
 import { type EnsureOutcome, ensureObject } from "../shared/ensure.ts";
 import { sumResources } from "../shared/quantity.ts";
@@ -89,16 +90,7 @@ function tenantOf(obj: KubeObject): string[] {
 }
 
 export function peerTenantController(opts: PeerTenantControllerOptions): ControllerSpec {
-  const hasCilium =
-    opts.hasCilium ??
-    (async (ctx: ReconcileContext) => {
-      try {
-        await ctx.client.resourceInfo(GVK.ciliumPolicy);
-        return true;
-      } catch {
-        return false;
-      }
-    });
+  const hasCilium = opts.hasCilium ?? ((ctx: ReconcileContext) => served(ctx, GVK.ciliumPolicy));
   const tenantScoped = (gvk: GroupVersionKind) => ({ gvk, labelSelector: tenantSelector, map: tenantOf });
   return {
     name: "peertenant",
@@ -125,13 +117,7 @@ export function peerTenantController(opts: PeerTenantControllerOptions): Control
     ],
     maxConcurrentReconciles: opts.maxConcurrentReconciles ?? 8,
     // Status-only updates of a PeerTenant are our own writes: they need no reconcile.
-    predicate: (oldObj, newObj) =>
-      !oldObj ||
-      oldObj.metadata?.generation !== newObj.metadata?.generation ||
-      JSON.stringify(oldObj.metadata?.labels) !== JSON.stringify(newObj.metadata?.labels) ||
-      JSON.stringify(oldObj.metadata?.finalizers) !== JSON.stringify(newObj.metadata?.finalizers) ||
-      oldObj.metadata?.deletionTimestamp !== newObj.metadata?.deletionTimestamp ||
-      oldObj === newObj,
+    predicate: specOrMetadataChanged,
     async reconcile(req, ctx) {
       if (req.name === GUARDRAILS_KEY) return ensureGuardrails(ctx, opts);
       if (req.name === GITLAB_CI_ACCESS_KEY) return ensureGitlabCiAccess(ctx, opts);
@@ -244,6 +230,7 @@ async function ensureNamespaces(scope: Scope): Promise<{ terminating: boolean }>
   for (const ns of ctx.cache.list(GVK.namespace)) {
     const name = ns.metadata?.name ?? "";
     if (ns.metadata?.labels?.[TENANT_LABEL] !== t.metadata.name || wanted.includes(name)) continue;
+    if (ns.metadata?.deletionTimestamp) continue; // already on its way out
     await retireNamespace(ctx, t, name);
     await ctx.recorder.record(owner, {
       type: "Normal",
