@@ -6,7 +6,8 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 version="$(sed -n 's/^proxmoxer==//p' "$here/requirements.txt")"
 pins="$(sha256sum "$here/requirements.txt" | cut -c1-12)"
-venv="${HOMELAB_CACHE:-$HOME/.cache/homelab-operator}/proxmoxer-$version-$pins"
+cache_root="${HOMELAB_OPERATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/homelab-operator}"
+venv="$cache_root/proxmoxer-$version-$pins"
 if [[ ! -f "$venv/.complete" ]]; then
   rm -rf "$venv"
   python3 -m venv "$venv" >&2
