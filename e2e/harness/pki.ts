@@ -1,16 +1,10 @@
-// A throwaway PKI for one test control plane, made with the openssl CLI: Node can create keys but
-// neither certificates nor CSRs. Keys are ECDSA P-256 (fast to generate, accepted everywhere in k8s).
-import { execFile } from "node:child_process";
+// A throwaway PKI for one test control plane, made in-process with the project's X.509 builder
+// (src/pki): a CA, the API server's serving certificate, client certificates for the admin and the
+// controller manager, and the service-account signing key.
+import { generateKeyPairSync } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { promisify } from "node:util";
-
-const run = promisify(execFile);
-
-async function openssl(args: string[], cwd: string): Promise<string> {
-  const { stdout } = await run("openssl", args, { cwd });
-  return stdout;
-}
+import { createCA, createCsr, generateKey, issueCert, privateKeyToPem } from "../../src/pki/index.ts";
 
 export interface ControlPlanePki {
   caCert: string;
@@ -25,106 +19,49 @@ export interface ControlPlanePki {
   serviceAccountPub: string;
 }
 
-/** Builds a subject like "/CN=alice/O=peers-alice/O=other"; rejects characters that would split it. */
-export function subjectFor(commonName: string, organizations: string[] = []): string {
-  for (const part of [commonName, ...organizations]) {
-    if (/[/=+,\n]/.test(part))
-      throw new Error(`certificate subject part ${JSON.stringify(part)} is not allowed`);
-  }
-  return `/CN=${commonName}${organizations.map((o) => `/O=${o}`).join("")}`;
-}
+const DAYS = 2;
 
-async function newKey(dir: string, file: string): Promise<void> {
-  await openssl(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", file], dir);
-}
-
-async function signedCert(
-  dir: string,
-  base: string,
-  subject: string,
-  extensions: string,
-  days = 2,
-): Promise<void> {
-  await newKey(dir, `${base}.key`);
-  await openssl(["req", "-new", "-key", `${base}.key`, "-subj", subject, "-out", `${base}.csr`], dir);
-  await writeFile(join(dir, `${base}.ext`), extensions);
-  await openssl(
-    [
-      "x509",
-      "-req",
-      "-in",
-      `${base}.csr`,
-      "-CA",
-      "ca.crt",
-      "-CAkey",
-      "ca.key",
-      "-CAcreateserial",
-      "-days",
-      String(days),
-      "-sha256",
-      "-extfile",
-      `${base}.ext`,
-      "-out",
-      `${base}.crt`,
-    ],
-    dir,
-  );
-}
-
-/** Creates CA, serving cert (loopback + in-cluster names), admin and controller-manager client certs, SA keys. */
+/** Writes CA, serving cert (loopback + in-cluster names), admin and controller-manager client certs, SA keys. */
 export async function createControlPlanePki(dir: string, serviceIP: string): Promise<ControlPlanePki> {
-  await newKey(dir, "ca.key");
-  await openssl(
-    [
-      "req",
-      "-x509",
-      "-new",
-      "-key",
-      "ca.key",
-      "-subj",
-      "/CN=homelab-operator-test-ca",
-      "-days",
-      "2",
-      "-addext",
-      "basicConstraints=critical,CA:TRUE",
-      "-addext",
-      "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
-      "-out",
-      "ca.crt",
-    ],
-    dir,
-  );
-  const serverSans = [
-    "DNS:localhost",
-    "DNS:kubernetes",
-    "DNS:kubernetes.default",
-    "DNS:kubernetes.default.svc",
-    "DNS:kubernetes.default.svc.cluster.local",
-    "IP:127.0.0.1",
-    `IP:${serviceIP}`,
-  ].join(",");
-  await signedCert(
-    dir,
-    "apiserver",
-    "/CN=kube-apiserver",
-    `basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=${serverSans}\n`,
-  );
-  const clientExt =
-    "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n";
-  // system:masters bypasses RBAC: the admin of a test cluster, like envtest's default user.
-  await signedCert(dir, "admin", subjectFor("homelab-admin", ["system:masters"]), clientExt);
-  await signedCert(
-    dir,
-    "controller-manager",
-    subjectFor("system:kube-controller-manager", ["system:masters"]),
-    clientExt,
-  );
-  await openssl(
-    ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "service-account.key"],
-    dir,
-  );
-  await openssl(["pkey", "-in", "service-account.key", "-pubout", "-out", "service-account.pub"], dir);
   const p = (f: string) => join(dir, f);
+  const write = (f: string, pem: string) => writeFile(p(f), pem, { mode: 0o600 });
+  const ca = createCA({ subject: { commonName: "homelab-operator-test-ca" }, validityDays: DAYS });
+  const serving = issueCert(ca, {
+    subject: { commonName: "kube-apiserver" },
+    validityDays: DAYS,
+    dnsNames: [
+      "localhost",
+      "kubernetes",
+      "kubernetes.default",
+      "kubernetes.default.svc",
+      "kubernetes.default.svc.cluster.local",
+    ],
+    ipAddresses: ["127.0.0.1", serviceIP],
+    keyUsage: ["digitalSignature", "keyEncipherment"],
+    extKeyUsage: ["serverAuth"],
+  });
+  const client = (commonName: string, organizations: string[]) =>
+    issueCert(ca, {
+      subject: { commonName, organizations },
+      validityDays: DAYS,
+      extKeyUsage: ["clientAuth"],
+    });
+  // system:masters bypasses RBAC: the admin of a test cluster, like envtest's default user.
+  const admin = client("homelab-admin", ["system:masters"]);
+  const controllerManager = client("system:kube-controller-manager", ["system:masters"]);
+  const sa = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  await Promise.all([
+    write("ca.crt", ca.certPem),
+    write("ca.key", ca.keyPem),
+    write("apiserver.crt", serving.certPem),
+    write("apiserver.key", serving.keyPem),
+    write("admin.crt", admin.certPem),
+    write("admin.key", admin.keyPem),
+    write("controller-manager.crt", controllerManager.certPem),
+    write("controller-manager.key", controllerManager.keyPem),
+    write("service-account.key", sa.privateKey.export({ type: "pkcs8", format: "pem" }).toString()),
+    write("service-account.pub", sa.publicKey.export({ type: "spki", format: "pem" }).toString()),
+  ]);
   return {
     caCert: p("ca.crt"),
     caKey: p("ca.key"),
@@ -139,17 +76,15 @@ export async function createControlPlanePki(dir: string, serviceIP: string): Pro
   };
 }
 
-/** A new P-256 key and a PEM CSR for the subject, for the certificates.k8s.io API. */
+/** A new P-256 key (written to `<dir>/<base>.key`) and a PEM CSR for CN=commonName, O=organizations. */
 export async function createClientCsr(
   dir: string,
   base: string,
   commonName: string,
   organizations: string[],
 ): Promise<{ keyFile: string; csrPem: string }> {
-  await newKey(dir, `${base}.key`);
-  const csrPem = await openssl(
-    ["req", "-new", "-key", `${base}.key`, "-subj", subjectFor(commonName, organizations)],
-    dir,
-  );
-  return { keyFile: join(dir, `${base}.key`), csrPem };
+  const key = generateKey("ecdsa-p256");
+  const keyFile = join(dir, `${base}.key`);
+  await writeFile(keyFile, privateKeyToPem(key), { mode: 0o600 });
+  return { keyFile, csrPem: createCsr({ commonName, organizations }, key) };
 }

@@ -2,7 +2,15 @@ import { once } from "node:events";
 import type { AddressInfo } from "node:net";
 import * as tls from "node:tls";
 import { describe, expect, it } from "vitest";
-import { createCA, issueCert, type KeyAlgorithm, loadCA, parsePrivateKeyPem } from "./certificate.ts";
+import {
+  createCA,
+  createCsr,
+  generateKey,
+  issueCert,
+  type KeyAlgorithm,
+  loadCA,
+  parsePrivateKeyPem,
+} from "./certificate.ts";
 
 const ALGORITHMS: KeyAlgorithm[] = ["ed25519", "ecdsa-p256", "rsa-2048"];
 
@@ -165,5 +173,19 @@ describe("Node TLS with Ed25519 certificates", () => {
     } finally {
       srv.close();
     }
+  });
+});
+
+describe("createCsr", () => {
+  it("makes a PKCS#10 request openssl verifies, with the subject's CN and every O", async () => {
+    const { execFileSync } = await import("node:child_process");
+    const key = generateKey("ecdsa-p256");
+    const pem = createCsr({ commonName: "alice", organizations: ["peers-alice", "devs"] }, key);
+    expect(pem).toMatch(/^-----BEGIN CERTIFICATE REQUEST-----\n/);
+    const out = execFileSync("openssl", ["req", "-verify", "-noout", "-subject"], {
+      input: pem,
+      encoding: "utf8",
+    });
+    expect(out).toMatch(/O\s*=\s*peers-alice, O\s*=\s*devs, CN\s*=\s*alice/);
   });
 });

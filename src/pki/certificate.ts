@@ -312,3 +312,16 @@ export function issueCert(
   const issuer: Issuer = { name: subject.raw, privateKey: ca.privateKey, keyId };
   return buildCertificate(req, options.isCA ?? false, issuer);
 }
+
+/**
+ * A PKCS#10 certificate signing request (RFC 2986) for `subject`, signed with `key`: what the
+ * certificates.k8s.io API takes to issue a client certificate (CN = user, O = groups).
+ */
+export function createCsr(subject: CertificateSubject, key: KeyObject): string {
+  const spki = createPublicKey(key).export({ type: "spki", format: "der" });
+  // CertificationRequestInfo: version 0, subject, subjectPKInfo, attributes [0] (an empty SET here).
+  const info = der.sequence(der.integer(0), encodeName(subject), spki, der.explicit(0, Buffer.alloc(0)));
+  const { algorithmIdentifier, digest } = signatureAlgorithm(key);
+  const signature = sign(digest, info, key);
+  return toPem("CERTIFICATE REQUEST", der.sequence(info, algorithmIdentifier, der.bitString(signature)));
+}

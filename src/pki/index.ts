@@ -3,6 +3,7 @@ export {
   type CertificateRequest,
   type CertificateSubject,
   createCA,
+  createCsr,
   type ExtKeyUsage,
   generateKey,
   issueCert,
