@@ -5,25 +5,16 @@
 set -euo pipefail
 HELM_VERSION=v4.3.1
 
-log() { printf '[helm-build] %s\n' "$*" >&2; }
-
-if [[ -n "${HELM:-}" ]]; then
-  [[ -x "$HELM" ]] || { log "HELM=$HELM is not executable"; exit 1; }
-  echo "$HELM"
-  exit 0
-fi
-cache_root="${HOMELAB_OPERATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/homelab-operator}"
+PEER=helm-build
+# shellcheck source=../../scripts/lib/peer-build.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib/peer-build.sh"
+use_override HELM
 out="$cache_root/helm-$HELM_VERSION"
-if [[ -x "$out/helm" ]]; then
-  log "cached: $out/helm"
-  echo "$out/helm"
-  exit 0
-fi
-command -v go >/dev/null || { log "Go is required to build helm (or set HELM)"; exit 1; }
+use_cached "$out/helm"
+go_build_env
 log "building helm $HELM_VERSION"
 mkdir -p "$out.tmp"
-GOBIN="$out.tmp" CGO_ENABLED=0 GOTOOLCHAIN="${GOTOOLCHAIN:-auto}" \
-  go install -trimpath -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" \
+GOBIN="$out.tmp" go install -trimpath -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" \
   "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
 rm -rf "$out"
 mv "$out.tmp" "$out"

@@ -15,7 +15,9 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
 source "$here/versions.env"
 
-log() { printf '[control-plane-build] %s\n' "$*" >&2; }
+PEER=control-plane-build
+# shellcheck source=../../scripts/lib/peer-build.sh
+source "$here/../../scripts/lib/peer-build.sh"
 
 if [[ -n "${KUBEBUILDER_ASSETS:-}" ]]; then
   for b in kube-apiserver kube-controller-manager etcd; do  # kubectl is optional there, as in envtest
@@ -26,7 +28,6 @@ if [[ -n "${KUBEBUILDER_ASSETS:-}" ]]; then
   exit 0
 fi
 
-cache_root="${HOMELAB_OPERATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/homelab-operator}"
 out="$cache_root/control-plane/k8s-$KUBERNETES_VERSION-etcd-$ETCD_VERSION"
 if [[ -x "$out/kube-apiserver" && -x "$out/kube-controller-manager" && -x "$out/kubectl" && -x "$out/etcd" ]]; then
   log "cached: $out"
@@ -34,7 +35,7 @@ if [[ -x "$out/kube-apiserver" && -x "$out/kube-controller-manager" && -x "$out/
   exit 0
 fi
 
-command -v go >/dev/null || { log "Go is required to build the control plane (or set KUBEBUILDER_ASSETS)"; exit 1; }
+go_build_env
 work="$cache_root/control-plane/build-$KUBERNETES_VERSION"
 mkdir -p "$work/k8s" "$work/etcd" "$out.tmp"
 start=$(date +%s)
@@ -42,9 +43,6 @@ start=$(date +%s)
 # --- kube-apiserver + kube-controller-manager ---
 minor_patch="${KUBERNETES_VERSION#v1.}"           # 36.3
 staging_version="v0.$minor_patch"                 # v0.36.3
-export GOFLAGS="-mod=mod"
-export CGO_ENABLED=0
-export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
 (
   cd "$work/k8s"
   go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" >/dev/null

@@ -6,25 +6,17 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
 source "$here/versions.env"
 
-log() { printf '[config-validator-build] %s\n' "$*" >&2; }
-
-cache_root="${HOMELAB_OPERATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/homelab-operator}"
-source_hash=$(sha256sum "$here/config-validator/main.go" "$here/versions.env" | sha256sum | cut -c1-12)
+PEER=config-validator-build
+# shellcheck source=../../scripts/lib/peer-build.sh
+source "$here/../../scripts/lib/peer-build.sh"
+source_hash=$(cat "$here/config-validator/main.go" "$here/versions.env" | sha256sum | cut -c1-12)  # contents only: the key must not depend on where the checkout is
 out="$cache_root/talos-config-validator-$VALIDATOR_MACHINERY_VERSION-$source_hash"
-if [[ -x "$out/talos-config-validator" ]]; then
-  log "cached: $out/talos-config-validator"
-  echo "$out/talos-config-validator"
-  exit 0
-fi
-
-command -v go >/dev/null || { log "Go is required to build the config validator"; exit 1; }
+use_cached "$out/talos-config-validator"
+go_build_env
 work="$out.build"
 rm -rf "$work"
 mkdir -p "$work" "$out"
 start=$(date +%s)
-export GOFLAGS="-mod=mod -buildvcs=false"
-export CGO_ENABLED=0
-export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
 
 cp "$here/config-validator/main.go" "$work/"
 cd "$work"

@@ -14,30 +14,17 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
 source "$here/versions.env"
 
-log() { printf '[talosctl-build] %s\n' "$*" >&2; }
-
-if [[ -n "${TALOSCTL:-}" ]]; then
-  [[ -x "$TALOSCTL" ]] || { log "TALOSCTL=$TALOSCTL is not executable"; exit 1; }
-  echo "$TALOSCTL"
-  exit 0
-fi
-
-cache_root="${HOMELAB_OPERATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/homelab-operator}"
+PEER=talosctl-build
+# shellcheck source=../../scripts/lib/peer-build.sh
+source "$here/../../scripts/lib/peer-build.sh"
+use_override TALOSCTL
 out="$cache_root/talosctl-$TALOS_VERSION"
-if [[ -x "$out/talosctl" ]]; then
-  log "cached: $out/talosctl"
-  echo "$out/talosctl"
-  exit 0
-fi
-
-command -v go >/dev/null || { log "Go is required to build talosctl (or set TALOSCTL)"; exit 1; }
+use_cached "$out/talosctl"
+go_build_env
 work="$out.build"
 rm -rf "$work"
 mkdir -p "$work" "$out"
 start=$(date +%s)
-export GOFLAGS="-mod=mod -buildvcs=false"
-export CGO_ENABLED=0
-export GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
 
 cd "$work"
 go mod download -json "github.com/siderolabs/talos@$TALOS_VERSION" >/dev/null
