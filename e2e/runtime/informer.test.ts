@@ -47,19 +47,25 @@ function recorder() {
 const dataOf = (i: Informer, name: string) =>
   (i.get(`${ns}/${name}`) as { data?: { v?: string } } | undefined)?.data?.v;
 
+/** An informer on this suite's ConfigMaps, through the fault proxy, recording events and relists. */
+function startRecordingInformer() {
+  const lists: string[] = [];
+  const informer = new Informer(new Client(proxy.kubeConfig()), CONFIGMAP, {
+    namespace: ns,
+    labelSelector: "suite=informer",
+    backoff: { initialMs: 100, maxMs: 500 },
+    onList: (reason) => lists.push(reason),
+  });
+  const rec = recorder();
+  informer.addHandler(rec.handler);
+  informer.start();
+  return { informer, rec, lists };
+}
+
 describe("Informer on a real API server", () => {
   it("reconnects after its connections are cut and catches up by resuming from its last resourceVersion", async () => {
     for (const n of ["cut-a", "cut-b"]) await admin.create(cm(n, "1"));
-    const lists: string[] = [];
-    const informer = new Informer(new Client(proxy.kubeConfig()), CONFIGMAP, {
-      namespace: ns,
-      labelSelector: "suite=informer",
-      backoff: { initialMs: 100, maxMs: 500 },
-      onList: (reason) => lists.push(reason),
-    });
-    const rec = recorder();
-    informer.addHandler(rec.handler);
-    informer.start();
+    const { informer, rec, lists } = startRecordingInformer();
     try {
       await informer.waitForSync();
       expect(informer.keys().sort()).toEqual([`${ns}/cut-a`, `${ns}/cut-b`]);
@@ -92,16 +98,7 @@ describe("Informer on a real API server", () => {
 
   it("relists after 410 Gone and emits the changes it missed, including deletes", async () => {
     for (const n of ["gone-a", "gone-b"]) await admin.create(cm(n, "1"));
-    const lists: string[] = [];
-    const informer = new Informer(new Client(proxy.kubeConfig()), CONFIGMAP, {
-      namespace: ns,
-      labelSelector: "suite=informer",
-      backoff: { initialMs: 100, maxMs: 500 },
-      onList: (reason) => lists.push(reason),
-    });
-    const rec = recorder();
-    informer.addHandler(rec.handler);
-    informer.start();
+    const { informer, rec, lists } = startRecordingInformer();
     try {
       await informer.waitForSync();
       await eventually(

@@ -7,16 +7,20 @@ import { promisify } from "node:util";
 const run = promisify(execFile);
 const BUILD_SCRIPT = fileURLToPath(new URL("./build-talosctl.sh", import.meta.url));
 
-let cached: Promise<string> | undefined;
-
-export function talosctlPath(): Promise<string> {
-  cached ??= run("bash", [BUILD_SCRIPT], { maxBuffer: 64 * 1024 * 1024, timeout: 20 * 60_000 }).then((r) => {
-    const path = r.stdout.trim().split("\n").pop();
-    if (!path) throw new Error(`build-talosctl.sh printed no path:\n${r.stderr}`);
-    return path;
-  });
-  return cached;
+/** Runs a peer build script once per process and resolves to the binary path it prints last. */
+function builtOnce(script: string): () => Promise<string> {
+  let pending: Promise<string> | undefined;
+  return () => {
+    pending ??= run("bash", [script], { maxBuffer: 64 * 1024 * 1024, timeout: 20 * 60_000 }).then((r) => {
+      const path = r.stdout.trim().split("\n").pop();
+      if (!path) throw new Error(`${script} printed no path:\n${r.stderr}`);
+      return path;
+    });
+    return pending;
+  };
 }
+
+export const talosctlPath = builtOnce(BUILD_SCRIPT);
 
 export interface TalosctlResult {
   code: number;
@@ -24,54 +28,38 @@ export interface TalosctlResult {
   stderr: string;
 }
 
-/** Runs talosctl; never throws on a non-zero exit (tests assert on code and output). */
+/** Runs a binary; never throws on a non-zero exit (tests assert on code and output). */
+async function runCapturing(
+  bin: string,
+  args: readonly string[],
+  timeoutMs: number,
+): Promise<TalosctlResult> {
+  try {
+    const r = await run(bin, [...args], { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return {
+      code: typeof e.code === "number" ? e.code : 1,
+      stdout: e.stdout ?? "",
+      stderr: e.stderr ?? String(err),
+    };
+  }
+}
+
+/** Runs talosctl; never throws on a non-zero exit. */
 export async function talosctl(
   args: readonly string[],
   options: { timeoutMs?: number } = {},
 ): Promise<TalosctlResult> {
-  const bin = await talosctlPath();
-  try {
-    const r = await run(bin, [...args], {
-      timeout: options.timeoutMs ?? 60_000,
-      maxBuffer: 16 * 1024 * 1024,
-    });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return {
-      code: typeof e.code === "number" ? e.code : 1,
-      stdout: e.stdout ?? "",
-      stderr: e.stderr ?? String(err),
-    };
-  }
+  return runCapturing(await talosctlPath(), args, options.timeoutMs ?? 60_000);
 }
 
 const VALIDATOR_SCRIPT = fileURLToPath(new URL("./build-config-validator.sh", import.meta.url));
-let validator: Promise<string> | undefined;
 
 /** Talos' config validation from the pinned pkg/machinery (the v1.14 multi-document contract). */
-export function configValidatorPath(): Promise<string> {
-  validator ??= run("bash", [VALIDATOR_SCRIPT], { maxBuffer: 64 * 1024 * 1024, timeout: 20 * 60_000 }).then(
-    (r) => {
-      const path = r.stdout.trim().split("\n").pop();
-      if (!path) throw new Error(`build-config-validator.sh printed no path:\n${r.stderr}`);
-      return path;
-    },
-  );
-  return validator;
-}
+export const configValidatorPath = builtOnce(VALIDATOR_SCRIPT);
 
 export async function validateConfigs(files: readonly string[]): Promise<TalosctlResult> {
-  const bin = await configValidatorPath();
-  try {
-    const r = await run(bin, ["--mode", "cloud", ...files], { timeout: 60_000 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return {
-      code: typeof e.code === "number" ? e.code : 1,
-      stdout: e.stdout ?? "",
-      stderr: e.stderr ?? String(err),
-    };
-  }
+  return runCapturing(await configValidatorPath(), ["--mode", "cloud", ...files], 60_000);
 }
