@@ -28,8 +28,8 @@ async function connect(config: OperatorConfig): Promise<Cluster> {
       logger.info("Using the in-cluster service account");
       return { kubeConfig, stop: async () => {} };
     case "local": {
-      // Imported lazily: only local mode needs the control-plane harness (and Go, on first use).
-      const { startControlPlane } = await import("../e2e/harness/control-plane.ts");
+      // Imported lazily: only local mode needs the embedded control plane (and Go, on first use).
+      const { startControlPlane } = await import("./local/control-plane/control-plane.ts");
       logger.info("No kubeconfig and not in a cluster: starting an embedded local control plane");
       const cp = await startControlPlane({ name: "local", handleSignals: false });
       logger.info(

@@ -4,9 +4,9 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, describe, expect, it } from "vitest";
+import { freePort } from "../../src/local/control-plane/ports.ts";
 import { ProxmoxClient } from "../../src/proxmox/index.ts";
 import { KubeClient, type KubeObject } from "../../src/runtime/index.ts";
-import { freePort } from "../harness/ports.ts";
 import { waitFor } from "../harness/wait.ts";
 
 let operator: ChildProcess | undefined;
