@@ -4,6 +4,7 @@ import { ItemBackoff } from "./backoff.ts";
 import type { KubeClient } from "./client.ts";
 import { isTerminal } from "./errors.ts";
 import type { EventRecorder } from "./events.ts";
+import { type Fence, isFencingError, noFence } from "./fencing.ts";
 import type { EventHandler, Informer, InformerFactory } from "./informer.ts";
 import type { RuntimeMetrics } from "./metrics.ts";
 import {
@@ -34,7 +35,14 @@ export interface ReconcileContext {
   logger: Logger;
   /** Aborted when the manager stops or loses leadership: long waits should give up. */
   signal: AbortSignal;
+  /** Bound to `signal`: once it aborts, every call is refused locally and calls in flight are cancelled. */
   client: KubeClient;
+  /**
+   * Call right before a destructive or once-only call outside Kubernetes (create/delete a VM, bootstrap,
+   * remove an etcd member, delete a namespace): resolves only if this process provably holds the lease
+   * now (live read); otherwise throws FencingError and aborts this reconcile (fencing.ts).
+   */
+  fence(reason: string): Promise<void>;
   recorder: EventRecorder;
   /** The `for` object as cached (undefined once deleted). Read-only: copy before changing it. */
   object<T extends KubeObject = KubeObject>(): T | undefined;
@@ -84,6 +92,8 @@ export interface ControllerDeps {
   recorder: EventRecorder;
   /** Restricts every informer of this controller to one namespace. */
   namespace?: string;
+  /** Backs ctx.fence; none: always passes (one replica). */
+  fence?: Fence;
 }
 
 /** Whether a kind is namespaced, resolved through discovery before handlers are wired. */
@@ -201,6 +211,12 @@ export class Controller {
     }
   }
 
+  /** Leadership lost: take no more keys and abort in-flight reconciles now, without waiting for them. */
+  abandon(): void {
+    this.queue.shutDown();
+    this.abort.abort(new Error(`controller ${this.name}: leadership lost`));
+  }
+
   private async work(): Promise<void> {
     for (;;) {
       const key = await this.queue.get();
@@ -245,12 +261,24 @@ export class Controller {
       ...(ref.namespace ? { namespace: ref.namespace } : {}),
     };
     const forInformer = this.forInformer!;
+    // Per reconcile, so a refused fence aborts this reconcile only.
+    const own = new AbortController();
+    const signal = AbortSignal.any([this.abort.signal, own.signal]);
+    const fence = this.deps.fence ?? noFence;
     const ctx: ReconcileContext = {
       controller: this.name,
       reconcileID,
       logger,
-      signal: this.abort.signal,
-      client: this.deps.client,
+      signal,
+      client: this.deps.client.withSignal(signal),
+      fence: async (reason) => {
+        try {
+          await fence(reason, signal);
+        } catch (err) {
+          own.abort(err);
+          throw err;
+        }
+      },
       recorder: this.deps.recorder,
       object: <T extends KubeObject>() => forInformer.get(key) as T | undefined,
       cache: this.cacheReader(),
@@ -271,6 +299,14 @@ export class Controller {
         logger.debug("Reconciled");
       }
     } catch (err) {
+      if (isFencingError(err) || (own.signal.aborted && isFencingError(own.signal.reason))) {
+        // Not a failure of the reconcile: this process may not act. A no-op once leadership is lost (the
+        // queue is shut down); a retry with backoff if the lease could not be read.
+        metrics.reconcileTotal.inc({ ...labels, result: "fenced" });
+        const retryInMs = this.queue.addRateLimited(key);
+        logger.warn({ err: own.signal.reason ?? err, retryInMs }, "Reconcile fenced off, not acting");
+        return;
+      }
       metrics.reconcileErrors.inc(labels);
       metrics.reconcileTotal.inc({ ...labels, result: "error" });
       if (isTerminal(err)) {
