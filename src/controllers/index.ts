@@ -1,9 +1,22 @@
 // Every controller the operator runs, registered on one manager.
 import type { OperatorConfig } from "../config.ts";
+import type { Dial } from "../proxmox/transport.ts";
 import type { Manager } from "../runtime/index.ts";
 import { peerTenantController } from "./peer-tenant/controller.ts";
 
-export function registerControllers(manager: Manager, config: OperatorConfig): void {
+/**
+ * How controllers reach Proxmox and Talos. `dial` is given to every Proxmox and Talos client they make:
+ * unset for a real homelab; local mode's seam to its simulators at the seed's addresses.
+ */
+export interface Connections {
+  dial?: Dial;
+}
+
+export function registerControllers(
+  manager: Manager,
+  config: OperatorConfig,
+  _connections: Connections = {},
+): void {
   manager.addController(
     peerTenantController({
       operatorNamespace: config.namespace,

@@ -72,6 +72,8 @@ export interface ControlPlane {
   /** Milliseconds from the first process spawned to the API server and controllers ready. */
   startupMs: number;
   kubeConfig(): KubeConfig;
+  /** A further process that belongs to this cluster (e.g. kwok): reaped with it, stopped before it. */
+  adopt(process: ManagedProcess): Promise<void>;
   /** Stops the processes; removes the folder unless it was given as `dir`. */
   stop(): Promise<void>;
 }
@@ -210,6 +212,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         kc.loadFromFile(kubeconfigPath);
         return kc;
       },
+      adopt: track,
       stop,
     };
     live.add(handle);
