@@ -58,6 +58,9 @@ export async function startLocalSimulators(options: {
             address: node.address,
             roles: node.role === "controlplane" ? ["control-plane"] : [],
             kubeletVersion: node.kubeletVersion,
+            taints: node.schedulable
+              ? []
+              : [{ key: "node-role.kubernetes.io/control-plane", effect: "NoSchedule" }],
           }),
       },
     });

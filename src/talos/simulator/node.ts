@@ -31,6 +31,8 @@ export interface NodeConfigState {
   installImage: string;
   /** From machine.kubelet.image's tag, "" when the config names no kubelet image. */
   kubeletVersion: string;
+  /** cluster.allowSchedulingOnControlPlanes: without it Talos taints control planes NoSchedule. */
+  allowSchedulingOnControlPlanes: boolean;
 }
 
 export interface NodeFaults {
@@ -107,6 +109,7 @@ function parseConfig(yaml: string): NodeConfigState {
     k8sCaKey: v1.cluster.ca?.key ? unb64(v1.cluster.ca.key) : "",
     installImage: v1.machine.install?.image ?? "",
     kubeletVersion: VERSION_RE.exec(String(v1.machine.kubelet?.image ?? ""))?.[1] ?? "",
+    allowSchedulingOnControlPlanes: v1.cluster?.allowSchedulingOnControlPlanes === true,
   };
 }
 

@@ -34,6 +34,8 @@ export interface JoinedNode {
   /** From the machine config's kubelet image, "" if it names none. */
   kubeletVersion: string;
   clusterName: string;
+  /** False for a control plane of a cluster without allowSchedulingOnControlPlanes (Talos taints it). */
+  schedulable: boolean;
 }
 
 /**
@@ -169,6 +171,7 @@ export async function startTalosSimulator(options: TalosSimulatorOptions): Promi
       role: config.role,
       kubeletVersion: config.kubeletVersion,
       clusterName: config.clusterName,
+      schedulable: config.role === "worker" || config.allowSchedulingOnControlPlanes,
     };
     const attempt = () => {
       if (stopped || node.mode !== "running") {

@@ -104,6 +104,8 @@ describe("workload cluster hook", () => {
           role: "controlplane",
           kubeletVersion: kubelet,
           clusterName: homelabInput.clusterName,
+          // The seed allows workloads on its control planes.
+          schedulable: homelabInput.allowSchedulingOnControlPlanes,
         });
       }
       expect(await admin(sim, second.name).kubeconfig()).toBe(WORKLOAD_KUBECONFIG);
