@@ -4,10 +4,16 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { loadConfig, type OperatorConfig } from "./config.ts";
 import { registerControllers } from "./controllers/index.ts";
 import { installCRDs } from "./crds/install.ts";
+import { localLogDestination } from "./local/log-file.ts";
 import type { Dial } from "./proxmox/transport.ts";
 import { createLogger, KubeClient, Manager } from "./runtime/index.ts";
 
-const logger = createLogger({ name: "homelab-operator" });
+// Local mode on a terminal: JSON logs to a file, progress lines on the terminal (src/local/homelab.ts).
+const localLog = localLogDestination(process.env, process.stdout.isTTY === true);
+const logger = createLogger({
+  name: "homelab-operator",
+  ...(localLog ? { destination: localLog.destination } : {}),
+});
 
 interface Cluster {
   kubeConfig: KubeConfig;
@@ -35,7 +41,12 @@ async function connect(config: OperatorConfig): Promise<Cluster> {
       const { startLocalHomelab, resetRequested } = await import("./local/homelab.ts");
       logger.info("No kubeconfig and not in a cluster: starting the local homelab");
       const reset = resetRequested(process.argv.slice(2));
-      const local = await startLocalHomelab({ namespace: config.namespace, logger, reset });
+      const local = await startLocalHomelab({
+        namespace: config.namespace,
+        logger,
+        reset,
+        ...(localLog ? { logFile: localLog.file } : {}),
+      });
       return { kubeConfig: local.kubeConfig, dial: local.dial, stop: local.stop };
     }
   }

@@ -4,7 +4,6 @@
 // kept under the user's data folder, so a stopped or killed `npm start` resumes where it was;
 // `npm start -- --reset` (or HOMELAB_LOCAL_RESET=true) starts from nothing. See README "Local mode".
 import { mkdir, rm } from "node:fs/promises";
-import { homedir } from "node:os";
 import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import type { Dial } from "../proxmox/transport.ts";
@@ -12,8 +11,12 @@ import { KubeClient, type Logger } from "../runtime/index.ts";
 import { type ControlPlane, startControlPlane } from "./control-plane/control-plane.ts";
 import { killStaleProcesses } from "./control-plane/stale.ts";
 import { watchLocalCredentials } from "./credentials.ts";
+import { printProgress } from "./progress.ts";
 import { type LocalSimulators, startLocalSimulators } from "./simulators.ts";
+import { localStateDir } from "./state-dir.ts";
 import { startWorkloadCluster, type WorkloadCluster } from "./workload-cluster.ts";
+
+export { localStateDir, resetRequested } from "./state-dir.ts";
 
 export interface LocalHomelab {
   stateDir: string;
@@ -26,23 +29,17 @@ export interface LocalHomelab {
   stop(): Promise<void>;
 }
 
-/** `$XDG_DATA_HOME/homelab-operator/local`, else `~/.local/share/homelab-operator/local`. */
-export function localStateDir(env: NodeJS.ProcessEnv = process.env, home = homedir()): string {
-  const data = env.XDG_DATA_HOME || join(home, ".local", "share");
-  return join(data, "homelab-operator", "local");
-}
-
-/** `--reset` on the command line or HOMELAB_LOCAL_RESET=true. */
-export function resetRequested(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): boolean {
-  return argv.includes("--reset") || /^(1|true|yes|on)$/i.test(env.HOMELAB_LOCAL_RESET ?? "");
-}
-
 export async function startLocalHomelab(options: {
   namespace: string;
   logger: Logger;
   reset: boolean;
   stateDir?: string;
+  /** Where the JSON logs go when not to stdout (said on the terminal). */
+  logFile?: string;
+  /** The terminal: progress lines and how to reach the clusters. Default: stderr. */
+  terminal?: (line: string) => void;
 }): Promise<LocalHomelab> {
+  const terminal = options.terminal ?? ((line: string) => void process.stderr.write(`${line}\n`));
   const { logger, namespace } = options;
   const stateDir = options.stateDir ?? localStateDir();
   const dirs = {
@@ -106,6 +103,17 @@ export async function startLocalHomelab(options: {
       { server: management.server, stateDir },
       `Local control plane ready; use it with: export KUBECONFIG=${management.kubeconfigPath}`,
     );
+    terminal(
+      [
+        `Local homelab ready (state in ${stateDir}; \`npm start -- --reset\` starts from nothing).`,
+        `  Management cluster:  export KUBECONFIG=${management.kubeconfigPath}`,
+        `  Workload cluster:    ${workload.controlPlane.kubeconfigPath} (what the Talos machines run)`,
+        `  Proxmox VE: https://pve.home.shdr.ch:8006, Talos: 10.0.3.16-18 (simulated, reached through local mode)`,
+        ...(options.logFile ? [`  JSON logs:           ${options.logFile}`] : []),
+        "Progress of HomelabClusters, PeerTenants, AppVendings and WorkloadMigrations:",
+      ].join("\n"),
+    );
+    started.push(printProgress(client, terminal));
     return {
       stateDir,
       kubeConfig,
