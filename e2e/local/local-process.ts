@@ -35,19 +35,25 @@ export async function startLocal(dataHome: string, args: string[] = []): Promise
     out += c.toString();
   });
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  let exitedEarly = false;
-  void exited.then(() => {
-    exitedEarly = true;
+  const exitedEarly = exited.then((code) => {
+    throw new Error(`npm start exited with ${code} before it was ready`);
   });
-  await waitFor(
-    "the local operator's /readyz to answer 200",
-    async () => {
-      if (exitedEarly) throw new Error(`npm start exited:\n${out}`);
-      return (await fetch(`http://127.0.0.1:${healthPort}/readyz`)).ok ? true : undefined;
-    },
-    600_000,
-    250,
-  ).catch((err: unknown) => {
+  // Only the race below reads it; a later exit (the test stopping it) must not be an unhandled rejection.
+  exitedEarly.catch(() => {});
+  await Promise.race([
+    waitFor(
+      "the local operator's /readyz to answer 200",
+      // Its own "running" line first: the port alone could be answered by another process meanwhile.
+      async () =>
+        out.includes("homelab-operator is running") &&
+        (await fetch(`http://127.0.0.1:${healthPort}/readyz`)).ok
+          ? true
+          : undefined,
+      600_000,
+      250,
+    ),
+    exitedEarly,
+  ]).catch((err: unknown) => {
     child.kill("SIGKILL");
     throw new Error(`${(err as Error).message}\n--- output ---\n${out.slice(-4000)}`);
   });

@@ -63,10 +63,12 @@ export async function startWorkloadCluster(options: WorkloadClusterOptions): Pro
     const kwokPort = await freePort();
     const kwok = startProcess(
       "kwok",
-      kwokBinary,
+      kwokBinary.binary,
       [
         `--kubeconfig=${controlPlane.kubeconfigPath}`,
+        // Our node Stages, and kwok's own pod Stages (scheduled pods run, complete, are deleted).
         `--config=${configFile}`,
+        ...kwokBinary.podStages.map((f) => `--config=${f}`),
         "--manage-all-nodes=true",
         // Pod IPs come from this range (the seed's Cilium pod CIDR is Talos' default 10.244.0.0/16).
         "--cidr=10.244.0.0/16",
@@ -138,6 +140,7 @@ export async function registerNode(client: KubeClient, node: NodeRegistration): 
   const existing = await client.getOrUndefined<KubeObject>(gvk, { name: node.name });
   if (!existing) {
     try {
+      // One request with the status, as the kubelet registers: KWOK never sees a Node without nodeInfo.
       await client.create<KubeObject>({
         ...gvk,
         metadata: {
@@ -149,14 +152,15 @@ export async function registerNode(client: KubeClient, node: NodeRegistration): 
           },
         },
         spec: { ...(node.taints?.length ? { taints: node.taints } : {}) },
+        status,
       });
+      return;
     } catch (err) {
-      // Another registration of the same kubelet got there first: it is registered.
+      // Another registration of the same kubelet got there first: update it as below.
       if (!isAlreadyExists(err)) throw err;
     }
-  } else {
-    await client.patch(gvk, { name: node.name }, { metadata: { labels } }, "merge");
   }
-  // The kubelet posts its status right after registering; conditions are KWOK's (its Stages) from here.
+  // A kubelet that starts again finds its Node: it updates its labels and what it reports about itself.
+  await client.patch(gvk, { name: node.name }, { metadata: { labels } }, "merge");
   await client.patchStatus(gvk, { name: node.name }, status);
 }

@@ -1,7 +1,8 @@
 // Finds (or builds once, through build-control-plane.sh and build-kwok.sh) the control-plane binaries
 // and kwok. The scripts own caching, the pins and the override conventions; this only calls them.
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export interface ControlPlaneBinaries {
@@ -24,7 +25,8 @@ function runBuildScript(name: string): Promise<string> {
       out += chunk.toString();
     });
     child.on("error", reject);
-    child.on("exit", (code) => {
+    // "close", not "exit": stdout may still hold the last line when the process has exited.
+    child.on("close", (code) => {
       const last = out.trim().split("\n").pop();
       if (code !== 0 || !last) reject(new Error(`${name} failed with exit code ${code}`));
       else resolve(last);
@@ -33,7 +35,13 @@ function runBuildScript(name: string): Promise<string> {
 }
 
 let controlPlane: Promise<ControlPlaneBinaries> | undefined;
-let kwok: Promise<string> | undefined;
+export interface KwokBinary {
+  binary: string;
+  /** kwok's own pod Stages of the pinned version (kwok v0.8 has no built-in stages). */
+  podStages: string[];
+}
+
+let kwok: Promise<KwokBinary> | undefined;
 
 export function ensureControlPlaneBinaries(): Promise<ControlPlaneBinaries> {
   controlPlane ??= runBuildScript("build-control-plane.sh").then(
@@ -53,11 +61,23 @@ export function ensureControlPlaneBinaries(): Promise<ControlPlaneBinaries> {
   return controlPlane;
 }
 
-/** The pinned kwok binary (sigs.k8s.io/kwok). */
-export function ensureKwokBinary(): Promise<string> {
-  kwok ??= runBuildScript("build-kwok.sh").catch((err: unknown) => {
-    kwok = undefined;
-    throw err;
-  });
+/** The pinned kwok binary (sigs.k8s.io/kwok) and the pod Stages shipped with it. */
+export function ensureKwokBinary(): Promise<KwokBinary> {
+  kwok ??= runBuildScript("build-kwok.sh").then(
+    (binary) => {
+      const dir = join(dirname(binary), "stages");
+      const podStages = existsSync(dir)
+        ? readdirSync(dir)
+            .filter((f) => /^pod-.*\.yaml$/.test(f))
+            .map((f) => join(dir, f))
+        : [];
+      if (podStages.length === 0) throw new Error(`no kwok pod stages in ${dir} (see build-kwok.sh)`);
+      return { binary, podStages };
+    },
+    (err: unknown) => {
+      kwok = undefined;
+      throw err;
+    },
+  );
   return kwok;
 }
