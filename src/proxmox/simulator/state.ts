@@ -63,7 +63,7 @@ export function loadState(dir: string, cluster: SimCluster, tasks: TaskRunner): 
   for (const task of tasks.restore(state.tasks)) {
     const vmid = Number(task.id);
     const vm = cluster.vms.get(vmid);
-    if (!vm || !vm.lock) continue;
+    if (!vm?.lock) continue;
     if (task.type === "qmcreate" && vm.lock === "create") cluster.discardVm(vmid);
     else delete vm.lock;
   }
