@@ -5,6 +5,7 @@ import type { FetchFile, SimCluster, Volume } from "./cluster.ts";
 import { ApiFailure, die } from "./failure.ts";
 import type { Faults } from "./faults.ts";
 import { splitList } from "./formats.ts";
+import type { HaRule } from "./ha.ts";
 import { ALL_PRIVILEGES, hasPrivilege, requirePrivileges, type TokenAcl } from "./permissions.ts";
 import type { TaskRunner } from "./tasks.ts";
 
@@ -163,6 +164,12 @@ function volumePath(ctx: HandlerContext, volid: string): string {
   const base = store.type === "dir" && storeid === "local" ? "/var/lib/vz" : `/mnt/pve/${storeid}`;
   const dir = name.startsWith("iso/") ? "template/" : name.startsWith("vztmpl/") ? "template/cache/" : "";
   return `${base}/${dir}${name.replace(/^vztmpl\//, "")}`.replace(/\/(\d+)\/vm-/, "/images/$1/vm-");
+}
+
+/** A rule as the API shows it: its config, id and digest (the simulator's ordering stays internal). */
+function haRule(rule: HaRule) {
+  const { order: _order, ...shown } = rule;
+  return { ...shown, digest: "" };
 }
 
 function task(ctx: HandlerContext) {
@@ -358,7 +365,6 @@ export const HANDLERS: Record<string, Handler> = {
       maxmem: s.maxmem,
       mem: s.mem,
       maxdisk: s.maxdisk,
-      disk: 0,
       netin: 0,
       netout: 0,
       diskread: 0,
@@ -440,9 +446,9 @@ export const HANDLERS: Record<string, Handler> = {
     [...ctx.cluster.ha.rules.values()]
       .filter((r) => !ctx.params["type"] || r.type === ctx.params["type"])
       .filter((r) => !ctx.params["resource"] || splitList(r.resources).includes(ctx.params["resource"]!))
-      .map((r) => ({ ...r, digest: "" })),
+      .map(haRule),
   "POST /cluster/ha/rules": (ctx) => ctx.cluster.ha.addRule(ctx.params),
-  "GET /cluster/ha/rules/{rule}": (ctx) => ({ ...ctx.cluster.ha.rule(ctx.params["rule"]!), digest: "" }),
+  "GET /cluster/ha/rules/{rule}": (ctx) => haRule(ctx.cluster.ha.rule(ctx.params["rule"]!)),
   "PUT /cluster/ha/rules/{rule}": (ctx) => ctx.cluster.ha.updateRule(ctx.params["rule"]!, ctx.params),
   "DELETE /cluster/ha/rules/{rule}": (ctx) => ctx.cluster.ha.deleteRule(ctx.params["rule"]!),
 
