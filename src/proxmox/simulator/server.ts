@@ -42,6 +42,8 @@ export interface ProxmoxSimulatorOptions {
   /** Port on 127.0.0.1; 0 (default) picks a free one. */
   port?: number;
   host?: string;
+  /** More names and addresses for the serving certificate (local mode: the seed's pve.home.shdr.ch). */
+  certificateNames?: string[];
   /** The default token's id; default `homelab@pve!operator`. It holds every privilege on `/`. */
   tokenId?: string;
   /** Extra tokens, e.g. one without some privilege to test 403s. */
@@ -232,7 +234,13 @@ export async function startProxmoxSimulator(
   options: ProxmoxSimulatorOptions = {},
 ): Promise<ProxmoxSimulator> {
   const host = options.host ?? "127.0.0.1";
-  const pki = createServingPki(["localhost", "127.0.0.1", "::1", ...(host === "127.0.0.1" ? [] : [host])]);
+  const pki = createServingPki([
+    "localhost",
+    "127.0.0.1",
+    "::1",
+    ...(host === "127.0.0.1" ? [] : [host]),
+    ...(options.certificateNames ?? []),
+  ]);
   const faults = new Faults(options.random);
   const duration = options.taskDurationMs ?? 40;
   const tasks = new TaskRunner(faults, (type) =>
