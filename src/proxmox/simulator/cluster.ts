@@ -697,7 +697,10 @@ export class SimCluster {
     if (!isFileBased(store)) die(`can't upload to storage type '${store.type}', not a file based storage!`);
     if (!store.content.includes(content))
       die(`storage '${storeid}' is not configured for content-type '${content}'`);
-    const filename = params["filename"]!;
+    // Storage.pm normalize_content_filename: the path goes, unsafe characters become '_'.
+    const filename = params["filename"]!.trimEnd()
+      .replace(/^.*[/\\]/, "")
+      .replace(/[^a-zA-Z0-9_.-]/g, "_");
     const compression = params["compression"];
     // The schema's enum is filled at runtime from Plugin.pm's KNOWN_COMPRESSION_FORMATS.
     if (compression !== undefined && !KNOWN_COMPRESSION_FORMATS.includes(compression))

@@ -186,7 +186,7 @@ describe("what download-url refuses", () => {
   });
 
   it("content import takes only .qcow2, .raw, .vmdk and .ova names", async () => {
-    for (const filename of ["talos.raw.xz", "talos.img", "talos.iso", "talos", "a b.qcow2"]) {
+    for (const filename of ["talos.raw.xz", "talos.img", "talos.iso", "talos", ".qcow2", "talos.QCOW2"]) {
       const r = await refusal(download("cephfs", { url: `${FACTORY}/x`, content: "import", filename }));
       expect([r.status, r.errors]).toEqual([400, { filename: "invalid filename or wrong extension" }]);
     }
@@ -194,6 +194,15 @@ describe("what download-url refuses", () => {
       expect(
         await outcome(download("cephfs", { url: `${FACTORY}/${filename}`, content: "import", filename })),
       ).toBe("OK");
+  });
+
+  it("the file name is normalized as Storage.pm does before it is checked", async () => {
+    expect(
+      await outcome(
+        download("cephfs", { url: `${FACTORY}/n`, content: "import", filename: "dir/my image.qcow2" }),
+      ),
+    ).toBe("OK");
+    expect(await volids("cephfs")).toContain("cephfs:import/my_image.qcow2");
   });
 
   it("an ISO needs .iso or .img", async () => {
