@@ -743,11 +743,12 @@ export class SimCluster {
         this.volumesOf(node, storeid).push({
           volid,
           content,
+          // Plugin.pm get_subdir_files: iso, `t<compression>` for templates, the extension for imports.
           format:
             content === "iso"
               ? "iso"
               : content === "vztmpl"
-                ? "tgz"
+                ? `t${/\.tar\.(\w+)$/i.exec(filename)?.[1] ?? "tar"}`
                 : (/\.(\w+)$/.exec(filename)?.[1] ?? "raw"),
           size: file.size,
           ctime: Math.floor(Date.now() / 1000),
@@ -764,7 +765,8 @@ export class SimCluster {
     const volid = volume.includes(":") ? volume : `${storeid}:${volume}`;
     const found = this.findVolume(node, volid);
     if (!found) die(`volume '${volid}' does not exist`);
-    return this.tasks.start(node, "imgdel", volid, user, {
+    // Storage/Content.pm delete: an imgdel worker without an id.
+    return this.tasks.start(node, "imgdel", "", user, {
       finish: () => this.removeVolume(node, volid),
     });
   }

@@ -2,14 +2,16 @@
 // download_file_from_url, qemu-server's import-from checks): every refusal, in the place Proxmox makes
 // it — the request (400/500) or the download task.
 import { createHash } from "node:crypto";
+import { Agent, fetch } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ProxmoxClient } from "../client.ts";
 import { ProxmoxApiError, type ProxmoxParameterError, ProxmoxTaskFailedError } from "../errors.ts";
-import type { Upid } from "../upid.ts";
+import { parseUpid, type Upid } from "../upid.ts";
 import { type ProxmoxSimulator, simulatedDownload, startProxmoxSimulator } from "./server.ts";
 
 let sim: ProxmoxSimulator;
 let client: ProxmoxClient;
+let agent: Agent;
 const FACTORY =
   "https://factory.talos.dev/image/376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba/v1.11.0";
 const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
@@ -38,7 +40,9 @@ beforeAll(async () => {
       },
     ],
     remoteFiles: { [`${FACTORY}/known.qcow2`]: Buffer.from("a known qcow2 image") },
+    tokens: [{ tokenId: "audit@pve!ro", secret: "ro", acl: { "/storage": ["Datastore.Audit"] } }],
   });
+  agent = new Agent({ connect: { ca: sim.caPem } });
   client = new ProxmoxClient({
     url: sim.url,
     tokenId: sim.tokenId,
@@ -49,6 +53,7 @@ beforeAll(async () => {
   });
 });
 afterAll(async () => {
+  await agent.close();
   await client.close();
   await sim.stop();
 });
@@ -291,5 +296,34 @@ describe("storage content listing", () => {
     const [volume] = await client.storageContent("pve1", "cephfs", { content: "import" });
     expect(Object.keys(volume!).sort()).toEqual(["content", "ctime", "format", "size", "volid"]);
     expect(volume).toMatchObject({ content: "import", format: "qcow2" });
+  });
+});
+
+describe("one volume", () => {
+  const call = async (method: string, path: string, token = `${sim.tokenId}=${sim.tokenSecret}`) => {
+    const response = await fetch(`${sim.url}/api2/json${path}`, {
+      method,
+      dispatcher: agent,
+      headers: { authorization: `PVEAPIToken=${token}` },
+    });
+    return { status: response.status, data: ((await response.json()) as { data: unknown }).data };
+  };
+
+  it("is read with its path, and deleted by a task only with Datastore.Allocate", async () => {
+    await client.waitForTask(
+      await download("cephfs", { url: `${FACTORY}/gone.qcow2`, content: "import", filename: "gone.qcow2" }),
+    );
+    const path = "/nodes/pve1/storage/cephfs/content/cephfs:import%2Fgone.qcow2";
+    expect((await call("GET", path, "audit@pve!ro=ro")).data).toMatchObject({
+      format: "qcow2",
+      path: "/mnt/pve/cephfs/import/gone.qcow2",
+    });
+    expect((await call("DELETE", path, "audit@pve!ro=ro")).status).toBe(403);
+    const deleted = await call("DELETE", path);
+    expect(deleted.status).toBe(200);
+    expect(String(deleted.data)).toMatch(/^UPID:pve1:.*:imgdel:/);
+    await client.waitForTask(parseUpid(String(deleted.data)));
+    expect(await volids("cephfs")).not.toContain("cephfs:import/gone.qcow2");
+    expect((await call("GET", path)).status).toBe(500);
   });
 });

@@ -418,13 +418,21 @@ export const HANDLERS: Record<string, Handler> = {
 
   "GET /nodes/{node}/storage/{storage}/content/{volume}": (ctx) => {
     const volid = volumeId(ctx);
+    // "read access for the volume": Datastore.Audit or Datastore.AllocateSpace on its storage.
+    const storeid = volid.slice(0, volid.indexOf(":"));
+    if (!hasPrivilege(ctx.acl, `/storage/${storeid}`, "Datastore.AllocateSpace"))
+      requirePrivileges(ctx.acl, `/storage/${storeid}`, ["Datastore.Audit"]);
     const v = ctx.cluster.findVolume(node(ctx), volid);
     if (!v) die(`volume '${volid}' does not exist`);
     return { format: v!.format, size: v!.size, used: v!.size, path: volumePath(ctx, v!.volid) };
   },
 
-  "DELETE /nodes/{node}/storage/{storage}/content/{volume}": (ctx) =>
-    ctx.cluster.deleteVolume(node(ctx), ctx.params["storage"]!, volumeId(ctx), ctx.user),
+  // Datastore.Allocate on the storage (the backup-volume exception via VM.Backup is not simulated).
+  "DELETE /nodes/{node}/storage/{storage}/content/{volume}": (ctx) => {
+    const volid = volumeId(ctx);
+    requirePrivileges(ctx.acl, `/storage/${volid.slice(0, volid.indexOf(":"))}`, ["Datastore.Allocate"]);
+    return ctx.cluster.deleteVolume(node(ctx), ctx.params["storage"]!, volid, ctx.user);
+  },
 
   "POST /nodes/{node}/storage/{storage}/download-url": (ctx) =>
     ctx.cluster.download(node(ctx), ctx.params["storage"]!, ctx.params, ctx.user, ctx.fetchFile),
