@@ -179,7 +179,7 @@ export function normalizeNet(value: string, random: () => number): string {
   }
   if (!model) return value;
   const sorted = rest.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${k}=${v}`);
-  return [`${model}=${(mac ?? randomMac(random)).toUpperCase()}`, ...sorted].join(",");
+  return [`${model}=${mac ?? randomMac(random)}`, ...sorted].join(",");
 }
 
 export class SimCluster {
@@ -394,9 +394,8 @@ export class SimCluster {
     for (const key of Object.keys(config)) {
       if (/^net\d+$/.test(key)) config[key] = normalizeNet(config[key]!, this.options.random);
     }
+    // Only an absent smbios1 gets one ("auto generate uuid if user did not specify smbios1 option").
     config["smbios1"] ??= `uuid=${randomUUID()}`;
-    if (!/^uuid=/.test(config["smbios1"]!) && !/,uuid=/.test(config["smbios1"]!))
-      config["smbios1"] = `uuid=${randomUUID()},${config["smbios1"]}`;
     if (config["vmgenid"] === undefined || config["vmgenid"] === "1") config["vmgenid"] = randomUUID();
     config["meta"] = `creation-qemu=10.1.2,ctime=${Math.floor(Date.now() / 1000)}`;
   }
