@@ -381,6 +381,15 @@ export class SimCluster {
         if (!source.includes(":") || (vtype !== "images" && vtype !== "import"))
           paramError({ [key]: `${source} has wrong type '${vtype}' - needs to be 'images' or 'import'` });
       }
+      // An existing volume (not a new disk, not the cloud-init drive) must be a disk image or an ISO,
+      // and an ISO needs media=cdrom.
+      if (!m && file.includes(":") && !/^[^:]+:cloudinit$/.test(file) && !file.startsWith("/")) {
+        const vtype = volumeType(file);
+        if (vtype === "iso" && opts["media"] !== "cdrom")
+          paramError({ [key]: "explicit 'media=cdrom' is required for iso images" });
+        if (vtype !== "images" && vtype !== "iso")
+          paramError({ [key]: "content type needs to be 'images' or 'iso'" });
+      }
       if (m && opts["media"] !== "cdrom") {
         const store = this.storage(node, m[1]!);
         if (!store.content.includes("images"))

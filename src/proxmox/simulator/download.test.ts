@@ -283,6 +283,16 @@ describe("import-from on VM create", () => {
     expect(r.errors).toEqual({ storage: "storage 'cephfs' does not support vm images" });
   });
 
+  it("an ISO attached as a drive needs media=cdrom; an import volume cannot be attached directly", async () => {
+    const iso = await refusal(create(4006, "local:iso/talos.iso"));
+    expect(iso.errors).toEqual({ scsi0: "explicit 'media=cdrom' is required for iso images" });
+    const imported = await refusal(create(4007, "cephfs:import/talos.qcow2"));
+    expect(imported.errors).toEqual({ scsi0: "content type needs to be 'images' or 'iso'" });
+    await client.waitForTask(
+      await client.createVm("pve1", 4008, { name: "cd", ide2: "local:iso/talos.iso,media=cdrom" }),
+    );
+  });
+
   it("a source that does not exist fails the create task, and leaves no VM", async () => {
     expect(await outcome(create(4005, "ceph-vm-disks:0,import-from=cephfs:import/missing.qcow2"))).toBe(
       "unable to create VM 4005 - could not get size of cephfs:import/missing.qcow2",
