@@ -2,15 +2,18 @@
 // simulators; Talos machines configured through the real Talos API become Nodes of the workload
 // cluster (NotReady without a CNI, Ready once a CNI agent runs on them, and then pods run); a SIGKILLed
 // `npm start` resumes the same objects; Ctrl-C keeps the state; --reset clears it.
+import { execFile } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ensureKwokBinary } from "../../src/local/control-plane/binaries.ts";
+import { ensureControlPlaneBinaries, ensureKwokBinary } from "../../src/local/control-plane/binaries.ts";
 import { CNI_READY_ANNOTATION, NOT_READY_MESSAGE } from "../../src/local/kwok-stages.ts";
-import { SEED_NODES } from "../../src/local/seed-addresses.ts";
+import { SEED_NODES, SEED_PROXMOX, seedDial } from "../../src/local/seed-addresses.ts";
+import { ProxmoxClient } from "../../src/proxmox/client.ts";
 import { KubeClient, type KubeObject } from "../../src/runtime/index.ts";
 import { TalosClient } from "../../src/talos/client/talos-client.ts";
 import { exampleClusterInput } from "../../src/talos/config/example-input.ts";
@@ -47,13 +50,42 @@ const TIMEOUT = 180_000;
 let dataHome: string;
 let stateDir: string;
 let local: LocalProcess | undefined;
-const clients: TalosClient[] = [];
+const clients: { close(): unknown }[] = [];
 const secrets = ensureSecretsBundle();
 const talosconfig = generateAdminTalosconfig(secrets, { contextName: "seed", endpoints: [] });
 const configs = new Map(generateClusterConfigs(exampleClusterInput, secrets).map((c) => [c.node, c.yaml]));
 const kubeletVersion = exampleClusterInput.kubernetesVersion;
 
 const ready = (n: Node) => n.status?.conditions?.find((c) => c.type === "Ready");
+
+/**
+ * A Proxmox client as the controllers make one: the seed's URL, the credentials from the Secrets local
+ * mode wrote, and the dial seam built from where local mode says its simulators listen.
+ */
+async function seedProxmox(kube: KubeClient): Promise<ProxmoxClient> {
+  const ns = "homelab-system";
+  const data = async (kind: string, name: string) =>
+    (
+      await kube.get<KubeObject & { data?: Record<string, string> }>(
+        { apiVersion: "v1", kind },
+        { namespace: ns, name },
+      )
+    ).data ?? {};
+  const token = await data("Secret", "proxmox-token");
+  const ca = await data("Secret", "proxmox-ca");
+  const sims = await data("ConfigMap", "local-simulators");
+  const decode = (b64?: string) => Buffer.from(b64 ?? "", "base64").toString();
+  const url = new URL(sims["proxmox.url"] ?? "");
+  const client = new ProxmoxClient({
+    url: `https://${SEED_PROXMOX.host}:${SEED_PROXMOX.port}`,
+    tokenId: decode(token.tokenID),
+    tokenSecret: decode(token.secret),
+    tls: { caPem: decode(ca["ca.crt"]) },
+    dial: seedDial({ proxmox: { host: url.hostname, port: Number(url.port) }, talos: new Map() }),
+  });
+  clients.push(client);
+  return client;
+}
 
 /** Where each seed machine's simulator listens, from what local mode published. */
 async function talosEndpoints(kube: KubeClient): Promise<Record<string, string>> {
@@ -248,6 +280,59 @@ describe("npm start: the local homelab", () => {
     });
   }, 600_000);
 
+  it("kubectl apply -f examples/ as the README says: local credentials survive the example placeholders, progress shows", async () => {
+    const { kubectl } = await ensureControlPlaneBinaries();
+    const kube = new KubeClient(local!.kubeConfig());
+    const before = await kube.get<KubeObject & { data?: Record<string, string> }>(
+      { apiVersion: "v1", kind: "Secret" },
+      { namespace: "homelab-system", name: "proxmox-token" },
+    );
+    const env = { ...process.env, KUBECONFIG: local!.kubeconfigPath };
+    const run = (...args: string[]) => promisify(execFile)(kubectl, args, { env });
+    // The README's steps: the migrations' namespace first; the AppVending's namespace peers-alice is
+    // made by the alice PeerTenant, so the first apply reports it missing and a second one creates it.
+    await run("create", "namespace", "infra");
+    const first = await run("apply", "-f", "examples/").then(
+      () => "",
+      (err: { stderr?: string }) => err.stderr ?? String(err),
+    );
+    const failures = first.split("\n").filter((l) => l.startsWith("Error"));
+    for (const line of failures)
+      expect(line).toMatch(/app-vending-portfolio\.yaml": namespaces "peers-alice" not found/);
+    await waitFor("the peers-alice namespace of the alice PeerTenant", () =>
+      kube.getOrUndefined({ apiVersion: "v1", kind: "Namespace" }, { name: "peers-alice" }),
+    );
+    await run("apply", "-f", "examples/");
+    await waitFor(
+      "local mode to put its Proxmox token back",
+      async () => {
+        const now = await kube.get<KubeObject & { data?: Record<string, string> }>(
+          { apiVersion: "v1", kind: "Secret" },
+          { namespace: "homelab-system", name: "proxmox-token" },
+        );
+        return now.data?.secret === before.data?.secret && now.data?.tokenID === before.data?.tokenID;
+      },
+      30_000,
+      250,
+    );
+    // The token works against the seed's Proxmox address, through the seam.
+    const proxmox = await seedProxmox(kube);
+    expect((await proxmox.listNodes()).map((n) => n.node).sort()).toEqual([
+      "neo",
+      "niobe",
+      "smith",
+      "trinity",
+    ]);
+    await waitFor("a progress line for the example HomelabCluster", () =>
+      /\d\d:\d\d:\d\d {2}HomelabCluster k8s created/.test(local!.output()),
+    );
+    expect(local!.output()).toMatch(/PeerTenant alice created/);
+    // A VM, to find again after the crash below.
+    await proxmox.waitForTask(
+      await proxmox.createVm("trinity", 9001, { name: "kept-across-restarts", memory: 512, cores: 1 }),
+    );
+  }, 120_000);
+
   it("SIGKILL of npm start, then npm start again: the same clusters, machines and objects", async () => {
     local!.child.kill("SIGKILL");
     await local!.exited;
@@ -284,6 +369,12 @@ describe("npm start: the local homelab", () => {
     const pod = await workload.get<Pod>(POD, { namespace: "apps", name: "web" });
     expect(pod.metadata?.uid).toBe(podUid);
     expect(pod.status?.phase).toBe("Running");
+    // Proxmox VE kept its VMs, and the stored token still works.
+    const proxmox = await seedProxmox(kube);
+    expect((await proxmox.listVms()).map((v) => [v.vmid, v.name])).toContainEqual([
+      9001,
+      "kept-across-restarts",
+    ]);
   }, 900_000);
 
   it("Ctrl-C stops every process and keeps the state", async () => {
@@ -311,6 +402,7 @@ describe("npm start: the local homelab", () => {
     }
     const workload = workloadClient(readFileSync(join(stateDir, "workload", "admin.kubeconfig"), "utf8"));
     expect((await workload.list<Node>(NODE)).items).toEqual([]);
+    expect(await (await seedProxmox(kube)).listVms()).toEqual([]);
     local.child.kill("SIGTERM");
     expect(await local.exited).toBe(0);
     local = undefined;

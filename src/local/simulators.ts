@@ -1,8 +1,13 @@
-// Local mode's stand-ins for the homelab: a Proxmox VE simulator with the seed's nodes and storages,
+// Local mode's stand-ins for the homelab: a Proxmox VE simulator with the seed's inventory (nodes
+// trinity, neo, niobe, smith; storages cephfs, ceph-vm-disks, pbs),
 // and a Talos simulator with one machine per seed VM (each on its own loopback address, known by its
 // seed address). The Talos machines' Kubernetes is the workload cluster (workload-cluster.ts). Their
 // credentials go into the operator's namespace, the way a user stores the real ones.
+import { randomUUID } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { SEED_HOMELAB_INVENTORY } from "../proxmox/simulator/inventory.ts";
 import { startProxmoxSimulator } from "../proxmox/simulator/server.ts";
 import type { Dial } from "../proxmox/transport.ts";
 import { startTalosSimulator } from "../talos/simulator/simulator.ts";
@@ -17,32 +22,28 @@ export interface LocalSimulators {
   stop(): Promise<void>;
 }
 
+/** A random secret made once and kept in `file`. */
+async function keptSecret(file: string): Promise<string> {
+  if (existsSync(file)) return (await readFile(file, "utf8")).trim();
+  const secret = randomUUID();
+  await writeFile(file, secret, { mode: 0o600 });
+  return secret;
+}
+
 export async function startLocalSimulators(options: {
   /** Kept folder for the simulators' state. */
   dir: string;
   workload: WorkloadCluster;
   log?: (line: string) => void;
 }): Promise<LocalSimulators> {
+  const proxmoxDir = join(options.dir, "proxmox");
+  await mkdir(proxmoxDir, { recursive: true, mode: 0o700 });
   const proxmox = await startProxmoxSimulator({
-    nodes: SEED_NODES.map((n) => n.proxmoxNode),
+    ...SEED_HOMELAB_INVENTORY,
     certificateNames: [SEED_PROXMOX.host],
-    storages: [
-      {
-        storage: "local",
-        type: "dir",
-        content: ["iso", "import", "backup", "snippets"],
-        shared: false,
-        total: 100 * 2 ** 30,
-      },
-      {
-        storage: "cephfs",
-        type: "nfs",
-        content: ["iso", "import", "backup"],
-        shared: true,
-        total: 2 * 2 ** 40,
-      },
-      { storage: "ceph-vm-disks", type: "rbd", content: ["images"], shared: true, total: 4 * 2 ** 40 },
-    ],
+    // Kept with the rest of the state, so the token stored in the Secret stays valid across restarts.
+    tokenSecret: await keptSecret(join(options.dir, "proxmox-token-secret")),
+    stateDir: proxmoxDir,
   });
   let talos: Awaited<ReturnType<typeof startTalosSimulator>>;
   try {
