@@ -40,7 +40,8 @@ export async function killStaleProcesses(dir: string, timeoutMs = 15_000): Promi
   for (const file of await readdir(dir)) {
     const owner = /^pids-(\d+)$/.exec(file)?.[1];
     if (!owner) continue;
-    if (Number(owner) !== process.pid && isAlive(Number(owner))) {
+    // A live owner (this process included: a second start on the same folder) still uses the data.
+    if (isAlive(Number(owner))) {
       throw new Error(`${dir} is in use by process ${owner}; stop it first (or remove ${join(dir, file)})`);
     }
     const path = join(dir, file);
