@@ -286,7 +286,7 @@ export class Controller {
       ...(ref.namespace ? { namespace: ref.namespace } : {}),
     };
     const forInformer = this.forInformer!;
-    if (this.isPaused(forInformer.get(key))) {
+    if (this.isPaused(this.forInformer?.get(key))) {
       // No reconcile, no write, no retry: the annotation's removal is an event that brings the key back.
       this.queue.forget(key);
       metrics.reconcileTotal.inc({ controller: this.name, result: "paused" });
