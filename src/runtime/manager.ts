@@ -59,6 +59,7 @@ export class Manager {
   private started = false;
   private stopping: Promise<void> | undefined;
   private workersRunning = false;
+  private leaseLost = false;
   private settle!: { resolve: () => void; reject: (err: Error) => void };
   private readonly finished: Promise<void>;
   /** The port the health server listens on, once started. */
@@ -192,6 +193,7 @@ export class Manager {
           this.opts.onLeadershipChange?.(false);
           stoppedByUs = this.stopSignal.signal.aborted;
           if (!stoppedByUs) {
+            this.leaseLost = true;
             // Lost the lease: stop reconciling now, before another replica may take it over.
             for (const c of this.controllers)
               void c.stop(this.opts.gracefulShutdownTimeoutMs ?? 30_000, { abortInFlight: true });
@@ -233,6 +235,9 @@ export class Manager {
       const timeout = this.opts.gracefulShutdownTimeoutMs ?? 30_000;
       // Stop taking work before giving up the lease, so a successor cannot overlap with us.
       await Promise.all(this.controllers.map((c) => c.stop(timeout)));
+      // Repeats counted since the last flush are written now, while the client still works; not after a
+      // lost lease, when this process must not write at all.
+      await this.recorder.stop({ flush: !this.leaseLost });
       this.stopSignal.abort();
       await this.electorRun?.catch(() => {});
       await this.informers.stop();
