@@ -21,6 +21,7 @@ import {
   specOrMetadataChanged,
 } from "../../runtime/index.ts";
 import { type EnsureOutcome, ensureObject } from "../shared/ensure.ts";
+import { PAUSED_ANNOTATION } from "../shared/paused.ts";
 import { sumResources } from "../shared/quantity.ts";
 import {
   desiredCiliumGatewayPolicy,
@@ -118,6 +119,7 @@ export function peerTenantController(opts: PeerTenantControllerOptions): Control
     maxConcurrentReconciles: opts.maxConcurrentReconciles ?? 8,
     // Status-only updates of a PeerTenant are our own writes: they need no reconcile.
     predicate: specOrMetadataChanged,
+    pausedAnnotation: PAUSED_ANNOTATION,
     async reconcile(req, ctx) {
       if (req.name === GUARDRAILS_KEY) return ensureGuardrails(ctx, opts);
       if (req.name === GITLAB_CI_ACCESS_KEY) return ensureGitlabCiAccess(ctx, opts);
