@@ -20,6 +20,7 @@ import { condition, RUN, tenants, waitReady } from "../peer-tenant/tenant-fixtur
 import {
   type AuditEvent,
   type AuditedCluster,
+  forbiddenByRBAC,
   resourceOf,
   startAuditedCluster,
 } from "../runtime/audited-cluster.ts";
@@ -32,6 +33,7 @@ const reference = (file: string) => `/work/shared/reference/crds/${file}`;
 const NAMESPACE = "homelab-system";
 const SERVICE_ACCOUNT = `system:serviceaccount:${NAMESPACE}:homelab-operator`;
 const crdGvk = { apiVersion: "apiextensions.k8s.io/v1", kind: "CustomResourceDefinition" };
+const TENANT = { apiVersion: "homelab.shdr.ch/v1alpha1", kind: "PeerTenant" };
 
 /**
  * Granted pairs the audit log cannot show, each with why it is still needed. Nothing else may be unused.
@@ -39,6 +41,8 @@ const crdGvk = { apiVersion: "apiextensions.k8s.io/v1", kind: "CustomResourceDef
  *   RoleBinding otherwise, which the no-refusals test would catch); it is not a request of its own.
  * - peertenants/finalizers update: checked by the OwnerReferencesPermissionEnforcement admission plugin
  *   (on in this test's API server) for every ownerReference with blockOwnerDeletion, not a request.
+ * - configmaps get: the API server refuses a ValidatingAdmissionPolicy whose paramKind is ConfigMap
+ *   unless its writer may get all ConfigMaps (found by this test: a 422 naming the missing permission).
  * - peertenants get: finalizers.ts re-reads the object after its JSON patch guard failed because someone
  *   changed the finalizers at the same moment; a race this test cannot produce on purpose.
  */
@@ -46,6 +50,7 @@ const NOT_A_REQUEST = new Map([
   ["rbac.authorization.k8s.io clusterroles bind", "escalation check on RoleBindings to admin/edit"],
   ["homelab.shdr.ch peertenants/finalizers update", "OwnerReferencesPermissionEnforcement admission"],
   ["homelab.shdr.ch peertenants get", "re-read after a finalizer patch guard fails (a race)"],
+  [" configmaps get", "required of whoever writes a ValidatingAdmissionPolicy with paramKind ConfigMap"],
 ]);
 
 let cluster: AuditedCluster;
@@ -101,7 +106,7 @@ function usedPairs(events: AuditEvent[]): Set<string> {
   for (const e of events) {
     if (e.user.username !== SERVICE_ACCOUNT) continue;
     const r = resourceOf(e);
-    if (!r || e.responseStatus?.code === 403) continue;
+    if (!r || forbiddenByRBAC(e)) continue;
     pairs.add(`${r.apiGroup} ${r.resource} ${e.verb}`);
     if (e.verb === "patch" && e.responseStatus?.code === 201) pairs.add(`${r.apiGroup} ${r.resource} create`);
   }
@@ -254,7 +259,21 @@ describe("deploy/manifests", () => {
     await manager.start();
     await waitFor("leadership", () => manager!.isLeader());
 
-    // Gatekeeper's part: serve the constraint kinds of the templates the operator writes.
+    const name = `rbac-${RUN}`;
+    const extra = `peers-${name}-extra`;
+    await tenants(admin).create(name, {
+      owners: { users: [name], groups: [`peers-${name}`] },
+      namespaces: { additional: [extra], max: 3 },
+      quota: { perNamespace: { pods: "10" } },
+      limits: { default: { memory: "256Mi" } },
+      network: { allowFromGateway: true },
+      requiredLabels: ["owner"],
+      gitlab: { groupPath: `peers/${name}`, groupID: 7 },
+      deletionPolicy: "Retain",
+    });
+    await waitReady(admin, name, 90_000);
+    // Gatekeeper's part: serve the constraint kinds of the templates the operator writes (the guardrails
+    // pass runs on the first tenant's event), then wake the tenant to add its constraint.
     const templates = await waitFor(
       "both constraint templates",
       async () => {
@@ -268,18 +287,35 @@ describe("deploy/manifests", () => {
     );
     for (const t of templates) await adminClient.apply(constraintCRD(t as never));
 
-    const name = `rbac-${RUN}`;
-    const extra = `peers-${name}-extra`;
-    await tenants(admin).create(name, {
-      owners: { users: [name], groups: [`peers-${name}`] },
-      namespaces: { additional: [extra], max: 3 },
-      quota: { perNamespace: { pods: "10" } },
-      limits: { default: { memory: "256Mi" } },
-      network: { allowFromGateway: true },
-      requiredLabels: ["owner"],
-      gitlab: { groupPath: `peers/${name}`, groupID: 7 },
-      deletionPolicy: "Retain",
-    });
+    const requiredLabels = {
+      apiVersion: "constraints.gatekeeper.sh/v1beta1",
+      kind: "HomelabTenantRequiredLabels",
+    };
+    await waitFor(
+      "the constraint kinds to be served",
+      () => adminClient.resourceInfo(requiredLabels),
+      60_000,
+    );
+    await adminClient.patch(
+      TENANT,
+      { name },
+      { metadata: { annotations: { nudge: "gatekeeper" } } },
+      "merge",
+    );
+    await waitFor(
+      "the all-tenants Service constraint (the guardrails pass looks again every 5 s)",
+      () =>
+        adminClient.getOrUndefined(
+          { apiVersion: "constraints.gatekeeper.sh/v1beta1", kind: "HomelabTenantServiceTypes" },
+          { name: "homelab-tenants" },
+        ),
+      60_000,
+    );
+    await waitFor(
+      "the tenant's required-labels constraint",
+      () => adminClient.getOrUndefined(requiredLabels, { name: `peers-${name}` }),
+      60_000,
+    );
     const ready = await waitReady(admin, name, 90_000);
     expect(condition(ready, "AccessReady")?.status).toBe("True");
     await adminClient.get(
@@ -325,7 +361,7 @@ describe("deploy/manifests", () => {
         60_000,
       );
       await adminClient.patch(
-        { apiVersion: "homelab.shdr.ch/v1alpha1", kind: "PeerTenant" },
+        TENANT,
         { name: blocked },
         { metadata: { annotations: { touched: String(i) } } },
         "merge",
@@ -358,7 +394,7 @@ describe("deploy/manifests", () => {
     manager = undefined;
 
     const refused = (await cluster.events()).filter(
-      (e) => e.user.username === SERVICE_ACCOUNT && e.responseStatus?.code === 403,
+      (e) => e.user.username === SERVICE_ACCOUNT && forbiddenByRBAC(e),
     );
     expect(refused.map((e) => `${e.verb} ${e.requestURI}`)).toEqual([]);
   }, 400_000);

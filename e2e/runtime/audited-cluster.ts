@@ -21,6 +21,8 @@ export interface AuditEvent {
     apiGroup?: string;
   };
   responseStatus?: { code?: number };
+  /** e.g. `authorization.k8s.io/decision`: "allow" or "forbid" (RBAC's answer, whatever admission said after). */
+  annotations?: Record<string, string>;
   requestReceivedTimestamp: string;
 }
 
@@ -81,6 +83,11 @@ export async function startAuditedCluster(
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Refused by authorization (RBAC), as opposed to a 403 from admission (e.g. a ValidatingAdmissionPolicy). */
+export function forbiddenByRBAC(e: AuditEvent): boolean {
+  return e.annotations?.["authorization.k8s.io/decision"] === "forbid";
 }
 
 /** `resource` or `resource/subresource`, with the API group: how RBAC names what a request touched. */
