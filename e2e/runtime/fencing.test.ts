@@ -10,6 +10,7 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeAuditPolicy } from "../../bench/peer-tenant/audit.ts";
 import { KubeClient } from "../../src/runtime/client.ts";
+import { isConflict } from "../../src/runtime/errors.ts";
 import { createLogger } from "../../src/runtime/logger.ts";
 import { Manager } from "../../src/runtime/manager.ts";
 import { type ControlPlane, startControlPlane } from "../harness/control-plane.ts";
@@ -298,5 +299,81 @@ describe("an aborted reconcile's client", () => {
     expect(mine.map((w) => `${w.verb} ${w.resource} ${w.name} ${w.code}`)).toEqual([
       "patch configmaps target 200",
     ]);
+  });
+});
+
+describe("ctx.fence on a real Lease", () => {
+  it("passes while leading; refuses once another holder is recorded or the record's own leaseDurationSeconds has passed", async () => {
+    const ns = await freshNamespace(admin, "fence");
+    await admin.create({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "probe", namespace: ns } });
+    const LEASE = { apiVersion: "coordination.k8s.io/v1", kind: "Lease" } as const;
+    type LeaseObj = { metadata: { resourceVersion: string }; spec: Record<string, unknown> };
+    const manager = new Manager({
+      kubeConfig: cp.kubeConfig(),
+      namespace: ns,
+      logger: createLogger({ level: "error" }),
+      leaderElection: { name: "fence-lease", namespace: ns, identity: "me" },
+    });
+    const results: string[] = [];
+    manager.addController({
+      name: "fence-probe",
+      for: CONFIGMAP,
+      async reconcile(_req, ctx) {
+        await ctx.fence("probe").then(
+          () => results.push("ok"),
+          (err: unknown) => results.push(String(err)),
+        );
+      },
+    });
+    await manager.start();
+    await eventually("a fenced reconcile while leading", () => results.includes("ok"), 30_000);
+    await manager.fence("direct call while leading");
+
+    // The elector renews every 2 s: rewrite the record on a fresh read, again if it renewed in between.
+    const rewrite = async (change: (spec: Record<string, unknown>) => Record<string, unknown>) => {
+      for (;;) {
+        const current = await admin.get<LeaseObj>(LEASE, { namespace: ns, name: "fence-lease" });
+        try {
+          return await admin.replace({ ...current, spec: change(current.spec) } as never);
+        } catch (err) {
+          if (!isConflict(err)) throw err;
+        }
+      }
+    };
+    // The record's duration, not the local 15 s: a renewTime 3 s old on a 1 s lease has expired. Should
+    // the elector renew between the rewrite and the fence (it does every 2 s), the fence rightly passes:
+    // try again then.
+    let expiredRefusal: unknown;
+    for (let attempt = 0; attempt < 5 && !expiredRefusal; attempt++) {
+      await rewrite((spec) => ({
+        ...spec,
+        leaseDurationSeconds: 1,
+        renewTime: new Date(Date.now() - 3_000).toISOString(),
+      }));
+      expiredRefusal = await manager.fence("delete VM").then(
+        async () => {
+          const now = await admin.get<LeaseObj>(LEASE, { namespace: ns, name: "fence-lease" });
+          expect(now.spec["leaseDurationSeconds"]).toBe(15); // passed only because it was renewed meanwhile
+          return undefined;
+        },
+        (err: unknown) => err,
+      );
+    }
+    expect(String(expiredRefusal)).toMatch(/fence before delete VM refused: the lease expires at/);
+
+    // Another holder (a standby that took over, as this process would learn only at its next renewal).
+    await rewrite((spec) => ({
+      ...spec,
+      holderIdentity: "intruder",
+      renewTime: new Date().toISOString(),
+      leaseDurationSeconds: 15,
+    }));
+    expect(manager.isLeader()).toBe(true); // the elector has not noticed yet: only the live read does
+    await expect(manager.fence("bootstrap")).rejects.toThrow(/the lease is held by "intruder"/);
+    results.length = 0;
+    await admin.patch(CONFIGMAP, { namespace: ns, name: "probe" }, { data: { again: "1" } }, "merge");
+    await eventually("the reconcile's fence to answer", () => results.length > 0 && results, 10_000);
+    expect(results[0]).toMatch(/FencingError: fence before probe refused/);
+    await manager.stop();
   });
 });
