@@ -9,10 +9,11 @@ import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeAuditPolicy } from "../../bench/peer-tenant/audit.ts";
-import { KubeClient } from "../../src/runtime/client.ts";
+import { deleteExactly, KubeClient } from "../../src/runtime/client.ts";
 import { isConflict } from "../../src/runtime/errors.ts";
 import { createLogger } from "../../src/runtime/logger.ts";
 import { Manager } from "../../src/runtime/manager.ts";
+import type { KubeObject } from "../../src/runtime/object.ts";
 import { type ControlPlane, startControlPlane } from "../harness/control-plane.ts";
 import { kubeconfigForUser } from "../harness/users.ts";
 import { type FaultProxy, startFaultProxy } from "./fault-proxy.ts";
@@ -375,5 +376,24 @@ describe("ctx.fence on a real Lease", () => {
     await eventually("the reconcile's fence to answer", () => results.length > 0 && results, 10_000);
     expect(results[0]).toMatch(/FencingError: fence before probe refused/);
     await manager.stop();
+  });
+});
+
+describe("deleteExactly on a real API server", () => {
+  it("refuses (409) to delete a same-named successor or a changed object; deletes the very object read", async () => {
+    const ns = await freshNamespace(admin, "exact");
+    const key = { namespace: ns, name: "victim" };
+    const cm = (): KubeObject => ({ apiVersion: "v1", kind: "ConfigMap", metadata: { ...key } });
+    const first = await admin.create(cm());
+    // Another actor deletes and recreates it: same name, new uid.
+    await admin.delete(CONFIGMAP, key);
+    const successor = await admin.create(cm());
+    await expect(deleteExactly(admin, first)).rejects.toMatchObject({ code: 409 });
+    // Changed since it was read: same uid, newer resourceVersion.
+    await admin.patch(CONFIGMAP, key, { data: { changed: "yes" } }, "merge");
+    await expect(deleteExactly(admin, successor)).rejects.toMatchObject({ code: 409 });
+    expect((await admin.get(CONFIGMAP, key)).metadata?.uid).toBe(successor.metadata?.uid);
+    await deleteExactly(admin, await admin.get(CONFIGMAP, key));
+    expect(await admin.getOrUndefined(CONFIGMAP, key)).toBeUndefined();
   });
 });
