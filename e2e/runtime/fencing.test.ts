@@ -213,8 +213,9 @@ describe("a leader cut off from the API server, with reconciles that keep writin
     const afterLoss = byD.filter((w) => w.receivedMs >= dLost.at || w.completedMs >= dLost.at);
     const byEAfter = writes.filter((w) => w.user === STANDBY_USER && w.resource === "configmaps");
     const dTriesAfterRestore = j.filter(
-      (l) => l.who === "D" && l.what === "write-refused" && l.at >= restoredAt,
+      (l) => l.who === "D" && (l.what === "write-refused" || l.what === "wrote") && l.at >= restoredAt,
     );
+    const dRefusedAfterRestore = dTriesAfterRestore.filter((l) => l.what === "write-refused");
     console.log(
       `[fencing] D: ${byD.length} writes in total (audit log), ${afterLoss.length} after it stopped leading ` +
         `(${dLost.at - cutAt} ms after the cut), ${late.length} after its lease could be taken over ` +
