@@ -4,6 +4,7 @@ import { ItemBackoff } from "./backoff.ts";
 import type { KubeClient } from "./client.ts";
 import { isTerminal } from "./errors.ts";
 import type { EventRecorder } from "./events.ts";
+import { type Fence, isFencingError, noFence } from "./fencing.ts";
 import type { Informer, InformerFactory } from "./informer.ts";
 import type { RuntimeMetrics } from "./metrics.ts";
 import {
@@ -35,7 +36,14 @@ export interface ReconcileContext {
   logger: Logger;
   /** Aborted when the manager stops or loses leadership: long waits should give up. */
   signal: AbortSignal;
+  /** Bound to `signal`: once it aborts, every call is refused locally and calls in flight are cancelled. */
   client: KubeClient;
+  /**
+   * Call right before a destructive or once-only call outside Kubernetes (create/delete a VM, bootstrap,
+   * remove an etcd member, delete a namespace): resolves only if this process provably holds the lease
+   * now (live read); otherwise throws FencingError and aborts this reconcile (fencing.ts).
+   */
+  fence(reason: string): Promise<void>;
   recorder: EventRecorder;
   /** The `for` object as cached (undefined once deleted). Read-only: copy before changing it. */
   object<T extends KubeObject = KubeObject>(): T | undefined;
@@ -98,6 +106,8 @@ export interface ControllerDeps {
   recorder: EventRecorder;
   /** Restricts every informer of this controller to one namespace. */
   namespace?: string;
+  /** Backs ctx.fence; none: always passes (one replica). */
+  fence?: Fence;
 }
 
 /** Whether a kind is namespaced, resolved through discovery before handlers are wired. */
@@ -237,6 +247,12 @@ export class Controller {
     }
   }
 
+  /** Leadership lost: take no more keys and abort in-flight reconciles now, without waiting for them. */
+  abandon(): void {
+    this.queue.shutDown();
+    this.abort.abort(new Error(`controller ${this.name}: leadership lost`));
+  }
+
   private async work(): Promise<void> {
     for (;;) {
       const key = await this.queue.get();
@@ -293,16 +309,30 @@ export class Controller {
       logger.debug({ annotation: this.spec.pausedAnnotation }, "Paused, not reconciling");
       return;
     }
+    // Per reconcile, so a refused fence aborts this reconcile only.
+    const own = new AbortController();
+    const signal = AbortSignal.any([this.abort.signal, own.signal]);
+    const fence = this.deps.fence ?? noFence;
+    const client = this.deps.client.withSignal(signal);
     const ctx: ReconcileContext = {
       controller: this.name,
       reconcileID,
       logger,
-      signal: this.abort.signal,
-      client: this.deps.client,
+      signal,
+      client,
+      fence: async (reason) => {
+        try {
+          await fence(reason, signal);
+        } catch (err) {
+          own.abort(err);
+          throw err;
+        }
+      },
       recorder: this.deps.recorder,
       object: <T extends KubeObject>() => forInformer.get(key) as T | undefined,
       cache: this.cacheReader(),
-      writeStatus: (obj, owned, opts) => this.statusWriter.write(obj, owned, opts),
+      // Through this reconcile's client: an aborted reconcile cannot write status either.
+      writeStatus: (obj, owned, opts) => this.statusWriter.write(obj, owned, opts, client),
     };
     const labels = { controller: this.name };
     metrics.activeWorkers.inc(labels);
@@ -320,6 +350,14 @@ export class Controller {
         logger.debug("Reconciled");
       }
     } catch (err) {
+      if (isFencingError(err) || (own.signal.aborted && isFencingError(own.signal.reason))) {
+        // Not a failure of the reconcile: this process may not act. A no-op once leadership is lost (the
+        // queue is shut down); a retry with backoff if the lease could not be read.
+        metrics.reconcileTotal.inc({ ...labels, result: "fenced" });
+        const retryInMs = this.queue.addRateLimited(key);
+        logger.warn({ err: own.signal.reason ?? err, retryInMs }, "Reconcile fenced off, not acting");
+        return;
+      }
       metrics.reconcileErrors.inc(labels);
       metrics.reconcileTotal.inc({ ...labels, result: "error" });
       if (isTerminal(err)) {

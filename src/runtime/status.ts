@@ -53,14 +53,22 @@ export class StatusWriter {
     this.now = opts.now ?? (() => new Date());
   }
 
-  /** Applies `owned` to `obj`'s status when it differs from what the object shows; true when it wrote. */
-  async write(obj: KubeObject, owned: OwnedStatus, opts: StatusWriteOptions = {}): Promise<boolean> {
+  /**
+   * Applies `owned` to `obj`'s status when it differs from what the object shows; true when it wrote.
+   * `client` overrides the writer's own, e.g. a reconcile's signal-bound client.
+   */
+  async write(
+    obj: KubeObject,
+    owned: OwnedStatus,
+    opts: StatusWriteOptions = {},
+    client: KubeClient = this.client,
+  ): Promise<boolean> {
     const manager = opts.part ? `${this.fieldManager}/${opts.part}` : this.fieldManager;
     const memoKey = `${manager}|${keyOf(objectKeyOf(obj))}`;
     const base = this.baseStatus(memoKey, obj);
     const desired = desiredStatus(base, owned, this.now());
     if (!differs(base, desired)) return false;
-    const response = await this.client.applyStatus<KubeObject>(
+    const response = await client.applyStatus<KubeObject>(
       {
         apiVersion: obj.apiVersion,
         kind: obj.kind,

@@ -11,6 +11,7 @@ import {
   type ConditionInput,
   type ControllerSpec,
   controllerReference,
+  deleteExactly,
   type GroupVersionKind,
   hasFinalizer,
   isNotFound,
@@ -601,7 +602,10 @@ function quotaStatus(ctx: ReconcileContext, namespaces: string[]): PeerTenantSta
 /** Removes a namespace from the tenant: deleted under `Delete`, released (ours stripped, data kept) under `Retain`. */
 async function retireNamespace(ctx: ReconcileContext, t: Tenant, name: string): Promise<void> {
   if (t.spec.deletionPolicy === "Delete") {
-    await ctx.client.delete(GVK.namespace, { name }, { ignoreNotFound: true });
+    const live = await namespaceToDelete(ctx, t, name);
+    if (!live) return;
+    await ctx.fence(`deleting namespace ${name}`);
+    await deleteExactly(ctx.client, live);
     return;
   }
   // Applying the bare object with our field manager drops every label we set; nothing else changes.
@@ -616,6 +620,29 @@ async function retireNamespace(ctx: ReconcileContext, t: Tenant, name: string): 
       );
     }
   }
+}
+
+/**
+ * The decision to delete came from caches, which can lag or disagree after a failover: confirm it on live
+ * reads. The namespace must still carry this tenant's label, and the same tenant (uid) must still exist
+ * with deletionPolicy Delete, either being deleted or no longer listing the namespace. The live namespace
+ * is returned for a delete with its uid and resourceVersion as preconditions.
+ */
+async function namespaceToDelete(
+  ctx: ReconcileContext,
+  t: Tenant,
+  name: string,
+): Promise<KubeObject | undefined> {
+  const live = await ctx.client.getOrUndefined(GVK.namespace, { name });
+  if (!live || live.metadata?.labels?.[TENANT_LABEL] !== t.metadata.name) return undefined;
+  const read = PeerTenant.schema.safeParse(
+    await ctx.client.getOrUndefined(GVK.tenant, { name: t.metadata.name }),
+  );
+  const owner = read.success ? read.data : undefined;
+  if (!owner || owner.metadata.uid !== t.metadata.uid || owner.spec.deletionPolicy !== "Delete")
+    return undefined;
+  if (!owner.metadata.deletionTimestamp && tenantNamespaces(owner).includes(name)) return undefined;
+  return live;
 }
 
 async function reconcileDelete(ctx: ReconcileContext, t: Tenant, cached: Obj): Promise<ReconcileResult> {
