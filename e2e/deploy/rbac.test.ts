@@ -2,7 +2,10 @@
 // `kubectl apply -k deploy/manifests` (the README's command) installs it, and the ClusterRole is exactly
 // what the operator uses: the controllers run as the chart's ServiceAccount on an API server with an
 // audit log, no request of theirs may be refused, and every (verb, resource) the chart grants must show
-// up in what that ServiceAccount did.
+// up in what that ServiceAccount did. Tried by removing rules: without `peertenants/finalizers update`
+// the tenant never gets Ready (admission refuses blockOwnerDeletion); without `events patch` the one
+// series update at stop is a 403 in the audit log; without `configmaps get` the API server refuses the
+// ValidatingAdmissionPolicies (paramKind).
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
