@@ -283,10 +283,14 @@ describe("npm start: the local homelab", () => {
   it("kubectl apply -f examples/ as the README says: local credentials survive the example placeholders, progress shows", async () => {
     const { kubectl } = await ensureControlPlaneBinaries();
     const kube = new KubeClient(local!.kubeConfig());
-    const before = await kube.get<KubeObject & { data?: Record<string, string> }>(
-      { apiVersion: "v1", kind: "Secret" },
-      { namespace: "homelab-system", name: "proxmox-token" },
-    );
+    const secretData = async (name: string) =>
+      (
+        await kube.get<KubeObject & { data?: Record<string, string> }>(
+          { apiVersion: "v1", kind: "Secret" },
+          { namespace: "homelab-system", name },
+        )
+      ).data;
+    const before = { token: await secretData("proxmox-token"), ca: await secretData("proxmox-ca") };
     const env = { ...process.env, KUBECONFIG: local!.kubeconfigPath };
     const run = (...args: string[]) => promisify(execFile)(kubectl, args, { env });
     // The README's steps: the migrations' namespace first; the AppVending's namespace peers-alice is
@@ -304,13 +308,10 @@ describe("npm start: the local homelab", () => {
     );
     await run("apply", "-f", "examples/");
     await waitFor(
-      "local mode to put its Proxmox token back",
+      "local mode to put its Proxmox token and CA back",
       async () => {
-        const now = await kube.get<KubeObject & { data?: Record<string, string> }>(
-          { apiVersion: "v1", kind: "Secret" },
-          { namespace: "homelab-system", name: "proxmox-token" },
-        );
-        return now.data?.secret === before.data?.secret && now.data?.tokenID === before.data?.tokenID;
+        const now = { token: await secretData("proxmox-token"), ca: await secretData("proxmox-ca") };
+        return JSON.stringify(now) === JSON.stringify(before);
       },
       30_000,
       250,
