@@ -378,6 +378,20 @@ describe("npm start: the local homelab", () => {
     ]);
   }, 900_000);
 
+  it("a second npm start on the same state, with or without --reset, is refused and changes nothing", async () => {
+    for (const args of [[], ["--reset"]]) {
+      const err = await startLocal(dataHome, args).then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+      expect(err?.message).toMatch(/exited with 1 before it was ready/);
+      expect(err?.message).toMatch(/is in use by process/);
+    }
+    const kube = new KubeClient(local!.kubeConfig());
+    expect(await kube.getOrUndefined(CM, { namespace: "default", name: "before-the-crash" })).toBeDefined();
+    expect(recordedPids().every(alive)).toBe(true);
+  }, 300_000);
+
   it("Ctrl-C stops every process and keeps the state", async () => {
     const pids = recordedPids();
     expect(pids.length).toBeGreaterThanOrEqual(8); // 2 x (etcd, apiserver, controller-manager) + scheduler + kwok

@@ -49,7 +49,12 @@ export async function startLocalHomelab(options: {
   };
   if (options.reset) {
     // Processes a killed earlier run left on this data go first, then the data.
-    for (const dir of [dirs.management, dirs.workload]) await killStaleProcesses(dir).catch(() => []);
+    // A folder still in use by a running `npm start` is refused here (never deleted under it).
+    for (const dir of [dirs.management, dirs.workload]) {
+      await killStaleProcesses(dir).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== "ENOENT") throw err;
+      });
+    }
     await rm(stateDir, { recursive: true, force: true });
     logger.info({ stateDir }, "Local homelab reset: starting from nothing");
   }
