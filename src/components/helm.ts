@@ -90,7 +90,7 @@ export class Helm {
           },
           (err, stdout, stderr) => {
             if (err) {
-              // Helm's stderr names objects and URLs, never values; the kubeconfig path is ours.
+              // Only the last stderr line (Helm's "Error: ..." summary) goes into the Condition message.
               const first = stderr.trim().split("\n").slice(-1)[0] ?? err.message;
               reject(new HelmError(`helm ${args[0]} failed: ${first}`, stderr));
             } else resolve(stdout);

@@ -1,13 +1,24 @@
 // Every controller the operator runs, registered on one manager.
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { OperatorConfig } from "../config.ts";
 import type { Manager } from "../runtime/index.ts";
 import { peerTenantController } from "./peer-tenant/controller.ts";
+import { platformComponentsController } from "./platform-components/controller.ts";
 
 export function registerControllers(manager: Manager, config: OperatorConfig): void {
   manager.addController(
     peerTenantController({
       operatorNamespace: config.namespace,
       operatorUsernames: config.operatorUsernames,
+    }),
+  );
+  manager.addController(
+    platformComponentsController({
+      // The image ships the pinned binary there (Dockerfile); a laptop points it at build-helm.sh's output.
+      helmPath: process.env.HOMELAB_OPERATOR_HELM || "helm",
+      helmStateDir: join(tmpdir(), "homelab-operator-helm"),
+      operatorNamespace: config.namespace,
     }),
   );
 }
