@@ -354,6 +354,36 @@ describe.skipIf(!haveCharts)(`components installer (real charts from ${CHARTS})`
     );
   });
 
+  it("a failing component blocks only what depends on it, and its running release stays", async () => {
+    const withBadVersion = desired.map((d) =>
+      d.entry.name === "cert-manager" ? { ...d, version: "v9.9.9" } : d,
+    );
+    const stepIssuer = { entry: entry("step-issuer"), enabled: true, repository: repo.url };
+    const rs = byName(await reconcileComponents(ctx(), [...withBadVersion, stepIssuer]));
+    expect([rs["cert-manager"]?.state, rs["cert-manager"]?.reason]).toEqual(["Failed", "InstallFailed"]);
+    expect(rs["cert-manager"]?.message).toContain("v9.9.9");
+    expect([rs["step-issuer"]?.state, rs["step-issuer"]?.reason]).toEqual(["Blocked", "DependencyNotReady"]);
+    for (const n of ["gateway-api", "cilium", "main-gateway", "hubble-ui-route", "crossplane"]) {
+      expect(rs[n]?.state, n).toBe("Ready");
+    }
+    expect(await helm.status("step-issuer", "cert-manager")).toBeUndefined();
+    const running = await helm.status("cert-manager", "cert-manager");
+    expect([running?.status, running?.chartVersion]).toEqual(["deployed", "v1.21.1"]);
+  });
+
+  it("disabling a platform-objects component deletes its objects; enabling brings them back", async () => {
+    const route = { apiVersion: "gateway.networking.k8s.io/v1", kind: "HTTPRoute" };
+    const key = { namespace: "kube-system", name: "hubble-ui" };
+    const off = desired.map((d) => (d.entry.name === "hubble-ui-route" ? { ...d, enabled: false } : d));
+    const rs = byName(await reconcileComponents(ctx(), off));
+    expect([rs["hubble-ui-route"]?.state, rs["hubble-ui-route"]?.action]).toEqual(["Removed", "uninstalled"]);
+    expect(await workload.getOrUndefined(route, key)).toBeUndefined();
+    // main-gateway is needed by nothing enabled now, but it is enabled itself: it stays.
+    expect(rs["main-gateway"]?.state).toBe("Ready");
+    await untilAllReady("route back");
+    expect(await workload.getOrUndefined(route, key)).toBeDefined();
+  });
+
   it("refuses to remove Crossplane while managed resources exist, removes it once none do", async () => {
     await applyCrdFile(workload, "s3.aws.m.upbound.io_buckets.yaml");
     await waitFor(

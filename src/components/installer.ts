@@ -230,7 +230,10 @@ async function reconcileDisabled(
   const { entry } = d;
   const hasRelease = !isBuiltin(entry) && entry.source.kind === "chart";
   const release = hasRelease ? await ctx.helm.status(entry.release, entry.namespace) : undefined;
-  if (release && release.labels[OWNER_LABEL] !== OWNER_VALUE) {
+  if (
+    release &&
+    (release.labels[OWNER_LABEL] !== OWNER_VALUE || release.labels[CLUSTER_LABEL] !== ctx.clusterName)
+  ) {
     return {
       name: entry.name,
       state: "Disabled",
@@ -238,6 +241,8 @@ async function reconcileDisabled(
       message: "disabled; a release of that name exists but is not ours, so it is left alone",
     };
   }
+  if (isBuiltin(entry)) return removeBuiltin(ctx, entry, enabled);
+  // The Gateway API CRDs (a manifest) are kept: deleting a CRD deletes every Gateway and route with it.
   if (!release)
     return { name: entry.name, state: "Disabled", reason: "Disabled", message: "disabled and not installed" };
   const needed = dependents(entry.name, enabled);
@@ -269,6 +274,47 @@ async function reconcileDisabled(
     message: "disabled: release uninstalled",
     action: "uninstalled",
   };
+}
+
+/** A builtin component is only its platform objects: delete those that carry our labels. */
+async function removeBuiltin(
+  ctx: InstallContext,
+  entry: CatalogEntry,
+  enabled: CatalogEntry[],
+): Promise<ComponentResult> {
+  const needed = dependents(entry.name, enabled);
+  if (needed.length > 0) {
+    return {
+      name: entry.name,
+      state: "Refused",
+      reason: "RequiredByOthers",
+      message: `not removed: ${needed.join(", ")} depend${needed.length === 1 ? "s" : ""} on it`,
+    };
+  }
+  let removed = 0;
+  // Namespaces last (reverse order): deleting one first would take foreign objects in it along.
+  for (const obj of [...entry.platformObjects(ctx.platform)].reverse()) {
+    if (obj.kind === "Namespace") continue;
+    const gvk = { apiVersion: obj.apiVersion as string, kind: obj.kind as string };
+    const key = {
+      ...(obj.metadata?.namespace ? { namespace: obj.metadata.namespace } : {}),
+      name: obj.metadata?.name as string,
+    };
+    const live = await ctx.workload.getOrUndefined(gvk, key).catch(() => undefined);
+    const labels = live?.metadata?.labels ?? {};
+    if (!live || labels[OWNER_LABEL] !== OWNER_VALUE || labels[CLUSTER_LABEL] !== ctx.clusterName) continue;
+    await ctx.workload.delete(gvk, key, { ignoreNotFound: true });
+    removed++;
+  }
+  return removed > 0
+    ? {
+        name: entry.name,
+        state: "Removed",
+        reason: "Deleted",
+        message: `disabled: ${removed} object(s) deleted`,
+        action: "uninstalled",
+      }
+    : { name: entry.name, state: "Disabled", reason: "Disabled", message: "disabled and not installed" };
 }
 
 export async function reconcileComponents(

@@ -15,6 +15,7 @@ import {
 import { HomelabCluster } from "../../crds/homelab-cluster.ts";
 import {
   type Condition,
+  type ConditionInput,
   type ControllerSpec,
   describeError,
   KubeClient,
@@ -22,6 +23,7 @@ import {
   type ReconcileContext,
   type ReconcileResult,
 } from "../../runtime/index.ts";
+import { StatusWriter } from "../../runtime/status.ts";
 
 export const GVK = { apiVersion: HomelabCluster.apiVersion, kind: HomelabCluster.kind };
 /** The provisioning controller's condition that says the admin kubeconfig Secret is stored. */
@@ -101,17 +103,7 @@ function platformOf(hc: ClusterObject): PlatformSettings {
   };
 }
 
-function condition(
-  prev: Condition[] | undefined,
-  c: Omit<Condition, "lastTransitionTime">,
-  now: string,
-): Condition {
-  const old = prev?.find((p) => p.type === c.type);
-  // The transition time moves only when the status does (the API conventions), not on every write.
-  return { ...c, lastTransitionTime: old && old.status === c.status ? old.lastTransitionTime : now };
-}
-
-function componentCondition(r: ComponentResult): Omit<Condition, "lastTransitionTime"> {
+function componentCondition(r: ComponentResult): ConditionInput {
   const ready = r.state === "Ready" || r.state === "Disabled" || r.state === "Removed";
   return {
     type: conditionTypeFor(r.name),
@@ -121,56 +113,55 @@ function componentCondition(r: ComponentResult): Omit<Condition, "lastTransition
   };
 }
 
+/**
+ * Our part of the status, through the runtime's StatusWriter: server-side apply under our own field
+ * manager (never clobbering the provisioning controller's conditions), written only when it changes,
+ * lastTransitionTime kept unless the status flips.
+ */
 async function writeStatus(
   ctx: ReconcileContext,
+  writer: StatusWriter,
   hc: ClusterObject,
-  conditions: Omit<Condition, "lastTransitionTime">[],
+  conditions: ConditionInput[],
   components?: ComponentResult[],
 ): Promise<void> {
-  const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
-  const status: Record<string, unknown> = {
-    conditions: conditions.map((c) =>
-      condition(hc.status?.conditions, { ...c, observedGeneration: hc.metadata?.generation }, now),
-    ),
-  };
-  if (components) {
-    status.components = components.map((r) => ({
-      name: r.name,
-      ...(r.version ? { version: r.version } : {}),
-      ready: r.state === "Ready",
-      ...(r.state === "Ready" ? {} : { message: r.message.slice(0, 1024) }),
-    }));
-  }
-  // Write only on change: an unchanged status re-applied every resync would wake every watcher of it.
-  const same = (status.conditions as Condition[]).every((c) => {
-    const old = hc.status?.conditions?.find((o) => o.type === c.type);
-    return (
-      old &&
-      old.status === c.status &&
-      old.reason === c.reason &&
-      old.message === c.message &&
-      old.observedGeneration === c.observedGeneration
-    );
-  });
-  const oldComponents = (hc.status as { components?: unknown[] } | undefined)?.components;
-  if (same && (!components || JSON.stringify(oldComponents) === JSON.stringify(status.components))) return;
-  const client = new KubeClient(ctx.client.kubeConfig, { fieldManager: COMPONENTS_FIELD_MANAGER });
-  await client.applyStatus(
-    { apiVersion: GVK.apiVersion, kind: GVK.kind, metadata: { name: hc.metadata?.name as string }, status },
-    { force: true },
+  const generation = hc.metadata?.generation;
+  await writer.write(
+    hc,
+    {
+      conditions: conditions.map((c) => ({
+        ...c,
+        ...(generation ? { observedGeneration: generation } : {}),
+      })),
+      ...(components
+        ? {
+            fields: {
+              components: components.map((r) => ({
+                name: r.name,
+                ...(r.version ? { version: r.version } : {}),
+                ready: r.state === "Ready",
+                ...(r.state === "Ready" ? {} : { message: r.message.slice(0, 1024) }),
+              })),
+            },
+          }
+        : {}),
+    },
+    {},
+    ctx.client,
   );
 }
 
 export async function reconcileCluster(
   ctx: ReconcileContext,
   opts: PlatformComponentsOptions,
+  writer: StatusWriter,
 ): Promise<ReconcileResult> {
   const hc = ctx.object<ClusterObject>();
   if (!hc || hc.metadata?.deletionTimestamp) return undefined;
   const spec = hc.spec.components ?? [];
   const gate = hc.status?.conditions?.find((c) => c.type === KUBECONFIG_CONDITION);
   if (gate?.status !== "True") {
-    await writeStatus(ctx, hc, [
+    await writeStatus(ctx, writer, hc, [
       {
         type: COMPONENTS_READY,
         status: "False",
@@ -221,6 +212,8 @@ export async function reconcileCluster(
       secretValues,
     });
   }
+  // Helm acts outside the management cluster, where no resourceVersion fences a stale leader: ask first.
+  await ctx.fence("install or upgrade platform components");
   const results = [
     ...preResults,
     ...(await reconcileComponents(
@@ -252,6 +245,7 @@ export async function reconcileCluster(
   const notReady = results.filter((r) => !["Ready", "Disabled", "Removed"].includes(r.state));
   await writeStatus(
     ctx,
+    writer,
     hc,
     [
       notReady.length === 0
@@ -277,6 +271,7 @@ export async function reconcileCluster(
 }
 
 export function platformComponentsController(opts: PlatformComponentsOptions): ControllerSpec {
+  let writer: StatusWriter | undefined;
   return {
     name: "platform-components",
     for: GVK,
@@ -290,6 +285,9 @@ export function platformComponentsController(opts: PlatformComponentsOptions): C
           ?.status;
       return gate(oldObj) !== gate(newObj);
     },
-    reconcile: (_req, ctx) => reconcileCluster(ctx, opts),
+    reconcile: (_req, ctx) => {
+      writer ??= new StatusWriter(ctx.client, { fieldManager: COMPONENTS_FIELD_MANAGER });
+      return reconcileCluster(ctx, opts, writer);
+    },
   };
 }
