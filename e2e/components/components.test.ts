@@ -11,8 +11,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CATALOG, type ChartSource, type PlatformSettings } from "../../src/components/catalog.ts";
-import { Helm, OWNER_LABEL } from "../../src/components/helm.ts";
+import {
+  CATALOG,
+  type CatalogEntry,
+  type ChartSource,
+  type PlatformSettings,
+} from "../../src/components/catalog.ts";
+import { CLUSTER_LABEL, Helm, OWNER_LABEL } from "../../src/components/helm.ts";
 import {
   COMPONENTS_FIELD_MANAGER,
   type ComponentResult,
@@ -30,6 +35,7 @@ import { applyCrdFile, CRDS_DIR, helmBinary, startStandIns } from "./workload.ts
 const CHARTS = "/work/shared/reference/charts";
 const haveCharts = existsSync(join(CHARTS, "cilium-1.19.6"));
 const SMALL_APP = fileURLToPath(new URL("./charts/small-app", import.meta.url));
+const HOOK_APP = fileURLToPath(new URL("./charts/hook-app", import.meta.url));
 
 const platform: PlatformSettings = {
   domain: "home.shdr.ch",
@@ -94,6 +100,7 @@ describe.skipIf(!haveCharts)(`components installer (real charts from ${CHARTS})`
         { dir: join(CHARTS, "cert-manager-v1.21.1"), version: "v1.21.1" },
         { dir: join(CHARTS, "crossplane-2.3.4"), version: "2.3.4" },
         { dir: SMALL_APP },
+        { dir: HOOK_APP },
       ],
       {
         "gateway-api/v1.6.1/standard-install.yaml": await manifestOf(CRDS_DIR, "gateway.networking.k8s.io_"),
@@ -412,6 +419,51 @@ describe.skipIf(!haveCharts)(`components installer (real charts from ${CHARTS})`
     const removed = byName(await pass()).crossplane;
     expect([removed?.state, removed?.action]).toEqual(["Removed", "uninstalled"]);
     expect(await helm.status("crossplane", "crossplane-system")).toBeUndefined();
+  });
+
+  it("recovers a release left pending-install by a helm process killed mid-install", async () => {
+    const hookApp: CatalogEntry = {
+      name: "hook-app",
+      release: "hook-app",
+      namespace: "hook-app",
+      source: { kind: "chart", repository: repo.url, chart: "hook-app", version: "0.1.0" },
+      dependsOn: [],
+      values: () => ({}),
+      readiness: [],
+      platformObjects: () => [],
+    };
+    const abort = new AbortController();
+    const { readFile } = await import("node:fs/promises");
+    const dying = new Helm(
+      { helmPath, stateDir, signal: abort.signal },
+      await readFile(cp.kubeconfigPath, "utf8"),
+    );
+    // The post-install hook Job never completes here (no kubelet), so this helm waits until it is killed.
+    const install = dying
+      .upgradeInstall({
+        release: "hook-app",
+        namespace: "hook-app",
+        source: hookApp.source as ChartSource,
+        values: { hook: true },
+        labels: { [OWNER_LABEL]: "homelab-operator", [CLUSTER_LABEL]: "talos-k8s" },
+      })
+      .catch((err: unknown) => err);
+    await waitFor(
+      "hook Job created",
+      () =>
+        workload.getOrUndefined(
+          { apiVersion: "batch/v1", kind: "Job" },
+          { namespace: "hook-app", name: "hook-app-post-install" },
+        ),
+      60_000,
+    );
+    abort.abort();
+    expect(await install).toBeInstanceOf(Error);
+    expect((await helm.status("hook-app", "hook-app"))?.status).toBe("pending-install");
+    const rs = byName(await reconcileComponents(ctx(), [{ entry: hookApp, enabled: true }]));
+    expect([rs["hook-app"]?.state, rs["hook-app"]?.action]).toEqual(["Ready", "installed"]);
+    const after = await helm.status("hook-app", "hook-app");
+    expect([after?.status, after?.revision]).toEqual(["deployed", 1]);
   });
 
   it("refuses to remove a component others depend on", async () => {

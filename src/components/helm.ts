@@ -176,6 +176,11 @@ export class Helm {
     );
   }
 
+  /** Back to the previous revision: clears a pending-upgrade left by a helm process that was killed. */
+  async rollback(release: string, namespace: string): Promise<void> {
+    await this.#run(["rollback", release, "--namespace", namespace]);
+  }
+
   async uninstall(release: string, namespace: string): Promise<void> {
     await this.#run(["uninstall", release, "--namespace", namespace, "--wait=hookOnly"]);
   }

@@ -158,7 +158,19 @@ async function reconcileChart(
     throw err;
   }
   let action: ComponentResult["action"];
-  if (!release) action = "installed";
+  if (release?.status.startsWith("pending-")) {
+    // A helm process that died mid-operation (operator crash, lost leadership) leaves the release locked:
+    // every later upgrade fails with "another operation is in progress" (verified with Helm v4.3.1).
+    // pending-install of a first revision has nothing to keep: uninstall and install again; a pending
+    // upgrade or rollback goes back to the previous revision first.
+    if (release.status === "pending-install" && release.revision === 1) {
+      await ctx.helm.uninstall(entry.release, entry.namespace);
+      action = "installed";
+    } else {
+      await ctx.helm.rollback(entry.release, entry.namespace);
+      action = "upgraded";
+    }
+  } else if (!release) action = "installed";
   else if (
     release.status !== "deployed" ||
     release.chartVersion.replace(/^v/, "") !== source.version.replace(/^v/, "")
