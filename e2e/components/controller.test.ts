@@ -187,4 +187,68 @@ describe.skipIf(!existsSync(join(CHARTS, "cilium-1.19.6")))("platform-components
     expect((await cond("ComponentsReady"))?.status).toBe("True");
     expect((await cond("Ready"))?.status).toBe("True");
   });
+
+  it("reads valuesFrom Secrets at install time and never shows them, in status or Events, even when the install fails", async () => {
+    const token = "glagent-tok-7d1f0c9e-not-for-status";
+    const tokenRef = { name: "gitlab-agent-token", namespace: NS, key: "token" };
+    const withAgent = (extra: Record<string, unknown>) =>
+      mgmt.patch(
+        HC,
+        { name },
+        {
+          spec: {
+            components: [
+              { name: "gateway-api", repository: `${repo.url}/gateway-api` },
+              { name: "cilium", repository: repo.url },
+              {
+                name: "gitlab-agent",
+                repository: repo.url,
+                valuesFrom: [{ name: "token", secretKeyRef: tokenRef }],
+                ...extra,
+              },
+            ],
+          },
+        },
+        "merge",
+      );
+    // The Secret does not exist yet: the Condition names it, nothing else.
+    await withAgent({ version: "2.18.0" });
+    const missing = await waitFor(
+      "GitlabAgentReady SecretUnavailable",
+      async () => {
+        const c = await cond("GitlabAgentReady");
+        return c?.reason === "SecretUnavailable" ? c : undefined;
+      },
+      120_000,
+      500,
+    );
+    expect(missing.message).toContain("gitlab-agent-token");
+    await mgmt.apply({
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { namespace: NS, name: tokenRef.name },
+      stringData: { token },
+    });
+    // A spec change (new version) reconciles again: the value is read and Helm runs, and fails, because the
+    // loopback repository has no gitlab-agent chart.
+    await withAgent({ version: "2.18.1" });
+    const failed = await waitFor(
+      "GitlabAgentReady InstallFailed",
+      async () => {
+        const c = await cond("GitlabAgentReady");
+        return c?.reason === "InstallFailed" ? c : undefined;
+      },
+      120_000,
+      500,
+    );
+    expect(failed.status).toBe("False");
+    expect(failed.message).toMatch(/gitlab-agent/);
+    const everything = JSON.stringify(await mgmt.get(HC, { name }));
+    expect(everything).not.toContain(token);
+    expect(everything).not.toContain(Buffer.from(token).toString("base64"));
+    const events = await mgmt.list<KubeObject>({ apiVersion: "events.k8s.io/v1", kind: "Event" });
+    expect(JSON.stringify(events.items)).not.toContain(token);
+    // cilium is unaffected by the failing agent: it depends on nothing that failed.
+    expect((await cond("CiliumReady"))?.status).toBe("True");
+  });
 });
