@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { COMPONENT_NAMES } from "../crds/components.ts";
 import { CATALOG, type CatalogEntry, ciliumTalosValues } from "./catalog.ts";
 import { blockers, dependents, installOrder } from "./plan.ts";
+import { platformObjectsFor } from "./platform-objects.ts";
 import { rolloutComplete } from "./readiness.ts";
 import { canonicalJson, mergeValues, setPath } from "./values.ts";
 
@@ -40,6 +41,32 @@ describe("catalog", () => {
       .find((o) => o.kind === "Gateway");
     const spec = gw?.spec as { listeners: { hostname: string }[] } | undefined;
     expect(spec?.listeners[0]?.hostname).toBe("*.apps.home.shdr.ch");
+  });
+});
+
+describe("step-ca issuer", () => {
+  const stepCa = {
+    url: "https://ca.home.shdr.ch",
+    rootCertificate: "PEM",
+    provisioner: "admin",
+    provisionerKid: "kid1",
+  };
+
+  it("points the issuer at a Secret holding the password read at install time", () => {
+    const objs = platformObjectsFor("step-issuer", { ...platform, stepCa: { ...stepCa, password: "pw" } });
+    const secret = objs.find((o) => o.kind === "Secret");
+    const issuer = objs.find((o) => o.kind === "StepClusterIssuer");
+    const ref = (issuer?.spec as { provisioner: { passwordRef: { name: string; namespace: string } } })
+      .provisioner.passwordRef;
+    expect([ref.namespace, ref.name]).toEqual([secret?.metadata?.namespace, secret?.metadata?.name]);
+    expect(secret?.stringData).toEqual({ password: "pw" });
+    expect((issuer?.spec as { caBundle: string }).caBundle).toBe(Buffer.from("PEM").toString("base64"));
+  });
+
+  it("makes no Secret without a password", () => {
+    expect(platformObjectsFor("step-issuer", { ...platform, stepCa }).map((o) => o.kind)).toEqual([
+      "StepClusterIssuer",
+    ]);
   });
 });
 

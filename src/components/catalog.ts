@@ -12,7 +12,14 @@ export interface PlatformSettings {
   domain: string;
   /** LoadBalancer addresses Cilium hands out and announces over L2 (the seed's VIP pool). */
   loadBalancerRange?: { start: string; stop: string };
-  stepCa?: { url: string; rootCertificate: string; provisioner: string; provisionerKid: string };
+  stepCa?: {
+    url: string;
+    rootCertificate: string;
+    provisioner: string;
+    provisionerKid: string;
+    /** The JWK provisioner's password, read from spec's passwordRef Secret at install time. */
+    password?: string;
+  };
   openBaoAddress?: string;
   otlpEndpoint?: string;
   gitlabKasAddress?: string;

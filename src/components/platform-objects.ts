@@ -5,6 +5,8 @@ import type { KubeObject } from "../runtime/object.ts";
 import type { PlatformSettings } from "./catalog.ts";
 
 export const MAIN_GATEWAY = { namespace: "gateway", name: "main-gateway" };
+/** The workload-cluster copy of spec.platform.stepCa.passwordRef, made at install time. */
+export const STEP_PASSWORD_SECRET = "step-issuer-provisioner";
 
 /** Crossplane packages the seed installs (platform-components.md, Crossplane packages). */
 export const CROSSPLANE_PROVIDERS = [
@@ -73,6 +75,18 @@ export function platformObjectsFor(component: string, p: PlatformSettings): Kube
     case "step-issuer":
       return p.stepCa
         ? [
+            // The issuer's passwordRef points here; the value only ever lives in this Secret.
+            ...(p.stepCa.password !== undefined
+              ? [
+                  {
+                    apiVersion: "v1",
+                    kind: "Secret",
+                    metadata: { namespace: "cert-manager", name: STEP_PASSWORD_SECRET },
+                    type: "Opaque",
+                    stringData: { password: p.stepCa.password },
+                  },
+                ]
+              : []),
             {
               apiVersion: "certmanager.step.sm/v1beta1",
               kind: "StepClusterIssuer",

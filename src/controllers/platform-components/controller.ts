@@ -63,7 +63,9 @@ interface ClusterObject extends KubeObject {
     platform?: Partial<PlatformSettings> & {
       domain: string;
       loadBalancerPool?: { start: string; stop: string };
-      stepCa?: PlatformSettings["stepCa"];
+      stepCa?: PlatformSettings["stepCa"] & {
+        passwordRef?: { name: string; namespace: string; key: string };
+      };
     };
   };
   status?: { conditions?: Condition[]; secretRefs?: { kubeconfig?: { name: string; namespace: string } } };
@@ -187,9 +189,32 @@ export async function reconcileCluster(
 
   const desired: DesiredComponent[] = [];
   const preResults: ComponentResult[] = [];
+  const platform = platformOf(hc);
+  const passwordRef = hc.spec.platform?.stepCa?.passwordRef;
+  let stepCaUnavailable: string | undefined;
+  if (platform.stepCa && passwordRef) {
+    try {
+      const { passwordRef: _ref, ...stepCa } = hc.spec.platform?.stepCa as NonNullable<
+        ClusterObject["spec"]["platform"]
+      >["stepCa"] &
+        object;
+      platform.stepCa = { ...stepCa, password: await secretValue(ctx, passwordRef) };
+    } catch (err) {
+      stepCaUnavailable = describeError(err);
+    }
+  }
   for (const c of spec) {
     const entry = catalogEntry(c.name);
     if (!entry) continue; // the CRD's enum already refuses unknown names
+    if (c.name === "step-issuer" && stepCaUnavailable) {
+      preResults.push({
+        name: c.name,
+        state: "Failed",
+        reason: "SecretUnavailable",
+        message: stepCaUnavailable,
+      });
+      continue;
+    }
     const secretValues: Record<string, string> = {};
     try {
       for (const vf of c.valuesFrom ?? []) secretValues[vf.name] = await secretValue(ctx, vf.secretKeyRef);
@@ -221,7 +246,7 @@ export async function reconcileCluster(
         clusterName: name,
         workload,
         helm,
-        platform: platformOf(hc),
+        platform,
         fetchText:
           opts.fetchText ??
           (async (url) => {
