@@ -56,11 +56,13 @@ describe("step-ca issuer", () => {
     const objs = platformObjectsFor("step-issuer", { ...platform, stepCa: { ...stepCa, password: "pw" } });
     const secret = objs.find((o) => o.kind === "Secret");
     const issuer = objs.find((o) => o.kind === "StepClusterIssuer");
-    const ref = (issuer?.spec as { provisioner: { passwordRef: { name: string; namespace: string } } })
-      .provisioner.passwordRef;
-    expect([ref.namespace, ref.name]).toEqual([secret?.metadata?.namespace, secret?.metadata?.name]);
+    const spec = issuer?.spec as
+      | { caBundle: string; provisioner: { passwordRef: { name: string; namespace: string } } }
+      | undefined;
+    const ref = spec?.provisioner.passwordRef;
+    expect([ref?.namespace, ref?.name]).toEqual([secret?.metadata?.namespace, secret?.metadata?.name]);
     expect(secret?.stringData).toEqual({ password: "pw" });
-    expect((issuer?.spec as { caBundle: string }).caBundle).toBe(Buffer.from("PEM").toString("base64"));
+    expect(spec?.caBundle).toBe(Buffer.from("PEM").toString("base64"));
   });
 
   it("makes no Secret without a password", () => {

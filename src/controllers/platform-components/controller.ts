@@ -194,11 +194,7 @@ export async function reconcileCluster(
   let stepCaUnavailable: string | undefined;
   if (platform.stepCa && passwordRef) {
     try {
-      const { passwordRef: _ref, ...stepCa } = hc.spec.platform?.stepCa as NonNullable<
-        ClusterObject["spec"]["platform"]
-      >["stepCa"] &
-        object;
-      platform.stepCa = { ...stepCa, password: await secretValue(ctx, passwordRef) };
+      platform.stepCa = { ...platform.stepCa, password: await secretValue(ctx, passwordRef) };
     } catch (err) {
       stepCaUnavailable = describeError(err);
     }
