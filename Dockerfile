@@ -1,4 +1,13 @@
 # The operator image: Node 24 runs the TypeScript sources directly (type stripping), no build step.
+
+# The pinned Helm v4 CLI the components controller drives, built from its Go module with the same pin and
+# flags as deploy/helm/build-helm.sh (keep HELM_VERSION equal to that script's).
+FROM golang:1.26-bookworm AS helm
+ARG HELM_VERSION=v4.3.1
+RUN CGO_ENABLED=0 GOBIN=/out go install -trimpath \
+      -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=${HELM_VERSION}" \
+      "helm.sh/helm/v4/cmd/helm@${HELM_VERSION}"
+
 FROM node:24-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -10,6 +19,8 @@ ENV NODE_ENV=production
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY src ./src
+COPY --from=helm /out/helm /usr/local/bin/helm
+ENV HOMELAB_OPERATOR_HELM=/usr/local/bin/helm
 # Local mode (the embedded control plane) needs the e2e harness; in a cluster it is never loaded.
 USER 65532:65532
 ENTRYPOINT ["node", "src/main.ts"]

@@ -1,8 +1,11 @@
 // Every controller the operator runs, registered on one manager.
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { OperatorConfig } from "../config.ts";
 import type { Dial } from "../proxmox/transport.ts";
 import type { Manager } from "../runtime/index.ts";
 import { peerTenantController } from "./peer-tenant/controller.ts";
+import { platformComponentsController } from "./platform-components/controller.ts";
 
 /**
  * How controllers reach Proxmox and Talos. `dial` is given to every Proxmox and Talos client they make:
@@ -22,6 +25,14 @@ export function registerControllers(
       operatorNamespace: config.namespace,
       operatorUsernames: config.operatorUsernames,
       maxConcurrentReconciles: config.maxConcurrentReconciles,
+    }),
+  );
+  manager.addController(
+    platformComponentsController({
+      // The image ships the pinned binary there (Dockerfile); a laptop points it at build-helm.sh's output.
+      helmPath: process.env.HOMELAB_OPERATOR_HELM || "helm",
+      helmStateDir: join(tmpdir(), "homelab-operator-helm"),
+      operatorNamespace: config.namespace,
     }),
   );
 }

@@ -2,11 +2,11 @@
 // Field shapes follow the seed's Tofu setup (tofu/home/talos_cluster.tf, config/vm.yml) and the
 // providers that do the same job (CAPMOX ProxmoxMachine, CABPT/CACPPT, terraform-provider-talos).
 import * as z from "zod";
+import { ComponentSpec as Component, PlatformSpec } from "./components.ts";
 import {
   deletionPolicy,
   dnsLabel,
   duration,
-  freeForm,
   ipInside,
   ipInsideCheck,
   ipv4Address,
@@ -316,40 +316,6 @@ const Nodes = withRules(
   ],
 );
 
-export const COMPONENT_NAMES = [
-  "cilium",
-  "gateway-api",
-  "cert-manager",
-  "knative-serving",
-  "knative-eventing",
-  "crossplane",
-  "gatekeeper",
-  "secrets-store-csi",
-  "external-secrets",
-  "gitlab-agent",
-  "otel-collector",
-] as const;
-
-const Component = z
-  .object({
-    name: z.enum(COMPONENT_NAMES).describe(`Platform component: one of ${COMPONENT_NAMES.join(", ")}.`),
-    enabled: z
-      .boolean()
-      .default(true)
-      .describe("Install and keep the component (default true); false removes it."),
-    version: matching(
-      /^v?[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.-]+)?$/,
-      64,
-      "must be a version such as 1.18.2",
-    ).describe("Version of the component's chart or release, e.g. 1.18.2."),
-    values: freeForm()
-      .optional()
-      .describe(
-        "Helm values (or manifest parameters) merged over the operator's defaults for this component.",
-      ),
-  })
-  .describe("One platform component installed into the workload cluster.");
-
 const Upgrade = z
   .object({
     maxUnavailable: z
@@ -377,7 +343,8 @@ const HomelabClusterSpec = withRules(
       kubernetes: Kubernetes,
       network: Network,
       nodes: Nodes,
-      components: mapListOf(Component, "name", 16)
+      platform: PlatformSpec.optional(),
+      components: mapListOf(Component, "name", 32)
         .default([])
         .describe(
           "Platform components to install, keyed by name, in dependency order chosen by the operator.",
@@ -492,7 +459,7 @@ const HomelabClusterStatus = z
       .optional()
       .describe("The Talos nocloud image on Proxmox."),
     nodes: mapListOf(NodeStatus, "name", 32).optional().describe("Per-node state, keyed by name."),
-    components: mapListOf(ComponentStatus, "name", 16)
+    components: mapListOf(ComponentStatus, "name", 32)
       .optional()
       .describe("Per-component state, keyed by name."),
     secretRefs: z

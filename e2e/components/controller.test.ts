@@ -1,0 +1,254 @@
+// The platform-components controller end to end: a HomelabCluster in the shared (management) cluster,
+// its `<cluster>-kubeconfig` Secret pointing at a second real control plane (the workload cluster),
+// the provisioning controller's status written by this test under that controller's field manager.
+
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { COMPONENTS_FIELD_MANAGER } from "../../src/components/installer.ts";
+import { platformComponentsController } from "../../src/controllers/platform-components/controller.ts";
+import { installCRDs } from "../../src/crds/install.ts";
+import { createLogger, KubeClient, type KubeObject, Manager } from "../../src/runtime/index.ts";
+import { type ControlPlane, startControlPlane } from "../harness/control-plane.ts";
+import { adminKubeConfig } from "../harness/test-cluster.ts";
+import { waitFor } from "../harness/wait.ts";
+import { type ChartRepo, manifestOf, startChartRepo } from "./chart-repo.ts";
+import { CRDS_DIR, helmBinary, startStandIns } from "./workload.ts";
+
+const CHARTS = "/work/shared/reference/charts";
+const NS = "homelab-components-e2e";
+const HC = { apiVersion: "homelab.shdr.ch/v1alpha1", kind: "HomelabCluster" };
+type Cond = { type: string; status: string; reason: string; message: string };
+
+describe.skipIf(!existsSync(join(CHARTS, "cilium-1.19.6")))("platform-components controller", () => {
+  let cp: ControlPlane;
+  let repo: ChartRepo;
+  let manager: Manager;
+  let stateDir: string;
+  let stopStandIns: () => Promise<void>;
+  const mgmt = new KubeClient(adminKubeConfig(), { fieldManager: "homelab-operator" });
+  const name = "components-e2e";
+
+  beforeAll(async () => {
+    const helmPath = await helmBinary();
+    cp = await startControlPlane({ name: "workload-ctl" });
+    stopStandIns = startStandIns(new KubeClient(cp.kubeConfig()));
+    repo = await startChartRepo(helmPath, [{ dir: join(CHARTS, "cilium-1.19.6") }], {
+      "gateway-api/v1.6.1/standard-install.yaml": await manifestOf(CRDS_DIR, "gateway.networking.k8s.io_"),
+    });
+    await installCRDs(adminKubeConfig());
+    await mgmt.apply({ apiVersion: "v1", kind: "Namespace", metadata: { name: NS } });
+    await mgmt.apply({
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { namespace: NS, name: `${name}-kubeconfig` },
+      data: { value: Buffer.from(await readFile(cp.kubeconfigPath, "utf8")).toString("base64") },
+    });
+    stateDir = await mkdtemp(join(tmpdir(), "homelab-helm-ctl-"));
+    manager = new Manager({
+      kubeConfig: adminKubeConfig(),
+      logger: createLogger({ level: "warn" }),
+      watchBackoff: { initialMs: 100, maxMs: 2_000 },
+    });
+    manager.addController(
+      platformComponentsController({
+        helmPath,
+        helmStateDir: stateDir,
+        operatorNamespace: NS,
+        resyncMs: 5_000,
+      }),
+    );
+    await manager.start();
+  }, 300_000);
+
+  afterAll(async () => {
+    await manager?.stop();
+    await mgmt.delete(HC, { name }, { ignoreNotFound: true }).catch(() => {});
+    await stopStandIns?.();
+    await repo?.stop();
+    await cp?.stop();
+    if (stateDir) await rm(stateDir, { recursive: true, force: true });
+  });
+
+  const conditions = async () =>
+    ((await mgmt.get<KubeObject>(HC, { name })).status as { conditions?: Cond[] } | undefined)?.conditions ??
+    [];
+  const cond = async (type: string) => (await conditions()).find((c) => c.type === type);
+
+  it("waits for the kubeconfig, installs, reports ComponentsReady, and keeps the provisioning controller's conditions", async () => {
+    const example = parse(
+      await readFile(new URL("../../examples/homelab-cluster-k8s.yaml", import.meta.url), "utf8"),
+    ) as KubeObject & { spec: Record<string, unknown> };
+    await mgmt.apply({
+      ...example,
+      metadata: { name },
+      spec: {
+        ...example.spec,
+        components: [
+          { name: "gateway-api", repository: `${repo.url}/gateway-api` },
+          { name: "cilium", repository: repo.url },
+        ],
+      },
+    });
+    const waiting = await waitFor(
+      "ComponentsReady=False WaitingForKubeconfig",
+      async () => {
+        const c = await cond("ComponentsReady");
+        return c?.reason === "WaitingForKubeconfig" ? c : undefined;
+      },
+      60_000,
+    );
+    expect(waiting.status).toBe("False");
+    // Nothing was installed before the gate opened.
+    expect(
+      await new KubeClient(cp.kubeConfig()).getOrUndefined(
+        { apiVersion: "apiextensions.k8s.io/v1", kind: "CustomResourceDefinition" },
+        { name: "gateways.gateway.networking.k8s.io" },
+      ),
+    ).toBeUndefined();
+
+    // The provisioning controller's write, under its own field manager.
+    const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+    await mgmt.applyStatus({
+      ...HC,
+      metadata: { name },
+      status: {
+        conditions: [
+          {
+            type: "Ready",
+            status: "False",
+            reason: "Provisioning",
+            message: "nodes booting",
+            lastTransitionTime: now,
+          },
+          {
+            type: "KubeconfigReady",
+            status: "True",
+            reason: "KubeconfigStored",
+            message: "stored",
+            lastTransitionTime: now,
+          },
+        ],
+        secretRefs: { kubeconfig: { name: `${name}-kubeconfig`, namespace: NS } },
+      },
+    });
+    const ready = await waitFor(
+      "ComponentsReady=True",
+      async () => {
+        const c = await cond("ComponentsReady");
+        return c?.status === "True" ? c : undefined;
+      },
+      300_000,
+      1_000,
+    );
+    expect(ready.reason).toBe("AllReady");
+    const all = await conditions();
+    expect(all.find((c) => c.type === "CiliumReady")?.status).toBe("True");
+    expect(all.find((c) => c.type === "GatewayApiReady")?.status).toBe("True");
+    // h-cluster's conditions are still there, untouched.
+    expect(all.find((c) => c.type === "Ready")).toMatchObject({ status: "False", reason: "Provisioning" });
+    expect(all.find((c) => c.type === "KubeconfigReady")?.status).toBe("True");
+    const obj = await mgmt.get<KubeObject>(HC, { name });
+    const managers = ((obj.metadata?.managedFields ?? []) as { manager: string; subresource?: string }[])
+      .filter((m) => m.subresource === "status")
+      .map((m) => m.manager);
+    expect(managers).toEqual(expect.arrayContaining(["homelab-operator", COMPONENTS_FIELD_MANAGER]));
+    const components = (obj.status as { components?: { name: string; version?: string; ready: boolean }[] })
+      .components;
+    expect(components).toEqual(expect.arrayContaining([{ name: "cilium", version: "1.19.6", ready: true }]));
+
+    // The provisioning controller writes again (its full apply): our entries survive it.
+    await mgmt.applyStatus({
+      ...HC,
+      metadata: { name },
+      status: {
+        conditions: [
+          {
+            type: "Ready",
+            status: "True",
+            reason: "Ready",
+            message: "all nodes ready",
+            lastTransitionTime: now,
+          },
+          {
+            type: "KubeconfigReady",
+            status: "True",
+            reason: "KubeconfigStored",
+            message: "stored",
+            lastTransitionTime: now,
+          },
+        ],
+        secretRefs: { kubeconfig: { name: `${name}-kubeconfig`, namespace: NS } },
+      },
+    });
+    expect((await cond("ComponentsReady"))?.status).toBe("True");
+    expect((await cond("Ready"))?.status).toBe("True");
+  });
+
+  it("reads valuesFrom Secrets at install time and never shows them, in status or Events, even when the install fails", async () => {
+    const token = "glagent-tok-7d1f0c9e-not-for-status";
+    const tokenRef = { name: "gitlab-agent-token", namespace: NS, key: "token" };
+    const withAgent = (extra: Record<string, unknown>) =>
+      mgmt.patch(
+        HC,
+        { name },
+        {
+          spec: {
+            components: [
+              { name: "gateway-api", repository: `${repo.url}/gateway-api` },
+              { name: "cilium", repository: repo.url },
+              {
+                name: "gitlab-agent",
+                repository: repo.url,
+                valuesFrom: [{ name: "token", secretKeyRef: tokenRef }],
+                ...extra,
+              },
+            ],
+          },
+        },
+        "merge",
+      );
+    // The Secret does not exist yet: the Condition names it, nothing else.
+    await withAgent({ version: "2.18.0" });
+    const missing = await waitFor(
+      "GitlabAgentReady SecretUnavailable",
+      async () => {
+        const c = await cond("GitlabAgentReady");
+        return c?.reason === "SecretUnavailable" ? c : undefined;
+      },
+      120_000,
+      500,
+    );
+    expect(missing.message).toContain("gitlab-agent-token");
+    await mgmt.apply({
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { namespace: NS, name: tokenRef.name },
+      stringData: { token },
+    });
+    // A spec change (new version) reconciles again: the value is read and Helm runs, and fails, because the
+    // loopback repository has no gitlab-agent chart.
+    await withAgent({ version: "2.18.1" });
+    const failed = await waitFor(
+      "GitlabAgentReady InstallFailed",
+      async () => {
+        const c = await cond("GitlabAgentReady");
+        return c?.reason === "InstallFailed" ? c : undefined;
+      },
+      120_000,
+      500,
+    );
+    expect(failed.status).toBe("False");
+    expect(failed.message).toMatch(/gitlab-agent/);
+    const everything = JSON.stringify(await mgmt.get(HC, { name }));
+    expect(everything).not.toContain(token);
+    expect(everything).not.toContain(Buffer.from(token).toString("base64"));
+    const events = await mgmt.list<KubeObject>({ apiVersion: "events.k8s.io/v1", kind: "Event" });
+    expect(JSON.stringify(events.items)).not.toContain(token);
+    // cilium is unaffected by the failing agent: it depends on nothing that failed.
+    expect((await cond("CiliumReady"))?.status).toBe("True");
+  });
+});

@@ -1,0 +1,445 @@
+// One pass over the catalog for one workload cluster: install/upgrade in dependency order, gate each
+// component on its own readiness, keep platform objects applied, refuse what must not be done. Pure of
+// the management cluster: the controller resolves Secrets and turns the results into Conditions.
+import { parseAllDocuments } from "yaml";
+import type { KubeClient } from "../runtime/client.ts";
+import { describeError, isNotFound } from "../runtime/errors.ts";
+import type { KubeObject } from "../runtime/object.ts";
+import { type CatalogEntry, type ChartSource, isBuiltin, type PlatformSettings } from "./catalog.ts";
+import { CLUSTER_LABEL, type Helm, OWNER_LABEL, OWNER_VALUE } from "./helm.ts";
+import { blockers, dependents, installOrder } from "./plan.ts";
+import { firstUnready } from "./readiness.ts";
+import { canonicalJson, mergeValues, setPath } from "./values.ts";
+
+/** Field manager for the platform objects (and the status this controller writes). */
+export const COMPONENTS_FIELD_MANAGER = "homelab-operator/components";
+
+export interface DesiredComponent {
+  entry: CatalogEntry;
+  enabled: boolean;
+  /** Overrides the catalog's pin. */
+  version?: string;
+  /** Overrides the catalog's source (a mirror, or a loopback repository in tests). */
+  repository?: string;
+  values?: Record<string, unknown>;
+  /** Values read from Secrets by the controller, keyed by the catalog's `from` name. Never logged. */
+  secretValues?: Record<string, string>;
+}
+
+export type ComponentState =
+  | "Ready"
+  | "Progressing"
+  | "Blocked"
+  | "Refused"
+  | "Failed"
+  | "Removed"
+  | "Disabled";
+
+export interface ComponentResult {
+  name: string;
+  state: ComponentState;
+  reason: string;
+  message: string;
+  version?: string;
+  /** What this pass did to the release: for Events. */
+  action?: "installed" | "upgraded" | "restored" | "uninstalled";
+}
+
+export interface InstallContext {
+  clusterName: string;
+  workload: KubeClient;
+  helm: Helm;
+  platform: PlatformSettings;
+  /** Fetches a manifest URL (injected so a proxy/CA can be configured; tests pass plain fetch). */
+  fetchText(url: string): Promise<string>;
+}
+
+function sourceOf(d: DesiredComponent): CatalogEntry["source"] {
+  const s = d.entry.source;
+  return {
+    ...s,
+    ...(d.version ? { version: d.version } : {}),
+    ...(d.repository ? { repository: d.repository } : {}),
+  };
+}
+
+export function desiredValues(d: DesiredComponent, p: PlatformSettings): Record<string, unknown> {
+  let values = mergeValues(d.entry.values(p), d.values ?? {});
+  for (const sv of d.entry.secretValues ?? []) {
+    const v = d.secretValues?.[sv.from];
+    if (v === undefined) throw new MissingSecretValue(sv.from);
+    values = setPath(values, sv.valuesPath, v);
+  }
+  return values;
+}
+
+class MissingSecretValue extends Error {
+  readonly from: string;
+  constructor(from: string) {
+    super(`valuesFrom ${from} is required`);
+    this.from = from;
+  }
+}
+
+function ownedLabels(ctx: InstallContext, component: string): Record<string, string> {
+  return {
+    [OWNER_LABEL]: OWNER_VALUE,
+    [CLUSTER_LABEL]: ctx.clusterName,
+    "homelab-operator.dev/component": component,
+  };
+}
+
+async function applyAll(
+  ctx: InstallContext,
+  component: string,
+  objects: KubeObject[],
+): Promise<string | undefined> {
+  for (const obj of objects) {
+    const labelled: KubeObject = {
+      ...obj,
+      metadata: { ...obj.metadata, labels: { ...obj.metadata?.labels, ...ownedLabels(ctx, component) } },
+    };
+    try {
+      // Force: these objects are ours; a hand edit of a field we set is drift and is put back.
+      await ctx.workload.apply(labelled, { force: true });
+    } catch (err) {
+      return `${obj.kind} ${obj.metadata?.name}: ${describeError(err)}`;
+    }
+  }
+  return undefined;
+}
+
+/** Objects of a release that no longer exist (deleted by hand): Helm recreates them on upgrade. */
+async function missingObjects(ctx: InstallContext, manifest: string, namespace: string): Promise<string[]> {
+  const missing: string[] = [];
+  for (const doc of parseAllDocuments(manifest)) {
+    const obj = doc.toJS() as KubeObject | null;
+    if (!obj?.kind || !obj.apiVersion || !obj.metadata?.name) continue;
+    try {
+      const info = await ctx.workload.resourceInfo({ apiVersion: obj.apiVersion, kind: obj.kind });
+      const key = info.namespaced
+        ? { namespace: obj.metadata.namespace ?? namespace, name: obj.metadata.name }
+        : { name: obj.metadata.name };
+      const got = await ctx.workload.getOrUndefined({ apiVersion: obj.apiVersion, kind: obj.kind }, key);
+      if (!got) missing.push(`${obj.kind} ${obj.metadata.name}`);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      missing.push(`${obj.kind} ${obj.metadata.name}`);
+    }
+  }
+  return missing;
+}
+
+async function reconcileChart(
+  ctx: InstallContext,
+  d: DesiredComponent,
+  source: ChartSource,
+): Promise<ComponentResult | { action?: ComponentResult["action"] }> {
+  const { entry } = d;
+  const release = await ctx.helm.status(entry.release, entry.namespace);
+  if (
+    release &&
+    (release.labels[OWNER_LABEL] !== OWNER_VALUE || release.labels[CLUSTER_LABEL] !== ctx.clusterName)
+  ) {
+    return {
+      name: entry.name,
+      state: "Refused",
+      reason: "ForeignRelease",
+      message: `Helm release ${entry.namespace}/${entry.release} exists but was not installed by this operator for this cluster; it is left alone (delete it or rename ours to proceed)`,
+    };
+  }
+  let values: Record<string, unknown>;
+  try {
+    values = desiredValues(d, ctx.platform);
+  } catch (err) {
+    if (err instanceof MissingSecretValue) {
+      return { name: entry.name, state: "Failed", reason: "SecretValueMissing", message: err.message };
+    }
+    throw err;
+  }
+  let action: ComponentResult["action"];
+  if (release?.status.startsWith("pending-")) {
+    // A helm process that died mid-operation (operator crash, lost leadership) leaves the release locked:
+    // every later upgrade fails with "another operation is in progress" (verified with Helm v4.3.1).
+    // pending-install of a first revision has nothing to keep: uninstall and install again; a pending
+    // upgrade or rollback goes back to the previous revision first.
+    if (release.status === "pending-install" && release.revision === 1) {
+      await ctx.helm.uninstall(entry.release, entry.namespace);
+      action = "installed";
+    } else {
+      await ctx.helm.rollback(entry.release, entry.namespace);
+      action = "upgraded";
+    }
+  } else if (!release) action = "installed";
+  else if (
+    release.status !== "deployed" ||
+    release.chartVersion.replace(/^v/, "") !== source.version.replace(/^v/, "")
+  ) {
+    action = "upgraded";
+  } else if (canonicalJson(await ctx.helm.values(entry.release, entry.namespace)) !== canonicalJson(values)) {
+    // Changed values in the spec, or `helm upgrade` by hand: both converge to the spec.
+    action = "upgraded";
+  } else if (
+    (await missingObjects(ctx, await ctx.helm.manifest(entry.release, entry.namespace), entry.namespace))
+      .length > 0
+  ) {
+    action = "restored";
+  }
+  if (action) {
+    await ctx.helm.upgradeInstall({
+      release: entry.release,
+      namespace: entry.namespace,
+      source,
+      values,
+      labels: ownedLabels(ctx, entry.name),
+    });
+  }
+  return action ? { action } : {};
+}
+
+async function reconcileManifest(ctx: InstallContext, d: DesiredComponent): Promise<string | undefined> {
+  const s = sourceOf(d);
+  if (s.kind !== "manifest") return undefined;
+  const url = `${s.repository.replace(/\/$/, "")}/${s.version}/${s.file}`;
+  const objects = parseAllDocuments(await ctx.fetchText(url))
+    .map((doc) => doc.toJS() as KubeObject | null)
+    .filter((o): o is KubeObject => !!o?.kind);
+  return applyAll(ctx, d.entry.name, objects);
+}
+
+async function protectedObjects(ctx: InstallContext, category: string): Promise<string[]> {
+  const crds = await ctx.workload.list<KubeObject>({
+    apiVersion: "apiextensions.k8s.io/v1",
+    kind: "CustomResourceDefinition",
+  });
+  const found: string[] = [];
+  for (const crd of crds.items) {
+    const spec = crd.spec as {
+      group: string;
+      names: { kind: string; categories?: string[] };
+      versions: { name: string; storage: boolean }[];
+    };
+    if (!spec.names.categories?.includes(category)) continue;
+    const version = spec.versions.find((v) => v.storage)?.name ?? spec.versions[0]?.name;
+    const list = await ctx.workload.list<KubeObject>({
+      apiVersion: `${spec.group}/${version}`,
+      kind: spec.names.kind,
+    });
+    for (const o of list.items) {
+      found.push(
+        `${spec.names.kind} ${o.metadata?.namespace ? `${o.metadata.namespace}/` : ""}${o.metadata?.name}`,
+      );
+    }
+  }
+  return found;
+}
+
+async function reconcileDisabled(
+  ctx: InstallContext,
+  d: DesiredComponent,
+  enabled: CatalogEntry[],
+): Promise<ComponentResult> {
+  const { entry } = d;
+  const hasRelease = !isBuiltin(entry) && entry.source.kind === "chart";
+  const release = hasRelease ? await ctx.helm.status(entry.release, entry.namespace) : undefined;
+  if (
+    release &&
+    (release.labels[OWNER_LABEL] !== OWNER_VALUE || release.labels[CLUSTER_LABEL] !== ctx.clusterName)
+  ) {
+    return {
+      name: entry.name,
+      state: "Disabled",
+      reason: "NotOurs",
+      message: "disabled; a release of that name exists but is not ours, so it is left alone",
+    };
+  }
+  if (isBuiltin(entry)) return removeBuiltin(ctx, entry, enabled);
+  // The Gateway API CRDs (a manifest) are kept: deleting a CRD deletes every Gateway and route with it.
+  if (!release)
+    return { name: entry.name, state: "Disabled", reason: "Disabled", message: "disabled and not installed" };
+  const needed = dependents(entry.name, enabled);
+  if (needed.length > 0) {
+    return {
+      name: entry.name,
+      state: "Refused",
+      reason: "RequiredByOthers",
+      message: `not removed: ${needed.join(", ")} depend${needed.length === 1 ? "s" : ""} on it`,
+    };
+  }
+  if (entry.protects) {
+    const objects = await protectedObjects(ctx, entry.protects.crdCategory);
+    if (objects.length > 0) {
+      const shown = objects.slice(0, 5).join(", ");
+      return {
+        name: entry.name,
+        state: "Refused",
+        reason: "WouldDestroyData",
+        message: `not removed: ${entry.protects.description}; ${objects.length} managed resource(s) exist (${shown}${objects.length > 5 ? ", …" : ""})`,
+      };
+    }
+  }
+  await ctx.helm.uninstall(entry.release, entry.namespace);
+  return {
+    name: entry.name,
+    state: "Removed",
+    reason: "Uninstalled",
+    message: "disabled: release uninstalled",
+    action: "uninstalled",
+  };
+}
+
+/** A builtin component is only its platform objects: delete those that carry our labels. */
+async function removeBuiltin(
+  ctx: InstallContext,
+  entry: CatalogEntry,
+  enabled: CatalogEntry[],
+): Promise<ComponentResult> {
+  const needed = dependents(entry.name, enabled);
+  if (needed.length > 0) {
+    return {
+      name: entry.name,
+      state: "Refused",
+      reason: "RequiredByOthers",
+      message: `not removed: ${needed.join(", ")} depend${needed.length === 1 ? "s" : ""} on it`,
+    };
+  }
+  let removed = 0;
+  // Namespaces last (reverse order): deleting one first would take foreign objects in it along.
+  for (const obj of [...entry.platformObjects(ctx.platform)].reverse()) {
+    if (obj.kind === "Namespace") continue;
+    const gvk = { apiVersion: obj.apiVersion as string, kind: obj.kind as string };
+    const key = {
+      ...(obj.metadata?.namespace ? { namespace: obj.metadata.namespace } : {}),
+      name: obj.metadata?.name as string,
+    };
+    const live = await ctx.workload.getOrUndefined(gvk, key).catch(() => undefined);
+    const labels = live?.metadata?.labels ?? {};
+    if (!live || labels[OWNER_LABEL] !== OWNER_VALUE || labels[CLUSTER_LABEL] !== ctx.clusterName) continue;
+    await ctx.workload.delete(gvk, key, { ignoreNotFound: true });
+    removed++;
+  }
+  return removed > 0
+    ? {
+        name: entry.name,
+        state: "Removed",
+        reason: "Deleted",
+        message: `disabled: ${removed} object(s) deleted`,
+        action: "uninstalled",
+      }
+    : { name: entry.name, state: "Disabled", reason: "Disabled", message: "disabled and not installed" };
+}
+
+export async function reconcileComponents(
+  ctx: InstallContext,
+  desired: DesiredComponent[],
+): Promise<ComponentResult[]> {
+  const byName = new Map(desired.map((d) => [d.entry.name, d]));
+  const enabledEntries = desired.filter((d) => d.enabled).map((d) => d.entry);
+  const ready = new Set<string>();
+  const results: ComponentResult[] = [];
+  // Disabled ones first in reverse order, so a dependent goes before what it depends on.
+  for (const entry of installOrder(desired.map((d) => d.entry)).reverse()) {
+    const d = byName.get(entry.name);
+    if (d && !d.enabled) results.push(await reconcileDisabled(ctx, d, enabledEntries));
+  }
+  for (const entry of installOrder(enabledEntries)) {
+    const d = byName.get(entry.name) as DesiredComponent;
+    results.push(await reconcileOne(ctx, d, ready, byName));
+  }
+  return results;
+}
+
+async function reconcileOne(
+  ctx: InstallContext,
+  d: DesiredComponent,
+  ready: Set<string>,
+  byName: Map<string, DesiredComponent>,
+): Promise<ComponentResult> {
+  const { entry } = d;
+  const waiting = blockers(entry, ready);
+  if (waiting.length > 0) {
+    const disabled = waiting.filter((w) => !byName.get(w)?.enabled);
+    return {
+      name: entry.name,
+      state: "Blocked",
+      reason: disabled.length > 0 ? "DependencyDisabled" : "DependencyNotReady",
+      message:
+        disabled.length > 0
+          ? `needs ${disabled.join(", ")}, which is not enabled`
+          : `waiting for ${waiting.join(", ")} to be Ready`,
+    };
+  }
+  const source = sourceOf(d);
+  let action: ComponentResult["action"];
+  try {
+    if (source.kind === "chart") {
+      if (!source.version) {
+        return {
+          name: entry.name,
+          state: "Failed",
+          reason: "VersionRequired",
+          message: "this component has no pinned default version: set its version in spec.components",
+        };
+      }
+      const r = await reconcileChart(ctx, d, source);
+      if ("state" in r) return r;
+      action = r.action;
+    } else if (!isBuiltin(entry)) {
+      const err = await reconcileManifest(ctx, d);
+      if (err)
+        return {
+          name: entry.name,
+          state: "Failed",
+          reason: "ApplyFailed",
+          message: err,
+          version: source.version,
+        };
+    }
+  } catch (err) {
+    return {
+      name: entry.name,
+      state: "Failed",
+      reason: "InstallFailed",
+      message: describeError(err),
+      version: source.version,
+    };
+  }
+  const version = isBuiltin(entry) ? undefined : source.version;
+  const extra = { ...(version ? { version } : {}), ...(action ? { action } : {}) };
+  // A chart's platform objects go after its readiness (their CRDs and webhooks come with it); a builtin
+  // component is only its objects, and its readiness is theirs (KnativeServing Ready).
+  const apply = () => applyAll(ctx, entry.name, entry.platformObjects(ctx.platform));
+  if (isBuiltin(entry)) {
+    const applyError = await apply();
+    if (applyError)
+      return {
+        name: entry.name,
+        state: "Progressing",
+        reason: "PlatformObjectsPending",
+        message: applyError,
+        ...extra,
+      };
+  }
+  const unready = await firstUnready(ctx.workload, entry.readiness);
+  if (unready)
+    return { name: entry.name, state: "Progressing", reason: "NotReady", message: unready, ...extra };
+  if (!isBuiltin(entry)) {
+    const applyError = await apply();
+    if (applyError)
+      return {
+        name: entry.name,
+        state: "Progressing",
+        reason: "PlatformObjectsPending",
+        message: applyError,
+        ...extra,
+      };
+  }
+  ready.add(entry.name);
+  return {
+    name: entry.name,
+    state: "Ready",
+    reason: "Ready",
+    message: version ? `version ${version} ready` : "ready",
+    ...extra,
+  };
+}

@@ -1,0 +1,314 @@
+// The platform-components controller: a second controller on HomelabCluster (cert-manager style split).
+// The provisioning controller owns the VMs, Talos and its own Conditions; this one owns ComponentsReady,
+// one `<Component>Ready` Condition per component in the spec, and status.components. It writes them by
+// server-side apply under its own field manager: conditions and components are list-maps keyed by type
+// and name, so the API server merges our entries with the provisioning controller's, never replacing them.
+import { KubeConfig } from "@kubernetes/client-node";
+import { catalogEntry, type PlatformSettings } from "../../components/catalog.ts";
+import { Helm } from "../../components/helm.ts";
+import {
+  COMPONENTS_FIELD_MANAGER,
+  type ComponentResult,
+  type DesiredComponent,
+  reconcileComponents,
+} from "../../components/installer.ts";
+import { HomelabCluster } from "../../crds/homelab-cluster.ts";
+import {
+  type Condition,
+  type ConditionInput,
+  type ControllerSpec,
+  describeError,
+  KubeClient,
+  type KubeObject,
+  type ReconcileContext,
+  type ReconcileResult,
+} from "../../runtime/index.ts";
+import { StatusWriter } from "../../runtime/status.ts";
+
+export const GVK = { apiVersion: HomelabCluster.apiVersion, kind: HomelabCluster.kind };
+/** The provisioning controller's condition that says the admin kubeconfig Secret is stored. */
+export const KUBECONFIG_CONDITION = "KubeconfigReady";
+export const COMPONENTS_READY = "ComponentsReady";
+
+const EVENT_ACTION = {
+  installed: "Install",
+  upgraded: "Upgrade",
+  restored: "Restore",
+  uninstalled: "Uninstall",
+} as const;
+
+export interface PlatformComponentsOptions {
+  helmPath: string;
+  /** Helm's cache/config homes (chart downloads survive between reconciles). */
+  helmStateDir: string;
+  /** Where the kubeconfig Secret is when status.secretRefs.kubeconfig is not set yet. */
+  operatorNamespace: string;
+  /** Drift checks of a converged cluster (default 60 s); progressing clusters are looked at every 10 s. */
+  resyncMs?: number;
+  fetchText?: (url: string) => Promise<string>;
+}
+
+interface SpecComponent {
+  name: string;
+  enabled: boolean;
+  version?: string;
+  repository?: string;
+  values?: Record<string, unknown>;
+  valuesFrom?: { name: string; secretKeyRef: { name: string; namespace: string; key: string } }[];
+}
+
+interface ClusterObject extends KubeObject {
+  spec: {
+    components?: SpecComponent[];
+    platform?: Partial<PlatformSettings> & {
+      domain: string;
+      loadBalancerPool?: { start: string; stop: string };
+      stepCa?: PlatformSettings["stepCa"] & {
+        passwordRef?: { name: string; namespace: string; key: string };
+      };
+    };
+  };
+  status?: { conditions?: Condition[]; secretRefs?: { kubeconfig?: { name: string; namespace: string } } };
+}
+
+/** `cert-manager` → `CertManagerReady`. */
+export function conditionTypeFor(component: string): string {
+  return `${component
+    .split("-")
+    .map((w) => (w[0]?.toUpperCase() ?? "") + w.slice(1))
+    .join("")}Ready`;
+}
+
+async function secretValue(
+  ctx: ReconcileContext,
+  ref: { name: string; namespace: string; key: string },
+): Promise<string> {
+  const secret = await ctx.client.get<KubeObject & { data?: Record<string, string> }>(
+    { apiVersion: "v1", kind: "Secret" },
+    { namespace: ref.namespace, name: ref.name },
+  );
+  const v = secret.data?.[ref.key];
+  if (v === undefined) throw new Error(`Secret ${ref.namespace}/${ref.name} has no key ${ref.key}`);
+  return Buffer.from(v, "base64").toString("utf8");
+}
+
+function platformOf(hc: ClusterObject): PlatformSettings {
+  const p = hc.spec.platform;
+  return {
+    domain: p?.domain ?? "",
+    kubePrismPort: p?.kubePrismPort ?? 7445,
+    ...(p?.loadBalancerPool ? { loadBalancerRange: p.loadBalancerPool } : {}),
+    ...(p?.stepCa ? { stepCa: p.stepCa } : {}),
+    ...(p?.openBaoAddress ? { openBaoAddress: p.openBaoAddress } : {}),
+    ...(p?.otlpEndpoint ? { otlpEndpoint: p.otlpEndpoint } : {}),
+    ...(p?.gitlabKasAddress ? { gitlabKasAddress: p.gitlabKasAddress } : {}),
+  };
+}
+
+function componentCondition(r: ComponentResult): ConditionInput {
+  const ready = r.state === "Ready" || r.state === "Disabled" || r.state === "Removed";
+  return {
+    type: conditionTypeFor(r.name),
+    status: ready ? "True" : "False",
+    reason: r.reason,
+    message: r.message,
+  };
+}
+
+/**
+ * Our part of the status, through the runtime's StatusWriter: server-side apply under our own field
+ * manager (never clobbering the provisioning controller's conditions), written only when it changes,
+ * lastTransitionTime kept unless the status flips.
+ */
+async function writeStatus(
+  ctx: ReconcileContext,
+  writer: StatusWriter,
+  hc: ClusterObject,
+  conditions: ConditionInput[],
+  components?: ComponentResult[],
+): Promise<void> {
+  const generation = hc.metadata?.generation;
+  await writer.write(
+    hc,
+    {
+      conditions: conditions.map((c) => ({
+        ...c,
+        ...(generation ? { observedGeneration: generation } : {}),
+      })),
+      ...(components
+        ? {
+            fields: {
+              components: components.map((r) => ({
+                name: r.name,
+                ...(r.version ? { version: r.version } : {}),
+                ready: r.state === "Ready",
+                ...(r.state === "Ready" ? {} : { message: r.message.slice(0, 1024) }),
+              })),
+            },
+          }
+        : {}),
+    },
+    {},
+    ctx.client,
+  );
+}
+
+export async function reconcileCluster(
+  ctx: ReconcileContext,
+  opts: PlatformComponentsOptions,
+  writer: StatusWriter,
+): Promise<ReconcileResult> {
+  const hc = ctx.object<ClusterObject>();
+  if (!hc || hc.metadata?.deletionTimestamp) return undefined;
+  const spec = hc.spec.components ?? [];
+  const gate = hc.status?.conditions?.find((c) => c.type === KUBECONFIG_CONDITION);
+  if (gate?.status !== "True") {
+    await writeStatus(ctx, writer, hc, [
+      {
+        type: COMPONENTS_READY,
+        status: "False",
+        reason: "WaitingForKubeconfig",
+        message: `waiting for ${KUBECONFIG_CONDITION}=True from the provisioning controller`,
+      },
+    ]);
+    return { requeueAfter: 30_000 };
+  }
+  const name = hc.metadata?.name as string;
+  const ref = hc.status?.secretRefs?.kubeconfig ?? {
+    name: `${name}-kubeconfig`,
+    namespace: opts.operatorNamespace,
+  };
+  const kubeconfigYaml = await secretValue(ctx, { ...ref, key: "value" });
+  const kc = new KubeConfig();
+  kc.loadFromString(kubeconfigYaml);
+  const workload = new KubeClient(kc, { fieldManager: COMPONENTS_FIELD_MANAGER });
+  const helm = new Helm(
+    { helmPath: opts.helmPath, stateDir: opts.helmStateDir, signal: ctx.signal },
+    kubeconfigYaml,
+  );
+
+  const desired: DesiredComponent[] = [];
+  const preResults: ComponentResult[] = [];
+  const platform = platformOf(hc);
+  const passwordRef = hc.spec.platform?.stepCa?.passwordRef;
+  let stepCaUnavailable: string | undefined;
+  if (platform.stepCa && passwordRef) {
+    try {
+      platform.stepCa = { ...platform.stepCa, password: await secretValue(ctx, passwordRef) };
+    } catch (err) {
+      stepCaUnavailable = describeError(err);
+    }
+  }
+  for (const c of spec) {
+    const entry = catalogEntry(c.name);
+    if (!entry) continue; // the CRD's enum already refuses unknown names
+    if (c.name === "step-issuer" && stepCaUnavailable) {
+      preResults.push({
+        name: c.name,
+        state: "Failed",
+        reason: "SecretUnavailable",
+        message: stepCaUnavailable,
+      });
+      continue;
+    }
+    const secretValues: Record<string, string> = {};
+    try {
+      for (const vf of c.valuesFrom ?? []) secretValues[vf.name] = await secretValue(ctx, vf.secretKeyRef);
+    } catch (err) {
+      // Names the Secret and key only; the value is never read into a message.
+      preResults.push({
+        name: c.name,
+        state: "Failed",
+        reason: "SecretUnavailable",
+        message: describeError(err),
+      });
+      continue;
+    }
+    desired.push({
+      entry,
+      enabled: c.enabled,
+      ...(c.version ? { version: c.version } : {}),
+      ...(c.repository ? { repository: c.repository } : {}),
+      ...(c.values ? { values: c.values } : {}),
+      secretValues,
+    });
+  }
+  // Helm acts outside the management cluster, where no resourceVersion fences a stale leader: ask first.
+  await ctx.fence("install or upgrade platform components");
+  const results = [
+    ...preResults,
+    ...(await reconcileComponents(
+      {
+        clusterName: name,
+        workload,
+        helm,
+        platform,
+        fetchText:
+          opts.fetchText ??
+          (async (url) => {
+            const res = await fetch(url, { signal: ctx.signal });
+            if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
+            return res.text();
+          }),
+      },
+      desired,
+    )),
+  ];
+  for (const r of results) {
+    if (!r.action) continue;
+    await ctx.recorder.record(hc, {
+      type: "Normal",
+      reason: `Component${r.action[0]?.toUpperCase()}${r.action.slice(1)}`,
+      action: EVENT_ACTION[r.action],
+      note: `${r.name}${r.version ? ` ${r.version}` : ""} ${r.action}`,
+    });
+  }
+  const notReady = results.filter((r) => !["Ready", "Disabled", "Removed"].includes(r.state));
+  await writeStatus(
+    ctx,
+    writer,
+    hc,
+    [
+      notReady.length === 0
+        ? {
+            type: COMPONENTS_READY,
+            status: "True",
+            reason: "AllReady",
+            message: `${results.length} component(s) ready or disabled`,
+          }
+        : {
+            type: COMPONENTS_READY,
+            status: "False",
+            reason: notReady.some((r) => r.state === "Refused" || r.state === "Failed")
+              ? "ComponentsFailing"
+              : "ComponentsProgressing",
+            message: `not ready: ${notReady.map((r) => `${r.name} (${r.state})`).join(", ")}`.slice(0, 1024),
+          },
+      ...results.map(componentCondition),
+    ],
+    results,
+  );
+  return { requeueAfter: notReady.length === 0 ? (opts.resyncMs ?? 60_000) : 10_000 };
+}
+
+export function platformComponentsController(opts: PlatformComponentsOptions): ControllerSpec {
+  let writer: StatusWriter | undefined;
+  return {
+    name: "platform-components",
+    for: GVK,
+    // Status writes of either controller re-trigger this one only when the gate or spec moved: the
+    // periodic requeue is what notices drift in the workload cluster.
+    predicate: (oldObj, newObj) => {
+      if (!oldObj) return true;
+      if (oldObj.metadata?.generation !== newObj.metadata?.generation) return true;
+      const gate = (o: KubeObject) =>
+        ((o.status as ClusterObject["status"])?.conditions ?? []).find((c) => c.type === KUBECONFIG_CONDITION)
+          ?.status;
+      return gate(oldObj) !== gate(newObj);
+    },
+    reconcile: (_req, ctx) => {
+      writer ??= new StatusWriter(ctx.client, { fieldManager: COMPONENTS_FIELD_MANAGER });
+      return reconcileCluster(ctx, opts, writer);
+    },
+  };
+}
