@@ -242,10 +242,10 @@ describe("AppVending: the portfolio example", () => {
     expect(acl.spec.providerConfigRef.name).toBe("ceph-rgw");
     // Seed: Client clientId portfolio, realmId aether, publicClient true, standardFlowEnabled true,
     // rootUrl, validRedirectUris, providerConfigRef keycloak. publicClient is accessType PUBLIC in
-    // provider-keycloak; the clientId carries the namespace because the realm is shared by tenants.
+    // provider-keycloak; the clientId carries the namespace and a hash because tenants share the realm.
     const client_ = await get(GVK.oidcClient);
     expect(client_.spec.forProvider).toMatchObject({
-      clientId: `${aliceNs}-portfolio`,
+      clientId: ext.clientId,
       realmId: "aether",
       accessType: "PUBLIC",
       standardFlowEnabled: true,

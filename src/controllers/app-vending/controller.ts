@@ -13,7 +13,6 @@ import {
   type GroupVersionKind,
   hasFinalizer,
   isAlreadyExists,
-  isNotFound,
   type KubeObject,
   type ReconcileContext,
   type ReconcileResult,
@@ -23,6 +22,7 @@ import {
 } from "../../runtime/index.ts";
 import { MANAGED_BY, MANAGED_BY_LABEL, TENANT_LABEL } from "../peer-tenant/labels.ts";
 import {
+  APP_VENDING_LABEL,
   DEFAULT_PLATFORM,
   desiredBucket,
   desiredDatabase,
@@ -34,7 +34,7 @@ import {
 } from "./desired.ts";
 import { desiredVendingGuardrails, VENDING_POLICY_NAMES } from "./guardrails.ts";
 import { type LimitedPart, partsOverLimit } from "./limits.ts";
-import { hostnameClaimName } from "./names.ts";
+import { hostnameClaimName, managedName } from "./names.ts";
 
 export const FINALIZER = "homelab.shdr.ch/appvending";
 const GUARDRAILS_KEY = "__vending-guardrails__";
@@ -63,6 +63,8 @@ interface PartState {
 /** Reasons of a part that is on its way, not failing: no Warning event for them. */
 const WAITING = new Set(["Creating", "Waiting", "Pending", "Unknown"]);
 
+/** Knative Service names: DNS-1035 labels short enough for the revision suffix (-00001). */
+const KNATIVE_NAME = /^(?=.{1,57}$)[a-z]([-a-z0-9]*[a-z0-9])?$/;
 const GVK_VAP = { apiVersion: "admissionregistration.k8s.io/v1", kind: "ValidatingAdmissionPolicy" };
 const GVK_VAPB = { apiVersion: "admissionregistration.k8s.io/v1", kind: "ValidatingAdmissionPolicyBinding" };
 const GVK_NS = { apiVersion: "v1", kind: "Namespace" };
@@ -103,7 +105,18 @@ export function appVendingController(opts: AppVendingControllerOptions): Control
       const av = parsed.data;
       if (av.metadata.deletionTimestamp) return reconcileDelete(ctx, cached, opts.operatorNamespace);
       if (!hasFinalizer(cached, FINALIZER)) await addFinalizer(ctx.client, cached, FINALIZER);
-      return reconcileParts(ctx, cached, av, { ...opts, platform, adminNamespaces });
+      try {
+        return await reconcileParts(ctx, cached, av, { ...opts, platform, adminNamespaces });
+      } catch (err) {
+        // Shown where users look, then retried with backoff by the runtime. Best effort.
+        const message = (err instanceof Error ? err.message : String(err)).slice(0, 1024);
+        await writeStatus(ctx, cached, {
+          Ready: { status: "False", reason: "ReconcileFailed", message },
+        }).catch((statusErr: unknown) =>
+          ctx.logger.warn({ err: statusErr }, "Could not report the failure in status"),
+        );
+        throw err;
+      }
     },
   };
 }
@@ -174,10 +187,19 @@ async function reconcileParts(
   await converge("Bucket", !!av.spec.bucket, desiredBucket(av, cached, p));
   await converge("Database", !!av.spec.database, desiredDatabase(av, cached, p));
   await converge("OIDCClient", !!av.spec.oidcClient, desiredOidcClient(av, cached, p));
-  await converge("App", !!av.spec.app, desiredKnativeService(av, cached, p));
+  if (av.spec.app && !KNATIVE_NAME.test(av.metadata.name)) {
+    states.App = {
+      status: "False",
+      reason: "InvalidName",
+      message:
+        "an AppVending with an app needs a name Knative accepts for a Service: a DNS-1035 label of at most 57 characters",
+    };
+  } else {
+    await converge("App", !!av.spec.app, desiredKnativeService(av, cached, p));
+  }
 
   let url: string | undefined;
-  if (av.spec.app && states.App?.reason !== "LimitExceeded") {
+  if (av.spec.app && states.App?.reason !== "LimitExceeded" && states.App?.reason !== "InvalidName") {
     const route = await convergeRoute(ctx, cached, av, where, settings.operatorNamespace);
     states.Route = route.state;
     url = route.url;
@@ -235,19 +257,14 @@ async function applyAndMirror(ctx: ReconcileContext, owner: Obj, desired: Obj[])
   for (const d of desired) {
     const gvk = { apiVersion: d.apiVersion as string, kind: d.kind as string };
     const key = { namespace: d.metadata?.namespace as string, name: d.metadata?.name as string };
-    let existing: Obj | undefined;
-    try {
-      existing = await ctx.client.getOrUndefined<Obj>(gvk, key);
-    } catch (err) {
-      if (notServed(err)) {
-        return {
-          status: "False",
-          reason: "ProviderNotInstalled",
-          message: `${gvk.kind} (${gvk.apiVersion}) is not served: its provider is not installed`,
-        };
-      }
-      throw err;
+    if (!(await served(ctx, gvk))) {
+      return {
+        status: "False",
+        reason: "ProviderNotInstalled",
+        message: `${gvk.kind} (${gvk.apiVersion}) is not served: its provider is not installed`,
+      };
     }
+    const existing = await ctx.client.getOrUndefined<Obj>(gvk, key);
     if (existing && !controlledBy(existing, owner)) {
       return {
         status: "False",
@@ -260,10 +277,15 @@ async function applyAndMirror(ctx: ReconcileContext, owner: Obj, desired: Obj[])
   return mirror(applied);
 }
 
-function notServed(err: unknown): boolean {
-  return (
-    !(err instanceof ApiError) && err instanceof Error && /not (found|served)|no resource/i.test(err.message)
-  );
+/** Whether the API server serves a kind; a CRD installed later is found (discovery is re-read). */
+async function served(ctx: ReconcileContext, gvk: GroupVersionKind): Promise<boolean> {
+  try {
+    await ctx.client.resourceInfo(gvk);
+    return true;
+  } catch (err) {
+    if (err instanceof ApiError && err.code !== 404) throw err;
+    return false;
+  }
 }
 
 /** One state for a part's objects: the first that is not Synced or not Ready decides, with its message. */
@@ -486,10 +508,15 @@ async function writeStatus(
         observedGeneration: generation,
       });
   }
-  // Parts no longer requested drop their condition.
-  next = next.filter((c) => c.type === "Ready" || c.type in conditions);
+  // A full reconcile drops the conditions of parts no longer requested; a failure report keeps the rest
+  // of the status as it was (server-side apply would otherwise remove the fields it leaves out).
+  const full = "Ready" in conditions && Object.keys(conditions).length > 1;
+  if (full) next = next.filter((c) => c.type === "Ready" || c.type in conditions);
+  const kept = full
+    ? {}
+    : { url: current.url, tenant: current.tenant, connectionSecrets: current.connectionSecrets };
   const status: Record<string, unknown> = { observedGeneration: generation, conditions: next };
-  for (const [k, v] of Object.entries(extra)) if (v !== undefined) status[k] = v;
+  for (const [k, v] of Object.entries({ ...kept, ...extra })) if (v !== undefined) status[k] = v;
   if (JSON.stringify(status) === JSON.stringify(current)) return;
   await ctx.client.applyStatus({
     apiVersion: cached.apiVersion,
@@ -523,18 +550,11 @@ async function reconcileDelete(
   if (!hasFinalizer(cached, FINALIZER)) return undefined;
   const namespace = cached.metadata?.namespace as string;
   for (const gvk of OWNED_KINDS) {
-    let items: Obj[];
-    try {
-      items = (
-        await ctx.client.list<Obj>(gvk, {
-          namespace,
-          labelSelector: `homelab.shdr.ch/appvending=${cached.metadata?.name}`,
-        })
-      ).items;
-    } catch (err) {
-      if (notServed(err) || isNotFound(err)) continue;
-      throw err;
-    }
+    if (!(await served(ctx, gvk))) continue;
+    const { items } = await ctx.client.list<Obj>(gvk, {
+      namespace,
+      labelSelector: `${APP_VENDING_LABEL}=${managedName(cached.metadata?.name as string)}`,
+    });
     for (const o of items) {
       if (!controlledBy(o, cached)) continue;
       await ctx.client.delete(gvk, { namespace, name: o.metadata?.name as string }, { ignoreNotFound: true });

@@ -69,7 +69,8 @@ function meta(av: AppVending, owner: Obj, name: string, externalName?: string): 
   return {
     name,
     namespace: av.metadata.namespace,
-    labels: { [MANAGED_BY_LABEL]: MANAGED_BY, [APP_VENDING_LABEL]: av.metadata.name },
+    // A label value has at most 63 characters; the managed name is the AppVending's name fitted to that.
+    labels: { [MANAGED_BY_LABEL]: MANAGED_BY, [APP_VENDING_LABEL]: managedName(av.metadata.name) },
     ...(externalName ? { annotations: { [EXTERNAL_NAME]: externalName } } : {}),
     ownerReferences: [controllerReference(owner)],
   };

@@ -39,7 +39,8 @@ export function externalNames(namespace: string, name: string): ExternalNames {
   const keep = 63 - hash.length - 1;
   const bucket = `${slug.slice(0, keep).replace(/[-.]+$/, "")}-${hash}`.replace(/\./g, "-");
   const postgres = `${slug.replace(/[-.]/g, "_").slice(0, keep).replace(/_+$/, "")}_${hash}`;
-  return { bucket, postgres, clientId: fitted(slug, 255, "-") };
+  const clientId = `${slug.slice(0, 255 - hash.length - 1)}-${hash}`;
+  return { bucket, postgres, clientId };
 }
 
 /** Name of the Lease that claims `hostname` for one AppVending, cluster-wide (see claims.ts). */
