@@ -436,6 +436,35 @@ describe("AppVending: data and failures", () => {
     }
   }, 180_000);
 
+  it("always removes the app, its route and its hostname claim, so another app may take the hostname", async () => {
+    const oidcKey = `Client/keycloak/${managedName("portfolio")}`;
+    expect(standIn.external.has(oidcKey)).toBe(true);
+    await client.delete(GVK.appVending, { namespace: aliceNs, name: "portfolio" });
+    const gone = (gvk: { apiVersion: string; kind: string }, key: { namespace: string; name: string }) =>
+      waitFor(
+        `${gvk.kind} ${key.name} gone`,
+        async () => ((await client.getOrUndefined(gvk, key)) ? undefined : true),
+        60_000,
+      );
+    await gone(GVK.appVending, { namespace: aliceNs, name: "portfolio" });
+    await gone(GVK.knativeService, { namespace: aliceNs, name: "portfolio" });
+    await gone(GVK.domainMapping, { namespace: aliceNs, name: host });
+    await gone(GVK.lease, { namespace: OPERATOR_NS, name: `host.${host}` });
+    // deletionPolicy Retain (the default): the public bucket's data and the database outlive the app.
+    const ext = externalNames(aliceNs, "portfolio");
+    expect(standIn.external.has(`Bucket/ceph-rgw/${ext.bucket}`)).toBe(true);
+    expect(standIn.external.has(`Database/postgres/${ext.postgres}`)).toBe(true);
+    // The OIDC client always goes: its MR lets the provider delete it.
+    await waitFor(
+      "OIDC client deleted",
+      async () => (standIn.external.has(oidcKey) ? undefined : true),
+      30_000,
+    );
+    // bob's app that was refused the hostname gets it now, on its next look.
+    const copy = await waitCondition(bobNs, "copy", "Route", (c) => c.status === "True");
+    expect(copy.status.url).toBe(`https://${host}`);
+  }, 120_000);
+
   it("shows a failing provider's message in the part's Condition and a Warning event", async () => {
     standIn.failWith("Database", 'pq: permission denied to create database "x"');
     try {
