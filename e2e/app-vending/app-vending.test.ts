@@ -10,7 +10,8 @@ import { GVK, RETAIN_POLICIES } from "../../src/controllers/app-vending/desired.
 import { externalNames, managedName } from "../../src/controllers/app-vending/names.ts";
 import { peerTenantController } from "../../src/controllers/peer-tenant/controller.ts";
 import { installCRDs } from "../../src/crds/install.ts";
-import { ProviderStandIn } from "../../src/local/provider-stand-in/stand-in.ts";
+import { startProviderStandIn } from "../../src/local/provider-stand-in/setup.ts";
+import type { ProviderStandIn } from "../../src/local/provider-stand-in/stand-in.ts";
 import { createLogger, KubeClient, type KubeObject, Manager } from "../../src/runtime/index.ts";
 import { adminKubeConfig, impersonating } from "../harness/test-cluster.ts";
 import { statusMessage, statusOf, waitFor } from "../harness/wait.ts";
@@ -29,21 +30,12 @@ interface Cond {
 let admin: KubeConfig;
 let client: KubeClient;
 let manager: Manager;
-const standIn = new ProviderStandIn({ pollMs: 500 });
+let standIn: ProviderStandIn;
 const alice = `alice${RUN}`;
 const bob = `bob${RUN}`;
 const aliceNs = `peers-${alice}`;
 const bobNs = `peers-${bob}`;
 const host = `portfolio-${RUN}.apps.home.shdr.ch`;
-
-async function installFixtureCrd(file: string): Promise<void> {
-  const crd = parse(readFileSync(new URL(`./fixtures/crds/${file}`, import.meta.url), "utf8")) as Obj;
-  if (crd.spec.conversion?.strategy === "Webhook") crd.spec.conversion = { strategy: "None" };
-  await client.apply(crd);
-  const version = crd.spec.versions.find((v: { storage: boolean }) => v.storage).name;
-  const gvk = { apiVersion: `${crd.spec.group}/${version}`, kind: crd.spec.names.kind };
-  await waitFor(`${gvk.kind} served`, () => client.resourceInfo(gvk), 30_000);
-}
 
 function av(name: string, ns: string, spec: Record<string, unknown>): Obj {
   return { ...GVK.appVending, metadata: { name, namespace: ns }, spec } as Obj;
@@ -89,26 +81,7 @@ beforeAll(async () => {
   admin = adminKubeConfig();
   client = new KubeClient(admin);
   await installCRDs(admin);
-  for (const f of readdirCrds()) await installFixtureCrd(f);
   await client.apply({ apiVersion: "v1", kind: "Namespace", metadata: { name: OPERATOR_NS } } as Obj);
-  // The platform's ProviderConfigs, cluster-scoped: the seed's ceph-rgw and keycloak, and postgres.
-  const pcs: [string, string, Record<string, unknown>][] = [
-    ["aws.m.upbound.io/v1beta1", "ceph-rgw", { credentials: { source: "None" } }],
-    ["keycloak.m.crossplane.io/v1beta1", "keycloak", { credentials: { source: "None" } }],
-    [
-      "postgresql.sql.m.crossplane.io/v1alpha1",
-      "postgres",
-      {
-        credentials: {
-          source: "PostgreSQLConnectionSecret",
-          connectionSecretRef: { name: "pg", namespace: OPERATOR_NS },
-        },
-      },
-    ],
-  ];
-  for (const [apiVersion, name, spec] of pcs) {
-    await client.apply({ apiVersion, kind: "ClusterProviderConfig", metadata: { name }, spec } as Obj);
-  }
   // What Crossplane's RBAC manager and Knative's chart aggregate into `admin`: tenants (bound to admin)
   // then hold RBAC rights on managed resources, ProviderConfigs and DomainMappings, and only the
   // vending guardrail stands in the way, which is what the isolation tests prove.
@@ -148,7 +121,8 @@ beforeAll(async () => {
   });
   manager.addController(peerTenantController({ operatorNamespace: OPERATOR_NS, operatorUsernames: [] }));
   manager.addController(appVendingController({ operatorNamespace: OPERATOR_NS, operatorUsernames: [] }));
-  for (const c of standIn.controllers()) manager.addController(c);
+  // As local mode does: the providers' and Knative's CRDs, the platform's ProviderConfigs, the stand-in.
+  standIn = await startProviderStandIn(manager, admin, { pollMs: 500 });
   await manager.start();
   const tenantSpec = (user: string, vending: Record<string, unknown>) => ({
     owners: { users: [user] },
@@ -178,24 +152,6 @@ afterAll(async () => {
   await manager?.stop();
 });
 
-function readdirCrds(): string[] {
-  return [
-    "s3.aws.m.upbound.io_buckets.yaml",
-    "s3.aws.m.upbound.io_bucketacls.yaml",
-    "aws.m.upbound.io_providerconfigs.yaml",
-    "aws.m.upbound.io_clusterproviderconfigs.yaml",
-    "postgresql.sql.m.crossplane.io_databases.yaml",
-    "postgresql.sql.m.crossplane.io_roles.yaml",
-    "postgresql.sql.m.crossplane.io_providerconfigs.yaml",
-    "postgresql.sql.m.crossplane.io_clusterproviderconfigs.yaml",
-    "openidclient.keycloak.m.crossplane.io_clients.yaml",
-    "keycloak.m.crossplane.io_providerconfigs.yaml",
-    "keycloak.m.crossplane.io_clusterproviderconfigs.yaml",
-    "service.yaml",
-    "domain-mapping.yaml",
-  ];
-}
-
 describe("AppVending: the portfolio example", () => {
   it("converges to Ready with the seed's bucket, Keycloak client and database", async () => {
     const example = parse(
@@ -224,6 +180,24 @@ describe("AppVending: the portfolio example", () => {
     }
     expect(ready.status.url).toBe(`https://${host}`);
     expect(ready.status.tenant).toBe(alice);
+    // One Event per part as it became ready.
+    const reasons = await waitFor(
+      "part Ready events",
+      async () => {
+        const events = await client.list<Obj>(
+          { apiVersion: "events.k8s.io/v1", kind: "Event" },
+          { namespace: aliceNs },
+        );
+        const mine = new Set(
+          events.items.filter((e) => e.regarding?.name === "portfolio").map((e) => e.reason),
+        );
+        return mine.size >= 5 ? mine : undefined;
+      },
+      30_000,
+    );
+    for (const r of ["BucketReady", "DatabaseReady", "OIDCClientReady", "AppReady", "RouteReady"]) {
+      expect(reasons.has(r), r).toBe(true);
+    }
 
     const mr = managedName("portfolio");
     const ext = externalNames(aliceNs, "portfolio");
