@@ -21,6 +21,7 @@ import {
   specOrMetadataChanged,
 } from "../../runtime/index.ts";
 import { MANAGED_BY, MANAGED_BY_LABEL, TENANT_LABEL } from "../peer-tenant/labels.ts";
+import { ensureObject } from "../shared/ensure.ts";
 import {
   APP_VENDING_LABEL,
   DEFAULT_PLATFORM,
@@ -91,7 +92,11 @@ export function appVendingController(opts: AppVendingControllerOptions): Control
     predicate: specOrMetadataChanged,
     async reconcile(req, ctx) {
       if (req.name === GUARDRAILS_KEY) {
-        for (const g of guardrails) await ctx.client.apply(g as Obj);
+        // Compared with the cache first: every AppVending event lands here, most change nothing.
+        for (const g of guardrails as Obj[]) {
+          const gvk = { apiVersion: g.apiVersion as string, kind: g.kind as string };
+          await ensureObject(ctx, g, ctx.cache.get(gvk, { name: g.metadata?.name as string }));
+        }
         return undefined;
       }
       const cached = ctx.object<Obj>();
