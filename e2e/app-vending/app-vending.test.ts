@@ -9,6 +9,7 @@ import { appVendingController } from "../../src/controllers/app-vending/controll
 import { GVK, RETAIN_POLICIES } from "../../src/controllers/app-vending/desired.ts";
 import { externalNames, managedName } from "../../src/controllers/app-vending/names.ts";
 import { peerTenantController } from "../../src/controllers/peer-tenant/controller.ts";
+import { vendingQuotaController } from "../../src/controllers/peer-tenant/vending-quota.ts";
 import { installCRDs } from "../../src/crds/install.ts";
 import { startProviderStandIn } from "../../src/local/provider-stand-in/setup.ts";
 import type { ProviderStandIn } from "../../src/local/provider-stand-in/stand-in.ts";
@@ -33,6 +34,7 @@ let manager: Manager;
 let standIn: ProviderStandIn;
 const alice = `alice${RUN}`;
 const bob = `bob${RUN}`;
+const carol = `carol${RUN}`;
 const aliceNs = `peers-${alice}`;
 const bobNs = `peers-${bob}`;
 const host = `portfolio-${RUN}.apps.home.shdr.ch`;
@@ -120,6 +122,7 @@ beforeAll(async () => {
     watchBackoff: { initialMs: 100, maxMs: 2_000 },
   });
   manager.addController(peerTenantController({ operatorNamespace: OPERATOR_NS, operatorUsernames: [] }));
+  manager.addController(vendingQuotaController());
   manager.addController(appVendingController({ operatorNamespace: OPERATOR_NS, operatorUsernames: [] }));
   // As local mode does: the providers' and Knative's CRDs, the platform's ProviderConfigs, the stand-in.
   standIn = await startProviderStandIn(manager, admin, { pollMs: 500 });
@@ -144,9 +147,29 @@ beforeAll(async () => {
     bob,
     tenantSpec(bob, { allowedDomains: [`${bob}.apps.test`, "apps.home.shdr.ch"] }),
   );
+  await tenants(admin).create(
+    carol,
+    tenantSpec(carol, { maxApps: 1, maxBuckets: 0, maxDatabases: 0, maxOIDCClients: 0 }),
+  );
   await waitReady(admin, alice, 60_000);
   await waitReady(admin, bob, 60_000);
-}, 180_000);
+  await waitReady(admin, carol, 60_000);
+  // Quota admission refuses AppVendings until kube-controller-manager counts them: right after the CRD
+  // is installed that takes until it is watched and the quota made again (vending-quota.ts).
+  for (const t of [alice, bob, carol]) {
+    await waitFor(
+      `${t}'s vending quota counted`,
+      async () => {
+        const q = await client.getOrUndefined<Obj>(
+          { apiVersion: "v1", kind: "ResourceQuota" },
+          { namespace: `peers-${t}`, name: "tenant-vending-quota" },
+        );
+        return q?.status?.used?.["count/appvendings.homelab.shdr.ch"] !== undefined ? q : undefined;
+      },
+      150_000,
+    );
+  }
+}, 420_000);
 
 afterAll(async () => {
   await manager?.stop();
@@ -375,6 +398,34 @@ describe("AppVending: alice cannot get around it", () => {
       client.create(av("x", `plain-${RUN}`, { bucket: {} })),
     );
     expect(msg).toContain("only accepted in a tenant's namespace");
+  }, 120_000);
+});
+
+describe("AppVending: admission counts AppVendings per tenant namespace", () => {
+  it("refuses carol's second AppVending at admission: her limits sum to one", async () => {
+    const asCarol = new KubeClient(await impersonating(carol));
+    const ns = `peers-${carol}`;
+    const quota = await client.get<Obj>(
+      { apiVersion: "v1", kind: "ResourceQuota" },
+      { namespace: ns, name: "tenant-vending-quota" },
+    );
+    expect(quota.spec.hard).toEqual({ "count/appvendings.homelab.shdr.ch": "1" });
+    await asCarol.create(av("one", ns, { app: { image: "registry.example/app:1" } }));
+    const msg = await refused(
+      "a second AppVending",
+      asCarol.create(av("two", ns, { app: { image: "registry.example/app:1" } })),
+    );
+    expect(msg).toContain("exceeded quota");
+    // Nor can she lift the cap.
+    await refused(
+      "raising her quota",
+      asCarol.patch(
+        { apiVersion: "v1", kind: "ResourceQuota" },
+        { namespace: ns, name: "tenant-vending-quota" },
+        { spec: { hard: { "count/appvendings.homelab.shdr.ch": "100" } } },
+        "merge",
+      ),
+    );
   }, 120_000);
 });
 
