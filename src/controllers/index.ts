@@ -4,8 +4,10 @@ import { join } from "node:path";
 import type { OperatorConfig } from "../config.ts";
 import type { Dial } from "../proxmox/transport.ts";
 import type { Manager } from "../runtime/index.ts";
+import { appVendingController } from "./app-vending/controller.ts";
 import { peerTenantController } from "./peer-tenant/controller.ts";
 import { platformComponentsController } from "./platform-components/controller.ts";
+import { vendingQuotaController } from "./peer-tenant/vending-quota.ts";
 
 /**
  * How controllers reach Proxmox and Talos. `dial` is given to every Proxmox and Talos client they make:
@@ -33,6 +35,13 @@ export function registerControllers(
       helmPath: process.env.HOMELAB_OPERATOR_HELM || "helm",
       helmStateDir: join(tmpdir(), "homelab-operator-helm"),
       operatorNamespace: config.namespace,
+    }),
+  );
+  manager.addController(vendingQuotaController());
+  manager.addController(
+    appVendingController({
+      operatorNamespace: config.namespace,
+      operatorUsernames: config.operatorUsernames,
     }),
   );
 }

@@ -4,6 +4,7 @@
 // another tenant's resources.
 import * as z from "zod";
 import {
+  deletionPolicy,
   dnsLabel,
   hostname,
   localSecretKeyRef,
@@ -165,6 +166,9 @@ const AppVendingSpec = withRules(
       database: Database.optional(),
       oidcClient: OidcClient.optional(),
       connectionSecrets: ConnectionSecrets.optional(),
+      deletionPolicy: deletionPolicy(
+        "the bucket and the database (the app, its route and the OIDC client always go)",
+      ),
     })
     .describe("What to vend; every part is optional but at least one is needed."),
   [
@@ -231,6 +235,27 @@ export const AppVending = defineKind({
       description: "Ready condition.",
     },
     { name: "URL", type: "string", jsonPath: ".status.url", description: "Where the app is served." },
+    {
+      name: "App",
+      type: "string",
+      jsonPath: conditionStatusPath("App"),
+      description: "App condition.",
+      priority: 1,
+    },
+    {
+      name: "Bucket",
+      type: "string",
+      jsonPath: conditionStatusPath("Bucket"),
+      description: "Bucket condition.",
+      priority: 1,
+    },
+    {
+      name: "Database",
+      type: "string",
+      jsonPath: conditionStatusPath("Database"),
+      description: "Database condition.",
+      priority: 1,
+    },
     { name: "Image", type: "string", jsonPath: ".spec.app.image", description: "App image.", priority: 1 },
     {
       name: "Age",
