@@ -8,16 +8,28 @@
 // ValidatingAdmissionPolicies (paramKind).
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseAllDocuments } from "yaml";
+import { parse, parseAllDocuments } from "yaml";
 import { renderManifestFiles, renderManifests } from "../../scripts/generate-manifests.ts";
+import { COMPONENTS_FIELD_MANAGER } from "../../src/components/installer.ts";
+import { appVendingController } from "../../src/controllers/app-vending/controller.ts";
+import { GVK as VENDING } from "../../src/controllers/app-vending/desired.ts";
+import { hostnameClaimName } from "../../src/controllers/app-vending/names.ts";
 import { peerTenantController } from "../../src/controllers/peer-tenant/controller.ts";
+import { vendingQuotaController } from "../../src/controllers/peer-tenant/vending-quota.ts";
+import { platformComponentsController } from "../../src/controllers/platform-components/controller.ts";
 import { installCRDs } from "../../src/crds/install.ts";
 import { ensureControlPlaneBinaries } from "../../src/local/control-plane/binaries.ts";
+import { startProviderStandIn } from "../../src/local/provider-stand-in/setup.ts";
 import { createLogger, KubeClient, type KubeObject, Manager } from "../../src/runtime/index.ts";
+import { manifestOf, startChartRepo } from "../components/chart-repo.ts";
+import { CRDS_DIR, helmBinary } from "../components/workload.ts";
 import { statusOf, waitFor } from "../harness/wait.ts";
 import { condition, RUN, tenants, waitReady } from "../peer-tenant/tenant-fixtures.ts";
 import {
@@ -87,15 +99,37 @@ async function serviceAccountKubeConfig(): Promise<KubeConfig> {
   return kc;
 }
 
-/** "group resource verb" for every verb of every rule of the ClusterRole and Role in a rendering. */
+interface RbacDoc {
+  kind?: string;
+  metadata?: { name?: string };
+  roleRef?: { kind: string; name: string };
+  subjects?: { kind: string; name: string; namespace?: string }[];
+  rules?: { apiGroups: string[]; resources: string[]; verbs: string[] }[];
+}
+
+/**
+ * "group resource verb" for every verb of every rule of the roles a rendering binds to the operator's
+ * ServiceAccount. Roles for others (the AppVending roles aggregated into admin/edit/view for tenants) are
+ * not the operator's permissions and are not counted here.
+ */
 function grantedPairs(rendering: string): Set<string> {
+  const docs = parseAllDocuments(rendering).map((d) => d.toJS() as RbacDoc | null);
+  const bound = new Set(
+    docs
+      .filter((d) => d?.kind === "ClusterRoleBinding" || d?.kind === "RoleBinding")
+      .filter((d) =>
+        d?.subjects?.some(
+          (s) =>
+            s.kind === "ServiceAccount" &&
+            `system:serviceaccount:${s.namespace}:${s.name}` === SERVICE_ACCOUNT,
+        ),
+      )
+      .map((d) => `${d?.roleRef?.kind} ${d?.roleRef?.name}`),
+  );
   const pairs = new Set<string>();
-  for (const doc of parseAllDocuments(rendering)) {
-    const obj = doc.toJS() as {
-      kind?: string;
-      rules?: { apiGroups: string[]; resources: string[]; verbs: string[] }[];
-    };
+  for (const obj of docs) {
     if (obj?.kind !== "ClusterRole" && obj?.kind !== "Role") continue;
+    if (!bound.has(`${obj.kind} ${obj.metadata?.name}`)) continue;
     for (const rule of obj.rules ?? [])
       for (const g of rule.apiGroups)
         for (const r of rule.resources) for (const v of rule.verbs) pairs.add(`${g} ${r} ${v}`);
@@ -232,6 +266,44 @@ describe("deploy/manifests", () => {
     expect(role).not.toContain("customresourcedefinitions");
   });
 
+  it("aggregates the AppVending roles into admin and edit (all verbs) and view (read only), never status", async () => {
+    type Rule = { apiGroups?: string[]; resources?: string[]; verbs: string[] };
+    const appVendingVerbs = async (role: string) => {
+      const json = JSON.parse(await kubectl(["get", "clusterrole", role, "-o", "json"])) as {
+        rules?: Rule[];
+      };
+      const rules = (json.rules ?? []).filter((r) => r.apiGroups?.includes("homelab.shdr.ch"));
+      return {
+        verbs: new Set(rules.filter((r) => r.resources?.includes("appvendings")).flatMap((r) => r.verbs)),
+        resources: new Set(rules.flatMap((r) => r.resources ?? [])),
+      };
+    };
+    const write = ["create", "update", "patch", "delete", "deletecollection"];
+    for (const role of ["admin", "edit"]) {
+      // kube-controller-manager's clusterrole-aggregation controller copies the rules in.
+      const got = await waitFor(
+        `appvendings aggregated into ${role}`,
+        async () => {
+          const v = await appVendingVerbs(role);
+          return v.verbs.has("deletecollection") ? v : undefined;
+        },
+        60_000,
+      );
+      expect([...got.verbs].sort()).toEqual(["get", "list", "watch", ...write].sort());
+      expect([...got.resources]).toEqual(["appvendings"]);
+    }
+    const view = await waitFor(
+      "appvendings aggregated into view",
+      async () => {
+        const v = await appVendingVerbs("view");
+        return v.verbs.has("get") ? v : undefined;
+      },
+      60_000,
+    );
+    expect([...view.verbs].sort()).toEqual(["get", "list", "watch"]);
+    expect([...view.resources]).toEqual(["appvendings"]);
+  });
+
   it("lets the ServiceAccount run the PeerTenant controller through a tenant's whole life, refusing nothing", async () => {
     // Cilium's real CRD, and Gatekeeper's, so the paths for clusters running them are exercised.
     await kubectl(["apply", "--server-side", "-f", reference("cilium/v2_ciliumnetworkpolicies.yaml")]);
@@ -259,6 +331,7 @@ describe("deploy/manifests", () => {
     manager.addController(
       peerTenantController({ operatorNamespace: NAMESPACE, operatorUsernames: [SERVICE_ACCOUNT] }),
     );
+    manager.addController(vendingQuotaController());
     await manager.start();
     await waitFor("leadership", () => manager!.isLeader());
 
@@ -401,6 +474,160 @@ describe("deploy/manifests", () => {
     );
     expect(refused.map((e) => `${e.verb} ${e.requestURI}`)).toEqual([]);
   }, 400_000);
+
+  it("lets the ServiceAccount run the AppVending controller from a request to Ready to deleted, refusing nothing", async () => {
+    // The providers' and Knative's part, as the provider stand-in plays it, runs as the admin on a
+    // manager of its own: only the AppVending controller acts as the ServiceAccount.
+    const standIns = new Manager({
+      kubeConfig: admin,
+      logger: createLogger({ level: process.env.LOG_LEVEL ?? "warn" }),
+      watchBackoff: { initialMs: 100, maxMs: 2_000 },
+    });
+    await startProviderStandIn(standIns, admin, { pollMs: 500 });
+    manager = new Manager({
+      kubeConfig: await serviceAccountKubeConfig(),
+      logger: createLogger({ level: process.env.LOG_LEVEL ?? "warn" }),
+      watchBackoff: { initialMs: 100, maxMs: 2_000 },
+    });
+    manager.addController(
+      appVendingController({ operatorNamespace: NAMESPACE, operatorUsernames: [SERVICE_ACCOUNT] }),
+    );
+    const adminClient = new KubeClient(admin);
+    const key = { namespace: NAMESPACE, name: "portfolio" };
+    try {
+      await standIns.start();
+      await manager.start();
+      // Every part: the bucket (Bucket + BucketACL), the database (Database + Role), the OIDC client, the
+      // app and, for its own hostname, a DomainMapping and the hostname's claim. In the operator's
+      // namespace, an admin namespace, so no tenant's quota stands between this test and the request.
+      const example = parse(
+        readFileSync(new URL("../../examples/app-vending-portfolio.yaml", import.meta.url), "utf8"),
+      ) as KubeObject & { spec: { app: { hostname: string } } };
+      example.metadata = { ...example.metadata, ...key };
+      const host = `portfolio-${RUN}.apps.home.shdr.ch`;
+      example.spec.app.hostname = host;
+      await adminClient.create(example);
+      await waitFor(
+        "the AppVending Ready",
+        async () => {
+          const o = await adminClient.get<KubeObject>(VENDING.appVending, key);
+          const conds = (o.status as { conditions?: { type: string; status: string }[] } | undefined)
+            ?.conditions;
+          return conds?.find((c) => c.type === "Ready")?.status === "True" ? o : undefined;
+        },
+        120_000,
+      );
+      await adminClient.delete(VENDING.appVending, key);
+      await waitFor(
+        "the AppVending gone, with its hostname claim",
+        async () =>
+          !(await adminClient.getOrUndefined(VENDING.appVending, key)) &&
+          !(await adminClient.getOrUndefined(VENDING.lease, {
+            namespace: NAMESPACE,
+            name: hostnameClaimName(host),
+          })),
+        90_000,
+      );
+      await manager.stop();
+      manager = undefined;
+    } finally {
+      await manager?.stop();
+      manager = undefined;
+      await standIns.stop();
+    }
+    const refused = (await cluster.events()).filter(
+      (e) => e.user.username === SERVICE_ACCOUNT && forbiddenByRBAC(e),
+    );
+    expect(refused.map((e) => `${e.verb} ${e.requestURI}`)).toEqual([]);
+  }, 300_000);
+
+  it("lets the ServiceAccount run the platform-components controller to ComponentsReady, refusing nothing", async () => {
+    // The workload cluster is this same API server, reached with the admin's kubeconfig: what Helm and
+    // the installer do there is the admin's, so the audit log shows only the management-cluster side.
+    const helmPath = await helmBinary();
+    const repo = await startChartRepo(helmPath, [], {
+      "gateway-api/v1.6.1/standard-install.yaml": await manifestOf(CRDS_DIR, "gateway.networking.k8s.io_"),
+    });
+    const stateDir = await mkdtemp(join(tmpdir(), "homelab-helm-rbac-"));
+    const adminClient = new KubeClient(admin, { fieldManager: "homelab-operator" });
+    const HC = { apiVersion: "homelab.shdr.ch/v1alpha1", kind: "HomelabCluster" };
+    const name = `components-${RUN}`;
+    manager = new Manager({
+      kubeConfig: await serviceAccountKubeConfig(),
+      logger: createLogger({ level: process.env.LOG_LEVEL ?? "warn" }),
+      watchBackoff: { initialMs: 100, maxMs: 2_000 },
+    });
+    manager.addController(
+      platformComponentsController({ helmPath, helmStateDir: stateDir, operatorNamespace: NAMESPACE }),
+    );
+    try {
+      await adminClient.apply({
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: { namespace: NAMESPACE, name: `${name}-kubeconfig` },
+        data: { value: Buffer.from(await readFile(cluster.cp.kubeconfigPath, "utf8")).toString("base64") },
+      });
+      await manager.start();
+      const example = parse(
+        await readFile(new URL("../../examples/homelab-cluster-k8s.yaml", import.meta.url), "utf8"),
+      ) as KubeObject & { spec: Record<string, unknown> };
+      await adminClient.apply({
+        ...example,
+        metadata: { name },
+        spec: {
+          ...example.spec,
+          components: [{ name: "gateway-api", repository: `${repo.url}/gateway-api` }],
+        },
+      });
+      const components = async () =>
+        (
+          (await adminClient.get<KubeObject>(HC, { name })).status as
+            | { conditions?: { type: string; status: string; reason: string }[] }
+            | undefined
+        )?.conditions?.find((c) => c.type === "ComponentsReady");
+      await waitFor(
+        "ComponentsReady=False WaitingForKubeconfig",
+        async () => (await components())?.reason === "WaitingForKubeconfig",
+        60_000,
+      );
+      // The provisioning controller's part, written as it would: the kubeconfig is stored.
+      await adminClient.applyStatus({
+        ...HC,
+        metadata: { name },
+        status: {
+          conditions: [
+            {
+              type: "KubeconfigReady",
+              status: "True",
+              reason: "KubeconfigStored",
+              message: "stored",
+              lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+            },
+          ],
+          secretRefs: { kubeconfig: { name: `${name}-kubeconfig`, namespace: NAMESPACE } },
+        },
+      });
+      await waitFor("ComponentsReady=True", async () => (await components())?.status === "True", 120_000);
+      const managers = (
+        ((await adminClient.get<KubeObject>(HC, { name })).metadata?.managedFields ?? []) as {
+          manager: string;
+        }[]
+      ).map((m) => m.manager);
+      expect(managers).toContain(COMPONENTS_FIELD_MANAGER);
+      await manager.stop(); // flushes the install Event
+      manager = undefined;
+    } finally {
+      await manager?.stop();
+      manager = undefined;
+      await adminClient.delete(HC, { name }, { ignoreNotFound: true });
+      await repo.stop();
+      await rm(stateDir, { recursive: true, force: true });
+    }
+    const refused = (await cluster.events()).filter(
+      (e) => e.user.username === SERVICE_ACCOUNT && forbiddenByRBAC(e),
+    );
+    expect(refused.map((e) => `${e.verb} ${e.requestURI}`)).toEqual([]);
+  }, 300_000);
 
   it("grants no (verb, resource) the ServiceAccount did not use", async () => {
     const granted = new Set([
