@@ -2,7 +2,10 @@
 // `kubectl apply -k deploy/manifests` (the README's command) installs it, and the ClusterRole is exactly
 // what the operator uses: the controllers run as the chart's ServiceAccount on an API server with an
 // audit log, no request of theirs may be refused, and every (verb, resource) the chart grants must show
-// up in what that ServiceAccount did. Tried by removing rules: without `peertenants/finalizers update`
+// up in what that ServiceAccount did. Scenarios: PeerTenant (with the vending quota), AppVending (every
+// part, a hostname claim, deletion) and platform components (a HomelabCluster to ComponentsReady, this
+// API server as its workload cluster). Tried by removing rules: without `appvendings/finalizers update`
+// the AppVending's managed resources are refused (blockOwnerDeletion) and it never gets Ready; without `peertenants/finalizers update`
 // the tenant never gets Ready (admission refuses blockOwnerDeletion); without `events patch` the one
 // series update at stop is a 403 in the audit log; without `configmaps get` the API server refuses the
 // ValidatingAdmissionPolicies (paramKind).
@@ -54,17 +57,21 @@ const TENANT = { apiVersion: "homelab.shdr.ch/v1alpha1", kind: "PeerTenant" };
  * Granted pairs the audit log cannot show, each with why it is still needed. Nothing else may be unused.
  * - bind: RBAC's escalation check when the operator writes a RoleBinding to admin/edit (a 403 on that
  *   RoleBinding otherwise, which the no-refusals test would catch); it is not a request of its own.
- * - peertenants/finalizers update: checked by the OwnerReferencesPermissionEnforcement admission plugin
- *   (on in this test's API server) for every ownerReference with blockOwnerDeletion, not a request.
+ * - peertenants/finalizers and appvendings/finalizers update: checked by the
+ *   OwnerReferencesPermissionEnforcement admission plugin (on in this test's API server) for every
+ *   ownerReference with blockOwnerDeletion (the tenant's objects, the AppVending's managed resources and
+ *   Knative objects), not a request.
  * - configmaps get: the API server refuses a ValidatingAdmissionPolicy whose paramKind is ConfigMap
  *   unless its writer may get all ConfigMaps (found by this test: a 422 naming the missing permission).
- * - peertenants get: finalizers.ts re-reads the object after its JSON patch guard failed because someone
+ * - peertenants get, appvendings get: finalizers.ts re-reads the object after its JSON patch guard failed because someone
  *   changed the finalizers at the same moment; a race this test cannot produce on purpose.
  */
 const NOT_A_REQUEST = new Map([
   ["rbac.authorization.k8s.io clusterroles bind", "escalation check on RoleBindings to admin/edit"],
   ["homelab.shdr.ch peertenants/finalizers update", "OwnerReferencesPermissionEnforcement admission"],
   ["homelab.shdr.ch peertenants get", "re-read after a finalizer patch guard fails (a race)"],
+  ["homelab.shdr.ch appvendings/finalizers update", "OwnerReferencesPermissionEnforcement admission"],
+  ["homelab.shdr.ch appvendings get", "re-read after a finalizer patch guard fails (a race)"],
   [" configmaps get", "required of whoever writes a ValidatingAdmissionPolicy with paramKind ConfigMap"],
 ]);
 
@@ -552,6 +559,7 @@ describe("deploy/manifests", () => {
     const adminClient = new KubeClient(admin, { fieldManager: "homelab-operator" });
     const HC = { apiVersion: "homelab.shdr.ch/v1alpha1", kind: "HomelabCluster" };
     const name = `components-${RUN}`;
+    const valuesSecret = `values-${RUN}`;
     manager = new Manager({
       kubeConfig: await serviceAccountKubeConfig(),
       logger: createLogger({ level: process.env.LOG_LEVEL ?? "warn" }),
@@ -567,6 +575,12 @@ describe("deploy/manifests", () => {
         metadata: { namespace: NAMESPACE, name: `${name}-kubeconfig` },
         data: { value: Buffer.from(await readFile(cluster.cp.kubeconfigPath, "utf8")).toString("base64") },
       });
+      await adminClient.apply({
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: { namespace: "default", name: valuesSecret },
+        stringData: { k: "v" },
+      });
       await manager.start();
       const example = parse(
         await readFile(new URL("../../examples/homelab-cluster-k8s.yaml", import.meta.url), "utf8"),
@@ -576,7 +590,17 @@ describe("deploy/manifests", () => {
         metadata: { name },
         spec: {
           ...example.spec,
-          components: [{ name: "gateway-api", repository: `${repo.url}/gateway-api` }],
+          components: [
+            {
+              name: "gateway-api",
+              repository: `${repo.url}/gateway-api`,
+              // A valuesFrom Secret outside the operator's namespace: the API lets a spec name any, so
+              // the ServiceAccount must be able to read it there (by name; gateway-api maps no values).
+              valuesFrom: [
+                { name: "unused", secretKeyRef: { namespace: "default", name: valuesSecret, key: "k" } },
+              ],
+            },
+          ],
         },
       });
       const components = async () =>
@@ -641,6 +665,9 @@ describe("deploy/manifests", () => {
       .map((p) => `${used.has(p) ? "used " : NOT_A_REQUEST.has(p) ? "check" : "UNUSED"}  ${p}`);
     console.log(`[rbac] granted (verb, resource) pairs:\n${table.join("\n")}`);
     expect(unused).toEqual([]);
+    // The roles aggregated into admin/edit/view are rendered but are the tenants', not the operator's.
+    expect(renderManifests()).toContain("homelab-operator-appvending-edit");
+    expect(granted).not.toContain("homelab.shdr.ch appvendings create");
     // And the exceptions are still granted (a stale entry would hide nothing, but would mislead).
     for (const p of NOT_A_REQUEST.keys()) expect(granted).toContain(p);
   });
