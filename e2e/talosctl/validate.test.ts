@@ -34,7 +34,7 @@ const VARIANTS: [string, TalosClusterInput][] = [
       ...homelabInput,
       ciliumCNI: false,
       oidc: undefined,
-      network: { ...homelabInput.network, vip: undefined },
+      network: { ...homelabInput.network, controlPlaneVip: undefined },
     },
   ],
   [
