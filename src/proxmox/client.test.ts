@@ -423,6 +423,23 @@ describe("failures the controllers must tell apart", () => {
     await ro.close();
   });
 
+  it("reports a token's effective privileges per path, inherited from above", async () => {
+    sim.addToken({
+      tokenId: "auditor@pve!scoped",
+      secret: "scoped-secret",
+      acl: { "/": ["Sys.Audit"], "/vms": ["VM.Audit", "VM.Allocate"] },
+    });
+    const scoped = clientWith({ tokenId: "auditor@pve!scoped", tokenSecret: "scoped-secret" });
+    const at = await scoped.permissions("/vms/1030");
+    expect(Object.keys(at)).toEqual(["/vms/1030"]);
+    expect(Object.keys(at["/vms/1030"]!).sort()).toEqual(["Sys.Audit", "VM.Allocate", "VM.Audit"]);
+    expect(Object.keys((await scoped.permissions("/storage/local"))["/storage/local"]!)).toEqual([
+      "Sys.Audit",
+    ]);
+    expect(Object.keys(await scoped.permissions()).sort()).toEqual(["/", "/vms"]);
+    await scoped.close();
+  });
+
   it("a wrong secret is ProxmoxAuthenticationError and the secret is in no message", async () => {
     const seen: unknown[] = [];
     const wrong = clientWith({ tokenSecret: "not-the-secret-123", onRequest: (info) => seen.push(info) });

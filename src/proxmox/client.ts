@@ -102,6 +102,19 @@ export class ProxmoxClient {
     return this.transport.call("GET", "/version", {}, versionSchema);
   }
 
+  /**
+   * The token's effective privileges (GET /access/permissions): path → privilege → propagate flag. With
+   * `path`, exactly that path as Proxmox computes it (inheritance included).
+   */
+  permissions(path?: string): Promise<Record<string, Record<string, number>>> {
+    return this.transport.call(
+      "GET",
+      "/access/permissions",
+      { path },
+      z.record(z.string(), z.record(z.string(), z.number())),
+    );
+  }
+
   listNodes(): Promise<ProxmoxNode[]> {
     return this.transport.call("GET", "/nodes", {}, z.array(nodeSchema));
   }

@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 /** Every endpoint the simulator implements; the client uses a subset of these. */
 export const SERVED_ENDPOINTS: ReadonlyArray<readonly [method: string, path: string]> = [
   ["GET", "/version"],
+  ["GET", "/access/permissions"],
   ["GET", "/nodes"],
   ["GET", "/cluster/resources"],
   ["GET", "/cluster/nextid"],

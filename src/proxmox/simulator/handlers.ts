@@ -5,7 +5,7 @@ import type { FetchFile, SimCluster } from "./cluster.ts";
 import { ApiFailure } from "./failure.ts";
 import type { Faults } from "./faults.ts";
 import { splitList } from "./formats.ts";
-import { hasPrivilege, requirePrivileges, type TokenAcl } from "./permissions.ts";
+import { ALL_PRIVILEGES, hasPrivilege, requirePrivileges, type TokenAcl } from "./permissions.ts";
 import type { TaskRunner } from "./tasks.ts";
 
 export interface HandlerContext {
@@ -143,6 +143,20 @@ export const HANDLERS: Record<string, Handler> = {
     release: ctx.version.split(".").slice(0, 2).join("."),
     repoid: "simulator",
   }),
+
+  // pve-access-control API2/AccessControl.pm `permissions`: the caller's effective privileges, for one
+  // path or for every path its ACL names; a privilege maps to its propagate flag (ours always propagate).
+  "GET /access/permissions": (ctx) => {
+    const paths = ctx.params["path"] !== undefined ? [ctx.params["path"]] : Object.keys(ctx.acl);
+    return Object.fromEntries(
+      paths.map((p) => [
+        p,
+        Object.fromEntries(
+          ALL_PRIVILEGES.filter((priv) => hasPrivilege(ctx.acl, p, priv)).map((x) => [x, 1]),
+        ),
+      ]),
+    );
+  },
 
   "GET /nodes": (ctx) =>
     ctx.cluster.nodes.map((n) => {

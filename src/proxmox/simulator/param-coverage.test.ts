@@ -56,6 +56,10 @@ const CASES: Record<
   }
 > = {
   "GET /version": { bad: ["__path", "", /./] },
+  "GET /access/permissions": {
+    // userid's pattern is Perl-only ((?^:...)), which the checker cannot run: test an unknown key instead.
+    bad: ["privs", "all", /property is not defined in schema/],
+  },
   "GET /nodes": { bad: ["__path", "", /./] },
   "GET /cluster/resources": {
     bad: ["type", "vms", /does not have a value in the enumeration 'vm, storage, node, sdn'/],
