@@ -1,9 +1,11 @@
 // Every controller the operator runs, registered on one manager.
 import type { OperatorConfig } from "../config.ts";
 import type { Manager } from "../runtime/index.ts";
+import { homelabClusterController } from "./homelab-cluster/controller.ts";
 import { peerTenantController } from "./peer-tenant/controller.ts";
 
 export function registerControllers(manager: Manager, config: OperatorConfig): void {
+  manager.addController(homelabClusterController({ namespace: config.namespace }));
   manager.addController(
     peerTenantController({
       operatorNamespace: config.namespace,

@@ -318,6 +318,9 @@ const Node = withRules(
       proxmoxNode: proxmoxId("node", "trinity").describe("Proxmox node the VM is created on, e.g. trinity."),
       role: NodeRole.describe("controlplane (runs etcd and the API server) or worker."),
       cores: z.number().int().min(1).max(256).describe("vCPU cores of the VM, e.g. 8."),
+      cpuType: matching(/^[-+a-zA-Z0-9_.]+$/, 64, "must be a Proxmox CPU type such as host or x86-64-v3")
+        .default("host")
+        .describe("Proxmox CPU type of the VM (default host, as the seed: the host CPU's features)."),
       memoryMiB: z
         .number()
         .int()
@@ -552,6 +555,11 @@ const HomelabClusterStatus = z
       .object({
         url: text(2048).optional().describe("Image Factory URL the nocloud image was downloaded from."),
         volumeID: text(256).optional().describe("Proxmox volume id of the downloaded image."),
+        tasks: z
+          .array(text(512).describe("A Proxmox task id (UPID)."))
+          .max(32)
+          .optional()
+          .describe("Downloads in progress (Proxmox UPIDs), so a restarted operator waits for them."),
       })
       .optional()
       .describe("The Talos nocloud image on Proxmox."),

@@ -40,6 +40,11 @@ export interface ReconcileContext {
   object<T extends KubeObject = KubeObject>(): T | undefined;
   /** Read access to the cache of any kind this controller watches. */
   cache: CacheReader;
+  /**
+   * Call right before an action that must not be done by two operators at once (create a VM, bootstrap
+   * etcd). MERGE NOTE (h-cluster): placeholder that resolves; h-fencing's real fence replaces it.
+   */
+  fence(action: string): Promise<void>;
 }
 
 export interface CacheReader {
@@ -254,6 +259,8 @@ export class Controller {
       recorder: this.deps.recorder,
       object: <T extends KubeObject>() => forInformer.get(key) as T | undefined,
       cache: this.cacheReader(),
+      // MERGE NOTE (h-cluster): h-fencing's leadership fence replaces this placeholder.
+      fence: async () => {},
     };
     const labels = { controller: this.name };
     metrics.activeWorkers.inc(labels);
