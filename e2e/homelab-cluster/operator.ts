@@ -24,7 +24,7 @@ export function startOperator(homelab: Homelab, env: Record<string, string> = {}
   const child = spawn(process.execPath, ["e2e/homelab-cluster/operator-main.ts"], {
     env: {
       ...process.env,
-      KUBECONFIG: kubeconfigPath(),
+      KUBECONFIG: env.KUBECONFIG ?? kubeconfigPath(),
       HOMELAB_ADDRESSES: JSON.stringify(homelab.addresses),
       LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
       ...env,

@@ -9,6 +9,8 @@ import { done, type Outcome, waiting } from "./outcome.ts";
 import { milestone, nodeStatus, type Scope } from "./scope.ts";
 
 const CALL_TIMEOUT_MS = 10_000;
+/** The node status note after ApplyConfiguration: the next pass knows the config was sent. */
+const APPLIED = "machine config applied; installing and rebooting";
 
 /** The spec as the pure config generator takes it. */
 export function talosInput(spec: Scope["spec"]): TalosClusterInput {
@@ -66,11 +68,15 @@ export async function configureNodes(scope: Scope): Promise<Outcome> {
       const v = await withClient(adminClient(scope, node.ip), (c) => c.version());
       status.talosMode = "Configured";
       status.talosVersion = v.tag;
+      if (status.message === APPLIED) delete status.message;
       continue;
     } catch (err) {
       if (!(err instanceof TalosApiError)) throw err;
     }
     const endpoint = scope.opts.connections.talosEndpoint(node.ip);
+    // Applied before, yet in maintenance mode again: the install did not take (Talos then boots the
+    // image again). Say so; applying again is what recovers once the cause is fixed.
+    const appliedBefore = status.message === APPLIED;
     try {
       await withClient(TalosClient.maintenance(endpoint, { timeoutMs: CALL_TIMEOUT_MS }), async (c) => {
         const v = await c.version();
@@ -81,17 +87,20 @@ export async function configureNodes(scope: Scope): Promise<Outcome> {
           mode: "AUTO",
         });
       });
-      milestone(scope, "ConfigApplied", "Configure", `${node.name} (${node.ip}) got its machine config`);
-      status.message = "machine config applied; installing and rebooting";
-      waits.push(`${node.name}: config applied, rebooting`);
+      if (appliedBefore) {
+        waits.push(
+          `${node.name}: still in maintenance mode after its config was applied (install failed?); applied again`,
+        );
+      } else {
+        milestone(scope, "ConfigApplied", "Configure", `${node.name} (${node.ip}) got its machine config`);
+        waits.push(`${node.name}: config applied, rebooting`);
+      }
+      status.message = APPLIED;
     } catch (err) {
       if (!(err instanceof TalosApiError)) throw err;
-      status.message = `Talos API at ${node.ip} not answering yet (${err.kind})`;
-      waits.push(
-        status.talosMode === "Maintenance"
-          ? `${node.name}: still in maintenance mode`
-          : `${node.name}: Talos API at ${node.ip} not answering yet (${err.kind})`,
-      );
+      // Rebooting after the apply keeps the APPLIED note, so coming back in maintenance is noticed.
+      if (!appliedBefore) status.message = `Talos API at ${node.ip} not answering yet (${err.kind})`;
+      waits.push(`${node.name}: Talos API at ${node.ip} not answering yet (${err.kind})`);
     }
   }
   if (waits.length) return waiting("WaitingForTalos", waits.join("; "), scope.opts.timings.pollMs);
