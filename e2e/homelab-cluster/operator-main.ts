@@ -41,6 +41,7 @@ if (process.argv[1] === import.meta.filename) {
       namespace: OPERATOR_NAMESPACE,
       connections: mappedConnections(map),
       timings: { pollMs: 150, blockedMs: 1_000, resyncMs: Number(process.env.RESYNC_MS ?? 3_000) },
+      maxBackoffMs: 2_000,
     }),
   );
   process.on("SIGTERM", () => void manager.stop().then(() => process.exit(0)));

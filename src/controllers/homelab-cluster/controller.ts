@@ -51,6 +51,8 @@ export interface HomelabClusterControllerOptions {
   connections?: Connections;
   timings?: Partial<Timings>;
   maxConcurrentReconciles?: number;
+  /** Longest retry delay after repeated failures (default 60 s). */
+  maxBackoffMs?: number;
 }
 
 export function homelabClusterController(options: HomelabClusterControllerOptions): ControllerSpec {
@@ -65,6 +67,8 @@ export function homelabClusterController(options: HomelabClusterControllerOption
     name: "homelabcluster",
     for: GVK,
     maxConcurrentReconciles: options.maxConcurrentReconciles ?? 4,
+    // Proxmox and Talos failures are retried; past a minute of backoff a homelab only waits longer.
+    backoff: { baseMs: 200, maxMs: options.maxBackoffMs ?? 60_000 },
     // Our own status writes need no reconcile; waiting phases requeue themselves.
     predicate: specOrMetadataChanged,
     async reconcile(req, ctx) {
@@ -207,7 +211,10 @@ async function runPhases(scope: Scope): Promise<ReconcileResult> {
   await writeStatus(scope.ctx, scope.cached, next);
   await recordEvents(scope, previous, next);
 
-  if (stopped?.outcome.error !== undefined) throw stopped.outcome.error; // the runtime's backoff retries
+  // A connection the user must fix is looked at on a steady beat; anything else backs off in the runtime.
+  if (stopped?.outcome.error !== undefined && !CONNECTION_REASONS.has(stopped.outcome.reason))
+    throw stopped.outcome.error;
+  if (stopped?.outcome.error !== undefined) return { requeueAfter: scope.opts.timings.blockedMs };
   if (stopped) return { requeueAfter: stopped.outcome.requeueAfterMs };
   return { requeueAfter: scope.opts.timings.resyncMs };
 }

@@ -33,9 +33,9 @@ export async function ensureImage(scope: Scope): Promise<Outcome> {
     (n) => !vms.some((v) => v.vmid === n.vmid && isOurVm(v.tags, scope.name, n.name)),
   );
   const known = scope.previous.image;
-  if (needed.length === 0 && known?.volumeID === volid) {
-    scope.status.image = known;
-    return done("ImagePresent", `${volid} (every VM exists)`);
+  if (needed.length === 0) {
+    if (known) scope.status.image = known;
+    return done("ImageNotNeeded", `every VM exists; new VMs are created from ${volid}`);
   }
 
   const pve = await scope.proxmox();
