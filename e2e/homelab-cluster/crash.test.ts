@@ -10,6 +10,7 @@ import {
   HC,
   type OperatorProcess,
   prepareCluster,
+  removeCluster,
   seedCluster,
   startOperator,
   waitCondition,
@@ -29,6 +30,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  if (client && operator) await removeCluster(client).catch(() => {});
   await operator?.kill();
   await homelab?.stop();
 });

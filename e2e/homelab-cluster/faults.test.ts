@@ -10,6 +10,7 @@ import {
   HC,
   type OperatorProcess,
   prepareCluster,
+  removeCluster,
   seedCluster,
   setCredentials,
   startOperator,
@@ -27,6 +28,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  if (client && operator) await removeCluster(client).catch(() => {});
   await operator?.kill();
   await homelab?.stop();
 });

@@ -11,6 +11,7 @@ import {
   OPERATOR_NAMESPACE,
   type OperatorProcess,
   prepareCluster,
+  removeCluster,
   seedCluster,
   startOperator,
   waitCondition,
@@ -27,6 +28,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  if (client && operator) await removeCluster(client).catch(() => {});
   await operator?.kill();
   await homelab?.stop();
 });

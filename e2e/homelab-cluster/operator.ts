@@ -111,3 +111,15 @@ export function waitCondition(
     100,
   );
 }
+
+/** Leaves the management cluster as the next suite expects it: no HomelabCluster, no cluster Secrets. */
+export async function removeCluster(client: KubeClient, name = "k8s"): Promise<void> {
+  await client.delete(HC, { name }, { ignoreNotFound: true });
+  await waitFor(`${name} to be deleted`, async () => !(await client.getOrUndefined(HC, { name })), 90_000);
+  for (const s of ["talos-secrets", "talosconfig", "kubeconfig"])
+    await client.delete(
+      { apiVersion: "v1", kind: "Secret" },
+      { namespace: OPERATOR_NAMESPACE, name: `${name}-${s}` },
+      { ignoreNotFound: true },
+    );
+}

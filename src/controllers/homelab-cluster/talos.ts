@@ -111,8 +111,10 @@ export async function bootstrapEtcd(scope: Scope): Promise<Outcome> {
   const first = bootstrapNode(scope.spec);
   return withClient(adminClient(scope, first.ip), async (c) => {
     // Level-triggered "once": a cluster whose etcd has members is bootstrapped, whoever did it.
+    // An unreachable node says nothing about etcd: wait. Any other refusal (etcd not running yet) means
+    // not bootstrapped; a wrong guess costs one AlreadyExists, never a second etcd.
     const members = await c.etcdMemberList().catch((err: unknown) => {
-      if (err instanceof TalosApiError) return [];
+      if (err instanceof TalosApiError && !err.retryable) return [];
       throw err;
     });
     if (members.length > 0) return done("EtcdBootstrapped", `etcd has ${members.length} member(s)`);
