@@ -2,6 +2,7 @@
 // time; at the end the simulators' own records must show exactly 3 VMs, one image download and one etcd
 // bootstrap, and the cluster Ready.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PHASE_CONDITIONS } from "../../src/controllers/homelab-cluster/controller.ts";
 import type { KubeClient } from "../../src/runtime/index.ts";
 import { adminKubeConfig } from "../harness/test-cluster.ts";
 import { type Homelab, startHomelab } from "./homelab.ts";
@@ -23,8 +24,8 @@ let operator: OperatorProcess | undefined;
 beforeAll(async () => {
   // Slow enough that provisioning spans the 20 runs: tasks take as long as small real ones.
   homelab = await startHomelab(adminKubeConfig(), {
-    taskDurationMs: { default: 400, qmcreate: 1_500, download: 3_000 },
-    rebootDelayMs: 1_500,
+    taskDurationMs: { default: 1_500, qmcreate: 5_000, download: 12_000, resize: 2_500 },
+    rebootDelayMs: 10_000,
   });
   client = await prepareCluster(adminKubeConfig(), homelab);
 });
@@ -41,11 +42,17 @@ describe("HomelabCluster crash safety", () => {
     const phases: string[] = [];
     for (let i = 0; i < 20; i++) {
       operator = startOperator(homelab);
-      // Process start and cache sync take about a second; kill somewhere in the second after that.
-      await new Promise((r) => setTimeout(r, 1_000 + Math.random() * 1_200));
+      // Process start and cache sync take about a second; kill somewhere in the 2.5 s after that.
+      await new Promise((r) => setTimeout(r, 1_000 + Math.random() * 2_500));
       await operator.kill("SIGKILL");
-      const hc = await client.get<{ status?: { phase?: string } }>(HC, { name: "k8s" });
-      phases.push(hc.status?.phase ?? "-");
+      // Where it was: the first phase condition not yet True.
+      const hc = await client.get<{ status?: { conditions?: { type: string; status: string }[] } }>(HC, {
+        name: "k8s",
+      });
+      const conds = hc.status?.conditions ?? [];
+      phases.push(
+        PHASE_CONDITIONS.find((t) => conds.find((c) => c.type === t)?.status !== "True") ?? "Ready",
+      );
     }
     const killedBeforeReady = phases.filter((p) => p !== "Ready").length;
     operator = startOperator(homelab);
@@ -65,6 +72,7 @@ describe("HomelabCluster crash safety", () => {
     expect((await conditionOf(client, "k8s", "KubernetesHealthy"))?.status).toBe("True");
     // Most kills must have landed during provisioning, or the test proves little.
     expect(killedBeforeReady, phases.join(",")).toBeGreaterThanOrEqual(12);
+    expect(new Set(phases).size, phases.join(",")).toBeGreaterThanOrEqual(3);
     console.log(`kill -9 landed in phases: ${phases.join(", ")}`);
   }, 400_000);
 });

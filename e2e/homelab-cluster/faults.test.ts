@@ -114,16 +114,16 @@ describe("HomelabCluster faults", () => {
       (x) =>
         x.status === "False" &&
         /talos-niobe: still in maintenance mode after its config was applied/.test(x.message),
-      150_000,
+      200_000,
     ).catch(explain);
     expect(stuck.message).not.toMatch(/talos-neo|talos-trinity/);
     homelab.talos.faults.installFails("talos-niobe", false);
-    await waitCondition(client, "k8s", "Ready", (x) => x.status === "True", 150_000).catch(explain);
+    await waitCondition(client, "k8s", "Ready", (x) => x.status === "True", 200_000).catch(explain);
     homelab.proxmox.faults.reset();
     // The failures were retried, never duplicated.
     expect(homelab.vmCreates()).toBe(1 + 3);
     expect(homelab.downloads()).toBe(1);
     expect(homelab.bootstrapCalls()).toBe(1);
     expect(homelab.proxmox.requests.filter((r) => r.status === 500).length).toBeGreaterThan(0);
-  });
+  }, 420_000);
 });
