@@ -18,9 +18,11 @@ const IDLE_MS = Number(values.idle) * 1000;
 const RESYNC_MS = 2_000;
 
 const SCENARIOS = [
-  { name: "zero latency", taskDurationMs: 0, rebootDelayMs: 0 },
+  { name: "zero latency", taskDurationMs: 0, rebootDelayMs: 0, pollMs: 150 },
   {
     name: "realistic tasks",
+    // The controller's default poll interval: what a real homelab sees.
+    pollMs: 2_000,
     taskDurationMs: { default: 800, qmcreate: 3_000, download: 12_000, resize: 1_500 },
     rebootDelayMs: 8_000,
   },
@@ -46,6 +48,7 @@ async function run(scenario: (typeof SCENARIOS)[number], cp: Awaited<ReturnType<
     KUBECONFIG: cp.kubeconfigPath,
     HEALTH_PORT: String(healthPort),
     RESYNC_MS: String(RESYNC_MS),
+    POLL_MS: String(scenario.pollMs),
   });
   const perPhase = new Map<string, { proxmox: number; talos: number; ms: number }>();
   try {

@@ -40,7 +40,11 @@ if (process.argv[1] === import.meta.filename) {
     homelabClusterController({
       namespace: OPERATOR_NAMESPACE,
       connections: mappedConnections(map),
-      timings: { pollMs: 150, blockedMs: 1_000, resyncMs: Number(process.env.RESYNC_MS ?? 3_000) },
+      timings: {
+        pollMs: Number(process.env.POLL_MS ?? 150),
+        blockedMs: 1_000,
+        resyncMs: Number(process.env.RESYNC_MS ?? 3_000),
+      },
       maxBackoffMs: 2_000,
     }),
   );

@@ -44,15 +44,16 @@ export async function ensureImage(scope: Scope): Promise<Outcome> {
     scope,
     needed.map((n) => n.proxmoxNode),
   )) {
+    // A download we started: while it runs, its status is the one call a pass costs.
+    const task = known?.tasks?.find((t) => t.startsWith(`UPID:${node}:`));
+    const st = task ? await pve.taskStatus(parseUpid(task)) : undefined;
+    if (st?.status === "running") {
+      pending.push(`${node}: downloading`);
+      continue;
+    }
     const content = await pve.storageContent(node, spec.proxmox.imageStorage, { content: "import" });
     if (content.some((v) => v.volid === volid)) continue;
-    const task = known?.tasks?.find((t) => t.startsWith(`UPID:${node}:`));
-    if (task) {
-      const st = await pve.taskStatus(parseUpid(task));
-      if (st.status === "running") {
-        pending.push(`${node}: downloading`);
-        continue;
-      }
+    if (task && st) {
       // Stopped but no volume: it failed. Say why, forget it, and start again on the next pass.
       scope.status.image = { url: image.url, tasks: (known?.tasks ?? []).filter((t) => t !== task) };
       const log = (await pve.taskLog(parseUpid(task), { start: 0, limit: 500 })).slice(-2).join(" | ");
