@@ -4,7 +4,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PHASE_CONDITIONS } from "../../src/controllers/homelab-cluster/controller.ts";
 import type { KubeClient } from "../../src/runtime/index.ts";
+import { freePort } from "../harness/ports.ts";
 import { adminKubeConfig } from "../harness/test-cluster.ts";
+import { waitFor } from "../harness/wait.ts";
 import { type Homelab, startHomelab } from "./homelab.ts";
 import {
   conditionOf,
@@ -22,10 +24,11 @@ let client: KubeClient;
 let operator: OperatorProcess | undefined;
 
 beforeAll(async () => {
-  // Slow enough that provisioning spans the 20 runs: tasks take as long as small real ones.
+  // Slow enough that provisioning spans the 20 runs (each ~3–5 s: process start, cache sync, up to
+  // 1.5 s of work): a 30 s image download and a 25 s install reboot, as on a small real homelab.
   homelab = await startHomelab(adminKubeConfig(), {
-    taskDurationMs: { default: 1_500, qmcreate: 5_000, download: 12_000, resize: 2_500 },
-    rebootDelayMs: 10_000,
+    taskDurationMs: { default: 2_000, qmcreate: 8_000, download: 30_000, resize: 3_000 },
+    rebootDelayMs: 25_000,
   });
   client = await prepareCluster(adminKubeConfig(), homelab);
 });
@@ -41,9 +44,16 @@ describe("HomelabCluster crash safety", () => {
     await client.create(seedCluster(homelab));
     const phases: string[] = [];
     for (let i = 0; i < 20; i++) {
-      operator = startOperator(homelab);
-      // Process start and cache sync take about a second; kill somewhere in the 2.5 s after that.
-      await new Promise((r) => setTimeout(r, 1_000 + Math.random() * 2_500));
+      const healthPort = await freePort();
+      operator = startOperator(homelab, { HEALTH_PORT: String(healthPort) });
+      // From the moment it reconciles (caches synced), kill somewhere in the next 1.5 s.
+      await waitFor(
+        "the operator to be ready",
+        async () => (await fetch(`http://127.0.0.1:${healthPort}/readyz`)).ok,
+        60_000,
+        50,
+      );
+      await new Promise((r) => setTimeout(r, Math.random() * 1_500));
       await operator.kill("SIGKILL");
       // Where it was: the first phase condition not yet True.
       const hc = await client.get<{ status?: { conditions?: { type: string; status: string }[] } }>(HC, {
@@ -71,7 +81,7 @@ describe("HomelabCluster crash safety", () => {
     expect(homelab.bootstrapCalls()).toBe(1);
     expect((await conditionOf(client, "k8s", "KubernetesHealthy"))?.status).toBe("True");
     // Most kills must have landed during provisioning, or the test proves little.
-    expect(killedBeforeReady, phases.join(",")).toBeGreaterThanOrEqual(12);
+    expect(killedBeforeReady, phases.join(",")).toBeGreaterThanOrEqual(15);
     expect(new Set(phases).size, phases.join(",")).toBeGreaterThanOrEqual(3);
     console.log(`kill -9 landed in phases: ${phases.join(", ")}`);
   }, 400_000);
