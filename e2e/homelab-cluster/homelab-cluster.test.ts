@@ -1,8 +1,10 @@
 // The seed's three-node cluster from `kubectl apply` to Ready on the Proxmox and Talos simulators, with
 // the operator as its own process; then what Ready costs at steady state, and both deletion policies.
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { KubeClient } from "../../src/runtime/index.ts";
-import { adminKubeConfig } from "../harness/test-cluster.ts";
+import { adminKubeConfig, kubeconfigPath } from "../harness/test-cluster.ts";
 import { waitFor } from "../harness/wait.ts";
 import { type Homelab, SEED, startHomelab } from "./homelab.ts";
 import {
@@ -16,6 +18,11 @@ import {
   startOperator,
   waitCondition,
 } from "./operator.ts";
+
+const run = promisify(execFile);
+async function kubectl(...args: string[]): Promise<string> {
+  return (await run("/usr/bin/kubectl", ["--kubeconfig", kubeconfigPath(), ...args])).stdout;
+}
 
 let homelab: Homelab;
 let client: KubeClient;
@@ -45,7 +52,14 @@ const secret = (name: string) =>
 describe("HomelabCluster k8s (the seed) on the simulators", () => {
   it("goes from apply to Ready: image once, three tagged VMs under HA, configured Talos, one bootstrap", async () => {
     await client.create(seedCluster(homelab));
-    const ready = await waitCondition(client, "k8s", "Ready", (c) => c.status === "True", 150_000).catch(
+    // What a user runs: kubectl wait on the Ready condition.
+    await kubectl("wait", "--for=condition=Ready", "hc/k8s", "--timeout=150s").catch(async (err: unknown) => {
+      const hc = await client.get<Loose>(HC, { name: "k8s" });
+      throw new Error(
+        `${(err as Error).message}\n${JSON.stringify(hc.status, null, 1)}\n${operator.output().slice(-4000)}`,
+      );
+    });
+    const ready = await waitCondition(client, "k8s", "Ready", (c) => c.status === "True", 10_000).catch(
       async (err: unknown) => {
         const hc = await client.get<Loose>(HC, { name: "k8s" });
         throw new Error(
@@ -54,6 +68,14 @@ describe("HomelabCluster k8s (the seed) on the simulators", () => {
       },
     );
     expect(ready.reason).toBe("ClusterReady");
+    // kubectl get hc tells the story at a glance.
+    const table = await kubectl("get", "hc", "k8s");
+    expect(table.split("\n")[0]).toMatch(
+      /^NAME\s+READY\s+PHASE\s+ENDPOINT\s+TALOS\s+KUBERNETES\s+NODES READY\s+AGE/,
+    );
+    expect(table.split("\n")[1]).toMatch(
+      /^k8s\s+True\s+Ready\s+https:\/\/10\.0\.3\.16:6443\s+v1\.11\.0\s+v1\.34\.1\s+0\/3\s+/,
+    );
 
     const hc = await client.get<Loose>(HC, { name: "k8s" });
     const conditions = hc.status.conditions as Cond[];
