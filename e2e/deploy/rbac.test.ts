@@ -14,11 +14,15 @@ import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
 import { renderManifestFiles, renderManifests } from "../../scripts/generate-manifests.ts";
+import { homelabClusterController } from "../../src/controllers/homelab-cluster/controller.ts";
 import { peerTenantController } from "../../src/controllers/peer-tenant/controller.ts";
 import { installCRDs } from "../../src/crds/install.ts";
 import { createLogger, KubeClient, type KubeObject, Manager } from "../../src/runtime/index.ts";
 import { ensureControlPlaneBinaries } from "../harness/binaries.ts";
 import { statusOf, waitFor } from "../harness/wait.ts";
+import { startHomelab } from "../homelab-cluster/homelab.ts";
+import { HC, prepareCluster, seedCluster, waitCondition } from "../homelab-cluster/operator.ts";
+import { mappedConnections } from "../homelab-cluster/operator-main.ts";
 import { condition, RUN, tenants, waitReady } from "../peer-tenant/tenant-fixtures.ts";
 import {
   type AuditEvent,
@@ -46,13 +50,14 @@ const TENANT = { apiVersion: "homelab.shdr.ch/v1alpha1", kind: "PeerTenant" };
  *   (on in this test's API server) for every ownerReference with blockOwnerDeletion, not a request.
  * - configmaps get: the API server refuses a ValidatingAdmissionPolicy whose paramKind is ConfigMap
  *   unless its writer may get all ConfigMaps (found by this test: a 422 naming the missing permission).
- * - peertenants get: finalizers.ts re-reads the object after its JSON patch guard failed because someone
+ * - peertenants get, homelabclusters get: finalizers.ts re-reads the object after its JSON patch guard failed because someone
  *   changed the finalizers at the same moment; a race this test cannot produce on purpose.
  */
 const NOT_A_REQUEST = new Map([
   ["rbac.authorization.k8s.io clusterroles bind", "escalation check on RoleBindings to admin/edit"],
   ["homelab.shdr.ch peertenants/finalizers update", "OwnerReferencesPermissionEnforcement admission"],
   ["homelab.shdr.ch peertenants get", "re-read after a finalizer patch guard fails (a race)"],
+  ["homelab.shdr.ch homelabclusters get", "re-read after a finalizer patch guard fails (a race)"],
   [" configmaps get", "required of whoever writes a ValidatingAdmissionPolicy with paramKind ConfigMap"],
 ]);
 
@@ -401,6 +406,43 @@ describe("deploy/manifests", () => {
     );
     expect(refused.map((e) => `${e.verb} ${e.requestURI}`)).toEqual([]);
   }, 400_000);
+
+  it("lets the ServiceAccount run the HomelabCluster controller from apply to Ready to deleted, refusing nothing", async () => {
+    const homelab = await startHomelab(admin);
+    const adminClient = await prepareCluster(admin, homelab);
+    manager = new Manager({
+      kubeConfig: await serviceAccountKubeConfig(),
+      logger: createLogger({ level: process.env.LOG_LEVEL ?? "warn" }),
+      watchBackoff: { initialMs: 100, maxMs: 2_000 },
+    });
+    manager.addController(
+      homelabClusterController({
+        namespace: NAMESPACE,
+        connections: mappedConnections(homelab.addresses),
+        timings: { pollMs: 150, blockedMs: 1_000, resyncMs: 3_000 },
+        maxBackoffMs: 2_000,
+      }),
+    );
+    try {
+      await manager.start();
+      await adminClient.create(seedCluster(homelab, (o) => (o.spec.deletionPolicy = "Delete")));
+      await waitCondition(adminClient, "k8s", "Ready", (c) => c.status === "True", 150_000);
+      await adminClient.delete(HC, { name: "k8s" });
+      await waitFor(
+        "k8s deleted",
+        async () => !(await adminClient.getOrUndefined(HC, { name: "k8s" })),
+        90_000,
+      );
+      await manager.stop();
+      manager = undefined;
+    } finally {
+      await homelab.stop();
+    }
+    const refused = (await cluster.events()).filter(
+      (e) => e.user.username === SERVICE_ACCOUNT && forbiddenByRBAC(e),
+    );
+    expect(refused.map((e) => `${e.verb} ${e.requestURI}`)).toEqual([]);
+  }, 300_000);
 
   it("grants no (verb, resource) the ServiceAccount did not use", async () => {
     const granted = new Set([
