@@ -102,6 +102,16 @@ describe("HomelabCluster faults", () => {
     await pve.close();
   });
 
+  it("a bridge that does not exist: Validated=False BridgeMissing, until the spec names one that does", async () => {
+    await client.patch(HC, { name: "k8s" }, { spec: { proxmox: { bridge: "vmbr9" } } }, "merge");
+    const c = await waitCondition(client, "k8s", "Validated", (x) => x.reason === "BridgeMissing").catch(
+      explain,
+    );
+    expect(c.message).toMatch(/bridge vmbr9 does not exist on node trinity \(bridges: vmbr0\)/);
+    expect(homelab.vmCreates()).toBe(1);
+    await client.patch(HC, { name: "k8s" }, { spec: { proxmox: { bridge: "vmbr0" } } }, "merge");
+  });
+
   it("20 % 500s, slow tasks and a node stuck in maintenance: TalosConfigured=False names it, then Ready", async () => {
     homelab.proxmox.faults.set({
       errors: [{ path: ".*", rate: 0.2, status: 500, message: "simulated failure" }],

@@ -129,6 +129,16 @@ export class ProxmoxClient {
     return this.transport.call("GET", "/nodes", {}, z.array(nodeSchema));
   }
 
+  /** The node's network interfaces (`type: "bridge"` for its Linux bridges). */
+  listNetworks(node: string, options: { type?: string } = {}): Promise<{ iface: string; type: string }[]> {
+    return this.transport.call(
+      "GET",
+      `/nodes/${seg(node)}/network`,
+      { type: options.type },
+      z.array(z.looseObject({ iface: z.string(), type: z.string() })),
+    );
+  }
+
   /** Every VM of the cluster in one read: the steady-state check costs one request, not one per VM. */
   listVms(): Promise<VmResource[]> {
     return this.transport.call("GET", "/cluster/resources", { type: "vm" }, z.array(vmResourceSchema));
@@ -436,6 +446,26 @@ export class ProxmoxClient {
   }
 
   // ---------- tasks ----------
+
+  /** A node's tasks, newest first; `source: "active"` for running ones, `typefilter` e.g. "download". */
+  listTasks(
+    node: string,
+    options: { source?: "active" | "archive" | "all"; typefilter?: string } = {},
+  ): Promise<{ upid: string; type: string; id?: string; status?: string }[]> {
+    return this.transport.call(
+      "GET",
+      `/nodes/${seg(node)}/tasks`,
+      { source: options.source, typefilter: options.typefilter },
+      z.array(
+        z.looseObject({
+          upid: z.string(),
+          type: z.string(),
+          id: z.string().optional(),
+          status: z.string().optional(),
+        }),
+      ),
+    );
+  }
 
   taskStatus(task: Upid): Promise<TaskStatus> {
     return this.transport.call(

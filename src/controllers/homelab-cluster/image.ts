@@ -45,7 +45,14 @@ export async function ensureImage(scope: Scope): Promise<Outcome> {
     needed.map((n) => n.proxmoxNode),
   )) {
     // A download we started: while it runs, its status is the one call a pass costs.
-    const task = known?.tasks?.find((t) => t.startsWith(`UPID:${node}:`));
+    let task = known?.tasks?.find((t) => t.startsWith(`UPID:${node}:`));
+    if (!task) {
+      // Started by a run that died before writing its UPID down: Proxmox's own task list still has it
+      // (download-url names its task after the file), so it is waited for, never started twice.
+      const running = await pve.listTasks(node, { source: "active", typefilter: "download" });
+      task = running.find((t) => t.id === image.filename)?.upid;
+      if (task) scope.status.image = { url: image.url, tasks: [...(known?.tasks ?? []), task] };
+    }
     const st = task ? await pve.taskStatus(parseUpid(task)) : undefined;
     if (st?.status === "running") {
       pending.push(`${node}: downloading`);

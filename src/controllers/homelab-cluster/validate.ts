@@ -124,6 +124,15 @@ export async function validate(scope: Scope): Promise<Outcome> {
   }
   if (problems.length) return blocked("StorageUnsuitable", problems.join("; "), scope.opts.timings.blockedMs);
 
+  for (const node of new Set(spec.nodes.map((n) => n.proxmoxNode))) {
+    const bridges = (await pve.listNetworks(node, { type: "any_bridge" })).map((i) => i.iface);
+    if (!bridges.includes(spec.proxmox.bridge))
+      problems.push(
+        `bridge ${spec.proxmox.bridge} does not exist on node ${node} (bridges: ${bridges.join(", ") || "none"})`,
+      );
+  }
+  if (problems.length) return blocked("BridgeMissing", problems.join("; "), scope.opts.timings.blockedMs);
+
   const vms = await scope.vms();
   const absent: typeof spec.nodes = [];
   for (const n of spec.nodes) {
@@ -149,6 +158,6 @@ export async function validate(scope: Scope): Promise<Outcome> {
 
   return done(
     "Validated",
-    `Proxmox VE ${version.version}: token privileges, nodes, storages and VM ids checked; ${absent.length} address(es) free`,
+    `Proxmox VE ${version.version}: token privileges, nodes, storages, bridge and VM ids checked; ${absent.length} address(es) free`,
   );
 }
