@@ -200,6 +200,11 @@ describe("HomelabCluster k8s (the seed) on the simulators", () => {
       "ClusterReady",
     ])
       expect(reasons, r).toContain(r);
+    // Waiting is progress, not a problem: the happy path records no Warning.
+    const warnings = events.items.filter(
+      (e) => e.regarding?.name === "k8s" && e.regarding?.kind === "HomelabCluster" && e.type === "Warning",
+    );
+    expect(warnings.map((e) => `${e.reason}: ${e.note}`)).toEqual([]);
   });
 
   it("costs one cluster-wide Proxmox read per resync once Ready", async () => {

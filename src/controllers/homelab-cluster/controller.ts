@@ -209,7 +209,7 @@ async function runPhases(scope: Scope): Promise<ReconcileResult> {
   if (kubelet) next.kubernetesVersion = kubelet;
   if (next.secretRefs?.kubeconfig) next.endpoint = scope.spec.kubernetes.endpoint;
   await writeStatus(scope.ctx, scope.cached, next);
-  await recordEvents(scope, previous, next);
+  await recordEvents(scope, previous, next, stopped);
 
   // A connection the user must fix is looked at on a steady beat; anything else backs off in the runtime.
   if (stopped?.outcome.error !== undefined && !CONNECTION_REASONS.has(stopped.outcome.reason))
@@ -261,19 +261,23 @@ async function deleteCluster(
   return { requeueAfter: after };
 }
 
-/** Milestones as Normal Events; a condition turning False for a new reason as a Warning. */
-async function recordEvents(scope: Scope, before: HomelabClusterStatus, after: HomelabClusterStatus) {
+/** Milestones as Normal Events; a phase blocked or failing for a new reason as a Warning (not waiting). */
+async function recordEvents(
+  scope: Scope,
+  before: HomelabClusterStatus,
+  after: HomelabClusterStatus,
+  stopped: { condition: string; outcome: Outcome & { done: false } } | undefined,
+) {
   const { recorder } = scope.ctx;
   for (const m of scope.milestones) await recorder.record(scope.cached, { type: "Normal", ...m });
-  for (const c of after.conditions ?? []) {
-    if (c.type === "Ready") continue;
-    const old = before.conditions?.find((x) => x.type === c.type);
-    if (c.status === "False" && (old?.status !== "False" || old.reason !== c.reason))
+  if (stopped?.outcome.warn) {
+    const old = before.conditions?.find((x) => x.type === stopped.condition);
+    if (old?.status !== "False" || old.reason !== stopped.outcome.reason)
       await recorder.record(scope.cached, {
         type: "Warning",
-        reason: c.reason,
-        action: c.type,
-        note: c.message,
+        reason: stopped.outcome.reason,
+        action: stopped.condition,
+        note: stopped.outcome.message,
       });
   }
   const ready = after.conditions?.find((c) => c.type === "Ready");

@@ -11,7 +11,7 @@
 // another one.
 import { parseUpid } from "../../proxmox/index.ts";
 import { isOurVm, talosImage } from "./names.ts";
-import { done, type Outcome, waiting } from "./outcome.ts";
+import { blocked, done, type Outcome, waiting } from "./outcome.ts";
 import { milestone, type Scope } from "./scope.ts";
 import { imageNodeOf } from "./validate.ts";
 
@@ -64,7 +64,7 @@ export async function ensureImage(scope: Scope): Promise<Outcome> {
       // Stopped but no volume: it failed. Say why, forget it, and start again on the next pass.
       scope.status.image = { url: image.url, tasks: (known?.tasks ?? []).filter((t) => t !== task) };
       const log = (await pve.taskLog(parseUpid(task), { start: 0, limit: 500 })).slice(-2).join(" | ");
-      return waiting(
+      return blocked(
         "ImageDownloadFailed",
         `download on ${node} ended ${st.exitstatus}: ${log}`,
         scope.opts.timings.blockedMs,

@@ -15,7 +15,15 @@ import { TalosApiError } from "../../talos/client/errors.ts";
 
 export type Outcome =
   | { done: true; reason: string; message: string }
-  | { done: false; reason: string; message: string; requeueAfterMs: number; error?: unknown };
+  | {
+      done: false;
+      reason: string;
+      message: string;
+      requeueAfterMs: number;
+      error?: unknown;
+      /** Something is wrong (not just in progress): worth a Warning Event. */
+      warn?: boolean;
+    };
 
 export const done = (reason: string, message: string): Outcome => ({ done: true, reason, message });
 
@@ -27,7 +35,13 @@ export const waiting = (reason: string, message: string, requeueAfterMs: number)
 });
 
 /** A blocked phase: the user must change something; checked again after `requeueAfterMs`. */
-export const blocked = waiting;
+export const blocked = (reason: string, message: string, requeueAfterMs: number): Outcome => ({
+  done: false,
+  reason,
+  message,
+  requeueAfterMs,
+  warn: true,
+});
 
 /** Reasons that mean "the connection to Proxmox itself is wrong": Validate must look again. */
 export const CONNECTION_REASONS = new Set([
@@ -67,7 +81,7 @@ export function describeFailure(err: unknown): { reason: string; message: string
 
 export function failed(err: unknown): Outcome {
   const { reason, message } = describeFailure(err);
-  return { done: false, reason, message: message.slice(0, 2048), requeueAfterMs: 0, error: err };
+  return { done: false, reason, message: message.slice(0, 2048), requeueAfterMs: 0, error: err, warn: true };
 }
 
 /** The credentials Secret (or its CA bundle) is missing or incomplete: the user must create it. */
