@@ -3,8 +3,9 @@
 // leaves maintenance mode, and through all of it Proxmox answering 20 % of requests with 500 and slow tasks.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ProxmoxClient } from "../../src/proxmox/index.ts";
-import type { KubeClient } from "../../src/runtime/index.ts";
+import type { KubeClient, KubeObject } from "../../src/runtime/index.ts";
 import { adminKubeConfig } from "../harness/test-cluster.ts";
+import { waitFor } from "../harness/wait.ts";
 import { type Homelab, startHomelab } from "./homelab.ts";
 import {
   HC,
@@ -49,6 +50,14 @@ describe("HomelabCluster faults", () => {
     expect(c.message).not.toContain("00000000-0000");
     expect(homelab.vmCreates()).toBe(0);
     expect(homelab.downloads()).toBe(0);
+    const warning = await waitFor("a Warning event", async () => {
+      const events = await client.list<KubeObject & { type?: string; reason?: string; note?: string }>(
+        { apiVersion: "events.k8s.io/v1", kind: "Event" },
+        { namespace: "default" },
+      );
+      return events.items.find((e) => e.type === "Warning" && e.reason === "ProxmoxAuthenticationFailed");
+    });
+    expect(warning.note).not.toContain("00000000-0000");
   });
 
   it("a token lacking SDN.Use: Validated=False naming the privilege and the path", async () => {
