@@ -4,12 +4,21 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { loadConfig, type OperatorConfig } from "./config.ts";
 import { registerControllers } from "./controllers/index.ts";
 import { installCRDs } from "./crds/install.ts";
+import { localLogDestination } from "./local/log-file.ts";
+import type { Dial } from "./proxmox/transport.ts";
 import { createLogger, KubeClient, Manager } from "./runtime/index.ts";
 
-const logger = createLogger({ name: "homelab-operator" });
+// Local mode on a terminal: JSON logs to a file, progress lines on the terminal (src/local/homelab.ts).
+const localLog = localLogDestination(process.env, process.stdout.isTTY === true);
+const logger = createLogger({
+  name: "homelab-operator",
+  ...(localLog ? { destination: localLog.destination } : {}),
+});
 
 interface Cluster {
   kubeConfig: KubeConfig;
+  /** Local mode's seam to the simulators at the seed's addresses; unset when managing a real homelab. */
+  dial?: Dial;
   stop(): Promise<void>;
 }
 
@@ -28,16 +37,17 @@ async function connect(config: OperatorConfig): Promise<Cluster> {
       logger.info("Using the in-cluster service account");
       return { kubeConfig, stop: async () => {} };
     case "local": {
-      // Imported lazily: only local mode needs the control-plane harness (and Go, on first use).
-      const { startControlPlane } = await import("../e2e/harness/control-plane.ts");
-      logger.info("No kubeconfig and not in a cluster: starting an embedded local control plane");
-      const cp = await startControlPlane({ name: "local", handleSignals: false });
-      logger.info(
-        { server: cp.server, startupMs: cp.startupMs },
-        `Local control plane ready; use it with: export KUBECONFIG=${cp.kubeconfigPath}`,
-      );
-      kubeConfig.loadFromFile(cp.kubeconfigPath);
-      return { kubeConfig, stop: () => cp.stop() };
+      // Imported lazily: only local mode needs the embedded homelab (and Go, on first use).
+      const { startLocalHomelab, resetRequested } = await import("./local/homelab.ts");
+      logger.info("No kubeconfig and not in a cluster: starting the local homelab");
+      const reset = resetRequested(process.argv.slice(2));
+      const local = await startLocalHomelab({
+        namespace: config.namespace,
+        logger,
+        reset,
+        ...(localLog ? { logFile: localLog.file } : {}),
+      });
+      return { kubeConfig: local.kubeConfig, dial: local.dial, stop: local.stop };
     }
   }
 }
@@ -54,19 +64,6 @@ async function main(): Promise<void> {
     logger.info("CRDs installed");
   }
   await ensureNamespace(cluster.kubeConfig, config.namespace);
-  if (config.cluster.mode === "local") {
-    const { startLocalSimulators } = await import("./local/simulators.ts");
-    const sims = await startLocalSimulators(cluster.kubeConfig, config.namespace);
-    logger.info(
-      { proxmox: sims.proxmoxUrl, talos: sims.talosEndpoints },
-      `Proxmox VE and Talos simulators running; credentials in ${config.namespace}/proxmox-token, endpoints in ${config.namespace}/local-simulators`,
-    );
-    const stopCluster = cluster.stop;
-    cluster.stop = async () => {
-      await sims.stop();
-      await stopCluster();
-    };
-  }
   const manager = new Manager({
     kubeConfig: cluster.kubeConfig,
     logger,
@@ -77,7 +74,7 @@ async function main(): Promise<void> {
       ? { leaderElection: { name: "homelab-operator", namespace: config.namespace } }
       : {}),
   });
-  registerControllers(manager, config);
+  registerControllers(manager, config, { dial: cluster.dial });
 
   // One shutdown path: stop reconciling (and release the lease), then the local control plane, then exit.
   let stopping = false;

@@ -11,8 +11,8 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { RbacAuthorizationV1Api } from "@kubernetes/client-node";
 import { startControlPlane } from "../../e2e/harness/control-plane.ts";
-import { freePort } from "../../e2e/harness/ports.ts";
 import { installCRDs } from "../../src/crds/install.ts";
+import { freePort } from "../../src/local/control-plane/ports.ts";
 import { KubeClient } from "../../src/runtime/index.ts";
 import { countWrites, writeAuditPolicy } from "./audit.ts";
 

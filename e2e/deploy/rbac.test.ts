@@ -17,8 +17,8 @@ import { renderManifestFiles, renderManifests } from "../../scripts/generate-man
 import { homelabClusterController } from "../../src/controllers/homelab-cluster/controller.ts";
 import { peerTenantController } from "../../src/controllers/peer-tenant/controller.ts";
 import { installCRDs } from "../../src/crds/install.ts";
+import { ensureControlPlaneBinaries } from "../../src/local/control-plane/binaries.ts";
 import { createLogger, KubeClient, type KubeObject, Manager } from "../../src/runtime/index.ts";
-import { ensureControlPlaneBinaries } from "../harness/binaries.ts";
 import { statusOf, waitFor } from "../harness/wait.ts";
 import { startHomelab } from "../homelab-cluster/homelab.ts";
 import { HC, prepareCluster, seedCluster, waitCondition } from "../homelab-cluster/operator.ts";

@@ -1,6 +1,7 @@
 // `npm run control-plane`: one control plane in the foreground until Ctrl-C.
+
+import { pinnedVersions } from "../../src/local/control-plane/versions.ts";
 import { startControlPlane } from "./control-plane.ts";
-import { pinnedVersions } from "./versions.ts";
 
 const versions = pinnedVersions();
 const cp = await startControlPlane({ name: process.argv[2] ?? "dev" });

@@ -1,7 +1,10 @@
 // Proves the harness gives a real cluster's behaviour: the admission chain, the namespace and garbage
 // collection controllers, RBAC for authenticated users, independent control planes, and clean teardown.
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CoreV1Api, RbacAuthorizationV1Api } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
@@ -130,6 +133,34 @@ describe("private control planes", () => {
     }
     expect(existsSync(management.dir)).toBe(false);
     expect(existsSync(workload.dir)).toBe(false);
+  });
+
+  it("a kept folder resumes the same cluster, and is refused to a second owner while in use", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "homelab-cp-kept-"));
+    try {
+      const first = await startControlPlane({ name: "kept", dir });
+      const ca = readFileSync(first.pki.caCert, "utf8");
+      try {
+        await first
+          .kubeConfig()
+          .makeApiClient(CoreV1Api)
+          .createNamespace({ body: { metadata: { name: "kept-ns" } } });
+        await expect(startControlPlane({ name: "kept", dir })).rejects.toThrow(/is in use by process/);
+      } finally {
+        await first.stop();
+      }
+      expect(existsSync(join(dir, "etcd"))).toBe(true);
+      const again = await startControlPlane({ name: "kept", dir });
+      try {
+        expect(readFileSync(again.pki.caCert, "utf8")).toBe(ca);
+        const ns = await again.kubeConfig().makeApiClient(CoreV1Api).readNamespace({ name: "kept-ns" });
+        expect(ns.metadata?.name).toBe("kept-ns");
+      } finally {
+        await again.stop();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   async function startOrphan() {

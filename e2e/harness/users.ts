@@ -7,8 +7,8 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { CertificatesV1Api, KubeConfig } from "@kubernetes/client-node";
-import { writeKubeconfig } from "./kubeconfig.ts";
-import { createClientCsr } from "./pki.ts";
+import { writeKubeconfig } from "../../src/local/control-plane/kubeconfig.ts";
+import { createClientCsr } from "../../src/local/control-plane/pki.ts";
 
 export interface UserClientOptions {
   /** Folder for the user's key, certificate and kubeconfig. */

@@ -1,25 +1,33 @@
 // `npm start` with no cluster configured: the operator brings up the embedded control plane, installs
-// the CRDs, becomes ready and reconciles; SIGTERM stops it and removes the control plane.
+// the CRDs, becomes ready and reconciles; SIGTERM stops it and keeps the local homelab's state.
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, describe, expect, it } from "vitest";
+import { freePort } from "../../src/local/control-plane/ports.ts";
 import { ProxmoxClient } from "../../src/proxmox/index.ts";
 import { KubeClient, type KubeObject } from "../../src/runtime/index.ts";
-import { freePort } from "../harness/ports.ts";
 import { waitFor } from "../harness/wait.ts";
 
 let operator: ChildProcess | undefined;
+let dataHome: string | undefined;
 
-afterAll(() => {
+afterAll(async () => {
   operator?.kill("SIGKILL");
+  if (dataHome) await rm(dataHome, { recursive: true, force: true });
 });
 
 describe("npm start without a cluster", () => {
   it("starts the embedded control plane, the simulators and a ready operator that reconciles", async () => {
     const healthPort = await freePort();
+    // Its own data folder: the local homelab's state never mixes with the user's.
+    dataHome = await mkdtemp(join(tmpdir(), "homelab-local-mode-"));
     const env: NodeJS.ProcessEnv = {
       ...process.env,
+      XDG_DATA_HOME: dataHome,
       HOMELAB_LOCAL: "true",
       HEALTH_PORT: String(healthPort),
       LOG_LEVEL: "info",
@@ -36,7 +44,7 @@ describe("npm start without a cluster", () => {
     await waitFor(
       "/readyz to answer 200",
       async () => ((await fetch(`http://127.0.0.1:${healthPort}/readyz`)).ok ? true : undefined),
-      120_000,
+      600_000,
     );
     const kubeconfig = /export KUBECONFIG=([^\s"]+)/.exec(output)?.[1];
     expect(kubeconfig, output).toBeDefined();
@@ -84,7 +92,9 @@ describe("npm start without a cluster", () => {
       tokenSecret: decode(secret.data?.secret),
       tls: { caPem: decode(ca.data?.["ca.crt"]) },
     });
-    expect((await proxmox.listNodes()).map((n) => n.node).sort()).toEqual(["neo", "niobe", "trinity"]);
+    expect((await proxmox.listNodes()).map((n) => n.node).sort()).toEqual(
+      expect.arrayContaining(["neo", "niobe", "trinity"]),
+    );
     await proxmox.close();
     expect(Object.keys(JSON.parse(endpoints.data?.["talos.endpoints"] ?? "{}"))).toEqual([
       "talos-trinity",
@@ -94,7 +104,10 @@ describe("npm start without a cluster", () => {
 
     operator.kill("SIGTERM");
     expect(await exited).toBe(0);
+    // Stopped, not removed: the next `npm start` resumes this cluster.
     const dir = kubeconfig!.replace(/\/admin\.kubeconfig$/, "");
-    expect(existsSync(dir)).toBe(false);
+    expect(dir).toBe(join(dataHome, "homelab-operator", "local", "management"));
+    expect(existsSync(join(dir, "etcd"))).toBe(true);
+    expect(readdirSync(dir).filter((f) => f.startsWith("pids-"))).toEqual([]);
   });
 });

@@ -1,94 +1,94 @@
-// Local mode's stand-ins for the homelab: a Proxmox VE simulator with the seed's three nodes and
-// storages, and a Talos simulator with one node per seed VM (each on its own loopback address). Their
-// connection details go into the operator's namespace, the way a user would store the real ones.
-import type { KubeConfig } from "@kubernetes/client-node";
+// Local mode's stand-ins for the homelab: a Proxmox VE simulator with the seed's inventory (nodes
+// trinity, neo, niobe, smith; storages cephfs, ceph-vm-disks, pbs),
+// and a Talos simulator with one machine per seed VM (each on its own loopback address, known by its
+// seed address). The Talos machines' Kubernetes is the workload cluster (workload-cluster.ts). Their
+// credentials go into the operator's namespace, the way a user stores the real ones.
+import { randomUUID } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { SEED_HOMELAB_INVENTORY } from "../proxmox/simulator/inventory.ts";
 import { startProxmoxSimulator } from "../proxmox/simulator/server.ts";
-import { KubeClient } from "../runtime/index.ts";
+import type { Dial } from "../proxmox/transport.ts";
 import { startTalosSimulator } from "../talos/simulator/simulator.ts";
-
-/** The seed's Proxmox nodes and the Talos VM on each (kubernetes-exploration.md). */
-export const SEED_NODES = [
-  { proxmoxNode: "trinity", talos: "talos-trinity", loopback: "127.0.0.16" },
-  { proxmoxNode: "neo", talos: "talos-neo", loopback: "127.0.0.17" },
-  { proxmoxNode: "niobe", talos: "talos-niobe", loopback: "127.0.0.18" },
-];
+import { SEED_NODES, SEED_PROXMOX, seedDial } from "./seed-addresses.ts";
+import type { WorkloadCluster } from "./workload-cluster.ts";
 
 export interface LocalSimulators {
-  proxmoxUrl: string;
+  proxmox: { url: string; tokenId: string; tokenSecret: string; caPem: string; fingerprint: string };
+  /** Seed address → where that machine's simulator listens. */
   talosEndpoints: Record<string, string>;
+  dial: Dial;
   stop(): Promise<void>;
 }
 
-export async function startLocalSimulators(
-  kubeConfig: KubeConfig,
-  namespace: string,
-): Promise<LocalSimulators> {
+/** A random secret made once and kept in `file`. */
+async function keptSecret(file: string): Promise<string> {
+  if (existsSync(file)) return (await readFile(file, "utf8")).trim();
+  const secret = randomUUID();
+  await writeFile(file, secret, { mode: 0o600 });
+  return secret;
+}
+
+export async function startLocalSimulators(options: {
+  /** Kept folder for the simulators' state. */
+  dir: string;
+  workload: WorkloadCluster;
+  log?: (line: string) => void;
+}): Promise<LocalSimulators> {
+  const proxmoxDir = join(options.dir, "proxmox");
+  await mkdir(proxmoxDir, { recursive: true, mode: 0o700 });
   const proxmox = await startProxmoxSimulator({
-    nodes: SEED_NODES.map((n) => n.proxmoxNode),
-    storages: [
-      {
-        storage: "local",
-        type: "dir",
-        content: ["iso", "import", "backup", "snippets"],
-        shared: false,
-        total: 100 * 2 ** 30,
-      },
-      {
-        storage: "cephfs",
-        type: "nfs",
-        content: ["iso", "import", "backup"],
-        shared: true,
-        total: 2 * 2 ** 40,
-      },
-      { storage: "ceph-vm-disks", type: "rbd", content: ["images"], shared: true, total: 4 * 2 ** 40 },
-    ],
+    ...SEED_HOMELAB_INVENTORY,
+    certificateNames: [SEED_PROXMOX.host],
+    // Kept with the rest of the state, so the token stored in the Secret stays valid across restarts.
+    tokenSecret: await keptSecret(join(options.dir, "proxmox-token-secret")),
+    stateDir: proxmoxDir,
   });
   let talos: Awaited<ReturnType<typeof startTalosSimulator>>;
   try {
-    // The Talos "kubeconfig" is the local control plane's own, so what comes after bootstrap runs on a
-    // real API server.
     talos = await startTalosSimulator({
-      nodes: SEED_NODES.map((n) => ({ name: n.talos, ip: n.loopback })),
-      kubeconfig: kubeConfig.exportConfig(),
+      nodes: SEED_NODES.map((n) => ({ name: n.talos, ip: n.loopback, advertisedIp: n.address })),
+      stateFile: join(options.dir, "talos.json"),
+      log: options.log,
+      workloadCluster: {
+        kubeconfig: () => options.workload.kubeconfig(),
+        nodeJoined: (node) =>
+          options.workload.registerNode({
+            name: node.hostname,
+            address: node.address,
+            roles: node.role === "controlplane" ? ["control-plane"] : [],
+            kubeletVersion: node.kubeletVersion,
+            taints: node.schedulable
+              ? []
+              : [{ key: "node-role.kubernetes.io/control-plane", effect: "NoSchedule" }],
+          }),
+      },
     });
   } catch (err) {
     await proxmox.stop();
     throw err;
   }
-  const client = new KubeClient(kubeConfig);
-  const labels = {
-    "app.kubernetes.io/managed-by": "homelab-operator",
-    "homelab.shdr.ch/component": "local-simulators",
-  };
-  // Named as in examples/secrets-homelab-system.yaml, so the example HomelabCluster finds them.
-  await client.apply({
-    apiVersion: "v1",
-    kind: "Secret",
-    metadata: { name: "proxmox-token", namespace, labels },
-    type: "Opaque",
-    stringData: { tokenID: proxmox.tokenId, secret: proxmox.tokenSecret },
-  });
-  await client.apply({
-    apiVersion: "v1",
-    kind: "Secret",
-    metadata: { name: "proxmox-ca", namespace, labels },
-    type: "Opaque",
-    stringData: { "ca.crt": proxmox.caPem },
-  });
-  const talosEndpoints = Object.fromEntries(talos.nodes.map((n) => [n.name, n.endpoint]));
-  await client.apply({
-    apiVersion: "v1",
-    kind: "ConfigMap",
-    metadata: { name: "local-simulators", namespace, labels },
-    data: {
-      "proxmox.url": proxmox.url,
-      "proxmox.fingerprint": proxmox.fingerprint,
-      "talos.endpoints": JSON.stringify(talosEndpoints),
-    },
-  });
+  const proxmoxUrl = new URL(proxmox.url);
+  const talosAddresses = new Map(
+    SEED_NODES.map((n) => {
+      const sim = talos.nodes.find((t) => t.name === n.talos);
+      return [n.address, { host: n.loopback, port: sim?.port ?? 50000 }] as const;
+    }),
+  );
   return {
-    proxmoxUrl: proxmox.url,
-    talosEndpoints,
+    proxmox: {
+      url: proxmox.url,
+      tokenId: proxmox.tokenId,
+      tokenSecret: proxmox.tokenSecret,
+      caPem: proxmox.caPem,
+      fingerprint: proxmox.fingerprint,
+    },
+    talosEndpoints: Object.fromEntries(talos.nodes.map((n) => [n.name, n.endpoint])),
+    dial: seedDial({
+      proxmox: { host: proxmoxUrl.hostname, port: Number(proxmoxUrl.port) },
+      talos: talosAddresses,
+    }),
     async stop() {
       await Promise.allSettled([talos.stop(), proxmox.stop()]);
     },

@@ -25,6 +25,12 @@ export interface RetryPolicy {
   maxMs: number;
 }
 
+/**
+ * Where a connection to `host:port` really goes; TLS still verifies the certificate for `host`. The one
+ * seam local mode uses to send the seed's addresses to the simulators (real deployments leave it unset).
+ */
+export type Dial = (target: { host: string; port: number }) => { host: string; port: number };
+
 export interface RequestInfo {
   method: string;
   path: string;
@@ -47,6 +53,8 @@ export interface TransportOptions {
   onRequest?: (info: RequestInfo) => void;
   /** For tests: replace the sleeping between retries. */
   sleep?: (ms: number) => Promise<void>;
+  /** Connects somewhere else than the URL's host (see Dial). */
+  dial?: Dial;
 }
 
 export type Params = Record<string, string | number | boolean | undefined>;
@@ -63,13 +71,31 @@ export function normalizeFingerprint(text: string): string {
  * a self-signed node (pve-common `fingerprint` options): the connection is refused unless the peer's
  * SHA-256 fingerprint equals the pin. Verification is never just switched off.
  */
-export function dispatcherFor(tls: TlsTrust): Dispatcher {
-  if ("caPem" in tls) return new Agent({ connect: { ca: tls.caPem, checkServerIdentity } });
+export function dispatcherFor(tls: TlsTrust, dial?: Dial): Dispatcher {
+  if ("caPem" in tls) {
+    if (!dial) return new Agent({ connect: { ca: tls.caPem, checkServerIdentity } });
+    // The certificate is checked for the URL's name, not for the address dialled.
+    const connectors = new Map<string, buildConnector.connector>();
+    return new Agent({
+      connect: (opts, callback) => {
+        let base = connectors.get(opts.hostname);
+        if (!base) {
+          const name = opts.hostname;
+          base = buildConnector({
+            ca: tls.caPem,
+            checkServerIdentity: (_dialled, cert) => checkServerIdentity(name, cert),
+          });
+          connectors.set(name, base);
+        }
+        base(redirect(opts, dial), callback);
+      },
+    });
+  }
   const pin = normalizeFingerprint(tls.fingerprint);
   const base = buildConnector({ rejectUnauthorized: false, maxCachedSessions: 0 });
   return new Agent({
     connect: (opts, callback) =>
-      base(opts, (err, socket) => {
+      base(dial ? redirect(opts, dial) : opts, (err, socket) => {
         if (err || !socket) return callback(err ?? new Error("no socket"), null);
         const cert = (socket as TLSSocket).getPeerCertificate?.();
         if (!cert?.fingerprint256 || cert.fingerprint256.toUpperCase() !== pin) {
@@ -84,6 +110,13 @@ export function dispatcherFor(tls: TlsTrust): Dispatcher {
         callback(null, socket);
       }),
   });
+}
+
+function redirect(opts: buildConnector.Options, dial: Dial): buildConnector.Options {
+  const port = Number(opts.port) || (opts.protocol === "http:" ? 80 : 443);
+  const to = dial({ host: opts.hostname, port });
+  // SNI keeps the URL's name (undici derives it from `host`, which is left as the URL's).
+  return { ...opts, hostname: to.host, port: String(to.port) };
 }
 
 function encode(params: Params): URLSearchParams {
@@ -135,7 +168,7 @@ export class ProxmoxTransport {
       );
     this.tokenId = options.tokenId;
     this.#authorization = `PVEAPIToken=${options.tokenId}=${options.tokenSecret}`;
-    this.#dispatcher = dispatcherFor(options.tls);
+    this.#dispatcher = dispatcherFor(options.tls, options.dial);
     this.timeoutMs = options.timeoutMs ?? 30_000;
     this.retry = { attempts: 4, baseMs: 200, maxMs: 5_000, ...options.retry };
     this.onRequest = options.onRequest;

@@ -1,6 +1,7 @@
 // How the controller reaches the homelab. Production reaches the addresses in the spec directly; local
 // mode and tests map them onto simulators on loopback. This is the one seam: no phase code differs.
 import { connect } from "node:net";
+import type { Dial } from "../../proxmox/transport.ts";
 import { TALOS_API_PORT } from "../../talos/client/talos-client.ts";
 
 export interface Connections {
@@ -10,6 +11,8 @@ export interface Connections {
   talosEndpoint(ip: string): string;
   /** host:port pairs that must not answer at `ip` before its VM exists (Talos API, Kubernetes API). */
   probeTargets(ip: string): { host: string; port: number }[];
+  /** Where a connection really goes (TLS still verifies the name called); unset: where it says. */
+  dial?: Dial;
 }
 
 export const directConnections: Connections = {
@@ -20,6 +23,18 @@ export const directConnections: Connections = {
     { host: ip, port: 6443 },
   ],
 };
+
+/**
+ * The spec's addresses, each connection sent where `dial` says (local mode's seam to its simulators at
+ * the seed's addresses). Clients keep the seed's names, so TLS still verifies them.
+ */
+export function dialledConnections(dial: Dial): Connections {
+  return {
+    ...directConnections,
+    probeTargets: (ip) => directConnections.probeTargets(ip).map(dial),
+    dial,
+  };
+}
 
 /** True when something accepts a TCP connection at host:port within `timeoutMs`. */
 export function tcpAnswers(host: string, port: number, timeoutMs = 1_000): Promise<boolean> {

@@ -62,7 +62,7 @@ async function proxmoxClientFor(
   const cached = clients.get(name);
   if (cached?.hash === hash) return cached.client;
   if (cached) void cached.client.close();
-  const client = new ProxmoxClient({ url, tokenId, tokenSecret, tls });
+  const client = new ProxmoxClient({ url, tokenId, tokenSecret, tls, dial: connections.dial });
   clients.set(name, { hash, client });
   return client;
 }

@@ -47,6 +47,7 @@ export function adminClient(scope: Scope, ip: string): TalosClient {
   return TalosClient.fromTalosconfig(scope.talosconfig, {
     endpoint: scope.opts.connections.talosEndpoint(ip),
     timeoutMs: CALL_TIMEOUT_MS,
+    dial: scope.opts.connections.dial,
   });
 }
 
@@ -78,15 +79,18 @@ export async function configureNodes(scope: Scope): Promise<Outcome> {
     // image again). Say so; applying again is what recovers once the cause is fixed.
     const appliedBefore = status.message === APPLIED;
     try {
-      await withClient(TalosClient.maintenance(endpoint, { timeoutMs: CALL_TIMEOUT_MS }), async (c) => {
-        const v = await c.version();
-        status.talosMode = "Maintenance";
-        status.talosVersion = v.tag;
-        if (!scope.secrets) throw new Error("secrets not loaded (the Secrets phase runs first)");
-        await c.applyConfiguration(generateNodeConfig(input, scope.secrets, node.name).yaml, {
-          mode: "AUTO",
-        });
-      });
+      await withClient(
+        TalosClient.maintenance(endpoint, { timeoutMs: CALL_TIMEOUT_MS, dial: scope.opts.connections.dial }),
+        async (c) => {
+          const v = await c.version();
+          status.talosMode = "Maintenance";
+          status.talosVersion = v.tag;
+          if (!scope.secrets) throw new Error("secrets not loaded (the Secrets phase runs first)");
+          await c.applyConfiguration(generateNodeConfig(input, scope.secrets, node.name).yaml, {
+            mode: "AUTO",
+          });
+        },
+      );
       if (appliedBefore) {
         waits.push(
           `${node.name}: still in maintenance mode after its config was applied (install failed?); applied again`,

@@ -28,6 +28,11 @@ export interface TalosClientOptions {
   node?: string;
   /** Deadline per call, default 30 s. */
   timeoutMs?: number;
+  /**
+   * Where the connection to the endpoint really goes; TLS still verifies the endpoint's name or address.
+   * The one seam local mode uses to reach the simulators at the seed's addresses (unset in production).
+   */
+  dial?: (target: { host: string; port: number }) => { host: string; port: number };
 }
 
 export type ApplyMode = "REBOOT" | "AUTO" | "NO_REBOOT" | "STAGED" | "TRY";
@@ -88,6 +93,22 @@ function hostPort(endpoint: string): string {
   return `${endpoint}:${TALOS_API_PORT}`;
 }
 
+/** The address to connect to, and the options that keep TLS checking (and :authority) on the endpoint. */
+function dialled(
+  endpoint: string,
+  dial: TalosClientOptions["dial"],
+): { target: string; channelOptions: grpc.ChannelOptions } {
+  if (!dial) return { target: endpoint, channelOptions: {} };
+  const m = /^\[?(.*?)\]?:(\d+)$/.exec(endpoint);
+  if (!m?.[1] || !m[2]) throw new Error(`cannot dial ${endpoint}: expected host:port`);
+  const to = dial({ host: m[1], port: Number(m[2]) });
+  const host = to.host.includes(":") ? `[${to.host}]` : to.host;
+  return {
+    target: `${host}:${to.port}`,
+    channelOptions: { "grpc.ssl_target_name_override": m[1], "grpc.default_authority": endpoint },
+  };
+}
+
 function channelCredentials(creds: TalosCredentials): grpc.ChannelCredentials {
   if (creds.kind === "maintenance") {
     return grpc.credentials.createSsl(null, null, null, {
@@ -116,16 +137,17 @@ export class TalosClient {
     this.timeoutMs = options.timeoutMs ?? 30_000;
     const services = loadTalosServices();
     const creds = channelCredentials(options.credentials);
-    this.machine = new services.MachineService(this.endpoint, creds);
+    const { target, channelOptions } = dialled(this.endpoint, options.dial);
+    this.machine = new services.MachineService(target, creds, channelOptions);
     // The three services share one HTTP/2 connection through grpc-js' subchannel pool.
     const channelOverride = this.machine.getChannel();
-    this.image = new services.ImageService(this.endpoint, creds, { channelOverride });
-    this.lifecycle = new services.LifecycleService(this.endpoint, creds, { channelOverride });
+    this.image = new services.ImageService(target, creds, { channelOverride });
+    this.lifecycle = new services.LifecycleService(target, creds, { channelOverride });
   }
 
   static fromTalosconfig(
     config: Talosconfig,
-    options: { endpoint?: string; node?: string; timeoutMs?: number } = {},
+    options: { endpoint?: string; node?: string; timeoutMs?: number; dial?: TalosClientOptions["dial"] } = {},
   ) {
     const creds = talosconfigCredentials(config);
     const endpoint = options.endpoint ?? creds.endpoints[0];
@@ -134,12 +156,21 @@ export class TalosClient {
       endpoint,
       node: options.node,
       timeoutMs: options.timeoutMs,
+      dial: options.dial,
       credentials: { kind: "mtls", caPem: creds.caPem, certPem: creds.certPem, keyPem: creds.keyPem },
     });
   }
 
-  static maintenance(endpoint: string, options: { timeoutMs?: number } = {}) {
-    return new TalosClient({ endpoint, credentials: { kind: "maintenance" }, timeoutMs: options.timeoutMs });
+  static maintenance(
+    endpoint: string,
+    options: { timeoutMs?: number; dial?: TalosClientOptions["dial"] } = {},
+  ) {
+    return new TalosClient({
+      endpoint,
+      credentials: { kind: "maintenance" },
+      timeoutMs: options.timeoutMs,
+      dial: options.dial,
+    });
   }
 
   close(): void {

@@ -29,6 +29,10 @@ export interface NodeConfigState {
   k8sCaCrt: string;
   k8sCaKey: string;
   installImage: string;
+  /** From machine.kubelet.image's tag, "" when the config names no kubelet image. */
+  kubeletVersion: string;
+  /** cluster.allowSchedulingOnControlPlanes: without it Talos taints control planes NoSchedule. */
+  allowSchedulingOnControlPlanes: boolean;
 }
 
 export interface NodeFaults {
@@ -47,6 +51,10 @@ export interface SimulatorContext {
   /** An OS CA key pair for nodes without one (workers get their certificates from trustd). */
   osCaKeyFor(clusterId: string): string | undefined;
   kubeconfig(node: SimulatedNode): Promise<string | undefined>;
+  /** The node booted (or resumed) with a config: its kubelet would now register with the cluster. */
+  nodeRunning(node: SimulatedNode): void;
+  /** Something persisted changed (config, mode, etcd membership): the simulator may save its state. */
+  changed(): void;
   /** etcd membership changed (bootstrap, removal): running control planes of that cluster retry joining. */
   onEtcdChanged(clusterId: string): void;
   rebootDelayMs: number;
@@ -102,6 +110,8 @@ function parseConfig(yaml: string): NodeConfigState {
     k8sCaCrt: v1.cluster.ca?.crt ? unb64(v1.cluster.ca.crt) : "",
     k8sCaKey: v1.cluster.ca?.key ? unb64(v1.cluster.ca.key) : "",
     installImage: v1.machine.install?.image ?? "",
+    kubeletVersion: VERSION_RE.exec(String(v1.machine.kubelet?.image ?? ""))?.[1] ?? "",
+    allowSchedulingOnControlPlanes: v1.cluster?.allowSchedulingOnControlPlanes === true,
   };
 }
 
@@ -115,9 +125,27 @@ function organizations(call: AnyCall): string[] {
   return Array.isArray(o) ? o : [o];
 }
 
+/** What survives a restart of the simulator (the machine kept running meanwhile). */
+export interface NodeState {
+  version: string;
+  mode: NodeMode;
+  configYaml: string | null;
+  stagedConfigYaml: string | null;
+  stagedVersion: string | null;
+  leftEtcd: boolean;
+  etcdDataWiped: boolean;
+  etcdRemoved: boolean;
+  down: boolean;
+  reboots: number;
+  bootedAt: string;
+}
+
 export class SimulatedNode {
   readonly name: string;
+  /** The address the simulator listens on. */
   readonly ip: string;
+  /** The address clients and the cluster know the node by (e.g. the seed's 10.0.3.16); default `ip`. */
+  readonly advertisedIp: string;
   port: number;
   version: string;
   mode: NodeMode = "down";
@@ -142,10 +170,18 @@ export class SimulatedNode {
   private readonly ctx: SimulatorContext;
   private readonly maintenanceCert = createCA({ subject: { commonName: "maintenance" }, key: "ed25519" });
 
-  constructor(ctx: SimulatorContext, name: string, ip: string, version: string, port: number) {
+  constructor(
+    ctx: SimulatorContext,
+    name: string,
+    ip: string,
+    version: string,
+    port: number,
+    advertisedIp = ip,
+  ) {
     this.ctx = ctx;
     this.name = name;
     this.ip = ip;
+    this.advertisedIp = advertisedIp;
     this.version = version;
     this.port = port;
   }
@@ -192,6 +228,50 @@ export class SimulatedNode {
     this.bootedAt = new Date();
     this.joinEtcdIfRunning();
     this.ctx.log(`${this.name} booted in ${this.mode} mode, Talos ${this.version}, ${this.endpoint}`);
+    this.ctx.changed();
+    if (this.mode === "running") this.ctx.nodeRunning(this);
+  }
+
+  snapshot(): NodeState {
+    return {
+      version: this.version,
+      mode: this.mode,
+      configYaml: this.config?.yaml ?? null,
+      stagedConfigYaml: this.stagedConfig?.yaml ?? null,
+      stagedVersion: this.stagedVersion,
+      leftEtcd: this.leftEtcd,
+      etcdDataWiped: this.etcdDataWiped,
+      etcdRemoved: this.etcdRemoved,
+      down: this.down,
+      reboots: this.reboots,
+      bootedAt: this.bootedAt.toISOString(),
+    };
+  }
+
+  /**
+   * Picks up where a previous simulator left this machine: it kept running meanwhile, so staged changes
+   * stay staged, except that a reboot in progress completes.
+   */
+  async resume(state: NodeState): Promise<void> {
+    this.version = state.version;
+    this.config = state.configYaml ? parseConfig(state.configYaml) : null;
+    this.stagedConfig = state.stagedConfigYaml ? parseConfig(state.stagedConfigYaml) : null;
+    this.stagedVersion = state.stagedVersion;
+    this.leftEtcd = state.leftEtcd;
+    this.etcdDataWiped = state.etcdDataWiped;
+    this.etcdRemoved = state.etcdRemoved;
+    this.down = state.down;
+    this.reboots = state.reboots;
+    if (state.mode === "rebooting" || this.down) {
+      if (state.mode === "rebooting") this.reboots++;
+      await this.boot();
+      return;
+    }
+    await this.listen();
+    this.mode = this.config ? "running" : "maintenance";
+    this.bootedAt = new Date(state.bootedAt);
+    this.ctx.log(`${this.name} resumed in ${this.mode} mode, Talos ${this.version}, ${this.endpoint}`);
+    if (this.mode === "running") this.ctx.nodeRunning(this);
   }
 
   /** Joins etcd when it can, as Talos' etcd service keeps retrying: at boot and on membership changes. */
@@ -201,7 +281,7 @@ export class SimulatedNode {
     const etcd = this.etcd();
     if (!etcd?.bootstrapped) return;
     if (etcd.memberOf(this.name) && this.etcdDataWiped) return; // stale member blocks the join
-    etcd.join(this.name, this.hostname, this.ip);
+    etcd.join(this.name, this.hostname, this.advertisedIp);
     this.etcdDataWiped = false;
   }
 
@@ -227,6 +307,7 @@ export class SimulatedNode {
   scheduleReboot(reason: string): void {
     this.mode = "rebooting";
     this.ctx.log(`${this.name} rebooting (${reason})`);
+    this.ctx.changed();
     // Let the current RPC's response leave before the listener closes.
     setTimeout(() => {
       void this.shutdown().then(() =>
@@ -246,6 +327,7 @@ export class SimulatedNode {
       this.mode = "down";
       await this.shutdown();
       this.ctx.log(`${this.name} is down`);
+      this.ctx.changed();
     } else if (!this.server) {
       await this.boot();
     }
@@ -273,7 +355,7 @@ export class SimulatedNode {
     const cert = issueCert(ca, {
       subject: { commonName: this.hostname },
       key: "ed25519",
-      ipAddresses: [this.ip],
+      ipAddresses: [...new Set([this.ip, this.advertisedIp])],
       dnsNames: [this.hostname, "localhost"],
       keyUsage: ["digitalSignature"],
       extKeyUsage: ["serverAuth", "clientAuth"],
@@ -431,7 +513,8 @@ export class SimulatedNode {
   ): Promise<unknown> {
     const handler = this.handlers[path];
     if (!handler) return Promise.reject(new SimStatusError(S.UNIMPLEMENTED, `unknown method ${path}`));
-    return handler(request, write);
+    // Saved before the answer leaves: a client that saw a change never finds it undone after a restart.
+    return handler(request, write).finally(() => this.ctx.changed());
   }
 
   private requireControlPlane(): NodeConfigState {
@@ -534,7 +617,7 @@ export class SimulatedNode {
     "/machine.MachineService/Bootstrap": async () => {
       this.requireControlPlane();
       const etcd = this.etcd() as SimulatedEtcd;
-      etcd.bootstrap(this.name, this.hostname, this.ip);
+      etcd.bootstrap(this.name, this.hostname, this.advertisedIp);
       this.ctx.onEtcdChanged((this.config as NodeConfigState).clusterId);
       this.ctx.log(`${this.name} bootstrapped etcd`);
       return { messages: [{}] };

@@ -2,11 +2,12 @@
 // port 50000 when it is free (else a port of its own), speaking the same protocol as Talos so that both
 // our client and the real talosctl can drive it. Usage and behaviour: ../README.md.
 
+import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { TALOS_API_PORT } from "../client/talos-client.ts";
 import { DEFAULT_TALOS_VERSION } from "../config/defaults.ts";
-import { SimulatedEtcd } from "./etcd.ts";
-import { type NodeMode, SimulatedNode, type SimulatorContext } from "./node.ts";
+import { type EtcdMemberState, SimulatedEtcd } from "./etcd.ts";
+import { type NodeMode, type NodeState, SimulatedNode, type SimulatorContext } from "./node.ts";
 
 export interface SimulatorNodeSpec {
   name: string;
@@ -16,6 +17,36 @@ export interface SimulatorNodeSpec {
   talosVersion?: string;
   /** Port; default 50000 if free on that address, else an ephemeral one. */
   port?: number;
+  /**
+   * The address the node is known by on its network, when it differs from `ip` (local mode: the seed's
+   * 10.0.3.16 while listening on 127.0.0.16). Its certificate names both; etcd peers and the Node's
+   * InternalIP use this one; the `node` header may name either.
+   */
+  advertisedIp?: string;
+}
+
+/** A node whose kubelet registers with its cluster: configured, running, and etcd bootstrapped. */
+export interface JoinedNode {
+  /** The hostname from the machine config (the Node's name), else the simulated node's name. */
+  hostname: string;
+  address: string;
+  role: "controlplane" | "worker";
+  /** From the machine config's kubelet image, "" if it names none. */
+  kubeletVersion: string;
+  clusterName: string;
+  /** False for a control plane of a cluster without allowSchedulingOnControlPlanes (Talos taints it). */
+  schedulable: boolean;
+}
+
+/**
+ * The Kubernetes side of a simulated cluster, implemented outside src/talos (local mode runs a real
+ * control plane for it). The simulator only calls it; it never talks to Kubernetes itself.
+ */
+export interface WorkloadClusterHook {
+  /** The admin kubeconfig Talos' Kubeconfig call returns once the cluster's etcd is bootstrapped. */
+  kubeconfig(): Promise<string>;
+  /** A node's kubelet registers (called at every boot; must be idempotent). */
+  nodeJoined(node: JoinedNode): Promise<void>;
 }
 
 export type KubeconfigSource = string | (() => string | undefined | Promise<string | undefined>);
@@ -25,6 +56,13 @@ export interface TalosSimulatorOptions {
   /** What Kubeconfig returns (e.g. a real test control plane's admin kubeconfig). Default: one minted
    * from the cluster's Kubernetes CA, pointing at the config's endpoint. */
   kubeconfig?: KubeconfigSource;
+  /** Kubeconfig after bootstrap and Node registration come from here (takes precedence over `kubeconfig`). */
+  workloadCluster?: WorkloadClusterHook;
+  /**
+   * A JSON file the simulator keeps its machines' state in (configs, modes, versions, etcd members),
+   * written before each answer; a simulator started with an existing file resumes those machines.
+   */
+  stateFile?: string;
   /** How long a reboot keeps a node unavailable. Default 300 ms. */
   rebootDelayMs?: number;
   log?: (line: string) => void;
@@ -83,10 +121,75 @@ async function portFree(ip: string, port: number): Promise<boolean> {
   });
 }
 
+interface EtcdState {
+  bootstrapped: boolean;
+  leaderId: string | null;
+  members: EtcdMemberState[];
+}
+
+interface SimulatorState {
+  nodes: Record<string, NodeState>;
+  etcd: Record<string, EtcdState>;
+}
+
+const JOIN_RETRY_MS = 1_000;
+
 export async function startTalosSimulator(options: TalosSimulatorOptions): Promise<TalosSimulator> {
   const etcds = new Map<string, SimulatedEtcd>();
   const nodes = new Map<string, SimulatedNode>();
   let kubeconfigSource = options.kubeconfig;
+  const log = options.log ?? (() => {});
+  let stopped = false;
+  let loading = true;
+
+  const save = () => {
+    if (!options.stateFile || loading) return;
+    const state: SimulatorState = {
+      nodes: Object.fromEntries([...nodes.values()].map((n) => [n.name, n.snapshot()])),
+      etcd: Object.fromEntries(
+        [...etcds.entries()].map(([id, e]) => [
+          id,
+          { bootstrapped: e.bootstrapped, leaderId: e.leaderId, members: [...e.members.values()] },
+        ]),
+      ),
+    };
+    // Write-then-rename: a kill at any moment leaves the old or the new state, never half of one.
+    const tmp = `${options.stateFile}.tmp`;
+    writeFileSync(tmp, JSON.stringify(state), { mode: 0o600 });
+    renameSync(tmp, options.stateFile);
+  };
+
+  // The kubelet keeps retrying its registration until the API server takes it, as long as it runs.
+  const joining = new Set<string>();
+  const announce = (node: SimulatedNode) => {
+    const hook = options.workloadCluster;
+    const config = node.config;
+    if (!hook || !config || stopped || joining.has(node.name)) return;
+    if (!etcds.get(config.clusterId)?.bootstrapped) return;
+    joining.add(node.name);
+    const joined: JoinedNode = {
+      hostname: node.hostname,
+      address: node.advertisedIp,
+      role: config.role,
+      kubeletVersion: config.kubeletVersion,
+      clusterName: config.clusterName,
+      schedulable: config.role === "worker" || config.allowSchedulingOnControlPlanes,
+    };
+    const attempt = () => {
+      if (stopped || node.mode !== "running") {
+        joining.delete(node.name);
+        return;
+      }
+      hook.nodeJoined(joined).then(
+        () => joining.delete(node.name),
+        (err: unknown) => {
+          log(`${node.name}: kubelet registration failed, retrying: ${(err as Error).message}`);
+          setTimeout(attempt, JOIN_RETRY_MS);
+        },
+      );
+    };
+    attempt();
+  };
 
   const ctx: SimulatorContext = {
     etcdFor(clusterId) {
@@ -99,7 +202,8 @@ export async function startTalosSimulator(options: TalosSimulatorOptions): Promi
     },
     findNode(key) {
       const host = key.replace(/:\d+$/, "");
-      for (const n of nodes.values()) if (n.name === key || n.ip === host || n.hostname === key) return n;
+      for (const n of nodes.values())
+        if (n.name === key || n.ip === host || n.advertisedIp === host || n.hostname === key) return n;
       return undefined;
     },
     osCaKeyFor(clusterId) {
@@ -107,15 +211,24 @@ export async function startTalosSimulator(options: TalosSimulatorOptions): Promi
         if (n.config?.clusterId === clusterId && n.config.osCaKey) return n.config.osCaKey;
       return undefined;
     },
-    async kubeconfig() {
+    async kubeconfig(node) {
+      const clusterId = node.config?.clusterId;
+      if (options.workloadCluster && clusterId && etcds.get(clusterId)?.bootstrapped)
+        return options.workloadCluster.kubeconfig();
       if (typeof kubeconfigSource === "function") return kubeconfigSource();
       return kubeconfigSource;
     },
     onEtcdChanged(clusterId) {
-      for (const n of nodes.values()) if (n.config?.clusterId === clusterId) n.joinEtcdIfRunning();
+      for (const n of nodes.values()) {
+        if (n.config?.clusterId !== clusterId) continue;
+        n.joinEtcdIfRunning();
+        if (n.mode === "running") announce(n);
+      }
     },
+    nodeRunning: announce,
+    changed: save,
     rebootDelayMs: options.rebootDelayMs ?? 300,
-    log: options.log ?? (() => {}),
+    log,
   };
 
   const seen = new Set<string>();
@@ -127,16 +240,39 @@ export async function startTalosSimulator(options: TalosSimulatorOptions): Promi
     const port = spec.port ?? ((await portFree(spec.ip, TALOS_API_PORT)) ? TALOS_API_PORT : 0);
     nodes.set(
       spec.name,
-      new SimulatedNode(ctx, spec.name, spec.ip, spec.talosVersion ?? DEFAULT_TALOS_VERSION, port),
+      new SimulatedNode(
+        ctx,
+        spec.name,
+        spec.ip,
+        spec.talosVersion ?? DEFAULT_TALOS_VERSION,
+        port,
+        spec.advertisedIp,
+      ),
     );
   }
 
+  const saved: SimulatorState | undefined =
+    options.stateFile && existsSync(options.stateFile)
+      ? JSON.parse(readFileSync(options.stateFile, "utf8"))
+      : undefined;
+  for (const [id, e] of Object.entries(saved?.etcd ?? {})) {
+    const etcd = ctx.etcdFor(id);
+    etcd.bootstrapped = e.bootstrapped;
+    etcd.leaderId = e.leaderId;
+    for (const m of e.members) etcd.members.set(m.id, m);
+  }
   try {
-    for (const n of nodes.values()) await n.boot();
+    for (const n of nodes.values()) {
+      const state = saved?.nodes[n.name];
+      if (state) await n.resume(state);
+      else await n.boot();
+    }
   } catch (err) {
     for (const n of nodes.values()) await n.shutdown();
     throw err;
   }
+  loading = false;
+  save();
 
   const get = (name: string): SimulatedNode => {
     const n = nodes.get(name);
@@ -201,6 +337,9 @@ export async function startTalosSimulator(options: TalosSimulatorOptions): Promi
       }
     },
     async stop() {
+      save();
+      stopped = true;
+      loading = true; // nothing after this point is the machines' state: powering off the simulator is not
       for (const n of nodes.values()) {
         n.down = true;
         await n.shutdown();

@@ -14,7 +14,8 @@ export interface ManagedProcess {
 }
 
 export function startProcess(name: string, binary: string, args: string[], logFile: string): ManagedProcess {
-  const log = createWriteStream(logFile);
+  // Appended: a kept control-plane folder keeps the logs of earlier runs.
+  const log = createWriteStream(logFile, { flags: "a" });
   const child: ChildProcess = spawn(binary, args, { stdio: ["ignore", "pipe", "pipe"] });
   child.stdout?.pipe(log);
   child.stderr?.pipe(log);

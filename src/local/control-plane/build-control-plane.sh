@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kube-controller-manager, kubectl and etcd from the Go module proxy, pinned by
-# versions.env, into a per-version cache folder, and prints that folder on stdout (last line).
+# Builds kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and etcd from the Go module
+# proxy, pinned by versions.env, into a per-version cache folder, and prints that folder on stdout (last
+# line). Only the binaries missing from that folder are built (a cache made before kube-scheduler was
+# added only gets kube-scheduler).
 #
 # Why wrapper modules: k8s.io/kubernetes requires its staging modules at the non-existent v0.0.0 and
 # maps them with replace directives that only apply when it is the main module, so `go install
@@ -8,19 +10,19 @@
 # re-declares every staging replace at the matching v0.X.Y. etcd's server/go.mod also has replaces,
 # so it gets its own wrapper for the same reason.
 #
-# If KUBEBUILDER_ASSETS names a folder holding the three binaries (the envtest convention), nothing is
-# built and that folder is printed.
+# If KUBEBUILDER_ASSETS names a folder holding the binaries (the envtest convention), nothing is built
+# and that folder is printed.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
 source "$here/versions.env"
 
 PEER=control-plane-build
-# shellcheck source=../../scripts/lib/peer-build.sh
-source "$here/../../scripts/lib/peer-build.sh"
+# shellcheck source=../../../scripts/lib/peer-build.sh
+source "$here/../../../scripts/lib/peer-build.sh"
 
 if [[ -n "${KUBEBUILDER_ASSETS:-}" ]]; then
-  for b in kube-apiserver kube-controller-manager etcd; do  # kubectl is optional there, as in envtest
+  for b in kube-apiserver kube-controller-manager kube-scheduler etcd; do  # kubectl is optional there, as in envtest
     [[ -x "$KUBEBUILDER_ASSETS/$b" ]] || { log "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS lacks $b"; exit 1; }
   done
   log "using binaries from KUBEBUILDER_ASSETS"
@@ -29,7 +31,13 @@ if [[ -n "${KUBEBUILDER_ASSETS:-}" ]]; then
 fi
 
 out="$cache_root/control-plane/k8s-$KUBERNETES_VERSION-etcd-$ETCD_VERSION"
-if [[ -x "$out/kube-apiserver" && -x "$out/kube-controller-manager" && -x "$out/kubectl" && -x "$out/etcd" ]]; then
+k8s_missing=()
+for b in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+  [[ -x "$out/$b" ]] || k8s_missing+=("$b")
+done
+etcd_missing=false
+[[ -x "$out/etcd" ]] || etcd_missing=true
+if ((${#k8s_missing[@]} == 0)) && [[ $etcd_missing == false ]]; then
   log "cached: $out"
   echo "$out"
   exit 0
@@ -38,12 +46,14 @@ fi
 go_build_env
 work="$cache_root/control-plane/build-$KUBERNETES_VERSION"
 mkdir -p "$work/k8s" "$work/etcd" "$out.tmp"
+# Binaries already built for these pins are kept; only the missing ones are built below.
+if [[ -d "$out" ]]; then cp -a "$out/." "$out.tmp/"; fi
 start=$(date +%s)
 
-# --- kube-apiserver + kube-controller-manager ---
+# --- kube-apiserver, kube-controller-manager, kube-scheduler, kubectl ---
 minor_patch="${KUBERNETES_VERSION#v1.}"           # 36.3
 staging_version="v0.$minor_patch"                 # v0.36.3
-(
+((${#k8s_missing[@]} == 0)) || (
   cd "$work/k8s"
   go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" >/dev/null
   upstream_mod="$(go env GOMODCACHE)/cache/download/k8s.io/kubernetes/@v/$KUBERNETES_VERSION.mod"
@@ -71,6 +81,7 @@ package tools
 import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
 )
 GO
@@ -80,13 +91,13 @@ GO
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldflags+=" -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=${minor_patch%%.*} -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
   done
-  log "building kube-apiserver, kube-controller-manager and kubectl (cold: several minutes on 2 cores)"
+  log "building ${k8s_missing[*]} (cold: several minutes on 2 cores)"
   go build -tags selinux,notest -trimpath -ldflags "$ldflags" -o "$out.tmp/" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl
+    "${k8s_missing[@]/#/k8s.io/kubernetes/cmd/}"
 )
 
 # --- etcd ---
-(
+[[ $etcd_missing == false ]] || (
   cd "$work/etcd"
   cat > go.mod <<MOD
 module homelab-operator.local/etcd-build

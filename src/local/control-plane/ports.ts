@@ -15,3 +15,13 @@ export function freePort(host = "127.0.0.1"): Promise<number> {
     });
   });
 }
+
+/** Whether `port` can be listened on at `host` right now. */
+export function portFree(port: number, host = "127.0.0.1"): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.unref();
+    probe.once("error", () => resolve(false));
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve(true)));
+  });
+}

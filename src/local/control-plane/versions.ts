@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 export interface ControlPlaneVersions {
   kubernetes: string;
   etcd: string;
+  kwok: string;
 }
 
 export function parseVersionsEnv(text: string): ControlPlaneVersions {
@@ -14,8 +15,10 @@ export function parseVersionsEnv(text: string): ControlPlaneVersions {
   }
   const kubernetes = values.get("KUBERNETES_VERSION");
   const etcd = values.get("ETCD_VERSION");
-  if (!kubernetes || !etcd) throw new Error("versions.env must set KUBERNETES_VERSION and ETCD_VERSION");
-  return { kubernetes, etcd };
+  const kwok = values.get("KWOK_VERSION");
+  if (!kubernetes || !etcd || !kwok)
+    throw new Error("versions.env must set KUBERNETES_VERSION, ETCD_VERSION and KWOK_VERSION");
+  return { kubernetes, etcd, kwok };
 }
 
 export function pinnedVersions(): ControlPlaneVersions {

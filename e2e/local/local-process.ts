@@ -1,0 +1,74 @@
+// Runs `npm start`'s process (node src/main.ts) in local mode against a state folder of the test's own
+// (XDG_DATA_HOME), and reads what it prints.
+import { type ChildProcess, spawn } from "node:child_process";
+import { KubeConfig } from "@kubernetes/client-node";
+import { freePort } from "../../src/local/control-plane/ports.ts";
+import { waitFor } from "../harness/wait.ts";
+
+export interface LocalProcess {
+  child: ChildProcess;
+  pid: number;
+  output(): string;
+  exited: Promise<number | null>;
+  /** The management cluster's kubeconfig path the process printed. */
+  kubeconfigPath: string;
+  kubeConfig(): KubeConfig;
+}
+
+export async function startLocal(dataHome: string, args: string[] = []): Promise<LocalProcess> {
+  const healthPort = await freePort();
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    HOMELAB_LOCAL: "true",
+    XDG_DATA_HOME: dataHome,
+    HEALTH_PORT: String(healthPort),
+    LOG_LEVEL: "info",
+    KUBECONFIG: "",
+  };
+  delete env.HOMELAB_LOCAL_RESET;
+  const child = spawn(process.execPath, ["src/main.ts", ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  child.stdout?.on("data", (c: Buffer) => {
+    out += c.toString();
+  });
+  child.stderr?.on("data", (c: Buffer) => {
+    out += c.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const exitedEarly = exited.then((code) => {
+    throw new Error(`npm start exited with ${code} before it was ready`);
+  });
+  // Only the race below reads it; a later exit (the test stopping it) must not be an unhandled rejection.
+  exitedEarly.catch(() => {});
+  await Promise.race([
+    waitFor(
+      "the local operator's /readyz to answer 200",
+      // Its own "running" line first: the port alone could be answered by another process meanwhile.
+      async () =>
+        out.includes("homelab-operator is running") &&
+        (await fetch(`http://127.0.0.1:${healthPort}/readyz`)).ok
+          ? true
+          : undefined,
+      600_000,
+      250,
+    ),
+    exitedEarly,
+  ]).catch((err: unknown) => {
+    child.kill("SIGKILL");
+    throw new Error(`${(err as Error).message}\n--- output ---\n${out.slice(-4000)}`);
+  });
+  const kubeconfigPath = /export KUBECONFIG=([^\s"]+)/.exec(out)?.[1];
+  if (!kubeconfigPath) throw new Error(`no kubeconfig printed:\n${out}`);
+  return {
+    child,
+    pid: child.pid ?? 0,
+    output: () => out,
+    exited,
+    kubeconfigPath,
+    kubeConfig() {
+      const kc = new KubeConfig();
+      kc.loadFromFile(kubeconfigPath);
+      return kc;
+    },
+  };
+}
