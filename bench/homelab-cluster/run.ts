@@ -7,10 +7,10 @@
 // Usage: npm run bench:homelab-cluster [-- --idle 12]
 import { parseArgs } from "node:util";
 import { startControlPlane } from "../../e2e/harness/control-plane.ts";
-import { freePort } from "../../src/local/control-plane/ports.ts";
 import { type Homelab, SEED, startHomelab } from "../../e2e/homelab-cluster/homelab.ts";
 import { HC, prepareCluster, seedCluster, startOperator } from "../../e2e/homelab-cluster/operator.ts";
 import { PHASE_CONDITIONS } from "../../src/controllers/homelab-cluster/controller.ts";
+import { freePort } from "../../src/local/control-plane/ports.ts";
 import type { KubeClient } from "../../src/runtime/index.ts";
 
 const { values } = parseArgs({ options: { idle: { type: "string", default: "12" } } });

@@ -3,8 +3,8 @@
 // bootstrap, and the cluster Ready.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PHASE_CONDITIONS } from "../../src/controllers/homelab-cluster/controller.ts";
-import type { KubeClient } from "../../src/runtime/index.ts";
 import { freePort } from "../../src/local/control-plane/ports.ts";
+import type { KubeClient } from "../../src/runtime/index.ts";
 import { adminKubeConfig } from "../harness/test-cluster.ts";
 import { waitFor } from "../harness/wait.ts";
 import { type Homelab, startHomelab } from "./homelab.ts";

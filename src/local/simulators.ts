@@ -11,6 +11,7 @@ import { SEED_HOMELAB_INVENTORY } from "../proxmox/simulator/inventory.ts";
 import { startProxmoxSimulator } from "../proxmox/simulator/server.ts";
 import type { Dial } from "../proxmox/transport.ts";
 import { startTalosSimulator } from "../talos/simulator/simulator.ts";
+import { followVmPower } from "./power.ts";
 import { SEED_NODES, SEED_PROXMOX, seedDial } from "./seed-addresses.ts";
 import type { WorkloadCluster } from "./workload-cluster.ts";
 
@@ -69,6 +70,14 @@ export async function startLocalSimulators(options: {
     await proxmox.stop();
     throw err;
   }
+  // Powered off before anything dials them: a machine answers once its VM runs, as a real one would.
+  const power = followVmPower(
+    proxmox,
+    talos,
+    SEED_NODES.map((n) => n.talos),
+    (err) => options.log?.(`power follow failed: ${(err as Error).message}`),
+  );
+  await power.ready;
   const proxmoxUrl = new URL(proxmox.url);
   const talosAddresses = new Map(
     SEED_NODES.map((n) => {
@@ -90,6 +99,7 @@ export async function startLocalSimulators(options: {
       talos: talosAddresses,
     }),
     async stop() {
+      await power.stop();
       await Promise.allSettled([talos.stop(), proxmox.stop()]);
     },
   };
