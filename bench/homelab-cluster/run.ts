@@ -41,7 +41,7 @@ async function reconciles(port: number): Promise<number> {
 }
 
 async function run(scenario: (typeof SCENARIOS)[number], cp: Awaited<ReturnType<typeof startControlPlane>>) {
-  const homelab = await startHomelab(cp.kubeConfig(), scenario);
+  const homelab = await startHomelab(scenario);
   const client: KubeClient = await prepareCluster(cp.kubeConfig(), homelab);
   const healthPort = await freePort();
   const operator = startOperator(homelab, {

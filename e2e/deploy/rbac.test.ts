@@ -408,7 +408,7 @@ describe("deploy/manifests", () => {
   }, 400_000);
 
   it("lets the ServiceAccount run the HomelabCluster controller from apply to Ready to deleted, refusing nothing", async () => {
-    const homelab = await startHomelab(admin);
+    const homelab = await startHomelab();
     const adminClient = await prepareCluster(admin, homelab);
     manager = new Manager({
       kubeConfig: await serviceAccountKubeConfig(),

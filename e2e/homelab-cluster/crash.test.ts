@@ -26,12 +26,12 @@ let operator: OperatorProcess | undefined;
 beforeAll(async () => {
   // Slow enough that provisioning spans the 20 runs (each ~3–5 s: process start, cache sync, up to
   // 1.5 s of work): a 30 s image download and a 25 s install reboot, as on a small real homelab.
-  homelab = await startHomelab(adminKubeConfig(), {
+  homelab = await startHomelab({
     taskDurationMs: { default: 2_000, qmcreate: 8_000, download: 30_000, resize: 3_000 },
     rebootDelayMs: 25_000,
   });
   client = await prepareCluster(adminKubeConfig(), homelab);
-});
+}, 600_000);
 
 afterAll(async () => {
   if (client && operator) await removeCluster(client).catch(() => {});

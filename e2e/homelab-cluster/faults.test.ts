@@ -23,10 +23,10 @@ let client: KubeClient;
 let operator: OperatorProcess;
 
 beforeAll(async () => {
-  homelab = await startHomelab(adminKubeConfig(), { taskDurationMs: { default: 300, download: 1_000 } });
+  homelab = await startHomelab({ taskDurationMs: { default: 300, download: 1_000 } });
   client = await prepareCluster(adminKubeConfig(), homelab);
   operator = startOperator(homelab);
-});
+}, 600_000);
 
 afterAll(async () => {
   if (client && operator) await removeCluster(client).catch(() => {});

@@ -2,8 +2,10 @@
 // the operator as its own process; then what Ready costs at steady state, and both deletion policies.
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
+import { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { KubeClient } from "../../src/runtime/index.ts";
+import { NOT_READY_MESSAGE } from "../../src/local/kwok-stages.ts";
+import { KubeClient } from "../../src/runtime/index.ts";
 import { adminKubeConfig, kubeconfigPath } from "../harness/test-cluster.ts";
 import { waitFor } from "../harness/wait.ts";
 import { type Homelab, SEED, startHomelab } from "./homelab.ts";
@@ -29,10 +31,10 @@ let client: KubeClient;
 let operator: OperatorProcess;
 
 beforeAll(async () => {
-  homelab = await startHomelab(adminKubeConfig());
+  homelab = await startHomelab();
   client = await prepareCluster(adminKubeConfig(), homelab);
   operator = startOperator(homelab);
-});
+}, 600_000);
 
 afterAll(async () => {
   if (client && operator) await removeCluster(client).catch(() => {});
@@ -206,6 +208,53 @@ describe("HomelabCluster k8s (the seed) on the simulators", () => {
     );
     expect(warnings.map((e) => `${e.reason}: ${e.note}`)).toEqual([]);
   });
+
+  it("checks node readiness in the workload control plane: NotReady with cni: none, Ready once a CNI agent runs", async () => {
+    // The kubeconfig the operator stored reaches the workload control plane the Talos machines handed out.
+    const kc = new KubeConfig();
+    kc.loadFromString(Buffer.from((await secret("k8s-kubeconfig"))?.data?.value ?? "", "base64").toString());
+    const workload = new KubeClient(kc);
+    const NODE = { apiVersion: "v1", kind: "Node" };
+    const readyOf = (n: Loose) =>
+      (n.status?.conditions as Cond[] | undefined)?.find((c) => c.type === "Ready");
+    const nodes = (await workload.list<Loose>(NODE)).items;
+    expect(nodes.map((n) => n.metadata.name).sort()).toEqual(SEED.map((n) => n.name).sort());
+    for (const n of nodes) {
+      expect(readyOf(n)).toMatchObject({ status: "False", message: NOT_READY_MESSAGE });
+      expect(n.status.addresses).toContainEqual({
+        type: "InternalIP",
+        address: SEED.find((s) => s.name === n.metadata.name)?.ip,
+      });
+    }
+    // The CNI rule of src/local/README.md, met as installing Cilium meets it: its agent DaemonSet.
+    await workload.create({
+      apiVersion: "apps/v1",
+      kind: "DaemonSet",
+      metadata: { name: "cilium", namespace: "kube-system" },
+      spec: {
+        selector: { matchLabels: { "k8s-app": "cilium" } },
+        template: {
+          metadata: { labels: { "k8s-app": "cilium" } },
+          spec: {
+            hostNetwork: true,
+            tolerations: [{ operator: "Exists" }],
+            containers: [{ name: "cilium-agent", image: "quay.io/cilium/cilium:v1.18.1" }],
+          },
+        },
+      },
+    });
+    const hc = await waitFor(
+      "hc/k8s to report 3/3 Nodes ready from the workload control plane",
+      async () => {
+        const o = await client.get<Loose>(HC, { name: "k8s" });
+        return o.status?.nodesReady === "3/3" ? o : undefined;
+      },
+      240_000,
+      500,
+    );
+    expect((hc.status.nodes as Loose[]).map((n) => n.ready)).toEqual([true, true, true]);
+    for (const n of (await workload.list<Loose>(NODE)).items) expect(readyOf(n)?.status).toBe("True");
+  }, 300_000);
 
   it("costs one cluster-wide Proxmox read per resync once Ready", async () => {
     const start = homelab.proxmox.requests.length;

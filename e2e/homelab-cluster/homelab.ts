@@ -1,16 +1,19 @@
 // The seed's homelab on loopback for the HomelabCluster suites: a Proxmox VE simulator with the seed's
 // nodes and storages, one Talos simulator node per VM whose power follows its Proxmox VM (a stopped or
 // absent VM does not answer, as a real machine would not), an Image Factory stand-in serving a qcow2 the
-// simulator really downloads and checksums, and the address map the operator is given.
-//
-// MERGE NOTE: until h-local's workload control plane + KWOK land, `kubelets` registers each configured
-// node as a NotReady Node (cni: none) in the workload cluster; KWOK replaces it.
+// simulator really downloads and checksums, the address map the operator is given, and the workload
+// control plane of local mode (kube-scheduler, default controllers, KWOK as every Node's kubelet) that
+// the Talos machines hand out and register their Nodes in.
 import { createHash } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { KubeConfig } from "@kubernetes/client-node";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { followVmPower } from "../../src/local/power.ts";
+import { talosWorkloadHook } from "../../src/local/talos-hook.ts";
+import { startWorkloadCluster, type WorkloadCluster } from "../../src/local/workload-cluster.ts";
 import { startProxmoxSimulator } from "../../src/proxmox/simulator/server.ts";
-import { KubeClient } from "../../src/runtime/index.ts";
 import { startTalosSimulator, type TalosSimulator } from "../../src/talos/simulator/simulator.ts";
 
 export type ProxmoxSimulator = Awaited<ReturnType<typeof startProxmoxSimulator>>;
@@ -31,6 +34,8 @@ export interface AddressMap {
 export interface Homelab {
   proxmox: ProxmoxSimulator;
   talos: TalosSimulator;
+  /** The cluster the Talos machines run: its kubeconfig is what Talos hands out after bootstrap. */
+  workload: WorkloadCluster;
   image: { baseUrl: string; sha256: string; served: () => number };
   addresses: AddressMap;
   /** Bootstrap RPCs the Talos nodes answered (AlreadyExists included). */
@@ -45,7 +50,6 @@ export interface Homelab {
 const IMAGE = Buffer.alloc(2 * 1024 * 1024, 0x54); // stands in for nocloud-amd64.qcow2
 
 export async function startHomelab(
-  workload: KubeConfig,
   options: { taskDurationMs?: number | Record<string, number>; rebootDelayMs?: number } = {},
 ): Promise<Homelab> {
   let served = 0;
@@ -81,46 +85,28 @@ export async function startHomelab(
     ],
     taskDurationMs: options.taskDurationMs ?? 20,
   });
+  const workloadDir = await mkdtemp(join(tmpdir(), "homelab-workload-"));
+  const workload = await startWorkloadCluster({ dir: workloadDir, apiAddresses: SEED.map((n) => n.ip) });
   const talos = await startTalosSimulator({
-    nodes: SEED.map((n) => ({ name: n.name, ip: n.loopback, talosVersion: "v1.11.0" })),
-    kubeconfig: workload.exportConfig(),
+    nodes: SEED.map((n) => ({ name: n.name, ip: n.loopback, advertisedIp: n.ip, talosVersion: "v1.11.0" })),
+    workloadCluster: talosWorkloadHook(workload),
     rebootDelayMs: options.rebootDelayMs ?? 100,
   });
-  for (const n of SEED) await talos.faults.nodeDown(n.name, true);
-
   // Power follows Proxmox: a node answers only while its VM runs.
-  const powered = new Map<string, boolean>();
-  const kubelet = new KubeClient(workload);
-  const registered = new Set<string>();
-  let stopping = false;
-  const follow = async () => {
-    for (const n of SEED) {
-      const vm = [...proxmox.cluster.vms.values()].find((v) => v.config["name"] === n.name);
-      const running = vm?.status === "running";
-      if (powered.get(n.name) !== running) {
-        powered.set(n.name, running);
-        await talos.faults.nodeDown(n.name, !running);
-      }
-      const snap = talos.node(n.name);
-      if (snap.mode === "running" && snap.etcdMemberId && !registered.has(n.name)) {
-        await registerNode(kubelet, n.name);
-        registered.add(n.name);
-      }
-    }
-  };
-  const loop = (async () => {
-    while (!stopping) {
-      await follow().catch(() => {});
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  })();
+  const power = followVmPower(
+    proxmox,
+    talos,
+    SEED.map((n) => n.name),
+    () => {},
+    50,
+  );
+  await power.ready;
 
-  const loopbackOf = (ip: string) => SEED.find((n) => n.ip === ip)?.loopback;
   const talosAddresses = Object.fromEntries(SEED.map((n) => [n.ip, talos.endpoint(n.name)]));
-  void loopbackOf;
   return {
     proxmox,
     talos,
+    workload,
     image: { baseUrl, sha256: createHash("sha256").update(IMAGE).digest("hex"), served: () => served },
     addresses: { proxmoxUrl: proxmox.url, talos: talosAddresses },
     bootstrapCalls: () =>
@@ -138,54 +124,11 @@ export async function startHomelab(
         (r) => r.method === "POST" && /^\/nodes\/[^/]+\/qemu$/.test(r.path) && r.status === 200,
       ).length,
     async stop() {
-      stopping = true;
-      await loop;
+      await power.stop();
       await Promise.allSettled([talos.stop(), proxmox.stop()]);
       await new Promise<void>((r) => server.close(() => r()));
-      for (const name of registered)
-        await kubelet.delete({ apiVersion: "v1", kind: "Node" }, { name }, { ignoreNotFound: true });
+      await workload.stop();
+      await rm(workloadDir, { recursive: true, force: true });
     },
   };
-}
-
-/** What a kubelet does on a Talos node with `cni: none`: register, report its version, stay NotReady. */
-async function registerNode(client: KubeClient, name: string): Promise<void> {
-  await client
-    .create({
-      apiVersion: "v1",
-      kind: "Node",
-      metadata: { name, labels: { "kubernetes.io/hostname": name } },
-    })
-    .catch((err: unknown) => {
-      if ((err as { code?: number }).code !== 409) throw err;
-    });
-  const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
-  await client.patchStatus(
-    { apiVersion: "v1", kind: "Node" },
-    { name },
-    {
-      nodeInfo: {
-        kubeletVersion: "v1.34.1",
-        kubeProxyVersion: "",
-        machineID: "",
-        systemUUID: "",
-        bootID: "",
-        kernelVersion: "6.12.43-talos",
-        osImage: "Talos (v1.11.0)",
-        containerRuntimeVersion: "containerd://2.1.4",
-        operatingSystem: "linux",
-        architecture: "amd64",
-      },
-      conditions: [
-        {
-          type: "Ready",
-          status: "False",
-          reason: "KubeletNotReady",
-          message: "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady",
-          lastHeartbeatTime: now,
-          lastTransitionTime: now,
-        },
-      ],
-    },
-  );
 }

@@ -13,6 +13,7 @@ import type { Dial } from "../proxmox/transport.ts";
 import { startTalosSimulator } from "../talos/simulator/simulator.ts";
 import { followVmPower } from "./power.ts";
 import { SEED_NODES, SEED_PROXMOX, seedDial } from "./seed-addresses.ts";
+import { talosWorkloadHook } from "./talos-hook.ts";
 import type { WorkloadCluster } from "./workload-cluster.ts";
 
 export interface LocalSimulators {
@@ -52,19 +53,7 @@ export async function startLocalSimulators(options: {
       nodes: SEED_NODES.map((n) => ({ name: n.talos, ip: n.loopback, advertisedIp: n.address })),
       stateFile: join(options.dir, "talos.json"),
       log: options.log,
-      workloadCluster: {
-        kubeconfig: () => options.workload.kubeconfig(),
-        nodeJoined: (node) =>
-          options.workload.registerNode({
-            name: node.hostname,
-            address: node.address,
-            roles: node.role === "controlplane" ? ["control-plane"] : [],
-            kubeletVersion: node.kubeletVersion,
-            taints: node.schedulable
-              ? []
-              : [{ key: "node-role.kubernetes.io/control-plane", effect: "NoSchedule" }],
-          }),
-      },
+      workloadCluster: talosWorkloadHook(options.workload),
     });
   } catch (err) {
     await proxmox.stop();
