@@ -16,6 +16,7 @@ import {
   specOrMetadataChanged,
 } from "../../runtime/index.ts";
 import { parseVersion } from "../../talos/config/version.ts";
+import { PAUSED_ANNOTATION } from "../shared/paused.ts";
 import { type Connections, directConnections } from "./connections.ts";
 import { reconcileDelete } from "./deletion.ts";
 import { ensureImage } from "./image.ts";
@@ -66,6 +67,7 @@ export function homelabClusterController(options: HomelabClusterControllerOption
   return {
     name: "homelabcluster",
     for: GVK,
+    pausedAnnotation: PAUSED_ANNOTATION,
     maxConcurrentReconciles: options.maxConcurrentReconciles ?? 4,
     // Proxmox and Talos failures are retried; past a minute of backoff a homelab only waits longer.
     backoff: { baseMs: 200, maxMs: options.maxBackoffMs ?? 60_000 },
@@ -291,19 +293,37 @@ async function recordEvents(
     });
 }
 
-/** The whole status, replaced in one JSON patch (fields that are gone must go), only when it changed. */
+/**
+ * The whole status, through the runtime's status writer: server-side apply under this controller's field
+ * manager (so a field or condition left out of `next` goes, and other controllers' conditions on the same
+ * object stay), written only when it would change anything.
+ */
 async function writeStatus(ctx: ReconcileContext, cached: KubeObject, next: HomelabClusterStatus) {
-  const current = (cached as { status?: unknown }).status ?? {};
-  if (JSON.stringify(current) === JSON.stringify(next)) return;
-  const updated = await ctx.client.patch(
-    GVK,
-    { name: cached.metadata?.name ?? "" },
-    [{ op: "add", path: "/status", value: next }],
-    "json",
-    "status",
-  );
-  (cached as { status?: unknown }).status = (updated as { status?: unknown }).status;
+  const fields: Record<string, unknown> = {};
+  for (const field of OWNED_STATUS_FIELDS) fields[field] = next[field];
+  await ctx.writeStatus(cached, {
+    fields,
+    // Only our own conditions (another controller on this object owns its own); the transition time is
+    // the writer's to keep or move, compared with the object as stored.
+    conditions: ((next.conditions ?? []) as Condition[])
+      .filter((c) => OWNED_CONDITIONS.has(c.type))
+      .map(({ lastTransitionTime: _, ...c }) => c),
+  });
 }
+
+/** The status this controller writes; `components` and other controllers' conditions are not ours. */
+const OWNED_STATUS_FIELDS = [
+  "observedGeneration",
+  "phase",
+  "endpoint",
+  "talosVersion",
+  "kubernetesVersion",
+  "nodesReady",
+  "image",
+  "nodes",
+  "secretRefs",
+] as const satisfies readonly (keyof HomelabClusterStatus)[];
+const OWNED_CONDITIONS = new Set<string>([...PHASE_CONDITIONS, "Ready"]);
 
 function lowest(versions: (string | undefined)[]): string | undefined {
   const valid = versions.filter((v): v is string => {
