@@ -226,6 +226,22 @@ describe("HomelabCluster k8s (the seed) on the simulators", () => {
         address: SEED.find((s) => s.name === n.metadata.name)?.ip,
       });
     }
+    // Another controller's condition on the same object (as the components controller writes its own).
+    const componentsManager = "homelab-operator/components-test";
+    const foreign = (conditions: Loose[]) =>
+      client.applyStatus(
+        { ...HC, metadata: { name: "k8s" }, status: { conditions } },
+        { fieldManager: componentsManager },
+      );
+    await foreign([
+      {
+        type: "ComponentsReady",
+        status: "False",
+        reason: "Installing",
+        message: "test",
+        lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+      },
+    ]);
     // The CNI rule of src/local/README.md, met as installing Cilium meets it: its agent DaemonSet.
     await workload.create({
       apiVersion: "apps/v1",
@@ -254,7 +270,39 @@ describe("HomelabCluster k8s (the seed) on the simulators", () => {
     );
     expect((hc.status.nodes as Loose[]).map((n) => n.ready)).toEqual([true, true, true]);
     for (const n of (await workload.list<Loose>(NODE)).items) expect(readyOf(n)?.status).toBe("True");
+    // Our status write (0/3 → 3/3) kept the other manager's condition, and never took it over: when
+    // that manager drops it, it is gone (a co-owner would keep it).
+    const types = (o: Loose) => (o.status.conditions as Cond[]).map((c) => c.type);
+    expect(types(hc)).toContain("ComponentsReady");
+    await foreign([]);
+    const after = await client.get<Loose>(HC, { name: "k8s" });
+    expect(types(after)).not.toContain("ComponentsReady");
+    expect(types(after)).toContain("Ready");
   }, 300_000);
+
+  it("does nothing while paused (homelab.shdr.ch/paused), and catches up once unpaused", async () => {
+    const annotate = (value: string | null) =>
+      client.patch(
+        HC,
+        { name: "k8s" },
+        { metadata: { annotations: { "homelab.shdr.ch/paused": value } } },
+        "merge",
+      );
+    await annotate("true");
+    await client.delete(
+      { apiVersion: "v1", kind: "Secret" },
+      { namespace: OPERATOR_NAMESPACE, name: "k8s-kubeconfig" },
+    );
+    await new Promise((r) => setTimeout(r, 10_000)); // three resyncs at RESYNC_MS 3 s
+    expect(await secret("k8s-kubeconfig")).toBeUndefined();
+    await annotate(null);
+    await waitFor(
+      "the kubeconfig Secret stored again once unpaused",
+      () => secret("k8s-kubeconfig"),
+      60_000,
+      250,
+    );
+  }, 120_000);
 
   it("costs one cluster-wide Proxmox read per resync once Ready", async () => {
     const start = homelab.proxmox.requests.length;
