@@ -4,11 +4,11 @@
 // audit log, no request of theirs may be refused, and every (verb, resource) the chart grants must show
 // up in what that ServiceAccount did. Scenarios: PeerTenant (with the vending quota), AppVending (every
 // part, a hostname claim, deletion) and platform components (a HomelabCluster to ComponentsReady, this
-// API server as its workload cluster). Tried by removing rules: without `appvendings/finalizers update`
-// the AppVending's managed resources are refused (blockOwnerDeletion) and it never gets Ready; without `peertenants/finalizers update`
-// the tenant never gets Ready (admission refuses blockOwnerDeletion); without `events patch` the one
-// series update at stop is a 403 in the audit log; without `configmaps get` the API server refuses the
-// ValidatingAdmissionPolicies (paramKind).
+// API server as its workload cluster) and HomelabCluster. Tried by removing rules: without
+// `appvendings/finalizers update` the AppVending's managed resources are refused (blockOwnerDeletion) and
+// it never gets Ready; without `peertenants/finalizers update` the tenant never gets Ready (the same
+// admission check); without `events patch` the one series update at stop is a 403 in the audit log;
+// without `configmaps get` the API server refuses the ValidatingAdmissionPolicies (paramKind).
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
@@ -24,6 +24,7 @@ import { COMPONENTS_FIELD_MANAGER } from "../../src/components/installer.ts";
 import { appVendingController } from "../../src/controllers/app-vending/controller.ts";
 import { GVK as VENDING } from "../../src/controllers/app-vending/desired.ts";
 import { hostnameClaimName } from "../../src/controllers/app-vending/names.ts";
+import { homelabClusterController } from "../../src/controllers/homelab-cluster/controller.ts";
 import { peerTenantController } from "../../src/controllers/peer-tenant/controller.ts";
 import { vendingQuotaController } from "../../src/controllers/peer-tenant/vending-quota.ts";
 import { platformComponentsController } from "../../src/controllers/platform-components/controller.ts";
@@ -34,6 +35,9 @@ import { createLogger, KubeClient, type KubeObject, Manager } from "../../src/ru
 import { manifestOf, startChartRepo } from "../components/chart-repo.ts";
 import { CRDS_DIR, helmBinary } from "../components/workload.ts";
 import { statusOf, waitFor } from "../harness/wait.ts";
+import { startHomelab } from "../homelab-cluster/homelab.ts";
+import { HC, prepareCluster, seedCluster, waitCondition } from "../homelab-cluster/operator.ts";
+import { mappedConnections } from "../homelab-cluster/operator-main.ts";
 import { condition, RUN, tenants, waitReady } from "../peer-tenant/tenant-fixtures.ts";
 import {
   type AuditEvent,
@@ -63,8 +67,9 @@ const TENANT = { apiVersion: "homelab.shdr.ch/v1alpha1", kind: "PeerTenant" };
  *   Knative objects), not a request.
  * - configmaps get: the API server refuses a ValidatingAdmissionPolicy whose paramKind is ConfigMap
  *   unless its writer may get all ConfigMaps (found by this test: a 422 naming the missing permission).
- * - peertenants get, appvendings get: finalizers.ts re-reads the object after its JSON patch guard failed because someone
- *   changed the finalizers at the same moment; a race this test cannot produce on purpose.
+ * - peertenants get, appvendings get, homelabclusters get: finalizers.ts re-reads the object after its
+ *   JSON patch guard failed because someone changed the finalizers at the same moment; a race this test
+ *   cannot produce on purpose.
  */
 const NOT_A_REQUEST = new Map([
   ["rbac.authorization.k8s.io clusterroles bind", "escalation check on RoleBindings to admin/edit"],
@@ -72,6 +77,7 @@ const NOT_A_REQUEST = new Map([
   ["homelab.shdr.ch peertenants get", "re-read after a finalizer patch guard fails (a race)"],
   ["homelab.shdr.ch appvendings/finalizers update", "OwnerReferencesPermissionEnforcement admission"],
   ["homelab.shdr.ch appvendings get", "re-read after a finalizer patch guard fails (a race)"],
+  ["homelab.shdr.ch homelabclusters get", "re-read after a finalizer patch guard fails (a race)"],
   [" configmaps get", "required of whoever writes a ValidatingAdmissionPolicy with paramKind ConfigMap"],
 ]);
 
@@ -557,7 +563,6 @@ describe("deploy/manifests", () => {
     });
     const stateDir = await mkdtemp(join(tmpdir(), "homelab-helm-rbac-"));
     const adminClient = new KubeClient(admin, { fieldManager: "homelab-operator" });
-    const HC = { apiVersion: "homelab.shdr.ch/v1alpha1", kind: "HomelabCluster" };
     const name = `components-${RUN}`;
     const valuesSecret = `values-${RUN}`;
     manager = new Manager({
@@ -646,6 +651,43 @@ describe("deploy/manifests", () => {
       await adminClient.delete(HC, { name }, { ignoreNotFound: true });
       await repo.stop();
       await rm(stateDir, { recursive: true, force: true });
+    }
+    const refused = (await cluster.events()).filter(
+      (e) => e.user.username === SERVICE_ACCOUNT && forbiddenByRBAC(e),
+    );
+    expect(refused.map((e) => `${e.verb} ${e.requestURI}`)).toEqual([]);
+  }, 300_000);
+
+  it("lets the ServiceAccount run the HomelabCluster controller from apply to Ready to deleted, refusing nothing", async () => {
+    const homelab = await startHomelab();
+    const adminClient = await prepareCluster(admin, homelab);
+    manager = new Manager({
+      kubeConfig: await serviceAccountKubeConfig(),
+      logger: createLogger({ level: process.env.LOG_LEVEL ?? "warn" }),
+      watchBackoff: { initialMs: 100, maxMs: 2_000 },
+    });
+    manager.addController(
+      homelabClusterController({
+        namespace: NAMESPACE,
+        connections: mappedConnections(homelab.addresses),
+        timings: { pollMs: 150, blockedMs: 1_000, resyncMs: 3_000 },
+        maxBackoffMs: 2_000,
+      }),
+    );
+    try {
+      await manager.start();
+      await adminClient.create(seedCluster(homelab, (o) => (o.spec.deletionPolicy = "Delete")));
+      await waitCondition(adminClient, "k8s", "Ready", (c) => c.status === "True", 150_000);
+      await adminClient.delete(HC, { name: "k8s" });
+      await waitFor(
+        "k8s deleted",
+        async () => !(await adminClient.getOrUndefined(HC, { name: "k8s" })),
+        90_000,
+      );
+      await manager.stop();
+      manager = undefined;
+    } finally {
+      await homelab.stop();
     }
     const refused = (await cluster.events()).filter(
       (e) => e.user.username === SERVICE_ACCOUNT && forbiddenByRBAC(e),

@@ -166,10 +166,27 @@ describe("npm start: the local homelab", () => {
   it("configured Talos machines become NotReady Nodes of the workload cluster, Ready once a CNI runs; then pods run", async () => {
     const kube = new KubeClient(local!.kubeConfig());
     const endpoints = await talosEndpoints(kube);
+    // A machine answers only while its VM runs (local mode's power follows the Proxmox VM): silent first.
+    const proxmox = await seedProxmox(kube);
+    for (const [i, n] of SEED_NODES.entries()) {
+      const silent = TalosClient.maintenance(endpoints[n.talos] ?? "", { timeoutMs: 2_000 });
+      clients.push(silent);
+      await expect(silent.version()).rejects.toThrow();
+      const vmid = 9101 + i;
+      await proxmox.waitForTask(
+        await proxmox.createVm(n.proxmoxNode, vmid, { name: n.talos, memory: 512, cores: 1 }),
+      );
+      await proxmox.waitForTask(await proxmox.start(n.proxmoxNode, vmid));
+    }
     for (const n of SEED_NODES) {
       const m = TalosClient.maintenance(endpoints[n.talos] ?? "", { timeoutMs: 10_000 });
       clients.push(m);
-      await m.applyConfiguration(configs.get(n.talos) ?? "");
+      await waitFor(
+        `${n.talos} to take its config once its VM runs`,
+        () => m.applyConfiguration(configs.get(n.talos) ?? "").then(() => true),
+        30_000,
+        250,
+      );
     }
     for (const n of SEED_NODES)
       await waitFor(
@@ -409,15 +426,24 @@ describe("npm start: the local homelab", () => {
     const kube = new KubeClient(local.kubeConfig());
     expect(await kube.getOrUndefined(CM, { namespace: "default", name: "before-the-crash" })).toBeUndefined();
     const endpoints = await talosEndpoints(kube);
-    // Blank machines again: maintenance mode answers without a client certificate.
-    for (const n of SEED_NODES) {
-      const m = TalosClient.maintenance(endpoints[n.talos] ?? "", { timeoutMs: 10_000 });
-      clients.push(m);
-      expect((await m.version()).tag).toMatch(/^v1\./);
-    }
     const workload = workloadClient(readFileSync(join(stateDir, "workload", "admin.kubeconfig"), "utf8"));
     expect((await workload.list<Node>(NODE)).items).toEqual([]);
-    expect(await (await seedProxmox(kube)).listVms()).toEqual([]);
+    const proxmox = await seedProxmox(kube);
+    expect(await proxmox.listVms()).toEqual([]);
+    // Blank machines again: silent without their VMs, and once a VM runs its machine answers in
+    // maintenance mode, without a client certificate.
+    for (const [i, n] of SEED_NODES.entries()) {
+      const m = TalosClient.maintenance(endpoints[n.talos] ?? "", { timeoutMs: 10_000 });
+      clients.push(m);
+      await expect(m.version()).rejects.toThrow();
+      const vmid = 9201 + i;
+      await proxmox.waitForTask(
+        await proxmox.createVm(n.proxmoxNode, vmid, { name: n.talos, memory: 512, cores: 1 }),
+      );
+      await proxmox.waitForTask(await proxmox.start(n.proxmoxNode, vmid));
+      const version = await waitFor(`${n.talos} to answer once its VM runs`, () => m.version(), 30_000, 250);
+      expect(version.tag).toMatch(/^v1\./);
+    }
     local.child.kill("SIGTERM");
     expect(await local.exited).toBe(0);
     local = undefined;

@@ -27,14 +27,22 @@ afterAll(async () => {
 });
 
 const VARIANTS: [string, TalosClusterInput][] = [
-  ["the seed homelab (Cilium, VIP, OIDC, eth0)", homelabInput],
+  ["the seed homelab on Talos v1.11.0 (Cilium, OIDC, eth0)", homelabInput],
+  [
+    "a control-plane VIP and its endpoint",
+    {
+      ...homelabInput,
+      endpoint: "https://10.0.3.20:6443",
+      network: { ...homelabInput.network, controlPlaneVip: "10.0.3.20" },
+    },
+  ],
   [
     "default CNI and kube-proxy, no VIP, no OIDC",
     {
       ...homelabInput,
       ciliumCNI: false,
       oidc: undefined,
-      network: { ...homelabInput.network, vip: undefined },
+      network: { ...homelabInput.network, controlPlaneVip: undefined },
     },
   ],
   [

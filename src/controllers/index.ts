@@ -5,6 +5,8 @@ import type { OperatorConfig } from "../config.ts";
 import type { Dial } from "../proxmox/transport.ts";
 import type { Manager } from "../runtime/index.ts";
 import { appVendingController } from "./app-vending/controller.ts";
+import { dialledConnections, directConnections } from "./homelab-cluster/connections.ts";
+import { homelabClusterController } from "./homelab-cluster/controller.ts";
 import { peerTenantController } from "./peer-tenant/controller.ts";
 import { vendingQuotaController } from "./peer-tenant/vending-quota.ts";
 import { platformComponentsController } from "./platform-components/controller.ts";
@@ -20,8 +22,14 @@ export interface Connections {
 export function registerControllers(
   manager: Manager,
   config: OperatorConfig,
-  _connections: Connections = {},
+  connections: Connections = {},
 ): void {
+  manager.addController(
+    homelabClusterController({
+      namespace: config.namespace,
+      connections: connections.dial ? dialledConnections(connections.dial) : directConnections,
+    }),
+  );
   manager.addController(
     peerTenantController({
       operatorNamespace: config.namespace,

@@ -143,7 +143,7 @@ describe("the schemas carry the API's key validations", () => {
     "network.vip must not be a node ip",
     "the number of controlplane nodes must be odd",
     "kubernetes.clusterName cannot change after creation",
-    "talos.schematic cannot change after creation",
+    "network.controlPlaneVIP must differ from network.vip (Cilium's LoadBalancer VIP)",
   ])("HomelabCluster: %s", (message) => {
     expect(rules).toContain(message);
   });

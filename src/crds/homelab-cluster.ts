@@ -14,7 +14,6 @@ import {
   mapListOf,
   matching,
   releaseVersion,
-  secretRef,
   setOf,
   text,
   url,
@@ -25,6 +24,24 @@ import { immutable, withRules } from "./rules.ts";
 import { conditionStatusPath, statusFields } from "./status.ts";
 
 const PROXMOX_ID = /^[a-zA-Z][-a-zA-Z0-9_.]*[a-zA-Z0-9]$/;
+// A Secret's name is a DNS subdomain (dots allowed, up to 253 characters), not a label: references must
+// accept every name a Secret can have.
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+function secretName() {
+  return matching(
+    DNS_SUBDOMAIN,
+    253,
+    "must be a Secret name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit",
+  );
+}
+function secretReference(description: string) {
+  return z
+    .object({
+      name: secretName().describe("Name of the Secret."),
+      namespace: dnsLabel().describe("Namespace of the Secret."),
+    })
+    .describe(description);
+}
 function proxmoxId(what: string, example: string) {
   return matching(PROXMOX_ID, 64, `must be a Proxmox ${what} id such as ${example}`);
 }
@@ -34,7 +51,7 @@ const TlsTrust = withRules(
     .object({
       caBundleRef: z
         .object({
-          name: dnsLabel().describe("Name of the Secret holding the CA bundle."),
+          name: secretName().describe("Name of the Secret holding the CA bundle."),
           namespace: dnsLabel().describe("Namespace of the Secret."),
           key: matching(/^[-._a-zA-Z0-9]+$/, 253, "must be a Secret key")
             .default("ca.crt")
@@ -69,7 +86,7 @@ const Proxmox = z
     endpoint: url(["https"], "https://pve.home.shdr.ch:8006").describe(
       "Base URL of the Proxmox VE API, e.g. https://pve.home.shdr.ch:8006.",
     ),
-    credentialsRef: secretRef(
+    credentialsRef: secretReference(
       "Secret with the API token: key tokenID (user@realm!name) and key secret (the token's UUID secret).",
     ),
     tls: TlsTrust,
@@ -79,7 +96,7 @@ const Proxmox = z
         "Proxmox node that downloads the Talos image into imageStorage (the seed uses smith); defaults to the first node's proxmoxNode.",
       ),
     imageStorage: proxmoxId("storage", "cephfs").describe(
-      "Storage (content type iso, shared across nodes) that receives the Talos nocloud image, e.g. cephfs.",
+      "File-based storage with content type import that receives the Talos nocloud disk image (qcow2) the VM disks are imported from, e.g. cephfs; shared storage needs one download, node-local storage one per Proxmox node.",
     ),
     diskStorage: proxmoxId("storage", "ceph-vm-disks").describe(
       "Storage for VM disks and the cloud-init drive, e.g. ceph-vm-disks.",
@@ -131,12 +148,24 @@ const Talos = z
     version: releaseVersion("v1.11.0").describe(
       "Talos Linux version installed on every node, e.g. v1.11.0. Raising it rolls an upgrade one node at a time.",
     ),
-    schematic: immutable(
-      matching(/^[0-9a-f]{64}$/, 64, "must be an Image Factory schematic id: 64 lowercase hex characters"),
-      "talos.schematic cannot change after creation: it selects the installed image's extensions",
+    schematic: matching(
+      /^[0-9a-f]{64}$/,
+      64,
+      "must be an Image Factory schematic id: 64 lowercase hex characters",
     ).describe(
-      "Talos Image Factory schematic id (64 hex characters) naming the image's extensions; immutable.",
+      "Talos Image Factory schematic id (64 hex characters) naming the image's extensions; a new one is rolled out by upgrading the nodes.",
     ),
+    imageChecksum: z
+      .object({
+        algorithm: z.enum(["sha256", "sha512"]).describe("Hash algorithm: sha256 or sha512."),
+        value: matching(/^([0-9a-f]{64}|[0-9a-f]{128})$/, 128, "must be a lowercase hex digest").describe(
+          "Expected digest of the nocloud-amd64.qcow2 image for this schematic and version.",
+        ),
+      })
+      .optional()
+      .describe(
+        "Pins the image: Proxmox verifies the download against it and refuses a mismatch. Unset: not verified (Image Factory publishes no checksum outside Enterprise).",
+      ),
     imageFactory: url(["https", "http"], "https://factory.talos.dev")
       .default("https://factory.talos.dev")
       .describe("Talos Image Factory base URL (default https://factory.talos.dev)."),
@@ -162,7 +191,9 @@ const Oidc = z
     usernameClaim: text(253).default("sub").describe("Claim used as the Kubernetes user name (default sub)."),
     usernamePrefix: text(64)
       .optional()
-      .describe("Prefix added to user names; unset adds none for usernameClaim other than email."),
+      .describe(
+        "Prefix added to user names. Unset means what kube-apiserver means: '<issuerURL>#' for a usernameClaim other than email, none for email; empty string: no prefix.",
+      ),
     groupsClaim: text(253).optional().describe("Claim holding the user's groups, e.g. groups."),
     groupsPrefix: text(64).optional().describe("Prefix added to group names; RBAC subjects must include it."),
   })
@@ -213,7 +244,14 @@ const Network = withRules(
         .describe("Node interface that carries the static address (default eth0)."),
       vip: ipv4Address("10.0.3.19")
         .optional()
-        .describe("Address announced by Cilium L2 for LoadBalancer services, e.g. 10.0.3.19; not a node IP."),
+        .describe(
+          "Address announced by Cilium L2 for LoadBalancer services, e.g. 10.0.3.19; not a node IP and never put on a node's interface.",
+        ),
+      controlPlaneVIP: ipv4Address("10.0.3.20")
+        .optional()
+        .describe(
+          "Optional shared address Talos moves between the control planes for the Kubernetes API (Talos' layer-2 VIP), so the endpoint survives a control plane's reboot; point kubernetes.endpoint at it. Must differ from network.vip.",
+        ),
       l2Interfaces: setOf(
         matching(/^[a-z][a-z0-9]*$/, 15, "must be a Linux interface name such as eth0").describe(
           "An interface name.",
@@ -243,6 +281,25 @@ const Network = withRules(
       fieldPath: ".vip",
       check: (n) => n.vip !== n.gateway,
     },
+    {
+      rule: `!has(self.controlPlaneVIP) || (${ipInside("self.subnet", "self.controlPlaneVIP")})`,
+      message: "network.controlPlaneVIP must be inside network.subnet",
+      fieldPath: ".controlPlaneVIP",
+      check: (n) => n.controlPlaneVIP === undefined || ipInsideCheck(n.subnet, n.controlPlaneVIP),
+    },
+    {
+      rule: "!has(self.controlPlaneVIP) || self.controlPlaneVIP != self.gateway",
+      message: "network.controlPlaneVIP must differ from network.gateway",
+      fieldPath: ".controlPlaneVIP",
+      check: (n) => n.controlPlaneVIP !== n.gateway,
+    },
+    {
+      // Both on one segment would answer ARP for the same address: Cilium's and Talos' VIPs are two.
+      rule: "!has(self.controlPlaneVIP) || !has(self.vip) || self.controlPlaneVIP != self.vip",
+      message: "network.controlPlaneVIP must differ from network.vip (Cilium's LoadBalancer VIP)",
+      fieldPath: ".controlPlaneVIP",
+      check: (n) => n.controlPlaneVIP === undefined || n.controlPlaneVIP !== n.vip,
+    },
   ],
 );
 
@@ -261,6 +318,9 @@ const Node = withRules(
       proxmoxNode: proxmoxId("node", "trinity").describe("Proxmox node the VM is created on, e.g. trinity."),
       role: NodeRole.describe("controlplane (runs etcd and the API server) or worker."),
       cores: z.number().int().min(1).max(256).describe("vCPU cores of the VM, e.g. 8."),
+      cpuType: matching(/^[-+a-zA-Z0-9_.]+$/, 64, "must be a Proxmox CPU type such as host or x86-64-v3")
+        .default("host")
+        .describe("Proxmox CPU type of the VM (default host, as the seed: the host CPU's features)."),
       memoryMiB: z
         .number()
         .int()
@@ -367,6 +427,13 @@ const HomelabClusterSpec = withRules(
       check: (s) => s.network.vip === undefined || !s.nodes.some((n) => n.ip === s.network.vip),
     },
     {
+      rule: "!has(self.network.controlPlaneVIP) || !self.nodes.exists(n, n.ip == self.network.controlPlaneVIP)",
+      message: "network.controlPlaneVIP must not be a node ip",
+      fieldPath: ".network.controlPlaneVIP",
+      check: (s) =>
+        s.network.controlPlaneVIP === undefined || !s.nodes.some((n) => n.ip === s.network.controlPlaneVIP),
+    },
+    {
       rule: "!self.nodes.exists(n, n.ip == self.network.gateway)",
       message: "network.gateway must not be a node ip",
       fieldPath: ".network.gateway",
@@ -455,6 +522,11 @@ const HomelabClusterStatus = z
       .object({
         url: text(2048).optional().describe("Image Factory URL the nocloud image was downloaded from."),
         volumeID: text(256).optional().describe("Proxmox volume id of the downloaded image."),
+        tasks: z
+          .array(text(512).describe("A Proxmox task id (UPID)."))
+          .max(32)
+          .optional()
+          .describe("Downloads in progress (Proxmox UPIDs), so a restarted operator waits for them."),
       })
       .optional()
       .describe("The Talos nocloud image on Proxmox."),
@@ -464,11 +536,11 @@ const HomelabClusterStatus = z
       .describe("Per-component state, keyed by name."),
     secretRefs: z
       .object({
-        talosSecrets: secretRef(
+        talosSecrets: secretReference(
           "Secret with the Talos secrets bundle (generated once, never rotated implicitly).",
         ).optional(),
-        talosconfig: secretRef("Secret with the talosconfig for talosctl.").optional(),
-        kubeconfig: secretRef("Secret with the cluster's admin kubeconfig (key value).").optional(),
+        talosconfig: secretReference("Secret with the talosconfig for talosctl.").optional(),
+        kubeconfig: secretReference("Secret with the cluster's admin kubeconfig (key value).").optional(),
       })
       .optional()
       .describe("Secrets the operator created for this cluster."),

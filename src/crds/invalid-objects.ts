@@ -225,13 +225,22 @@ export const INVALID_CASES: readonly InvalidCase[] = [
     apiMessage: "kubernetes.clusterName cannot change after creation",
   },
   {
-    name: "changing the schematic",
-    operation: "update",
+    name: "a control-plane VIP equal to Cilium's VIP",
+    operation: "create",
     base: cluster,
     mutate: (o) => {
-      o.spec.talos.schematic = "0".repeat(64);
+      o.spec.network.controlPlaneVIP = o.spec.network.vip;
     },
-    apiMessage: "talos.schematic cannot change after creation",
+    apiMessage: "network.controlPlaneVIP must differ from network.vip",
+  },
+  {
+    name: "a control-plane VIP equal to a node ip",
+    operation: "create",
+    base: cluster,
+    mutate: (o) => {
+      o.spec.network.controlPlaneVIP = "10.0.3.17";
+    },
+    apiMessage: "network.controlPlaneVIP must not be a node ip",
   },
   {
     name: "changing an existing node's vmid",

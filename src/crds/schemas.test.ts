@@ -76,6 +76,20 @@ describe("HomelabCluster", () => {
       },
     ],
     [
+      "Secret names with dots",
+      (o: Loose) => {
+        o.spec.proxmox.credentialsRef.name = "proxmox.token.k8s";
+        o.spec.proxmox.tls.caBundleRef.name = "pve.home.shdr.ch-ca";
+      },
+    ],
+    [
+      "a control-plane VIP beside Cilium's VIP",
+      (o: Loose) => {
+        o.spec.network.controlPlaneVIP = "10.0.3.20";
+        o.spec.kubernetes.endpoint = "https://10.0.3.20:6443";
+      },
+    ],
+    [
       "five control planes",
       (o: Loose) => {
         for (const i of [4, 5]) {
@@ -98,6 +112,11 @@ describe("HomelabCluster", () => {
   const invalid: [string, (o: Loose) => void, string][] = [
     ["no nodes", (o) => (o.spec.nodes = []), ">=1"],
     ["a VIP equal to the gateway", (o) => (o.spec.network.vip = "10.0.3.1"), "network.vip must differ"],
+    [
+      "a control-plane VIP equal to Cilium's VIP",
+      (o) => (o.spec.network.controlPlaneVIP = "10.0.3.19"),
+      "network.controlPlaneVIP must differ from network.vip",
+    ],
     [
       "a gateway that is a node",
       (o) => (o.spec.network.gateway = "10.0.3.16"),

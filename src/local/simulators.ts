@@ -11,7 +11,9 @@ import { SEED_HOMELAB_INVENTORY } from "../proxmox/simulator/inventory.ts";
 import { startProxmoxSimulator } from "../proxmox/simulator/server.ts";
 import type { Dial } from "../proxmox/transport.ts";
 import { startTalosSimulator } from "../talos/simulator/simulator.ts";
+import { followVmPower } from "./power.ts";
 import { SEED_NODES, SEED_PROXMOX, seedDial } from "./seed-addresses.ts";
+import { talosWorkloadHook } from "./talos-hook.ts";
 import type { WorkloadCluster } from "./workload-cluster.ts";
 
 export interface LocalSimulators {
@@ -51,24 +53,20 @@ export async function startLocalSimulators(options: {
       nodes: SEED_NODES.map((n) => ({ name: n.talos, ip: n.loopback, advertisedIp: n.address })),
       stateFile: join(options.dir, "talos.json"),
       log: options.log,
-      workloadCluster: {
-        kubeconfig: () => options.workload.kubeconfig(),
-        nodeJoined: (node) =>
-          options.workload.registerNode({
-            name: node.hostname,
-            address: node.address,
-            roles: node.role === "controlplane" ? ["control-plane"] : [],
-            kubeletVersion: node.kubeletVersion,
-            taints: node.schedulable
-              ? []
-              : [{ key: "node-role.kubernetes.io/control-plane", effect: "NoSchedule" }],
-          }),
-      },
+      workloadCluster: talosWorkloadHook(options.workload),
     });
   } catch (err) {
     await proxmox.stop();
     throw err;
   }
+  // Powered off before anything dials them: a machine answers once its VM runs, as a real one would.
+  const power = followVmPower(
+    proxmox,
+    talos,
+    SEED_NODES.map((n) => n.talos),
+    (err) => options.log?.(`power follow failed: ${(err as Error).message}`),
+  );
+  await power.ready;
   const proxmoxUrl = new URL(proxmox.url);
   const talosAddresses = new Map(
     SEED_NODES.map((n) => {
@@ -90,6 +88,7 @@ export async function startLocalSimulators(options: {
       talos: talosAddresses,
     }),
     async stop() {
+      await power.stop();
       await Promise.allSettled([talos.stop(), proxmox.stop()]);
     },
   };

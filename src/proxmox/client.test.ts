@@ -423,6 +423,45 @@ describe("failures the controllers must tell apart", () => {
     await ro.close();
   });
 
+  it("lists a node's running tasks by type, with the task id Proxmox gave them", async () => {
+    const vmid = 1290;
+    const upid = await client.createVm("pve1", vmid, { name: "tasks-probe", memory: 2048 });
+    const active = await client.listTasks("pve1", { source: "active", typefilter: "qmcreate" });
+    expect(active.find((t) => t.upid === upid.raw)).toMatchObject({ type: "qmcreate", id: String(vmid) });
+    await client.waitForTask(upid);
+    expect(
+      (await client.listTasks("pve1", { source: "active", typefilter: "qmcreate" })).some(
+        (t) => t.upid === upid.raw,
+      ),
+    ).toBe(false);
+    await client.waitForTask(await client.deleteVm("pve1", vmid));
+  });
+
+  it("lists a node's bridges, and nothing for other interface types", async () => {
+    expect((await client.listNetworks("pve1", { type: "any_bridge" })).map((i) => i.iface)).toEqual([
+      "vmbr0",
+    ]);
+    expect(await client.listNetworks("pve1", { type: "bond" })).toEqual([]);
+    await expect(client.listNetworks("nowhere")).rejects.toThrow();
+  });
+
+  it("reports a token's effective privileges per path, inherited from above", async () => {
+    sim.addToken({
+      tokenId: "auditor@pve!scoped",
+      secret: "scoped-secret",
+      acl: { "/": ["Sys.Audit"], "/vms": ["VM.Audit", "VM.Allocate"] },
+    });
+    const scoped = clientWith({ tokenId: "auditor@pve!scoped", tokenSecret: "scoped-secret" });
+    const at = await scoped.permissions("/vms/1030");
+    expect(Object.keys(at)).toEqual(["/vms/1030"]);
+    expect(Object.keys(at["/vms/1030"]!).sort()).toEqual(["Sys.Audit", "VM.Allocate", "VM.Audit"]);
+    expect(Object.keys((await scoped.permissions("/storage/local"))["/storage/local"]!)).toEqual([
+      "Sys.Audit",
+    ]);
+    expect(Object.keys(await scoped.permissions()).sort()).toEqual(["/", "/vms"]);
+    await scoped.close();
+  });
+
   it("a wrong secret is ProxmoxAuthenticationError and the secret is in no message", async () => {
     const seen: unknown[] = [];
     const wrong = clientWith({ tokenSecret: "not-the-secret-123", onRequest: (info) => seen.push(info) });

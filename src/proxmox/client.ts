@@ -112,8 +112,31 @@ export class ProxmoxClient {
     return this.transport.call("GET", "/version", {}, versionSchema);
   }
 
+  /**
+   * The token's effective privileges (GET /access/permissions): path → privilege → propagate flag. With
+   * `path`, exactly that path as Proxmox computes it (inheritance included).
+   */
+  permissions(path?: string): Promise<Record<string, Record<string, number>>> {
+    return this.transport.call(
+      "GET",
+      "/access/permissions",
+      { path },
+      z.record(z.string(), z.record(z.string(), z.number())),
+    );
+  }
+
   listNodes(): Promise<ProxmoxNode[]> {
     return this.transport.call("GET", "/nodes", {}, z.array(nodeSchema));
+  }
+
+  /** The node's network interfaces (`type: "bridge"` for its Linux bridges). */
+  listNetworks(node: string, options: { type?: string } = {}): Promise<{ iface: string; type: string }[]> {
+    return this.transport.call(
+      "GET",
+      `/nodes/${seg(node)}/network`,
+      { type: options.type },
+      z.array(z.looseObject({ iface: z.string(), type: z.string() })),
+    );
   }
 
   /** Every VM of the cluster in one read: the steady-state check costs one request, not one per VM. */
@@ -423,6 +446,26 @@ export class ProxmoxClient {
   }
 
   // ---------- tasks ----------
+
+  /** A node's tasks, newest first; `source: "active"` for running ones, `typefilter` e.g. "download". */
+  listTasks(
+    node: string,
+    options: { source?: "active" | "archive" | "all"; typefilter?: string } = {},
+  ): Promise<{ upid: string; type: string; id?: string; status?: string }[]> {
+    return this.transport.call(
+      "GET",
+      `/nodes/${seg(node)}/tasks`,
+      { source: options.source, typefilter: options.typefilter },
+      z.array(
+        z.looseObject({
+          upid: z.string(),
+          type: z.string(),
+          id: z.string().optional(),
+          status: z.string().optional(),
+        }),
+      ),
+    );
+  }
 
   taskStatus(task: Upid): Promise<TaskStatus> {
     return this.transport.call(

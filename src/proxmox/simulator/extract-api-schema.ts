@@ -14,6 +14,7 @@ export const SERVED_ENDPOINTS: ReadonlyArray<readonly [method: string, path: str
   ["GET", "/cluster/status"],
   ["GET", "/nodes"],
   ["GET", "/nodes/{node}/status"],
+  ["GET", "/nodes/{node}/network"],
   ["GET", "/nodes/{node}/version"],
   ["GET", "/cluster/resources"],
   ["GET", "/cluster/nextid"],

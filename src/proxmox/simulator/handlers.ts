@@ -19,6 +19,7 @@ export interface HandlerContext {
   faults: Faults;
   fetchFile: FetchFile;
   version: string;
+  bridges: readonly string[];
 }
 
 type Handler = (ctx: HandlerContext) => unknown;
@@ -227,6 +228,26 @@ export const HANDLERS: Record<string, Handler> = {
       level: "",
     })),
   ],
+
+  // Network.pm index: the node's interfaces; here only its Linux bridges (VLAN-aware, as the seed's).
+  "GET /nodes/{node}/network": (ctx) => {
+    ctx.cluster.assertNode(node(ctx));
+    const type = ctx.params["type"];
+    if (type && !["bridge", "any_bridge", "any_local_bridge"].includes(type)) return [];
+    return ctx.bridges.map((iface, i) => ({
+      iface,
+      type: "bridge",
+      active: 1,
+      autostart: 1,
+      bridge_ports: `eno${i + 1}`,
+      bridge_stp: "off",
+      bridge_fd: "0",
+      bridge_vlan_aware: 1,
+      families: ["inet"],
+      method: "manual",
+      priority: i + 1,
+    }));
+  },
 
   "GET /nodes/{node}/status": (ctx) => {
     ctx.cluster.assertNode(node(ctx));

@@ -65,6 +65,9 @@ const CASES: Record<
 > = {
   "GET /version": { bad: ["__path", "", /./] },
   "GET /nodes": { bad: ["__path", "", /./] },
+  "GET /nodes/{node}/network": {
+    bad: ["type", "wifi", /does not have a value in the enumeration/],
+  },
   "GET /access/permissions": { bad: ["userid", "nobody", /value does not match the regex pattern/] },
   "GET /cluster/status": { bad: ["__path", "", /./] },
   "GET /nodes/{node}/status": {

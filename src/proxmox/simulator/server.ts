@@ -56,6 +56,8 @@ export interface ProxmoxSimulatorOptions {
   offlineDownloadSize?: number;
   /** Reported by GET /version. */
   version?: string;
+  /** Linux bridges every node has (GET /nodes/{node}/network); default ["vmbr0"]. */
+  bridges?: string[];
   /** The default token's secret; default a random UUID (local mode passes a kept one to resume). */
   tokenSecret?: string;
   /**
@@ -347,6 +349,7 @@ export async function startProxmoxSimulator(
         faults,
         fetchFile,
         version: options.version ?? "9.1.1",
+        bridges: options.bridges ?? ["vmbr0"],
       });
       record(200);
       if (method !== "GET") persist();

@@ -1,11 +1,15 @@
 import type { TalosClusterInput } from "./input.ts";
 
-/** The seed homelab's cluster (shared/design/api.md) as the controller will map it: tests, the simulator CLI and docs use it. */
+/**
+ * The seed homelab's cluster (shared/design/api.md) as the controller maps it: tests, the simulator CLI
+ * and docs use it. The seed has no control-plane VIP (10.0.3.19 is Cilium's LoadBalancer VIP).
+ */
 export const exampleClusterInput: TalosClusterInput = {
   clusterName: "k8s",
   endpoint: "https://10.0.3.16:6443",
   kubernetesVersion: "v1.34.1",
-  talosVersion: "v1.13.0",
+  // The seed's Talos release; its config contract is the pre-1.14 one (one v1alpha1 document).
+  talosVersion: "v1.11.0",
   schematic: "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba",
   imageFactory: "https://factory.talos.dev",
   installDisk: "/dev/vda",
@@ -18,7 +22,6 @@ export const exampleClusterInput: TalosClusterInput = {
     nameservers: ["10.0.3.1"],
     prefixLength: 24,
     interface: "eth0",
-    vip: "10.0.3.19",
   },
   nodes: [
     { name: "talos-trinity", ip: "10.0.3.16", role: "controlplane" },

@@ -16,7 +16,10 @@ export interface OidcInput {
   clientID: string;
   usernameClaim?: string;
   groupsClaim?: string;
-  /** Default "" (no prefix). */
+  /**
+   * Unset: kube-apiserver's default, `<issuerURL>#` unless usernameClaim is `email` (then none), the same
+   * under both contracts. "" means no prefix.
+   */
   usernamePrefix?: string;
   /** Default "" (no prefix). */
   groupsPrefix?: string;
@@ -55,8 +58,11 @@ export interface TalosClusterInput {
     prefixLength: number;
     /** Link name (e.g. eth0); without it the first physical link is selected. */
     interface?: string;
-    /** Shared layer-2 VIP for the Kubernetes API on control planes. */
-    vip?: string;
+    /**
+     * Talos' shared layer-2 VIP for the Kubernetes API, put on every control plane's interface. Not
+     * Cilium's LoadBalancer VIP (that one must never be on a node's interface).
+     */
+    controlPlaneVip?: string;
   };
   nodes: readonly TalosNodeInput[];
   oidc?: OidcInput;

@@ -28,7 +28,7 @@ describe("generateNodeConfig", () => {
     await expect(first).toMatchFileSnapshot("./testdata/talos-neo.golden.yaml");
   });
 
-  it("writes static addressing, hostname, VIP and nameservers into the node's config", () => {
+  it("writes static addressing, hostname and nameservers into the node's config, and no VIP unless asked", () => {
     const doc = v1alpha1(homelabInput, "talos-neo");
     expect(doc.machine.network).toEqual({
       hostname: "talos-neo",
@@ -38,12 +38,25 @@ describe("generateNodeConfig", () => {
           addresses: ["10.0.3.17/24"],
           routes: [{ network: "0.0.0.0/0", gateway: "10.0.3.1" }],
           dhcp: false,
-          vip: { ip: "10.0.3.19" },
         },
       ],
       nameservers: ["10.0.3.1"],
     });
-    expect(doc.machine.certSANs).toEqual(["10.0.3.16", "10.0.3.19", "10.0.3.17"]);
+    expect(doc.machine.certSANs).toEqual(["10.0.3.16", "10.0.3.17"]);
+  });
+
+  it("puts the control-plane VIP on control planes only, and in the certificate SANs", () => {
+    const input: TalosClusterInput = {
+      ...homelabInput,
+      endpoint: "https://10.0.3.20:6443",
+      network: { ...homelabInput.network, controlPlaneVip: "10.0.3.20" },
+      nodes: [...homelabInput.nodes, { name: "w1", ip: "10.0.3.21", role: "worker" }],
+    };
+    const cp = v1alpha1(input, "talos-neo");
+    expect(cp.machine.network.interfaces[0].vip).toEqual({ ip: "10.0.3.20" });
+    expect(cp.machine.certSANs).toEqual(["10.0.3.20", "10.0.3.17"]);
+    expect(cp.cluster.apiServer.certSANs).toEqual(["10.0.3.20", "10.0.3.17"]);
+    expect(v1alpha1(input, "w1").machine.network.interfaces[0].vip).toBeUndefined();
   });
 
   it("selects the first physical link when no interface name is given", () => {
@@ -54,11 +67,11 @@ describe("generateNodeConfig", () => {
   it("installs the Image Factory nocloud installer for the schematic and version", () => {
     expect(v1alpha1(homelabInput).machine.install).toEqual({
       disk: "/dev/vda",
-      image: `factory.talos.dev/nocloud-installer/${homelabInput.schematic}:v1.13.0`,
+      image: `factory.talos.dev/nocloud-installer/${homelabInput.schematic}:v1.11.0`,
       wipe: false,
     });
     expect(installerImage({ ...homelabInput, imageFactory: "https://factory.example:8443/" })).toBe(
-      `factory.example:8443/nocloud-installer/${homelabInput.schematic}:v1.13.0`,
+      `factory.example:8443/nocloud-installer/${homelabInput.schematic}:v1.11.0`,
     );
   });
 
@@ -130,7 +143,7 @@ describe("generateNodeConfig", () => {
         apiVersion: "v1alpha1",
         kind: "KubeAPIServerConfig",
         image: "registry.k8s.io/kube-apiserver:v1.34.1",
-        certExtraSANs: ["10.0.3.16", "10.0.3.19"],
+        certExtraSANs: ["10.0.3.16"],
       });
       expect(byKind("KubeAuthorizerConfig").map((d) => d.type)).toEqual(["Node", "RBAC"]);
       expect(byKind("KubeAuthenticationConfig")[0]).toEqual({
@@ -147,7 +160,7 @@ describe("generateNodeConfig", () => {
             {
               issuer: { url: "https://auth.shdr.ch/realms/aether", audiences: ["kubernetes"] },
               claimMappings: {
-                username: { claim: "preferred_username", prefix: "" },
+                username: { claim: "preferred_username", prefix: "https://auth.shdr.ch/realms/aether#" },
                 groups: { claim: "groups", prefix: "" },
               },
             },
@@ -166,6 +179,35 @@ describe("generateNodeConfig", () => {
       };
       expect(generateNodeConfig(input, secrets, "w1").documents).toHaveLength(1);
     });
+
+    // kube-apiserver: an unset --oidc-username-prefix prefixes claims other than email with "<issuer>#";
+    // the structured config has no default, so it must say the same thing explicitly.
+    it.each([
+      [
+        "unset, a non-email claim",
+        undefined,
+        "preferred_username",
+        undefined,
+        "https://auth.shdr.ch/realms/aether#",
+      ],
+      ["unset, the email claim", undefined, "email", undefined, ""],
+      ["empty: no prefix", "", "preferred_username", "-", ""],
+      ["explicit", "oidc:", "preferred_username", "oidc:", "oidc:"],
+    ])(
+      "usernamePrefix %s means the same user names before and after v1.14",
+      (_, prefix, claim, flag, structured) => {
+        const oidc = { ...homelabInput.oidc!, usernameClaim: claim, usernamePrefix: prefix };
+        const legacy = v1alpha1({ ...homelabInput, oidc }).cluster.apiServer.extraArgs;
+        expect(legacy["oidc-username-prefix"]).toBe(flag);
+        const docs = generateNodeConfig(
+          { ...homelabInput, oidc, talosVersion: "v1.14.1" },
+          secrets,
+          "talos-neo",
+        ).documents;
+        const authn = docs.find((d) => d.kind === "KubeAuthenticationConfig") as Doc;
+        expect(authn.configuration.jwt[0].claimMappings.username).toEqual({ claim, prefix: structured });
+      },
+    );
 
     it("emits no OIDC without settings: no extraArgs, no JWT issuers", () => {
       const legacy = generateNodeConfig({ ...homelabInput, oidc: undefined }, secrets, "talos-neo");
@@ -188,7 +230,7 @@ describe("generateNodeConfig", () => {
         [{ op: "replace", path: "/cluster/clusterName", value: "renamed" }],
       ],
     });
-    expect(doc.machine.certSANs).toEqual(["10.0.3.16", "10.0.3.19", "extra.example"]);
+    expect(doc.machine.certSANs).toEqual(["10.0.3.16", "extra.example"]);
     expect(doc.machine.sysctls).toEqual({ "vm.max_map_count": "262144" });
     expect(doc.cluster.clusterName).toBe("renamed");
   });

@@ -63,10 +63,23 @@ const ANONYMOUS_HEALTH = {
   conditions: [{ path: "/livez" }, { path: "/readyz" }, { path: "/healthz" }],
 };
 
+/**
+ * The username prefix kube-apiserver applies when none is configured (pkg/kubeapiserver/options
+ * authentication.go: "If not provided, username claims other than 'email' are prefixed by the issuer URL
+ * to avoid clashes"). The structured config has no such default, so we write it out: unset means the
+ * same user names before and after Talos v1.14.
+ */
+export function defaultUsernamePrefix(oidc: NonNullable<TalosClusterInput["oidc"]>): string {
+  return (oidc.usernameClaim ?? "sub") === "email" ? "" : `${oidc.issuerURL}#`;
+}
+
 function authenticationConfiguration(oidc: TalosClusterInput["oidc"]): YamlMap {
   if (!oidc) return { anonymous: ANONYMOUS_HEALTH, jwt: [] };
   const claimMappings: YamlMap = {
-    username: { claim: oidc.usernameClaim ?? "sub", prefix: oidc.usernamePrefix ?? "" },
+    username: {
+      claim: oidc.usernameClaim ?? "sub",
+      prefix: oidc.usernamePrefix ?? defaultUsernamePrefix(oidc),
+    },
   };
   if (oidc.groupsClaim) claimMappings.groups = { claim: oidc.groupsClaim, prefix: oidc.groupsPrefix ?? "" };
   return {
@@ -123,7 +136,8 @@ function legacyApiServer(input: TalosClusterInput, sans: string[]): YamlMap {
 
 function certSANs(input: TalosClusterInput, node: TalosNodeInput): string[] {
   const endpointHost = new URL(input.endpoint).hostname;
-  return [...new Set([endpointHost, ...(input.network.vip ? [input.network.vip] : []), node.ip])];
+  const vip = input.network.controlPlaneVip;
+  return [...new Set([endpointHost, ...(vip ? [vip] : []), node.ip])];
 }
 
 function legacyOidcArgs(oidc: NonNullable<TalosClusterInput["oidc"]>): Record<string, string> {
@@ -132,6 +146,7 @@ function legacyOidcArgs(oidc: NonNullable<TalosClusterInput["oidc"]>): Record<st
     "oidc-client-id": oidc.clientID,
   };
   if (oidc.usernameClaim) args["oidc-username-claim"] = oidc.usernameClaim;
+  // Unset: no flag, so kube-apiserver applies its own default (defaultUsernamePrefix); "" is "-" (none).
   if (oidc.usernamePrefix !== undefined) args["oidc-username-prefix"] = oidc.usernamePrefix || "-";
   if (oidc.groupsClaim) args["oidc-groups-claim"] = oidc.groupsClaim;
   if (oidc.groupsPrefix) args["oidc-groups-prefix"] = oidc.groupsPrefix;
@@ -148,7 +163,8 @@ function networkInterface(input: TalosClusterInput, node: TalosNodeInput): YamlM
     routes: [{ network: "0.0.0.0/0", gateway: input.network.gateway }],
     dhcp: false,
   };
-  if (input.network.vip && node.role === "controlplane") iface.vip = { ip: input.network.vip };
+  if (input.network.controlPlaneVip && node.role === "controlplane")
+    iface.vip = { ip: input.network.controlPlaneVip };
   return iface;
 }
 

@@ -57,7 +57,7 @@ if (values.out) {
     ...homelabInput,
     clusterName: "sim",
     endpoint: `https://${first}:6443`,
-    network: { ...homelabInput.network, vip: undefined },
+    network: { ...homelabInput.network, controlPlaneVip: undefined },
     nodes: specs.map((s) => ({ name: s.name, ip: s.ip, role: "controlplane" as const })),
   };
   await writeFile(join(values.out, "secrets.yaml"), bundleToYaml(secrets), { mode: 0o600 });

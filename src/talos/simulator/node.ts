@@ -40,6 +40,8 @@ export interface NodeFaults {
   slowRebootMs: number;
   /** Upgrade failure: "pull" fails ImageService.Pull, "install" makes the installer exit non-zero. */
   failUpgrade: null | "pull" | "install";
+  /** Applied configs never take: every boot is in maintenance mode. */
+  installFails: boolean;
 }
 
 /** What a node needs from the simulator it lives in. */
@@ -160,7 +162,7 @@ export class SimulatedNode {
   down = false;
   reboots = 0;
   bootedAt = new Date();
-  readonly faults: NodeFaults = { slowRebootMs: 0, failUpgrade: null };
+  readonly faults: NodeFaults = { slowRebootMs: 0, failUpgrade: null, installFails: false };
   /** Every RPC that reached this node, full method name (tests assert on it). */
   readonly calls: string[] = [];
   private server: grpc.Server | null = null;
@@ -208,7 +210,9 @@ export class SimulatedNode {
       this.stagedVersion = null;
     }
     if (this.stagedConfig) {
-      this.config = this.stagedConfig;
+      // installFails: the install did not take (a wrong install disk, say), so it boots the image again,
+      // in maintenance mode, as Talos does.
+      if (!this.faults.installFails) this.config = this.stagedConfig;
       this.stagedConfig = null;
     }
     // The mode changes only once the listener is up, so waitForMode("running") means "answering".

@@ -274,3 +274,30 @@ describe("error mapping", () => {
     await expectKind(c.version(), "unavailable");
   });
 });
+
+describe("installFails fault", () => {
+  it("reboots an applied node back into maintenance mode until cleared", async () => {
+    const own = await startTalosSimulator({
+      nodes: [{ name: "stuck", ip: "127.0.31.9" }],
+      rebootDelayMs: 50,
+    });
+    try {
+      own.faults.installFails("stuck");
+      const m = () => TalosClient.maintenance(own.endpoint("stuck"), { timeoutMs: 5_000 });
+      const config = configs.get("cp1") ?? "";
+      const first = m();
+      await first.applyConfiguration(config, { mode: "AUTO" });
+      first.close();
+      await own.waitForReboot("stuck", 0);
+      expect(own.node("stuck")).toMatchObject({ mode: "maintenance", configYaml: null });
+      own.faults.installFails("stuck", false);
+      const again = m();
+      await again.applyConfiguration(config, { mode: "AUTO" });
+      again.close();
+      await own.waitForReboot("stuck", 1);
+      expect(own.node("stuck").mode).toBe("running");
+    } finally {
+      await own.stop();
+    }
+  });
+});

@@ -83,6 +83,8 @@ export interface TalosSimulatorFaults {
   slowReboot(name: string, extraMs: number): void;
   /** Upgrades fail: at image pull, or the installer exits non-zero (legacy: no reboot happens). */
   failUpgrade(name: string, stage?: "pull" | "install" | null): void;
+  /** Applied configs never take: the node reboots back into maintenance mode (until turned off). */
+  installFails(name: string, fails?: boolean): void;
   /** The node's etcd member reports unhealthy (ServiceList, EtcdStatus, upgrade pre-checks). */
   etcdUnhealthy(name: string, unhealthy?: boolean): void;
 }
@@ -299,6 +301,9 @@ export async function startTalosSimulator(options: TalosSimulatorOptions): Promi
       nodeDown: (name, down = true) => get(name).setDown(down),
       slowReboot(name, extraMs) {
         get(name).faults.slowRebootMs = extraMs;
+      },
+      installFails(name, fails = true) {
+        get(name).faults.installFails = fails;
       },
       failUpgrade(name, stage = "install") {
         get(name).faults.failUpgrade = stage;

@@ -1,0 +1,107 @@
+// Phase 7: the admin kubeconfig in `<cluster>-kubeconfig` (key `value`, Cluster API's convention), then
+// the cluster's health: one etcd member per control plane, the API answering, every node registered.
+import { createHash } from "node:crypto";
+import { KubeConfig } from "@kubernetes/client-node";
+import { KubeClient, type KubeObject } from "../../runtime/index.ts";
+import { bootstrapNode, controlPlanes, secretNames } from "./names.ts";
+import { done, type Outcome, waiting } from "./outcome.ts";
+import { milestone, nodeStatus, type Scope } from "./scope.ts";
+import { readOrCreateSecret } from "./secrets.ts";
+import { adminClient, withClient } from "./talos.ts";
+
+export async function ensureKubeconfig(scope: Scope): Promise<Outcome> {
+  const name = secretNames(scope.name).kubeconfig;
+  const first = bootstrapNode(scope.spec);
+  const { data, created } = await readOrCreateSecret(scope, name, async () => ({
+    value: await withClient(adminClient(scope, first.ip), (c) => c.kubeconfig()),
+  }));
+  scope.kubeconfig = data["value"];
+  scope.status.secretRefs = {
+    ...(scope.status.secretRefs ?? scope.previous.secretRefs ?? {}),
+    kubeconfig: { name, namespace: scope.opts.namespace },
+  };
+  if (created)
+    milestone(scope, "KubeconfigStored", "Store", `admin kubeconfig in ${scope.opts.namespace}/${name}`);
+  return done("KubeconfigStored", `${scope.opts.namespace}/${name} (key value)`);
+}
+
+/**
+ * One client per workload kubeconfig, reused across reconciles (a new one only when the Secret changes).
+ * MERGE NOTE: h-cache's ClusterCache (per-cluster client + informers) is meant to replace this.
+ */
+export class WorkloadClients {
+  private readonly clients = new Map<string, { hash: string; client: KubeClient }>();
+
+  get(cluster: string, kubeconfig: string): KubeClient {
+    const hash = createHash("sha256").update(kubeconfig).digest("hex");
+    const cached = this.clients.get(cluster);
+    if (cached?.hash === hash) return cached.client;
+    const kc = new KubeConfig();
+    kc.loadFromString(kubeconfig);
+    const client = new KubeClient(kc, { requestTimeoutMs: 10_000 });
+    this.clients.set(cluster, { hash, client });
+    return client;
+  }
+
+  forget(cluster: string): void {
+    this.clients.delete(cluster);
+  }
+}
+
+type Node = KubeObject & {
+  status?: { conditions?: { type: string; status: string }[]; nodeInfo?: { kubeletVersion?: string } };
+};
+
+export async function checkHealth(scope: Scope): Promise<Outcome> {
+  const { spec } = scope;
+  const cps = controlPlanes(spec);
+  const members = await withClient(adminClient(scope, bootstrapNode(spec).ip), (c) => c.etcdMemberList());
+  const missingMembers: string[] = [];
+  for (const cp of cps) {
+    const m = members.find((x) => x.hostname === cp.name);
+    if (m) nodeStatus(scope, cp.name).etcdMemberID = BigInt(m.id).toString(16);
+    else missingMembers.push(cp.name);
+  }
+
+  const client = scope.workload(scope.kubeconfig ?? "");
+  const version = await client.request<{ gitVersion?: string }>("GET", "/version");
+  const list = await client.list<Node>({ apiVersion: "v1", kind: "Node" });
+  const byName = new Map(list.items.map((n) => [n.metadata?.name ?? "", n]));
+  const unregistered: string[] = [];
+  let ready = 0;
+  for (const node of spec.nodes) {
+    const status = nodeStatus(scope, node.name);
+    const k8sNode = byName.get(node.name);
+    if (!k8sNode) {
+      unregistered.push(node.name);
+      status.ready = false;
+      status.message = "not registered as a Kubernetes Node yet";
+      continue;
+    }
+    status.kubeletVersion = k8sNode.status?.nodeInfo?.kubeletVersion;
+    status.ready =
+      k8sNode.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
+    if (status.ready) {
+      ready++;
+      delete status.message;
+    } else status.message = "Node NotReady (Talos with cni: none stays NotReady until a CNI is installed)";
+  }
+  scope.status.nodesReady = `${ready}/${spec.nodes.length}`;
+
+  if (missingMembers.length)
+    return waiting(
+      "EtcdMembersMissing",
+      `etcd has ${members.length}/${cps.length} members; missing: ${missingMembers.join(", ")}`,
+      scope.opts.timings.pollMs,
+    );
+  if (unregistered.length)
+    return waiting(
+      "NodesNotRegistered",
+      `Kubernetes API ${version.gitVersion ?? ""} answers; not registered yet: ${unregistered.join(", ")}`,
+      scope.opts.timings.pollMs,
+    );
+  return done(
+    "KubernetesHealthy",
+    `etcd ${members.length}/${cps.length} members, Kubernetes API ${version.gitVersion ?? ""} answers, ${spec.nodes.length}/${spec.nodes.length} Nodes registered, ${ready} Ready`,
+  );
+}
