@@ -317,6 +317,26 @@ describe("deploy/manifests", () => {
     expect([...view.resources]).toEqual(["appvendings"]);
   });
 
+  it("lets the ServiceAccount read Secrets by name only, and make or delete them only in its namespace", async () => {
+    // `kubectl auth can-i` answers "no" with exit code 1; both answers are on stdout.
+    const canI = async (...args: string[]) => {
+      const out = await kubectl(["auth", "can-i", "--as", SERVICE_ACCOUNT, ...args]).catch(
+        (e: { stdout?: string }) => e.stdout ?? "",
+      );
+      return out.trim();
+    };
+    expect(await canI("get", "secrets", "-n", "default")).toBe("yes");
+    expect(await canI("create", "secrets", "-n", NAMESPACE)).toBe("yes");
+    expect(await canI("delete", "secrets", "-n", NAMESPACE)).toBe("yes");
+    for (const ns of [NAMESPACE, "default", "kube-system"]) {
+      for (const verb of ["list", "watch", "update", "patch"])
+        expect(await canI(verb, "secrets", "-n", ns)).toBe("no");
+    }
+    for (const verb of ["create", "delete"]) expect(await canI(verb, "secrets", "-n", "default")).toBe("no");
+    // The tenants' aggregated AppVending rights are not the operator's.
+    expect(await canI("create", "appvendings.homelab.shdr.ch", "-n", NAMESPACE)).toBe("no");
+  });
+
   it("lets the ServiceAccount run the PeerTenant controller through a tenant's whole life, refusing nothing", async () => {
     // Cilium's real CRD, and Gatekeeper's, so the paths for clusters running them are exercised.
     await kubectl(["apply", "--server-side", "-f", reference("cilium/v2_ciliumnetworkpolicies.yaml")]);
