@@ -2,12 +2,19 @@
 import type { OperatorConfig } from "../config.ts";
 import type { Manager } from "../runtime/index.ts";
 import { peerTenantController } from "./peer-tenant/controller.ts";
+import { workloadMigrationController } from "./workload-migration/controller.ts";
 
 export function registerControllers(manager: Manager, config: OperatorConfig): void {
   manager.addController(
     peerTenantController({
       operatorNamespace: config.namespace,
       operatorUsernames: config.operatorUsernames,
+      maxConcurrentReconciles: config.maxConcurrentReconciles,
+    }),
+  );
+  manager.addController(
+    workloadMigrationController({
+      operatorNamespace: config.namespace,
       maxConcurrentReconciles: config.maxConcurrentReconciles,
     }),
   );
