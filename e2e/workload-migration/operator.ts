@@ -27,7 +27,7 @@ export interface MigrationEnv {
   stop(): Promise<void>;
 }
 
-async function installHttpRouteCrd(admin: KubeClient): Promise<void> {
+export async function installHttpRouteCrd(admin: KubeClient): Promise<void> {
   const crd = parse(
     readFileSync(join(import.meta.dirname, "fixtures", "gateway.networking.k8s.io_httproutes.yaml"), "utf8"),
   ) as KubeObject;
@@ -43,7 +43,7 @@ async function installHttpRouteCrd(admin: KubeClient): Promise<void> {
 }
 
 /** Answers /ok with 200 "PeaNUT dashboard" and everything else with 500: a healthy and a broken target. */
-function startChecksServer(): Promise<{ server: Server; url: string }> {
+export function startChecksServer(): Promise<{ server: Server; url: string }> {
   const server = createServer((req, res) => {
     if (req.url === "/ok") res.writeHead(200).end("PeaNUT dashboard");
     else res.writeHead(500).end("upstream unavailable");
@@ -63,34 +63,34 @@ function startChecksServer(): Promise<{ server: Server; url: string }> {
  * would once all its pods are Ready (observedGeneration and replica counts), after it was created or
  * scaled. What the operator decides from that status is the code under test.
  */
-function startDeploymentStandIn(admin: KubeClient): () => void {
+export function startDeploymentStandIn(admin: KubeClient, namespace = NAMESPACE): () => void {
   let stopped = false;
   const loop = async () => {
     while (!stopped) {
-      try {
-        const list = await admin.list<KubeObject>(
-          { apiVersion: "apps/v1", kind: "Deployment" },
-          { namespace: NAMESPACE, labelSelector: MIGRATION_LABEL },
-        );
-        for (const d of list.items) {
-          const replicas = (d.spec as { replicas?: number }).replicas ?? 1;
-          const s = (d.status ?? {}) as { observedGeneration?: number; readyReplicas?: number };
-          if (s.observedGeneration === d.metadata?.generation && (s.readyReplicas ?? 0) === replicas)
-            continue;
-          await admin.patchStatus(
-            { apiVersion: "apps/v1", kind: "Deployment" },
-            { namespace: NAMESPACE, name: d.metadata!.name! },
-            {
-              observedGeneration: d.metadata?.generation,
-              replicas,
-              updatedReplicas: replicas,
-              readyReplicas: replicas,
-              availableReplicas: replicas,
-            },
-          );
+      for (const kind of ["Deployment", "StatefulSet"]) {
+        try {
+          const gvk = { apiVersion: "apps/v1", kind };
+          const list = await admin.list<KubeObject>(gvk, { namespace, labelSelector: MIGRATION_LABEL });
+          for (const d of list.items) {
+            const replicas = (d.spec as { replicas?: number }).replicas ?? 1;
+            const s = (d.status ?? {}) as { observedGeneration?: number; readyReplicas?: number };
+            if (s.observedGeneration === d.metadata?.generation && (s.readyReplicas ?? 0) === replicas)
+              continue;
+            await admin.patchStatus(
+              gvk,
+              { namespace, name: d.metadata!.name! },
+              {
+                observedGeneration: d.metadata?.generation,
+                replicas,
+                updatedReplicas: replicas,
+                readyReplicas: replicas,
+                availableReplicas: replicas,
+              },
+            );
+          }
+        } catch {
+          // An object changed between list and patch: the next round sees the new state.
         }
-      } catch {
-        // A Deployment changed between list and patch: the next round sees the new state.
       }
       await new Promise((r) => setTimeout(r, 300));
     }

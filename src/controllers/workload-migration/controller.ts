@@ -173,16 +173,11 @@ async function reconcileMigration(
     return finish(deps);
   }
 
-  const cluster = wm.spec.clusterRef
-    ? ((await ctx.client.getOrUndefined(HOMELAB_CLUSTER, { name: wm.spec.clusterRef.name })) as
-        | HomelabCluster
-        | undefined)
-    : undefined;
+  // One list serves both the clusterRef lookup and the guard against any cluster's own VMs.
+  const clusters = (await ctx.client.list(HOMELAB_CLUSTER)).items as unknown as HomelabCluster[];
+  const cluster = clusters.find((c) => c.metadata?.name === wm.spec.clusterRef?.name);
   const proxmox = await proxmoxFor(ctx.client, wm, cluster, ctx.signal);
-  const [vm, clusters] = await Promise.all([
-    proxmox.locateVm(wm.spec.source.vmid),
-    ctx.client.list(HOMELAB_CLUSTER).then((l) => l.items as unknown as HomelabCluster[]),
-  ]);
+  const vm = await proxmox.locateVm(wm.spec.source.vmid);
   const verdict = judgeSourceVm(wm, vm, clusters);
   if (!verdict.ok) {
     const gone = verdict.absent ? await confirmRetired({ fields, proxmox, now: at }) : "unexplained";
