@@ -483,8 +483,9 @@ export const WorkloadMigration = defineKind({
     {
       name: "Node",
       type: "string",
-      jsonPath: ".status.proxmoxNode",
-      description: "Proxmox node the VM was last seen on.",
+      jsonPath: ".spec.source.proxmoxNode",
+      description:
+        "Node the VM ran on when the migration was written; the operator's live view is status.proxmoxNode.",
     },
     {
       name: "RAM Freed",
