@@ -198,6 +198,31 @@ describe("WorkloadMigration", () => {
     expect(String(s["rollbackMessage"])).toMatch(/stateful-peanut are stateful .* NOT on the VM/);
   }, 120_000);
 
+  it("runs a new workload without a VM (the Nuclei CronJob): no Proxmox connection needed", async () => {
+    await env.admin.create({
+      ...WM,
+      metadata: { name: "nuclei", namespace: NAMESPACE },
+      spec: {
+        targets: [
+          {
+            name: "nuclei",
+            kind: "CronJob",
+            template: { image: "projectdiscovery/nuclei:v3.4.10", schedule: "0 3 * * 1" },
+          },
+        ],
+        cutover: { mode: "Automatic" },
+      },
+    });
+    const s = await waitStatus("nuclei", "live", (x) => cond(x, "Ready")?.status === "True");
+    expect(s.phase).toBe("CutOver");
+    const cron = await env.admin.get<KubeObject>(
+      { apiVersion: "batch/v1", kind: "CronJob" },
+      { namespace: NAMESPACE, name: "nuclei" },
+    );
+    expect((cron.spec as { schedule: string; suspend: boolean }).schedule).toBe("0 3 * * 1");
+    expect(cond(s, "SourceVerified")).toBeUndefined();
+  }, 60_000);
+
   it("refuses a HomelabCluster's own VM and a VM whose name does not match, touching neither", async () => {
     await createSourceVm(env.proxmox, {
       vmid: 1013,

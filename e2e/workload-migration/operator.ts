@@ -14,7 +14,8 @@ import { type ProxmoxSimulator, startProxmoxSimulator } from "../../src/proxmox/
 import { createLogger, KubeClient, type KubeObject, Manager } from "../../src/runtime/index.ts";
 import { waitFor } from "../harness/wait.ts";
 
-export const NAMESPACE = "infra";
+// Not the examples' namespace (infra): e2e/crds creates those objects on the same cluster.
+export const NAMESPACE = "wm-e2e";
 export const OPERATOR_NAMESPACE = "homelab-system";
 const GiB = 2 ** 30;
 

@@ -315,7 +315,10 @@ const WorkloadMigrationSpec = withRules(
             .optional()
             .describe("Where the VM serves today, used to compare answers before cutover."),
         })
-        .describe("The VM being retired."),
+        .optional()
+        .describe(
+          "The VM being retired; unset for a new workload that replaces no VM (e.g. the Nuclei CronJob).",
+        ),
       targets: mapListOf(Target, "name", 16)
         .default([])
         .describe("Workloads that replace the VM's services, keyed by name; none for a plain decommission."),
@@ -366,9 +369,18 @@ const WorkloadMigrationSpec = withRules(
     .describe("Desired migration of one VM's services into the cluster."),
   [
     {
-      rule: "has(self.clusterRef) || has(self.proxmox)",
+      rule: "!has(self.source) || has(self.clusterRef) || has(self.proxmox)",
       message: "set clusterRef or proxmox, so the operator can reach the VM's Proxmox",
-      check: (s) => s.clusterRef !== undefined || s.proxmox !== undefined,
+      check: (s) => s.source === undefined || s.clusterRef !== undefined || s.proxmox !== undefined,
+    },
+    {
+      rule: "has(self.source) || (size(self.targets) > 0 && !has(self.decommission.backup) && !has(self.decommission.deleteAfter))",
+      message: "without source there is no VM to back up or delete, and at least one target is needed",
+      check: (s) =>
+        s.source !== undefined ||
+        (s.targets.length > 0 &&
+          s.decommission.backup === undefined &&
+          s.decommission.deleteAfter === undefined),
     },
     {
       rule: "self.dataSync.paths.all(p, self.targets.exists(t, t.name == p.target && has(t.template) && t.template.volumes.exists(v, v.name == p.volume)))",

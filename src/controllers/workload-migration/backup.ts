@@ -4,22 +4,22 @@
 
 import { parseUpid } from "../../proxmox/index.ts";
 import { pollTask } from "./proxmox-tasks.ts";
-import { done, type Step, waiting } from "./step.ts";
+import { done, type Step, sourceOf, waiting } from "./step.ts";
 
 export const backupStep: Step = {
   condition: "BackedUp",
   async run(run) {
     const f = run.fields;
-    const { vmid } = run.wm.spec.source;
+    const { vm, proxmox, vmid } = sourceOf(run);
     const backup = run.wm.spec.decommission.backup;
     if (!backup) return waiting("NotRequested", "no decommission.backup: the VM is never deleted", 3_600_000);
     if (f.backupVolumeID) return done("BackupVerified", `backup ${f.backupVolumeID} exists`);
     const archives = async (sinceSeconds: number) =>
-      (await run.proxmox.storageContent(run.vm.node, backup.storage, { content: "backup", vmid }))
+      (await proxmox.storageContent(vm.node, backup.storage, { content: "backup", vmid }))
         .filter((v) => v.vmid === vmid && (v.ctime ?? 0) >= sinceSeconds)
         .sort((a, b) => (b.ctime ?? 0) - (a.ctime ?? 0));
     if (f.backupTask) {
-      const t = await pollTask(run.proxmox, f.backupTask);
+      const t = await pollTask(proxmox, f.backupTask);
       if (t.running) return waiting("BackingUp", `vzdump task ${f.backupTask} running`, 2_000);
       const started = parseUpid(f.backupTask).starttime;
       f.backupTask = undefined;
@@ -47,7 +47,7 @@ export const backupStep: Step = {
       );
     }
     await run.ctx.fence(`vzdump VM ${vmid}`);
-    const upid = await run.proxmox.backup(run.vm.node, { vmid, storage: backup.storage, mode: backup.mode });
+    const upid = await proxmox.backup(vm.node, { vmid, storage: backup.storage, mode: backup.mode });
     f.backupTask = upid.raw;
     await run.save();
     return waiting(

@@ -139,7 +139,7 @@ async function reconcileMigration(
     return finish({
       done: true,
       reason: "Retired",
-      message: `VM ${wm.spec.source.vmid} retired at ${fields.retiredTime}`,
+      message: `VM ${wm.spec.source?.vmid} retired at ${fields.retiredTime}`,
     });
   }
   const observedGeneration = (wm.status as { observedGeneration?: number } | undefined)?.observedGeneration;
@@ -173,11 +173,14 @@ async function reconcileMigration(
     return finish(deps);
   }
 
+  const source = wm.spec.source;
+  if (!source) return newWorkload(ctx, obj, wm, opts, at, fields, conditions, finish);
+
   // One list serves both the clusterRef lookup and the guard against any cluster's own VMs.
   const clusters = (await ctx.client.list(HOMELAB_CLUSTER)).items as unknown as HomelabCluster[];
   const cluster = clusters.find((c) => c.metadata?.name === wm.spec.clusterRef?.name);
   const proxmox = await proxmoxFor(ctx.client, wm, cluster, ctx.signal);
-  const vm = await proxmox.locateVm(wm.spec.source.vmid);
+  const vm = await proxmox.locateVm(source.vmid);
   const verdict = judgeSourceVm(wm, vm, clusters);
   if (!verdict.ok) {
     const gone = verdict.absent ? await confirmRetired({ fields, proxmox, now: at }) : "unexplained";
@@ -185,19 +188,19 @@ async function reconcileMigration(
       return finish({
         done: false,
         reason: "Deleting",
-        message: `VM ${wm.spec.source.vmid} is being deleted`,
+        message: `VM ${source.vmid} is being deleted`,
         requeueAfterMs: 1_000,
       });
     if (gone === "retired") {
       conditions.push(
         conditionOf(
           "Retired",
-          { done: true, reason: "VMDeleted", message: `VM ${wm.spec.source.vmid} deleted with purge` },
+          { done: true, reason: "VMDeleted", message: `VM ${source.vmid} deleted with purge` },
           generation,
         ),
       );
       fields.phase = "Decommissioned";
-      return finish({ done: true, reason: "Retired", message: `VM ${wm.spec.source.vmid} retired` });
+      return finish({ done: true, reason: "Retired", message: `VM ${source.vmid} retired` });
     }
     const refused: StepOutcome = {
       done: false,
@@ -273,5 +276,50 @@ async function reconcileMigration(
     reason: "Deleting",
     message: "waiting to see the VM gone",
     requeueAfterMs: 1_000,
+  });
+}
+
+/** A new workload without a VM (the seed's Nuclei CronJob): deploy, verify and route it; nothing else. */
+async function newWorkload(
+  ctx: ReconcileContext,
+  obj: KubeObject,
+  wm: WorkloadMigration,
+  opts: WorkloadMigrationControllerOptions,
+  at: Date,
+  fields: MigrationFields,
+  conditions: ConditionInput[],
+  finish: (o: StepOutcome) => Promise<ReconcileResult>,
+): Promise<ReconcileResult> {
+  const generation = wm.metadata.generation ?? 0;
+  const target = await targetClusterFor(ctx.client, wm, opts.operatorNamespace, ctx.signal);
+  const run: MigrationRun = {
+    wm,
+    obj,
+    fields,
+    ctx,
+    target: target.client,
+    local: target.local,
+    now: at,
+    save: async () => {},
+  };
+  if (wm.spec.rollback) {
+    const o = await rollBack(run);
+    conditions.push(conditionOf("RolledBack", o, generation));
+    if (o.done) fields.phase = "RolledBack";
+    return finish(o);
+  }
+  for (const { step, phase } of STEPS.slice(0, 4)) {
+    const o = await step.run(run);
+    conditions.push(conditionOf(step.condition, o, generation));
+    if (!o.done) {
+      fields.phase = "failed" in o ? "Failed" : phase;
+      return finish(o);
+    }
+  }
+  fields.phase = "CutOver";
+  return finish({
+    done: true,
+    reason: "Deployed",
+    message: "a new workload without a source VM: deployed and live",
   });
 }

@@ -2,10 +2,12 @@
 // approve-retirement annotation; decided from this reconcile's live read (id and name matched, VM
 // stopped). HA is removed first, then the VM with purge. What it freed is recorded before the delete,
 // because afterwards nothing is left to read it from.
+
+import type { ProxmoxClient } from "../../proxmox/index.ts";
 import { retirementApproval } from "./approval.ts";
 import { haSid } from "./names.ts";
 import { haResourceOf, pollTask } from "./proxmox-tasks.ts";
-import { type Step, waiting } from "./step.ts";
+import { type MigrationFields, type Step, sourceOf, waiting } from "./step.ts";
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
@@ -14,7 +16,7 @@ export const retireStep: Step = {
   condition: "Retired",
   async run(run) {
     const f = run.fields;
-    const { vmid } = run.wm.spec.source;
+    const { vm, proxmox, vmid } = sourceOf(run);
     const d = run.wm.spec.decommission;
     if (!d.deleteAfter || !f.deleteAfterTime)
       return waiting("NotRequested", "decommission.deleteAfter unset: the VM is kept", 3_600_000);
@@ -36,14 +38,14 @@ export const retireStep: Step = {
         );
       f.approvedBy = a.by;
     }
-    if (run.vm.status !== "stopped")
+    if (vm.status !== "stopped")
       return waiting(
         "VMRunning",
-        `VM ${vmid} is ${run.vm.status} again; it is deleted only while stopped`,
+        `VM ${vmid} is ${vm.status} again; it is deleted only while stopped`,
         30_000,
       );
     if (f.deleteTask) {
-      const t = await pollTask(run.proxmox, f.deleteTask);
+      const t = await pollTask(proxmox, f.deleteTask);
       if (t.running) return waiting("Deleting", `delete task ${f.deleteTask} running`, 2_000);
       if (!t.ok) {
         f.deleteTask = undefined;
@@ -52,15 +54,15 @@ export const retireStep: Step = {
       // Kept: the next reconcile sees the VM gone and needs this task's success to call it retired.
       return waiting("Deleting", `delete task ended; waiting to see VM ${vmid} gone`, 1_000);
     }
-    f.ramFreedMiB = Math.round((run.vm.maxmem ?? 0) / MiB);
-    f.diskFreedGiB = Math.round(((run.vm.maxdisk ?? 0) / GiB) * 10) / 10;
-    const ha = await haResourceOf(run.proxmox, haSid(vmid));
+    f.ramFreedMiB = Math.round((vm.maxmem ?? 0) / MiB);
+    f.diskFreedGiB = Math.round(((vm.maxdisk ?? 0) / GiB) * 10) / 10;
+    const ha = await haResourceOf(proxmox, haSid(vmid));
     if (ha) {
       await run.ctx.fence(`remove HA resource of VM ${vmid}`);
-      await run.proxmox.deleteHaResource(ha.sid);
+      await proxmox.deleteHaResource(ha.sid);
     }
-    await run.ctx.fence(`delete VM ${vmid} (${run.wm.spec.source.name})`);
-    const upid = await run.proxmox.deleteVm(run.vm.node, vmid, {
+    await run.ctx.fence(`delete VM ${vmid} (${run.wm.spec.source!.name})`);
+    const upid = await proxmox.deleteVm(vm.node, vmid, {
       purge: true,
       destroyUnreferencedDisks: true,
     });
@@ -74,13 +76,14 @@ export const retireStep: Step = {
  * Called when the VM is gone: "retired" only if our own delete task ended well, "deleting" while it
  * still runs (the VM vanishes before the task reports), "unexplained" otherwise.
  */
-export async function confirmRetired(
-  run: Pick<Parameters<Step["run"]>[0], "fields" | "proxmox" | "now">,
-): Promise<"retired" | "deleting" | "unexplained"> {
+export async function confirmRetired(run: {
+  fields: MigrationFields;
+  proxmox: ProxmoxClient;
+  now: Date;
+}): Promise<"retired" | "deleting" | "unexplained"> {
   const f = run.fields;
   if (!f.deleteTask) return "unexplained";
   const t = await pollTask(run.proxmox, f.deleteTask);
-  console.error("DEBUG", JSON.stringify(t));
   if (t.running) return "deleting";
   if (!t.ok) return "unexplained";
   f.deleteTask = undefined;

@@ -5,12 +5,11 @@ import { isNotFound } from "../../runtime/index.ts";
 import { ownerRefs } from "./deploy.ts";
 import { haSid } from "./names.ts";
 import { haResourceOf, pollTask } from "./proxmox-tasks.ts";
-import { done, failed, type MigrationRun, type StepOutcome, waiting } from "./step.ts";
+import { done, failed, type MigrationRun, type StepOutcome, sourceOf, waiting } from "./step.ts";
 import { isStateful, routeFor, servesTraffic, workloadObjects } from "./workloads.ts";
 
 export async function rollBack(run: MigrationRun): Promise<StepOutcome> {
   const f = run.fields;
-  const { vmid } = run.wm.spec.source;
   for (const t of run.wm.spec.targets.filter(servesTraffic)) {
     const route = routeFor(run.wm, t, []);
     try {
@@ -28,21 +27,26 @@ export async function rollBack(run: MigrationRun): Promise<StepOutcome> {
   for (const t of run.wm.spec.targets)
     for (const o of workloadObjects(run.wm, t, 0, ownerRefs(run)))
       if (o.kind !== "PersistentVolumeClaim") await run.target.apply(o);
-  const ha = await haResourceOf(run.proxmox, haSid(vmid));
+  if (!run.vm) {
+    f.rollbackMessage = "Routes removed and targets scaled to zero (no source VM to start).";
+    return done("RolledBack", f.rollbackMessage);
+  }
+  const { vm, proxmox, vmid } = sourceOf(run);
+  const ha = await haResourceOf(proxmox, haSid(vmid));
   if (ha && ha.state !== "started") {
     await run.ctx.fence(`set HA state started for VM ${vmid}`);
-    await run.proxmox.updateHaResource(ha.sid, { state: "started" });
+    await proxmox.updateHaResource(ha.sid, { state: "started" });
   }
-  if (run.vm.status !== "running") {
+  if (vm.status !== "running") {
     if (f.startTask) {
-      const t = await pollTask(run.proxmox, f.startTask);
+      const t = await pollTask(proxmox, f.startTask);
       if (t.running) return waiting("Starting", `start task ${f.startTask} running`, 2_000);
       f.startTask = undefined;
       if (!t.ok) return failed("StartFailed", `starting VM ${vmid} ended with ${t.exitstatus}`);
       return waiting("Starting", `start task ended; waiting to see VM ${vmid} running`, 1_000);
     }
     await run.ctx.fence(`start VM ${vmid} (rollback)`);
-    const upid = await run.proxmox.start(run.vm.node, vmid);
+    const upid = await proxmox.start(vm.node, vmid);
     f.startTask = upid.raw;
     await run.save();
     return waiting("Starting", `VM ${vmid} start requested (task ${upid.raw})`, 2_000);
@@ -53,6 +57,6 @@ export async function rollBack(run: MigrationRun): Promise<StepOutcome> {
     f.cutoverTime && stateful.length
       ? ` Targets ${stateful.join(", ")} are stateful and served traffic from ${f.cutoverTime}: what they wrote since stays in the cluster's volumes and is NOT on the VM.`
       : "";
-  f.rollbackMessage = `Routes removed, targets scaled to zero, VM ${vmid} running on ${run.vm.node}.${writes}`;
+  f.rollbackMessage = `Routes removed, targets scaled to zero, VM ${vmid} running on ${vm.node}.${writes}`;
   return done("RolledBack", f.rollbackMessage);
 }

@@ -20,7 +20,7 @@ export function judgeSourceVm(
   vm: VmResource | undefined,
   clusters: HomelabCluster[],
 ): SourceVerdict {
-  const { vmid, name } = wm.spec.source;
+  const { vmid, name } = wm.spec.source!;
   if (!vm) return { ok: false, absent: true, reason: "VMNotFound", message: `no VM ${vmid} in Proxmox` };
   if (vm.type !== "qemu")
     return { ok: false, absent: false, reason: "NotAVM", message: `${vmid} is a ${vm.type} guest, not a VM` };

@@ -40,9 +40,10 @@ export interface MigrationRun {
   target: KubeClient;
   /** True when the targets run in the cluster that holds the WorkloadMigration (owner references work). */
   local: boolean;
-  proxmox: ProxmoxClient;
-  /** The VM as read live this reconcile (id and name already checked). */
-  vm: VmResource;
+  /** Absent for a new workload without a source VM (then no step that needs one runs). */
+  proxmox?: ProxmoxClient;
+  /** The VM as read live this reconcile (id and name already checked); absent without a source VM. */
+  vm?: VmResource;
   now: Date;
   /** Persists the status now: called right after a once-only Proxmox call, before waiting on it. */
   save(): Promise<void>;
@@ -72,3 +73,9 @@ export const failed = (reason: string, message: string): StepOutcome => ({
   reason,
   message,
 });
+
+/** The source VM's steps run only after the live check found it; this makes that a type-level fact. */
+export function sourceOf(run: MigrationRun): { vm: VmResource; proxmox: ProxmoxClient; vmid: number } {
+  if (!run.vm || !run.proxmox || !run.wm.spec.source) throw new Error("this step needs the source VM");
+  return { vm: run.vm, proxmox: run.proxmox, vmid: run.wm.spec.source.vmid };
+}

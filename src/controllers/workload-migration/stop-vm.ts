@@ -4,7 +4,7 @@
 // the first still runs.
 import { haSid } from "./names.ts";
 import { haResourceOf, pollTask } from "./proxmox-tasks.ts";
-import { done, failed, type Step, waiting } from "./step.ts";
+import { done, failed, type Step, sourceOf, waiting } from "./step.ts";
 
 /** Seconds the guest gets to shut down before Proxmox stops it. */
 export const SHUTDOWN_TIMEOUT_SECONDS = 180;
@@ -13,21 +13,21 @@ export const stopVmStep: Step = {
   condition: "VMStopped",
   async run(run) {
     const f = run.fields;
-    const { vmid } = run.wm.spec.source;
+    const { vm, proxmox, vmid } = sourceOf(run);
     if (!run.wm.spec.decommission.stopVM)
       return waiting("NotRequested", "decommission.stopVM is false: the VM keeps running", 3_600_000);
-    const ha = await haResourceOf(run.proxmox, haSid(vmid));
+    const ha = await haResourceOf(proxmox, haSid(vmid));
     if (ha && ha.state !== "stopped") {
       await run.ctx.fence(`set HA state stopped for VM ${vmid}`);
-      await run.proxmox.updateHaResource(ha.sid, { state: "stopped" });
+      await proxmox.updateHaResource(ha.sid, { state: "stopped" });
     }
-    if (run.vm.status === "stopped") {
+    if (vm.status === "stopped") {
       f.stopTask = undefined;
       if (!f.stoppedTime) f.stoppedTime = run.now.toISOString();
-      return done("Stopped", `VM ${vmid} stopped on ${run.vm.node}${ha ? "; HA state stopped" : ""}`);
+      return done("Stopped", `VM ${vmid} stopped on ${vm.node}${ha ? "; HA state stopped" : ""}`);
     }
     if (f.stopTask) {
-      const t = await pollTask(run.proxmox, f.stopTask);
+      const t = await pollTask(proxmox, f.stopTask);
       if (t.running) return waiting("ShuttingDown", `shutdown task ${f.stopTask} still running`, 2_000);
       f.stopTask = undefined;
       if (!t.ok) return failed("ShutdownFailed", `shutdown of VM ${vmid} ended with ${t.exitstatus}`);
@@ -39,7 +39,7 @@ export const stopVmStep: Step = {
       );
     }
     await run.ctx.fence(`shut down VM ${vmid}`);
-    const upid = await run.proxmox.shutdown(run.vm.node, vmid, {
+    const upid = await proxmox.shutdown(vm.node, vmid, {
       timeoutSeconds: SHUTDOWN_TIMEOUT_SECONDS,
       forceStop: true,
     });
