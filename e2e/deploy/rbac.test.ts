@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
 import { renderManifestFiles, renderManifests } from "../../scripts/generate-manifests.ts";
 import { peerTenantController } from "../../src/controllers/peer-tenant/controller.ts";
+import { workloadMigrationController } from "../../src/controllers/workload-migration/controller.ts";
 import { installCRDs } from "../../src/crds/install.ts";
 import { ensureControlPlaneBinaries } from "../../src/local/control-plane/binaries.ts";
 import { createLogger, KubeClient, type KubeObject, Manager } from "../../src/runtime/index.ts";
@@ -27,6 +28,7 @@ import {
   resourceOf,
   startAuditedCluster,
 } from "../runtime/audited-cluster.ts";
+import { runMigrationScenario } from "../workload-migration/rbac-scenario.ts";
 
 const run = promisify(execFile);
 const chart = (file: string) =>
@@ -259,6 +261,7 @@ describe("deploy/manifests", () => {
     manager.addController(
       peerTenantController({ operatorNamespace: NAMESPACE, operatorUsernames: [SERVICE_ACCOUNT] }),
     );
+    manager.addController(workloadMigrationController({ operatorNamespace: NAMESPACE }));
     await manager.start();
     await waitFor("leadership", () => manager!.isLeader());
 
@@ -393,6 +396,8 @@ describe("deploy/manifests", () => {
       },
       90_000,
     );
+    // WorkloadMigration: one migration of every built target kind to retirement, one rolled back.
+    await runMigrationScenario(admin, `wm-${RUN}`);
     await manager.stop(); // flushes counted Event repeats into their series
     manager = undefined;
 

@@ -8,6 +8,7 @@ import { appVendingController } from "./app-vending/controller.ts";
 import { peerTenantController } from "./peer-tenant/controller.ts";
 import { platformComponentsController } from "./platform-components/controller.ts";
 import { vendingQuotaController } from "./peer-tenant/vending-quota.ts";
+import { workloadMigrationController } from "./workload-migration/controller.ts";
 
 /**
  * How controllers reach Proxmox and Talos. `dial` is given to every Proxmox and Talos client they make:
@@ -42,6 +43,12 @@ export function registerControllers(
     appVendingController({
       operatorNamespace: config.namespace,
       operatorUsernames: config.operatorUsernames,
+    }),
+  );
+  manager.addController(
+    workloadMigrationController({
+      operatorNamespace: config.namespace,
+      maxConcurrentReconciles: config.maxConcurrentReconciles,
     }),
   );
 }
