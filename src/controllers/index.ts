@@ -6,8 +6,8 @@ import type { Dial } from "../proxmox/transport.ts";
 import type { Manager } from "../runtime/index.ts";
 import { appVendingController } from "./app-vending/controller.ts";
 import { peerTenantController } from "./peer-tenant/controller.ts";
-import { platformComponentsController } from "./platform-components/controller.ts";
 import { vendingQuotaController } from "./peer-tenant/vending-quota.ts";
+import { platformComponentsController } from "./platform-components/controller.ts";
 
 /**
  * How controllers reach Proxmox and Talos. `dial` is given to every Proxmox and Talos client they make:
