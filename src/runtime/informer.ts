@@ -29,8 +29,8 @@ export interface InformerOptions {
   logger?: Logger;
   /**
    * Applied to every object before it is cached. Default: drop metadata.managedFields, which is often
-   * larger than the object, except the entries of this client's own field managers (`<fieldManager>` and
-   * `<fieldManager>/…`): StatusWriter reads them to see a field or condition it stops owning (src/runtime/status.ts).
+   * larger than the object, except the status entries of this client's own field managers (`<fieldManager>`
+   * and `<fieldManager>/…`): StatusWriter reads them to see a field or condition it stops owning (src/runtime/status.ts).
    */
   transform?: (obj: KubeObject) => KubeObject;
   /** Observes every relist (full list after start, 410 Gone or a failed resume); for tests and metrics. */
@@ -307,9 +307,10 @@ function keepOwnManagedFields(obj: KubeObject, fieldManager: string): KubeObject
   const entries = obj.metadata?.["managedFields"];
   if (!Array.isArray(entries)) return obj;
   // An empty list, not none: "we own nothing here" is known, unlike an object whose managedFields were dropped.
-  obj.metadata!["managedFields"] = entries.filter((e: { manager?: string }) => {
+  // Only status entries: StatusWriter needs no more, and main-resource entries of applied children can be large.
+  obj.metadata!["managedFields"] = entries.filter((e: { manager?: string; subresource?: string }) => {
     const m = e?.manager ?? "";
-    return m === fieldManager || m.startsWith(`${fieldManager}/`);
+    return e?.subresource === "status" && (m === fieldManager || m.startsWith(`${fieldManager}/`));
   });
   return obj;
 }
