@@ -28,6 +28,7 @@ import { homelabClusterController } from "../../src/controllers/homelab-cluster/
 import { peerTenantController } from "../../src/controllers/peer-tenant/controller.ts";
 import { vendingQuotaController } from "../../src/controllers/peer-tenant/vending-quota.ts";
 import { platformComponentsController } from "../../src/controllers/platform-components/controller.ts";
+import { workloadMigrationController } from "../../src/controllers/workload-migration/controller.ts";
 import { installCRDs } from "../../src/crds/install.ts";
 import { ensureControlPlaneBinaries } from "../../src/local/control-plane/binaries.ts";
 import { startProviderStandIn } from "../../src/local/provider-stand-in/setup.ts";
@@ -46,6 +47,7 @@ import {
   resourceOf,
   startAuditedCluster,
 } from "../runtime/audited-cluster.ts";
+import { runMigrationScenario } from "../workload-migration/rbac-scenario.ts";
 
 const run = promisify(execFile);
 const chart = (file: string) =>
@@ -365,6 +367,7 @@ describe("deploy/manifests", () => {
       peerTenantController({ operatorNamespace: NAMESPACE, operatorUsernames: [SERVICE_ACCOUNT] }),
     );
     manager.addController(vendingQuotaController());
+    manager.addController(workloadMigrationController({ operatorNamespace: NAMESPACE }));
     await manager.start();
     await waitFor("leadership", () => manager!.isLeader());
 
@@ -499,6 +502,8 @@ describe("deploy/manifests", () => {
       },
       90_000,
     );
+    // WorkloadMigration: one migration of every built target kind to retirement, one rolled back.
+    await runMigrationScenario(admin, `wm-${RUN}`);
     await manager.stop(); // flushes counted Event repeats into their series
     manager = undefined;
 

@@ -112,6 +112,63 @@ describe("status through server-side apply per controller", () => {
     expect(writesTo(await cluster.events(), (e) => e.objectRef?.name === name).length).toBe(before);
   });
 
+  it("removes a condition its owner stops writing, and a restarted owner writes nothing at rest", async () => {
+    const name = `dropped-${RUN}`;
+    let reconciled = 0;
+    // The conditions this controller owns come from an annotation, so the test can take one away.
+    const owner = (m: Manager) =>
+      m.addController({
+        name: "cond-owner",
+        for: TENANT,
+        async reconcile(_req, ctx) {
+          const obj = ctx.object();
+          if (!obj || obj.metadata?.name !== name) return undefined;
+          reconciled++;
+          const types = (obj.metadata?.annotations?.["owned"] ?? "").split(",").filter(Boolean);
+          await ctx.writeStatus(obj, {
+            conditions: types.map((type) => ({ type, status: "True", reason: "Checked", message: type })),
+          });
+          return undefined;
+        },
+      });
+    const first = manager();
+    owner(first);
+    await first.start();
+    await bareTenant(name);
+    const annotate = (owned: string) =>
+      client.patch(TENANT, { name }, { metadata: { annotations: { owned } } }, "merge");
+    await annotate("Kept,Dropped");
+    await waitFor("both conditions", async () =>
+      (await conditionsOf(name)).length === 2 ? true : undefined,
+    );
+    await annotate("Kept"); // the annotation edit is the only change: Kept's value stays the same
+    const left = await waitFor("Dropped removed", async () => {
+      const c = await conditionsOf(name);
+      return c.some((x) => x.type === "Dropped") ? undefined : c;
+    });
+    expect(left.map((c) => c.type)).toEqual(["Kept"]);
+    await first.stop();
+
+    // A restarted owner reconciles the object from its initial list and finds nothing to write: the owned
+    // set comes from the cached managedFields of its own manager, not from memory lost with the process.
+    const statusWrites = async () =>
+      writesTo(
+        await cluster.events(),
+        (e) => e.objectRef?.name === name && e.objectRef.subresource === "status",
+      ).length;
+    const before = await statusWrites();
+    reconciled = 0;
+    const second = manager();
+    owner(second);
+    await second.start();
+    await waitFor("the restarted owner reconciled the object", async () =>
+      reconciled > 0 ? true : undefined,
+    );
+    await new Promise((r) => setTimeout(r, 2_000));
+    expect(await statusWrites()).toBe(before);
+    expect((await conditionsOf(name)).map((c) => c.type)).toEqual(["Kept"]);
+  });
+
   it("a reconcile failing 100 times in a row writes Ready=False once and a handful of Event requests", async () => {
     const name = `failing-${RUN}`;
     await bareTenant(name);

@@ -10,6 +10,7 @@ import { homelabClusterController } from "./homelab-cluster/controller.ts";
 import { peerTenantController } from "./peer-tenant/controller.ts";
 import { vendingQuotaController } from "./peer-tenant/vending-quota.ts";
 import { platformComponentsController } from "./platform-components/controller.ts";
+import { workloadMigrationController } from "./workload-migration/controller.ts";
 
 /**
  * How controllers reach Proxmox and Talos. `dial` is given to every Proxmox and Talos client they make:
@@ -50,6 +51,12 @@ export function registerControllers(
     appVendingController({
       operatorNamespace: config.namespace,
       operatorUsernames: config.operatorUsernames,
+    }),
+  );
+  manager.addController(
+    workloadMigrationController({
+      operatorNamespace: config.namespace,
+      maxConcurrentReconciles: config.maxConcurrentReconciles,
     }),
   );
 }

@@ -15,6 +15,7 @@ import {
   matching,
   quantity,
   resourceList,
+  secretRef,
   setOf,
   text,
   url,
@@ -206,7 +207,7 @@ const Decommission = withRules(
         .boolean()
         .default(true)
         .describe(
-          "Wait for the annotation homelab.shdr.ch/approve-delete=true before deleting the VM (default true).",
+          "Wait for the annotation homelab.shdr.ch/approve-retirement=true before deleting the VM (default true).",
         ),
     })
     .default({ stopVM: true, requireApproval: true })
@@ -221,6 +222,56 @@ const Decommission = withRules(
   ],
 );
 
+const Check = withRules(
+  z
+    .object({
+      name: dnsLabel().describe("Check name, e.g. peanut-ui."),
+      http: z
+        .object({
+          url: url(["http", "https"], "http://peanut.infra.svc:8080/").describe("URL to GET."),
+          status: z.number().int().min(100).max(599).default(200).describe("Expected status (default 200)."),
+          bodyContains: text(1024).optional().describe("Text the body must contain."),
+        })
+        .optional()
+        .describe("An HTTP GET that must answer with this status (and body)."),
+      tcp: z
+        .object({
+          host: text(253).min(1).describe("Host to connect to, e.g. nut-server.infra.svc."),
+          port: z.number().int().min(1).max(65535).describe("Port, e.g. 3493."),
+        })
+        .optional()
+        .describe("A TCP connection that must be accepted."),
+    })
+    .describe("One check run by the operator before cutover."),
+  [
+    {
+      rule: "has(self.http) != has(self.tcp)",
+      message: "a check is either http or tcp",
+      check: (c) => (c.http !== undefined) !== (c.tcp !== undefined),
+    },
+  ],
+);
+
+const ProxmoxConnection = withRules(
+  z
+    .object({
+      endpoint: url(["https"], "https://pve.home.shdr.ch:8006").describe("Base URL of the Proxmox VE API."),
+      credentialsRef: secretRef("Secret with the API token: keys tokenID and secret."),
+      caBundleRef: secretRef("Secret whose key ca.crt holds the PEM CA of the API certificate.").optional(),
+      fingerprint: matching(/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/, 95, "must be a SHA-256 fingerprint")
+        .optional()
+        .describe("Trust exactly this certificate, by SHA-256 fingerprint."),
+    })
+    .describe("Proxmox API connection, when no HomelabCluster provides one."),
+  [
+    {
+      rule: "has(self.caBundleRef) != has(self.fingerprint)",
+      message: "set exactly one of proxmox.caBundleRef or proxmox.fingerprint",
+      check: (p) => (p.caBundleRef !== undefined) !== (p.fingerprint !== undefined),
+    },
+  ],
+);
+
 const WorkloadMigrationSpec = withRules(
   z
     .object({
@@ -230,28 +281,47 @@ const WorkloadMigrationSpec = withRules(
             "Name of the HomelabCluster; immutable.",
           ),
         })
+        .optional()
         .describe(
-          "HomelabCluster whose Proxmox connection reaches the source VM and whose cluster runs the targets.",
+          "HomelabCluster whose workload cluster runs the targets (through its <name>-kubeconfig Secret) and whose Proxmox connection reaches the VM, unless proxmox is set. Unset: the targets run in this (the management) cluster.",
         ),
+      proxmox: ProxmoxConnection.optional(),
       source: z
         .object({
           vmid: immutable(
             z.number().int().min(100).max(999999999),
             "source.vmid cannot change; create a new WorkloadMigration for another VM",
           ).describe("Proxmox VM id of the VM being retired, e.g. 1010; immutable."),
+          name: immutable(
+            matching(
+              /^[a-zA-Z0-9]([-a-zA-Z0-9.]*[a-zA-Z0-9])?$/,
+              63,
+              "must be a Proxmox VM name such as ups-stack",
+            ),
+            "source.name cannot change; create a new WorkloadMigration for another VM",
+          ).describe(
+            "Name of the VM in Proxmox, e.g. ups-stack; immutable. The operator touches the VM only while its live id and name both match.",
+          ),
           proxmoxNode: matching(
             /^[a-zA-Z][-a-zA-Z0-9_.]*[a-zA-Z0-9]$/,
             64,
             "must be a Proxmox node id such as niobe",
-          ).describe("Proxmox node the VM runs on, e.g. niobe."),
+          )
+            .optional()
+            .describe(
+              "Proxmox node the VM ran on when the migration was written, for people only: the operator looks the node up live (HA may move the VM).",
+            ),
           serviceURL: url(["http", "https"], "http://10.0.2.20:8080")
             .optional()
             .describe("Where the VM serves today, used to compare answers before cutover."),
         })
-        .describe("The VM being retired."),
+        .optional()
+        .describe(
+          "The VM being retired; unset for a new workload that replaces no VM (e.g. the Nuclei CronJob).",
+        ),
       targets: mapListOf(Target, "name", 16)
-        .min(1)
-        .describe("Workloads that replace the VM's services, keyed by name."),
+        .default([])
+        .describe("Workloads that replace the VM's services, keyed by name; none for a plain decommission."),
       dataSync: DataSync,
       verify: z
         .object({
@@ -265,9 +335,14 @@ const WorkloadMigrationSpec = withRules(
           interval: duration("10s").default("10s").describe("Time between health checks (default 10s)."),
           timeout: duration("10m")
             .default("10m")
-            .describe("Give up and roll back after this long (default 10m)."),
+            .describe(
+              "Give up after this long (default 10m): the migration stops there and the VM keeps running.",
+            ),
+          checks: mapListOf(Check, "name", 16)
+            .default([])
+            .describe("Checks that must all pass, besides every target being Ready, keyed by name."),
         })
-        .default({ successThreshold: 3, interval: "10s", timeout: "10m" })
+        .default({ successThreshold: 3, interval: "10s", timeout: "10m", checks: [] })
         .describe("How the targets are verified before cutover."),
       cutover: z
         .object({
@@ -284,9 +359,29 @@ const WorkloadMigrationSpec = withRules(
       dependsOn: setOf(dnsLabel().describe("Name of a WorkloadMigration in this namespace."), 16)
         .default([])
         .describe("WorkloadMigrations in this namespace that must be cut over first."),
+      rollback: z
+        .boolean()
+        .default(false)
+        .describe(
+          "Set true to roll back (any step before the VM is deleted): start the VM again, remove the routes, scale the targets to zero.",
+        ),
     })
     .describe("Desired migration of one VM's services into the cluster."),
   [
+    {
+      rule: "!has(self.source) || has(self.clusterRef) || has(self.proxmox)",
+      message: "set clusterRef or proxmox, so the operator can reach the VM's Proxmox",
+      check: (s) => s.source === undefined || s.clusterRef !== undefined || s.proxmox !== undefined,
+    },
+    {
+      rule: "has(self.source) || (size(self.targets) > 0 && !has(self.decommission.backup) && !has(self.decommission.deleteAfter))",
+      message: "without source there is no VM to back up or delete, and at least one target is needed",
+      check: (s) =>
+        s.source !== undefined ||
+        (s.targets.length > 0 &&
+          s.decommission.backup === undefined &&
+          s.decommission.deleteAfter === undefined),
+    },
     {
       rule: "self.dataSync.paths.all(p, self.targets.exists(t, t.name == p.target && has(t.template) && t.template.volumes.exists(v, v.name == p.volume)))",
       message: "every dataSync.paths entry must name a target and one of that target's template.volumes",
@@ -342,6 +437,26 @@ const WorkloadMigrationStatus = z
       .optional()
       .describe("Earliest time the VM may be deleted."),
     backupVolumeID: text(512).optional().describe("Proxmox volume id of the VM backup."),
+    proxmoxNode: text(64).optional().describe("Proxmox node the VM was last seen on (looked up live)."),
+    verifyStartedTime: z.iso
+      .datetime({ offset: true })
+      .optional()
+      .describe("When verification started; its timeout counts from here."),
+    verifyPasses: z.number().int().min(0).optional().describe("Consecutive passing check rounds."),
+    verifiedTime: z.iso.datetime({ offset: true }).optional().describe("When every check first passed."),
+    stoppedTime: z.iso.datetime({ offset: true }).optional().describe("When the VM was seen stopped."),
+    stopTask: text(512).optional().describe("UPID of the shutdown task while it runs."),
+    deleteTask: text(512).optional().describe("UPID of the VM delete task while it runs."),
+    startTask: text(512).optional().describe("UPID of the rollback's start task while it runs."),
+    backupTask: text(512)
+      .optional()
+      .describe("UPID of the vzdump task, so a restart waits on it, never repeats it."),
+    approvedBy: text(512)
+      .optional()
+      .describe("Field manager that set the approve-retirement annotation (from managedFields)."),
+    retiredTime: z.iso.datetime({ offset: true }).optional().describe("When the VM was deleted."),
+    diskFreedGiB: z.number().min(0).optional().describe("Disk the deleted VM occupied, in GiB."),
+    rollbackMessage: text(2048).optional().describe("What rollback did and left, said plainly."),
     ramFreedMiB: z
       .number()
       .int()
@@ -381,7 +496,8 @@ export const WorkloadMigration = defineKind({
       name: "Node",
       type: "string",
       jsonPath: ".spec.source.proxmoxNode",
-      description: "Source Proxmox node.",
+      description:
+        "Node the VM ran on when the migration was written; the operator's live view is status.proxmoxNode.",
     },
     {
       name: "RAM Freed",

@@ -1,8 +1,8 @@
 // Local mode's Proxmox credentials, stored as a user stores real ones (named as in
 // examples/secrets-homelab-system.yaml, so the example HomelabCluster finds them). `kubectl apply -f
 // examples/` also applies that file's placeholders over them; the simulator's credentials are the only
-// ones that work here, so local mode puts them back whenever the Secrets differ from them.
-import type { KubeClient, KubeObject, Logger } from "../runtime/index.ts";
+// ones that work here, so local mode puts them back whenever the Secrets differ from them (seen by a watch).
+import { Informer, type KubeClient, type KubeObject, keyOf, type Logger } from "../runtime/index.ts";
 import type { LocalSimulators } from "./simulators.ts";
 
 const LABELS = {
@@ -26,18 +26,27 @@ function desiredSecrets(namespace: string, sims: LocalSimulators) {
 
 const b64 = (s: string) => Buffer.from(s).toString("base64");
 
-/** Applies what differs; returns the names it had to write. */
+/** How the current objects are read: live GETs, or an informer's cache. */
+type Read = (kind: "Secret" | "ConfigMap", name: string) => Promise<KubeObject | undefined>;
+
+const CONFIG_MAP = "local-simulators";
+/** How long the first list of the namespace's Secrets and ConfigMaps may take before the start fails. */
+const SYNC_TIMEOUT_MS = 60_000;
+
+function liveRead(client: KubeClient, namespace: string): Read {
+  return (kind, name) => client.getOrUndefined<KubeObject>({ apiVersion: "v1", kind }, { namespace, name });
+}
+
+/** Applies what differs; returns the names it had to write (nothing when all is as it should be). */
 export async function assertLocalCredentials(
   client: KubeClient,
   namespace: string,
   sims: LocalSimulators,
+  read: Read = liveRead(client, namespace),
 ): Promise<string[]> {
   const written: string[] = [];
   for (const s of desiredSecrets(namespace, sims)) {
-    const current = await client.getOrUndefined<Secret>(
-      { apiVersion: "v1", kind: "Secret" },
-      { namespace, name: s.name },
-    );
+    const current = (await read("Secret", s.name)) as Secret | undefined;
     // Only our keys are compared (and applied): keys someone else added are theirs to keep.
     const same = Object.entries(s.data).every(([k, v]) => current?.data?.[k] === b64(v));
     if (same) continue;
@@ -50,61 +59,102 @@ export async function assertLocalCredentials(
     });
     written.push(s.name);
   }
-  await client.apply({
-    apiVersion: "v1",
-    kind: "ConfigMap",
-    metadata: { name: "local-simulators", namespace, labels: LABELS },
-    data: {
-      "proxmox.url": sims.proxmox.url,
-      "proxmox.fingerprint": sims.proxmox.fingerprint,
-      "talos.endpoints": JSON.stringify(sims.talosEndpoints),
-    },
-  });
+  const data = {
+    "proxmox.url": sims.proxmox.url,
+    "proxmox.fingerprint": sims.proxmox.fingerprint,
+    "talos.endpoints": JSON.stringify(sims.talosEndpoints),
+  };
+  const current = (await read("ConfigMap", CONFIG_MAP)) as { data?: Record<string, string> } | undefined;
+  if (!Object.entries(data).every(([k, v]) => current?.data?.[k] === v)) {
+    await client.apply({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: CONFIG_MAP, namespace, labels: LABELS },
+      data,
+    });
+    written.push(CONFIG_MAP);
+  }
   return written;
 }
 
-/** Asserts the credentials now and every `intervalMs`. */
+/**
+ * Asserts the credentials once the namespace's Secrets and ConfigMaps are listed, then whenever a watch
+ * shows one of ours change or go: no request at rest beyond the two open watches. Compared with the
+ * informers' caches, so our own write, once its watch event arrives, finds nothing left to do.
+ */
 export function watchLocalCredentials(
   client: KubeClient,
   namespace: string,
   sims: LocalSimulators,
   logger: Logger,
-  intervalMs = 1_000,
 ): { ready: Promise<void>; stop(): Promise<void> } {
+  const secrets = new Informer(client, { apiVersion: "v1", kind: "Secret" }, { namespace, logger });
+  const configMaps = new Informer(client, { apiVersion: "v1", kind: "ConfigMap" }, { namespace, logger });
+  const read: Read = async (kind, name) =>
+    (kind === "Secret" ? secrets : configMaps).get(keyOf({ namespace, name }));
+  const ours = new Set([...desiredSecrets(namespace, sims).map((s) => s.name), CONFIG_MAP]);
   let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
-  let first = true;
-  let running: Promise<void>;
-  const tick = (): Promise<void> =>
-    assertLocalCredentials(client, namespace, sims).then(
-      (written) => {
-        if (!first && written.length > 0)
-          logger.info(
-            { secrets: written, namespace },
-            "Put the local simulators' credentials back (something replaced them, e.g. the example Secrets)",
-          );
-        first = false;
-      },
-      (err: unknown) => {
-        if (first) throw err;
+  let synced = false;
+  // One assert at a time; a change seen while one runs asks for one more after it.
+  let running: Promise<void> | undefined;
+  let again = false;
+  const assertNow = (): Promise<void> =>
+    assertLocalCredentials(client, namespace, sims, read).then((written) => {
+      if (written.length > 0)
+        logger.info(
+          { written, namespace },
+          "Put the local simulators' credentials back (something replaced them, e.g. the example Secrets)",
+        );
+    });
+  const kick = () => {
+    if (stopped) return;
+    if (!synced) {
+      again = true; // seen during the first assert: one more after it
+      return;
+    }
+    if (running) {
+      again = true;
+      return;
+    }
+    running = assertNow()
+      .catch((err: unknown) => {
         if (!stopped) logger.warn({ err }, "Could not check the local credentials");
-      },
-    );
-  const loop = () => {
-    timer = setTimeout(() => {
-      running = tick().finally(() => {
-        if (!stopped) loop();
+      })
+      .finally(() => {
+        running = undefined;
+        if (again) {
+          again = false;
+          kick();
+        }
       });
-    }, intervalMs);
   };
-  const ready = tick().then(loop);
-  running = ready;
+  const onChange = (obj: KubeObject) => {
+    if (ours.has(obj.metadata?.name ?? "")) kick();
+  };
+  for (const informer of [secrets, configMaps]) {
+    informer.addHandler({ onAdd: onChange, onUpdate: (_old, obj) => onChange(obj), onDelete: onChange });
+    informer.start();
+  }
+  const abort = new AbortController();
+  const ready = (async () => {
+    const signal = AbortSignal.any([abort.signal, AbortSignal.timeout(SYNC_TIMEOUT_MS)]);
+    await Promise.all([secrets.waitForSync(signal), configMaps.waitForSync(signal)]);
+    again = false; // the initial list's adds are what the first assert reads anyway
+    await assertNow(); // the first one's failure fails the start
+    synced = true;
+    if (again) {
+      again = false;
+      kick();
+    }
+  })();
   return {
     ready,
     async stop() {
       stopped = true;
-      clearTimeout(timer);
-      await running.catch(() => {});
+      abort.abort(new Error("stopped"));
+      await ready.catch(() => {});
+      await Promise.all([secrets.stop(), configMaps.stop()]);
+      await running;
     },
   };
 }

@@ -119,6 +119,27 @@ describe("KubeClient.withSignal", () => {
   });
 });
 
+describe("replace", () => {
+  it("never sends managedFields (a PUT carrying them would overwrite the server's)", async () => {
+    seen = [];
+    const cached = {
+      ...CM,
+      metadata: {
+        name: "a",
+        namespace: "ns",
+        resourceVersion: "5",
+        managedFields: [{ manager: "homelab-operator/x", operation: "Apply" }],
+      },
+      data: { k: "v" },
+    };
+    await client.replace(cached);
+    const put = seen.find((r) => r.method === "PUT")!;
+    const body = JSON.parse(put.body) as { metadata: Record<string, unknown>; data: unknown };
+    expect(body.metadata).toEqual({ name: "a", namespace: "ns", resourceVersion: "5" });
+    expect(body.data).toEqual({ k: "v" });
+  });
+});
+
 describe("delete preconditions", () => {
   it("sends uid and resourceVersion as DeleteOptions.preconditions", async () => {
     await client.delete(

@@ -338,8 +338,11 @@ export class KubeClient {
   /** PUT: fails with 409 Conflict when metadata.resourceVersion is stale (optimistic concurrency). */
   async replace<T extends KubeObject>(obj: T, subresource?: string, opts: CallOptions = {}): Promise<T> {
     const path = await this.pathFor(gvkOf(obj), objectKeyOf(obj), subresource);
+    // A PUT that carries managedFields replaces the server's with them; cached objects keep only our own
+    // managers' entries (informer transform), so sending them would drop every other manager's ownership.
+    const { managedFields: _dropped, ...metadata } = obj.metadata ?? {};
     return this.request<T>("PUT", path, {
-      body: obj,
+      body: { ...obj, metadata },
       query: { fieldManager: this.fieldManager },
       ...signalOnly(opts),
     });

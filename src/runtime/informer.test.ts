@@ -114,6 +114,33 @@ function start(
   return { informer, relists };
 }
 
+describe("Informer default transform", () => {
+  it("keeps only the status managedFields entries of its client's own field managers", async () => {
+    api = await fakeApi();
+    const entry = (manager: string, subresource?: string) => ({
+      manager,
+      operation: "Apply",
+      ...(subresource ? { subresource } : {}),
+      fieldsV1: { "f:status": {} },
+    });
+    const managedFields = [
+      entry("homelab-operator/peertenant", "status"),
+      entry("homelab-operator", "status"),
+      entry("homelab-operator"), // main resource: not needed by StatusWriter
+      entry("homelab-operator-other/x", "status"), // a prefix match that is not ours
+      entry("kubectl", "status"),
+    ];
+    api.pages.push({
+      items: [{ ...cm("a", "5"), metadata: { ...cm("a", "5").metadata, managedFields } }],
+      rv: "10",
+    });
+    const { informer: i } = start(api);
+    await i.waitForSync();
+    const kept = (i.get("ns/a")!.metadata!["managedFields"] as { manager: string }[]).map((e) => e.manager);
+    expect(kept).toEqual(["homelab-operator/peertenant", "homelab-operator"]);
+  });
+});
+
 describe("Informer protocol handling", () => {
   it("follows list pages (continue tokens) and watches from the resourceVersion of the list", async () => {
     api = await fakeApi();

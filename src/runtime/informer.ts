@@ -29,7 +29,8 @@ export interface InformerOptions {
   logger?: Logger;
   /**
    * Applied to every object before it is cached. Default: drop metadata.managedFields, which is often
-   * larger than the object and never needed by a reconcile (controller-runtime users add the same transform).
+   * larger than the object, except the status entries of this client's own field managers (`<fieldManager>`
+   * and `<fieldManager>/…`): StatusWriter reads them to see a field or condition it stops owning (src/runtime/status.ts).
    */
   transform?: (obj: KubeObject) => KubeObject;
   /** Observes every relist (full list after start, 410 Gone or a failed resume); for tests and metrics. */
@@ -249,7 +250,9 @@ export class Informer<T extends KubeObject = KubeObject> {
   }
 
   private upsert(incoming: T): void {
-    const obj = (this.opts.transform ?? dropManagedFields)(incoming) as T;
+    const obj = (
+      this.opts.transform ?? ((o: KubeObject) => keepOwnManagedFields(o, this.client.fieldManager))
+    )(incoming) as T;
     const key = keyOf(objectKeyOf(obj));
     const old = this.store.get(key);
     if (old && old.metadata?.resourceVersion === obj.metadata?.resourceVersion) return;
@@ -300,8 +303,15 @@ export class Informer<T extends KubeObject = KubeObject> {
   }
 }
 
-function dropManagedFields(obj: KubeObject): KubeObject {
-  if (obj.metadata?.managedFields !== undefined) delete obj.metadata.managedFields;
+function keepOwnManagedFields(obj: KubeObject, fieldManager: string): KubeObject {
+  const entries = obj.metadata?.["managedFields"];
+  if (!Array.isArray(entries)) return obj;
+  // An empty list, not none: "we own nothing here" is known, unlike an object whose managedFields were dropped.
+  // Only status entries: StatusWriter needs no more, and main-resource entries of applied children can be large.
+  obj.metadata!["managedFields"] = entries.filter((e: { manager?: string; subresource?: string }) => {
+    const m = e?.manager ?? "";
+    return e?.subresource === "status" && (m === fieldManager || m.startsWith(`${fieldManager}/`));
+  });
   return obj;
 }
 

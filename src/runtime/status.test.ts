@@ -141,6 +141,58 @@ describe("StatusWriter", () => {
     expect(applies[0]!.fieldManager).toBe("homelab-operator/peertenant/failure");
   });
 
+  it("writes when it stops owning a condition or field, even if nothing else changes; idle after a restart", async () => {
+    const ready: Condition = { ...failing, lastTransitionTime: "2026-12-01T10:00:00Z" };
+    const degraded: Condition = { ...ready, type: "Degraded" };
+    const foreign: Condition = { ...ready, type: "Foreign" };
+    // fieldsV1 as the API server records a status apply: conditions keyed by type, fields by name.
+    const managedFields = [
+      {
+        manager: "m",
+        operation: "Apply",
+        subresource: "status",
+        fieldsV1: {
+          "f:status": {
+            "f:conditions": { 'k:{"type":"Ready"}': {}, 'k:{"type":"Degraded"}': {} },
+            "f:namespaces": {},
+          },
+        },
+      },
+      {
+        manager: "other",
+        operation: "Apply",
+        subresource: "status",
+        fieldsV1: { "f:status": { "f:conditions": { 'k:{"type":"Foreign"}': {} } } },
+      },
+    ];
+    const shown = (): KubeObject => ({
+      ...tenant("5", { conditions: [ready, degraded, foreign], namespaces: ["a"] }),
+      metadata: { ...tenant("5").metadata, managedFields: structuredClone(managedFields) },
+    });
+    const server = { status: {}, rv: 5 };
+    const { client, applies } = recordingClient(server);
+
+    // A fresh writer (a restart) that passes exactly what managedFields say it owns: nothing to write.
+    const idle = new StatusWriter(client, { fieldManager: "m" });
+    expect(await idle.write(shown(), { fields: { namespaces: ["a"] }, conditions: [ready, degraded] })).toBe(
+      false,
+    );
+    expect(applies).toHaveLength(0);
+
+    // Degraded is no longer ours to say: the apply that removes it must be sent, Foreign is not ours.
+    const w = new StatusWriter(client, { fieldManager: "m" });
+    expect(await w.write(shown(), { fields: { namespaces: ["a"] }, conditions: [ready] })).toBe(true);
+    expect(applies[0]!.body.status).toEqual({ namespaces: ["a"], conditions: [ready] });
+    // The cache still shows the old managedFields: our own write is remembered, no second apply.
+    expect(await w.write(shown(), { fields: { namespaces: ["a"] }, conditions: [ready] })).toBe(false);
+
+    // A field dropped likewise.
+    const w2 = new StatusWriter(client, { fieldManager: "m" });
+    expect(await w2.write(shown(), { conditions: [ready, degraded] })).toBe(true);
+    expect(applies[1]!.body.status).toEqual({ conditions: [ready, degraded] });
+    expect(applies).toHaveLength(2);
+  });
+
   it("refuses conditions passed as a plain field", async () => {
     const { client } = recordingClient({ status: {}, rv: 1 });
     const w = new StatusWriter(client, { fieldManager: "m" });

@@ -25,6 +25,13 @@ interface Written {
   /** The resourceVersion the cache showed when we wrote; while it still shows it, our write is not in it. */
   resourceVersionBefore: string | undefined;
   status: Record<string, unknown>;
+  owned: OwnedKeys | undefined;
+}
+
+/** Which top-level status fields and condition types one field manager owns, per managedFields. */
+export interface OwnedKeys {
+  fields: Set<string>;
+  conditions: Set<string>;
 }
 
 /** Past this many remembered writes the oldest are dropped; forgetting only costs one redundant no-op write. */
@@ -37,7 +44,10 @@ const MAX_REMEMBERED = 10_000;
  * contrast, replaces the whole list.
  *
  * It writes only when what this manager owns would change: a reconcile that fails the same way a hundred
- * times writes its Ready=False once. Compared with the cached object, or with the response of our own last
+ * times writes its Ready=False once. "Owns" includes what it stops owning: a field or condition the
+ * object's managedFields list under this manager and `owned` leaves out is a change, so the apply that
+ * removes it is sent. The informer's default transform keeps our own managers' managedFields entries for
+ * this (src/runtime/informer.ts), so the owned set survives a restart and an idle object gets no write. Compared with the cached object, or with the response of our own last
  * write while the cache has not caught up with it yet (otherwise a fast retry would see its own write
  * missing, write again and move lastTransitionTime).
  */
@@ -65,9 +75,9 @@ export class StatusWriter {
   ): Promise<boolean> {
     const manager = opts.part ? `${this.fieldManager}/${opts.part}` : this.fieldManager;
     const memoKey = `${manager}|${keyOf(objectKeyOf(obj))}`;
-    const base = this.baseStatus(memoKey, obj);
+    const { status: base, owned: ownedNow } = this.base(memoKey, obj, manager);
     const desired = desiredStatus(base, owned, this.now());
-    if (!differs(base, desired)) return false;
+    if (!differs(base, desired) && !dropsOwned(ownedNow, desired)) return false;
     const response = await client.applyStatus<KubeObject>(
       {
         apiVersion: obj.apiVersion,
@@ -84,16 +94,25 @@ export class StatusWriter {
       uid: obj.metadata?.uid,
       resourceVersionBefore: obj.metadata?.resourceVersion,
       status: (response.status ?? {}) as Record<string, unknown>,
+      // After an apply the manager owns exactly what it sent; the response's managedFields say so too.
+      owned: ownedStatusKeys(response, manager) ?? keysOf(desired),
     });
     return true;
   }
 
-  private baseStatus(memoKey: string, obj: KubeObject): Record<string, unknown> {
-    const cached = (obj.status ?? {}) as Record<string, unknown>;
+  private base(
+    memoKey: string,
+    obj: KubeObject,
+    manager: string,
+  ): { status: Record<string, unknown>; owned: OwnedKeys | undefined } {
+    const cached = {
+      status: (obj.status ?? {}) as Record<string, unknown>,
+      owned: ownedStatusKeys(obj, manager),
+    };
     const last = this.written.get(memoKey);
     if (!last) return cached;
     if (last.uid === obj.metadata?.uid && last.resourceVersionBefore === obj.metadata?.resourceVersion) {
-      return last.status;
+      return { status: last.status, owned: last.owned };
     }
     this.written.delete(memoKey); // the cache has moved on: it is the truth again
     return cached;
@@ -141,6 +160,57 @@ function differs(base: Record<string, unknown>, desired: Record<string, unknown>
     }
   }
   return false;
+}
+
+/** Whether `desired` leaves out a field or condition type `manager` owns now: the apply would remove it. */
+function dropsOwned(owned: OwnedKeys | undefined, desired: Record<string, unknown>): boolean {
+  if (!owned) return false; // managedFields not shown (a transform dropped them): values are all we can compare
+  const sent = keysOf(desired);
+  for (const f of owned.fields) if (!sent.fields.has(f)) return true;
+  for (const t of owned.conditions) if (!sent.conditions.has(t)) return true;
+  return false;
+}
+
+function keysOf(status: Record<string, unknown>): OwnedKeys {
+  return {
+    fields: new Set(Object.keys(status).filter((f) => f !== "conditions")),
+    conditions: new Set(((status["conditions"] ?? []) as Condition[]).map((c) => c.type)),
+  };
+}
+
+interface ManagedFieldsEntry {
+  manager?: string;
+  operation?: string;
+  subresource?: string;
+  fieldsV1?: Record<string, unknown>;
+}
+
+/**
+ * What `manager` owns of `.status` per `obj`'s managedFields (fieldsV1: `f:<field>` keys, conditions as
+ * `k:{"type":…}` keys of `f:conditions`); undefined when the object carries no managedFields at all.
+ */
+export function ownedStatusKeys(obj: KubeObject, manager: string): OwnedKeys | undefined {
+  const entries = obj.metadata?.["managedFields"] as ManagedFieldsEntry[] | undefined;
+  if (!Array.isArray(entries)) return undefined;
+  const owned: OwnedKeys = { fields: new Set(), conditions: new Set() };
+  for (const e of entries) {
+    if (e.manager !== manager || e.subresource !== "status") continue;
+    const status = (e.fieldsV1?.["f:status"] ?? {}) as Record<string, unknown>;
+    for (const [key, value] of Object.entries(status)) {
+      if (!key.startsWith("f:")) continue;
+      const field = key.slice(2);
+      if (field !== "conditions") {
+        owned.fields.add(field);
+        continue;
+      }
+      for (const item of Object.keys((value ?? {}) as Record<string, unknown>)) {
+        if (!item.startsWith("k:")) continue;
+        const type = (JSON.parse(item.slice(2)) as { type?: unknown }).type;
+        if (typeof type === "string") owned.conditions.add(type);
+      }
+    }
+  }
+  return owned;
 }
 
 /** JSON with object keys sorted, so two equal values compare equal whatever their key order. */

@@ -16,7 +16,7 @@ import { writeKubeconfig } from "./kubeconfig.ts";
 import { type ManagedProcess, startProcess, waitUntilReady } from "./managed-process.ts";
 import { type ControlPlanePki, controlPlanePki } from "./pki.ts";
 import { freePort, portFree } from "./ports.ts";
-import { killStaleProcesses, pidFileName } from "./stale.ts";
+import { killStaleProcesses, ownerLine, pidFileName } from "./stale.ts";
 
 /**
  * The controllers a test needs to see a real cluster's behaviour: namespace finalization, ownerReference
@@ -158,7 +158,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     dir = await mkdtemp(join(tmpdir(), `homelab-cp-${name}-`));
   }
   const pidFile = join(dir, pidFileName(process.pid));
-  await writeFile(pidFile, "");
+  await writeFile(pidFile, ownerLine());
   const reaper = spawn(
     process.execPath,
     [

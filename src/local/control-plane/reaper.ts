@@ -5,7 +5,7 @@
 // Usage: node reaper.ts <parentPid> <controlPlaneDir> <keep|remove>
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { isAlive, parsePids, pidFileName } from "./stale.ts";
+import { ownerAlive, parsePids, pidFileName, recordedStartTime } from "./stale.ts";
 
 const [parentArg, dir, disposition] = process.argv.slice(2);
 const parentPid = Number(parentArg);
@@ -14,6 +14,15 @@ if (!Number.isInteger(parentPid) || !dir || (disposition !== "keep" && dispositi
   process.exit(2);
 }
 const pidFile = join(dir, pidFileName(parentPid));
+
+/** The pid file's text; empty once removed (a normal teardown may remove it between two checks). */
+function readOrEmpty(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return "";
+  }
+}
 
 function reap(): void {
   const pids = existsSync(pidFile) ? parsePids(readFileSync(pidFile, "utf8")) : [];
@@ -33,7 +42,8 @@ const timer = setInterval(() => {
     clearInterval(timer);
     return; // torn down normally (or a later owner of the kept folder already stopped the processes)
   }
-  if (!isAlive(parentPid)) {
+  // The start time tells the parent from a process that took its pid after it died.
+  if (!ownerAlive(parentPid, recordedStartTime(readOrEmpty(pidFile)))) {
     clearInterval(timer);
     reap();
   }

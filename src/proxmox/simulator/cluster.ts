@@ -59,7 +59,7 @@ export interface Volume {
 
 /** What the simulator writes down for tests that count what happened (h-cluster's crash test). */
 export interface SimRecord {
-  kind: "vm-create" | "vm-delete" | "download" | "power";
+  kind: "vm-create" | "vm-delete" | "download" | "power" | "backup";
   node: string;
   /** The task the request started; its outcome is looked up when records are read. */
   upid: string;
@@ -789,7 +789,9 @@ export class SimCluster {
     const vms = vmids.map((id) => this.vm(node, id));
     for (const vm of vms) this.checkLock(vm);
     for (const vm of vms) vm.lock = "backup";
-    return this.tasks.start(node, "vzdump", vmids.length === 1 ? String(vmids[0]) : "", user, {
+    // Recorded (one record per vzdump task, the first VM's id) so a test can order backups against
+    // power requests and deletes.
+    const upid = this.tasks.start(node, "vzdump", vmids.length === 1 ? String(vmids[0]) : "", user, {
       finish: (log) => {
         for (const vm of vms) {
           const stamp = new Date().toISOString().replace(/[-:]/g, "_").replace("T", "-").slice(0, 19);
@@ -813,6 +815,7 @@ export class SimCluster {
         for (const vm of vms) if (vm.lock === "backup") delete vm.lock;
       },
     });
+    return this.record("backup", node, { vmid: vmids[0]! }, upid);
   }
 
   // ---------- HA ----------

@@ -1,0 +1,231 @@
+// What the WorkloadMigration e2e tests share: a Proxmox simulator with the seed's nodes and PBS, the
+// controller running in-process on the real control plane, the Gateway API HTTPRoute CRD (the real
+// one, v1.6.1), a local HTTP endpoint for the user's checks, and a stand-in kubelet.
+import { readFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import { join } from "node:path";
+import type { KubeConfig } from "@kubernetes/client-node";
+import { parse } from "yaml";
+import { workloadMigrationController } from "../../src/controllers/workload-migration/controller.ts";
+import { MIGRATION_LABEL } from "../../src/controllers/workload-migration/names.ts";
+import { installCRDs } from "../../src/crds/install.ts";
+import { ProxmoxClient } from "../../src/proxmox/index.ts";
+import { type ProxmoxSimulator, startProxmoxSimulator } from "../../src/proxmox/simulator/index.ts";
+import { createLogger, KubeClient, type KubeObject, Manager } from "../../src/runtime/index.ts";
+import { waitFor } from "../harness/wait.ts";
+
+// Not the examples' namespace (infra): e2e/crds creates those objects on the same cluster.
+export const NAMESPACE = "wm-e2e";
+export const OPERATOR_NAMESPACE = "homelab-system";
+const GiB = 2 ** 30;
+
+export interface MigrationEnv {
+  admin: KubeClient;
+  sim: ProxmoxSimulator;
+  proxmox: ProxmoxClient;
+  manager: Manager;
+  checksUrl: string;
+  stop(): Promise<void>;
+}
+
+export async function installHttpRouteCrd(admin: KubeClient): Promise<void> {
+  const crd = parse(
+    readFileSync(join(import.meta.dirname, "fixtures", "gateway.networking.k8s.io_httproutes.yaml"), "utf8"),
+  ) as KubeObject;
+  await admin.apply(crd);
+  await waitFor("the HTTPRoute CRD to be established", async () => {
+    const live = await admin.get<KubeObject>(
+      { apiVersion: "apiextensions.k8s.io/v1", kind: "CustomResourceDefinition" },
+      { name: crd.metadata!.name! },
+    );
+    const conds = (live.status as { conditions?: { type: string; status: string }[] })?.conditions ?? [];
+    return conds.some((c) => c.type === "Established" && c.status === "True");
+  });
+}
+
+/** Answers /ok with 200 "PeaNUT dashboard" and everything else with 500: a healthy and a broken target. */
+export function startChecksServer(): Promise<{ server: Server; url: string }> {
+  const server = createServer((req, res) => {
+    if (req.url === "/ok") res.writeHead(200).end("PeaNUT dashboard");
+    else res.writeHead(500).end("upstream unavailable");
+  });
+  return new Promise((resolve) =>
+    server.listen(0, "127.0.0.1", () => {
+      const addr = server.address() as { port: number };
+      resolve({ server, url: `http://127.0.0.1:${addr.port}` });
+    }),
+  );
+}
+
+/**
+ * The shared e2e control plane runs neither the deployment and replicaset controllers nor a kubelet
+ * (e2e/harness/control-plane.ts DEFAULT_CONTROLLERS), so no Deployment would ever report ready pods.
+ * This loop plays their part and only that: it reports each migration Deployment as those controllers
+ * would once all its pods are Ready (observedGeneration and replica counts), after it was created or
+ * scaled. What the operator decides from that status is the code under test.
+ */
+export function startDeploymentStandIn(admin: KubeClient, namespace = NAMESPACE): () => void {
+  let stopped = false;
+  const loop = async () => {
+    while (!stopped) {
+      for (const kind of ["Deployment", "StatefulSet"]) {
+        try {
+          const gvk = { apiVersion: "apps/v1", kind };
+          const list = await admin.list<KubeObject>(gvk, { namespace, labelSelector: MIGRATION_LABEL });
+          for (const d of list.items) {
+            const replicas = (d.spec as { replicas?: number }).replicas ?? 1;
+            const s = (d.status ?? {}) as { observedGeneration?: number; readyReplicas?: number };
+            if (s.observedGeneration === d.metadata?.generation && (s.readyReplicas ?? 0) === replicas)
+              continue;
+            await admin.patchStatus(
+              gvk,
+              { namespace, name: d.metadata!.name! },
+              {
+                observedGeneration: d.metadata?.generation,
+                replicas,
+                updatedReplicas: replicas,
+                readyReplicas: replicas,
+                availableReplicas: replicas,
+              },
+            );
+          }
+        } catch {
+          // An object changed between list and patch: the next round sees the new state.
+        }
+      }
+      await new Promise((r) => setTimeout(r, 300));
+    }
+  };
+  void loop();
+  return () => {
+    stopped = true;
+  };
+}
+
+export async function startMigrationEnv(kc: KubeConfig): Promise<MigrationEnv> {
+  await installCRDs(kc);
+  const admin = new KubeClient(kc);
+  await installHttpRouteCrd(admin);
+  for (const name of [NAMESPACE, OPERATOR_NAMESPACE])
+    await admin.apply({ apiVersion: "v1", kind: "Namespace", metadata: { name } });
+  const sim = await startProxmoxSimulator({
+    nodes: ["trinity", "neo", "niobe"],
+    storages: [
+      { storage: "local", type: "dir", content: ["iso", "backup"], shared: false, total: 100 * GiB },
+      { storage: "ceph-vm-disks", type: "rbd", content: ["images"], shared: true, total: 4096 * GiB },
+      { storage: "pbs", type: "pbs", content: ["backup"], shared: true, total: 8192 * GiB },
+    ],
+    taskDurationMs: 100,
+  });
+  const proxmox = new ProxmoxClient({
+    url: sim.url,
+    tokenId: sim.tokenId,
+    tokenSecret: sim.tokenSecret,
+    tls: { caPem: sim.caPem },
+  });
+  await admin.apply({
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name: "proxmox-token", namespace: NAMESPACE },
+    type: "Opaque",
+    stringData: { tokenID: sim.tokenId, secret: sim.tokenSecret },
+  });
+  await admin.apply({
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name: "proxmox-ca", namespace: NAMESPACE },
+    type: "Opaque",
+    stringData: { "ca.crt": sim.caPem },
+  });
+  const checks = await startChecksServer();
+  const stopKubelet = startDeploymentStandIn(admin);
+  const manager = new Manager({
+    kubeConfig: kc,
+    logger: createLogger({ level: process.env.LOG_LEVEL ?? "warn" }),
+    watchBackoff: { initialMs: 100, maxMs: 2_000 },
+  });
+  manager.addController(workloadMigrationController({ operatorNamespace: OPERATOR_NAMESPACE }));
+  await manager.start();
+  return {
+    admin,
+    sim,
+    proxmox,
+    manager,
+    checksUrl: checks.url,
+    async stop() {
+      await manager.stop();
+      stopKubelet();
+      checks.server.close();
+      await proxmox.close();
+      await sim.stop();
+    },
+  };
+}
+
+export interface SourceVm {
+  vmid: number;
+  name: string;
+  node: string;
+  memoryMiB: number;
+  diskGiB: number;
+  tags?: string[];
+  ha?: boolean;
+}
+
+/** A running VM as the seed has them (created and started through the API, as an admin would). */
+export async function createSourceVm(proxmox: ProxmoxClient, vm: SourceVm): Promise<void> {
+  const create = await proxmox.createVm(vm.node, vm.vmid, {
+    name: vm.name,
+    memory: vm.memoryMiB,
+    cores: 1,
+    scsi0: `ceph-vm-disks:${vm.diskGiB}`,
+    ...(vm.tags ? { tags: vm.tags.join(";") } : {}),
+  });
+  await proxmox.waitForTask(create);
+  await proxmox.waitForTask(await proxmox.start(vm.node, vm.vmid));
+  if (vm.ha) await proxmox.addHaResource({ sid: `vm:${vm.vmid}`, state: "started" });
+}
+
+/** A WorkloadMigration of the UPS stack's shape, pointed at `vm`, with the given overrides. */
+export function upsMigration(
+  name: string,
+  vm: { vmid: number; name: string },
+  env: Pick<MigrationEnv, "sim" | "checksUrl">,
+  overrides: { spec?: Record<string, unknown> } = {},
+): KubeObject {
+  return {
+    apiVersion: "homelab.shdr.ch/v1alpha1",
+    kind: "WorkloadMigration",
+    metadata: { name, namespace: NAMESPACE },
+    spec: {
+      proxmox: {
+        endpoint: env.sim.url,
+        credentialsRef: { name: "proxmox-token", namespace: NAMESPACE },
+        caBundleRef: { name: "proxmox-ca", namespace: NAMESPACE },
+      },
+      source: { vmid: vm.vmid, name: vm.name },
+      targets: [
+        {
+          name: `${name}-nut`,
+          kind: "Deployment",
+          template: { image: "instantlinux/nut-upsd:2.8.2", port: 3493 },
+        },
+        {
+          name: `${name}-peanut`,
+          kind: "Deployment",
+          template: { image: "brandawg93/peanut:latest", port: 8080 },
+          hostname: `${name}.apps.home.shdr.ch`,
+        },
+      ],
+      verify: {
+        successThreshold: 2,
+        interval: "1s",
+        timeout: "2m",
+        checks: [{ name: "peanut-ui", http: { url: `${env.checksUrl}/ok`, bodyContains: "PeaNUT" } }],
+      },
+      cutover: { mode: "Automatic" },
+      decommission: { stopVM: true, backup: { storage: "pbs" }, deleteAfter: "2s", requireApproval: true },
+      ...overrides.spec,
+    },
+  };
+}

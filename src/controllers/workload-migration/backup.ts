@@ -1,0 +1,59 @@
+// Step 6: vzdump of the stopped VM to the declared storage, then proof that the archive is there. The
+// task id goes into status before anything waits on it; a backup already in the storage from after
+// the stop is adopted instead of taking a second one.
+
+import { parseUpid } from "../../proxmox/index.ts";
+import { pollTask } from "./proxmox-tasks.ts";
+import { done, type Step, sourceOf, waiting } from "./step.ts";
+
+export const backupStep: Step = {
+  condition: "BackedUp",
+  async run(run) {
+    const f = run.fields;
+    const { vm, proxmox, vmid } = sourceOf(run);
+    const backup = run.wm.spec.decommission.backup;
+    if (!backup) return waiting("NotRequested", "no decommission.backup: the VM is never deleted", 3_600_000);
+    if (f.backupVolumeID) return done("BackupVerified", `backup ${f.backupVolumeID} exists`);
+    const archives = async (sinceSeconds: number) =>
+      (await proxmox.storageContent(vm.node, backup.storage, { content: "backup", vmid }))
+        .filter((v) => v.vmid === vmid && (v.ctime ?? 0) >= sinceSeconds)
+        .sort((a, b) => (b.ctime ?? 0) - (a.ctime ?? 0));
+    if (f.backupTask) {
+      const t = await pollTask(proxmox, f.backupTask);
+      if (t.running) return waiting("BackingUp", `vzdump task ${f.backupTask} running`, 2_000);
+      const started = parseUpid(f.backupTask).starttime;
+      f.backupTask = undefined;
+      if (!t.ok) return waiting("BackupFailed", `vzdump ended with ${t.exitstatus}; retrying`, 60_000);
+      const [archive] = await archives(started);
+      if (!archive)
+        return waiting(
+          "BackupMissing",
+          `vzdump said ${t.exitstatus} but ${backup.storage} holds no archive of VM ${vmid}; retrying`,
+          60_000,
+        );
+      f.backupVolumeID = archive.volid;
+      return done(
+        "BackupVerified",
+        `backup ${archive.volid} (${archive.size} bytes) exists in ${backup.storage}`,
+      );
+    }
+    const since = Math.floor(Date.parse(f.stoppedTime ?? run.now.toISOString()) / 1000);
+    const [adopted] = await archives(since);
+    if (adopted) {
+      f.backupVolumeID = adopted.volid;
+      return done(
+        "BackupVerified",
+        `backup ${adopted.volid} (taken after the stop) exists in ${backup.storage}`,
+      );
+    }
+    await run.ctx.fence(`vzdump VM ${vmid}`);
+    const upid = await proxmox.backup(vm.node, { vmid, storage: backup.storage, mode: backup.mode });
+    f.backupTask = upid.raw;
+    await run.save();
+    return waiting(
+      "BackingUp",
+      `vzdump of VM ${vmid} to ${backup.storage} started (task ${upid.raw})`,
+      2_000,
+    );
+  },
+};

@@ -1,0 +1,35 @@
+// Step 4: the routes go live only now, after verification; Manual mode also waits for the
+// approve-cutover annotation. cutoverTime (and the earliest deletion time) are recorded once.
+
+import { ownerRefs } from "./deploy.ts";
+import { parseDuration } from "./duration.ts";
+import { APPROVE_CUTOVER } from "./names.ts";
+import { done, type Step, waiting } from "./step.ts";
+import { routeFor, servesTraffic } from "./workloads.ts";
+
+export const cutoverStep: Step = {
+  condition: "CutOver",
+  async run(run) {
+    const f = run.fields;
+    if (
+      !f.cutoverTime &&
+      run.wm.spec.cutover.mode === "Manual" &&
+      run.wm.metadata.annotations?.[APPROVE_CUTOVER] !== "true"
+    )
+      return waiting("AwaitingApproval", `waiting for annotation ${APPROVE_CUTOVER}=true`, 60_000);
+    const routed = run.wm.spec.targets.filter(servesTraffic);
+    // Applied on every pass (not only the first), so a deleted route comes back while cut over.
+    for (const t of routed) await run.target.apply(routeFor(run.wm, t, ownerRefs(run)));
+    if (!f.cutoverTime) {
+      f.cutoverTime = run.now.toISOString();
+      const after = run.wm.spec.decommission.deleteAfter;
+      if (after) f.deleteAfterTime = new Date(run.now.getTime() + parseDuration(after)).toISOString();
+    }
+    return done(
+      "RoutesLive",
+      routed.length
+        ? `HTTPRoute(s) ${routed.map((t) => t.hostname).join(", ")} live since ${f.cutoverTime}`
+        : `no hostnames to route; cut over at ${f.cutoverTime}`,
+    );
+  },
+};

@@ -1,0 +1,75 @@
+// Step 1: the targets exist in their cluster (server-side applied, so the API server validates every
+// object) and are Ready: a Deployment or StatefulSet with all replicas ready and available at its
+// current generation, a CronJob as soon as it exists.
+import type { KubeObject, OwnerReference } from "../../runtime/index.ts";
+import { done, failed, type Step, waiting } from "./step.ts";
+import { BUILT_KINDS, type Target, workloadObjects } from "./workloads.ts";
+
+interface WorkloadStatus {
+  observedGeneration?: number;
+  readyReplicas?: number;
+  availableReplicas?: number;
+  updatedReplicas?: number;
+}
+
+export function readiness(t: Target, live: KubeObject | undefined): { ready: boolean; message?: string } {
+  if (!live) return { ready: false, message: "not created yet" };
+  if (t.kind === "CronJob") return { ready: true };
+  const want = (live.spec as { replicas?: number } | undefined)?.replicas ?? 1;
+  const s = (live.status ?? {}) as WorkloadStatus;
+  if ((s.observedGeneration ?? 0) < (live.metadata?.generation ?? 0))
+    return { ready: false, message: "the controller has not observed the latest generation" };
+  const ready = s.readyReplicas ?? 0;
+  const available = t.kind === "StatefulSet" ? ready : (s.availableReplicas ?? 0);
+  if (ready < want || available < want)
+    return { ready: false, message: `${ready}/${want} replicas ready, ${available} available` };
+  return { ready: true };
+}
+
+export function ownerRefs(run: {
+  wm: { metadata: { name: string; uid?: string } };
+  local: boolean;
+}): OwnerReference[] {
+  const uid = run.wm.metadata.uid;
+  if (!run.local || !uid) return [];
+  return [
+    {
+      apiVersion: "homelab.shdr.ch/v1alpha1",
+      kind: "WorkloadMigration",
+      name: run.wm.metadata.name,
+      uid,
+      controller: true,
+      blockOwnerDeletion: false,
+    },
+  ];
+}
+
+export const deployStep: Step = {
+  condition: "Deployed",
+  async run(run) {
+    const targets = run.wm.spec.targets;
+    if (targets.length === 0) return done("NoTargets", "a plain decommission: no targets to deploy");
+    const unbuilt = targets.filter((t) => !BUILT_KINDS.has(t.kind));
+    if (unbuilt.length)
+      return failed(
+        "KindNotSupported",
+        `this operator builds Deployment, StatefulSet and CronJob targets; not ${unbuilt.map((t) => `${t.name} (${t.kind})`).join(", ")}`,
+      );
+    const states: { name: string; ready: boolean; message?: string }[] = [];
+    for (const t of targets) {
+      const objects = workloadObjects(run.wm, t, 1, ownerRefs(run));
+      let workload: KubeObject | undefined;
+      for (const o of objects) {
+        const applied = await run.target.apply(o);
+        if (o.kind !== "Service" && o.kind !== "PersistentVolumeClaim") workload = applied;
+      }
+      const r = readiness(t, workload);
+      states.push({ name: t.name, ready: r.ready, ...(r.message ? { message: r.message } : {}) });
+    }
+    run.fields.targets = states;
+    const notReady = states.filter((s) => !s.ready);
+    if (notReady.length)
+      return waiting("TargetsNotReady", notReady.map((s) => `${s.name}: ${s.message}`).join("; "));
+    return done("TargetsReady", `${states.length} target(s) applied and Ready`);
+  },
+};

@@ -1,0 +1,92 @@
+// Step 7: the VM is deleted only with a verified backup, after deleteAfterTime, and with the
+// approve-retirement annotation; decided from this reconcile's live read (id and name matched, VM
+// stopped). HA is removed first, then the VM with purge. What it freed is recorded before the delete,
+// because afterwards nothing is left to read it from.
+
+import type { ProxmoxClient } from "../../proxmox/index.ts";
+import { retirementApproval } from "./approval.ts";
+import { haSid } from "./names.ts";
+import { haResourceOf, pollTask } from "./proxmox-tasks.ts";
+import { type MigrationFields, type Step, sourceOf, waiting } from "./step.ts";
+
+const MiB = 2 ** 20;
+const GiB = 2 ** 30;
+
+export const retireStep: Step = {
+  condition: "Retired",
+  async run(run) {
+    const f = run.fields;
+    const { vm, proxmox, vmid } = sourceOf(run);
+    const d = run.wm.spec.decommission;
+    if (!d.deleteAfter || !f.deleteAfterTime)
+      return waiting("NotRequested", "decommission.deleteAfter unset: the VM is kept", 3_600_000);
+    if (!f.backupVolumeID) return waiting("NoBackup", "no verified backup yet");
+    const due = Date.parse(f.deleteAfterTime);
+    if (run.now.getTime() < due)
+      return waiting(
+        "GracePeriod",
+        `the VM may be deleted from ${f.deleteAfterTime}`,
+        Math.min(due - run.now.getTime() + 500, 3_600_000),
+      );
+    if (d.requireApproval) {
+      const a = retirementApproval(run.obj);
+      if (!a.approved)
+        return waiting(
+          "AwaitingApproval",
+          "waiting for annotation homelab.shdr.ch/approve-retirement=true",
+          3_600_000,
+        );
+      f.approvedBy = a.by;
+    }
+    if (vm.status !== "stopped")
+      return waiting(
+        "VMRunning",
+        `VM ${vmid} is ${vm.status} again; it is deleted only while stopped`,
+        30_000,
+      );
+    if (f.deleteTask) {
+      const t = await pollTask(proxmox, f.deleteTask);
+      if (t.running) return waiting("Deleting", `delete task ${f.deleteTask} running`, 2_000);
+      if (!t.ok) {
+        f.deleteTask = undefined;
+        return waiting("DeleteFailed", `deleting VM ${vmid} ended with ${t.exitstatus}; retrying`, 30_000);
+      }
+      // Kept: the next reconcile sees the VM gone and needs this task's success to call it retired.
+      return waiting("Deleting", `delete task ended; waiting to see VM ${vmid} gone`, 1_000);
+    }
+    f.ramFreedMiB = Math.round((vm.maxmem ?? 0) / MiB);
+    f.diskFreedGiB = Math.round(((vm.maxdisk ?? 0) / GiB) * 10) / 10;
+    const ha = await haResourceOf(proxmox, haSid(vmid));
+    if (ha) {
+      await run.ctx.fence(`remove HA resource of VM ${vmid}`);
+      await proxmox.deleteHaResource(ha.sid);
+    }
+    await run.ctx.fence(`delete VM ${vmid} (${run.wm.spec.source!.name})`);
+    const upid = await proxmox.deleteVm(vm.node, vmid, {
+      purge: true,
+      destroyUnreferencedDisks: true,
+    });
+    f.deleteTask = upid.raw;
+    await run.save();
+    return waiting("Deleting", `VM ${vmid} delete requested (task ${upid.raw})`, 2_000);
+  },
+};
+
+/**
+ * Called when the VM is gone: "retired" only if our own delete task ended well, "deleting" while it
+ * still runs (the VM vanishes before the task reports), "unexplained" otherwise.
+ */
+export async function confirmRetired(run: {
+  fields: MigrationFields;
+  proxmox: ProxmoxClient;
+  now: Date;
+}): Promise<"retired" | "deleting" | "unexplained"> {
+  const f = run.fields;
+  if (!f.deleteTask) return "unexplained";
+  const t = await pollTask(run.proxmox, f.deleteTask);
+  if (t.running) return "deleting";
+  if (!t.ok) return "unexplained";
+  f.deleteTask = undefined;
+  f.retiredTime = run.now.toISOString();
+  return "retired";
+}
