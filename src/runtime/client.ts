@@ -31,6 +31,7 @@ export interface WatchEvent<T = KubeObject> {
 export interface WatchOptions {
   namespace?: string;
   labelSelector?: string;
+  fieldSelector?: string;
   resourceVersion?: string;
   allowWatchBookmarks?: boolean;
   /** Server-side watch duration; the server then ends the stream cleanly. */
@@ -224,6 +225,7 @@ export class KubeClient {
     opts: {
       namespace?: string;
       labelSelector?: string;
+      fieldSelector?: string;
       limit?: number;
       continue?: string;
       resourceVersion?: string;
@@ -237,6 +239,7 @@ export class KubeClient {
       {
         query: {
           labelSelector: opts.labelSelector,
+          fieldSelector: opts.fieldSelector,
           limit: opts.limit,
           continue: opts.continue,
           resourceVersion: opts.resourceVersion,
@@ -345,6 +348,7 @@ export class KubeClient {
       watch: true,
       resourceVersion: opts.resourceVersion,
       labelSelector: opts.labelSelector,
+      fieldSelector: opts.fieldSelector,
       allowWatchBookmarks: opts.allowWatchBookmarks,
       timeoutSeconds: opts.timeoutSeconds,
     });

@@ -60,6 +60,8 @@ export interface WatchSpec {
   map(obj: KubeObject): string[];
   namespace?: string;
   labelSelector?: string;
+  /** Server-side field selector (e.g. `reason=FailedCreate` for Events). */
+  fieldSelector?: string;
 }
 
 export interface ControllerSpec {
@@ -124,12 +126,13 @@ export class Controller {
 
   private informer(
     gvk: GroupVersionKind,
-    opts: { namespace?: string; labelSelector?: string } = {},
+    opts: { namespace?: string; labelSelector?: string; fieldSelector?: string } = {},
   ): Informer {
     const namespace = opts.namespace ?? this.deps.namespace;
     const informer = this.deps.informers.informerFor(gvk, {
       ...(namespace ? { namespace } : {}),
       ...(opts.labelSelector ? { labelSelector: opts.labelSelector } : {}),
+      ...(opts.fieldSelector ? { fieldSelector: opts.fieldSelector } : {}),
     });
     const id = `${gvk.apiVersion}|${gvk.kind}`;
     if (!this.informersByGvk.has(id)) this.informersByGvk.set(id, informer);
@@ -170,6 +173,7 @@ export class Controller {
       const opts = {
         ...(w.namespace ? { namespace: w.namespace } : {}),
         ...(w.labelSelector ? { labelSelector: w.labelSelector } : {}),
+        ...(w.fieldSelector ? { fieldSelector: w.fieldSelector } : {}),
       };
       this.informer(w.gvk, opts).addHandler(mappedHandler(enqueueMapped));
     }

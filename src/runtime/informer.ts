@@ -16,6 +16,8 @@ export type IndexFunc<T extends KubeObject = KubeObject> = (obj: T) => string[];
 export interface InformerOptions {
   namespace?: string;
   labelSelector?: string;
+  /** Server-side field selector, e.g. `reason=FailedCreate` on Events. */
+  fieldSelector?: string;
   /** Every period, onUpdate(obj, obj) is called for each cached object (0 disables). Default 10 h, as controller-runtime. */
   resyncPeriodMs?: number;
   pageSize?: number;
@@ -189,6 +191,7 @@ export class Informer<T extends KubeObject = KubeObject> {
       const page = await this.client.list<T>(this.gvk, {
         ...(this.namespace ? { namespace: this.namespace } : {}),
         ...(this.opts.labelSelector ? { labelSelector: this.opts.labelSelector } : {}),
+        ...(this.opts.fieldSelector ? { fieldSelector: this.opts.fieldSelector } : {}),
         limit: this.opts.pageSize ?? 500,
         ...(cont ? { continue: cont } : {}),
         signal,
@@ -211,6 +214,7 @@ export class Informer<T extends KubeObject = KubeObject> {
     const stream = this.client.watch<T>(this.gvk, {
       ...(this.namespace ? { namespace: this.namespace } : {}),
       ...(this.opts.labelSelector ? { labelSelector: this.opts.labelSelector } : {}),
+      ...(this.opts.fieldSelector ? { fieldSelector: this.opts.fieldSelector } : {}),
       resourceVersion: this.resourceVersion,
       allowWatchBookmarks: true,
       timeoutSeconds: Math.floor(300 + Math.random() * 300),
@@ -339,9 +343,15 @@ export class InformerFactory {
 
   informerFor<T extends KubeObject = KubeObject>(
     gvk: GroupVersionKind,
-    opts: { namespace?: string; labelSelector?: string } = {},
+    opts: { namespace?: string; labelSelector?: string; fieldSelector?: string } = {},
   ): Informer<T> {
-    const id = [gvk.apiVersion, gvk.kind, opts.namespace ?? "", opts.labelSelector ?? ""].join("|");
+    const id = [
+      gvk.apiVersion,
+      gvk.kind,
+      opts.namespace ?? "",
+      opts.labelSelector ?? "",
+      opts.fieldSelector ?? "",
+    ].join("|");
     let informer = this.informers.get(id);
     if (!informer) {
       informer = new Informer(this.client, gvk, { ...this.defaults, ...opts });
