@@ -281,11 +281,14 @@ function tenantNetworkPolicyPolicy(): Record<string, unknown>[] {
   const npPeers = (dir: "ingress" | "egress", field: "from" | "to", check: (p: string) => string) =>
     `object.spec.?${dir}.orValue([]).all(r, r.?${field}.orValue([]).all(p, ${check("p")}))`;
   const isNp = "request.resource.resource == 'networkpolicies'";
-  const ingressOk = cel(`i, !has(i.fromCIDR) && !has(i.fromCIDRSet) && !has(i.fromNodes) &&
+  // An L4-only Cilium rule (toPorts without an L3 selector) applies to every peer: a selector is required.
+  const ingressOk = cel(`i, (size(i.?fromEndpoints.orValue([])) + size(i.?fromEntities.orValue([])) > 0) &&
+    !has(i.fromCIDR) && !has(i.fromCIDRSet) && !has(i.fromNodes) &&
     !has(i.fromGroups) && !has(i.fromRequires) &&
     i.?fromEntities.orValue([]).all(e, e in ${JSON.stringify(TENANT_ENTITIES).replace(/"/g, "'")}) &&
     i.?fromEndpoints.orValue([]).all(s, ${localSelector("s")})`);
-  const egressOk = cel(`e, !has(e.toCIDR) && !has(e.toCIDRSet) && !has(e.toNodes) && !has(e.toGroups) &&
+  const egressOk = cel(`e, (size(e.?toEndpoints.orValue([])) + size(e.?toEntities.orValue([])) > 0) &&
+    !has(e.toCIDR) && !has(e.toCIDRSet) && !has(e.toNodes) && !has(e.toGroups) &&
     !has(e.toRequires) && !has(e.toServices) && !has(e.toFQDNs) &&
     e.?toEntities.orValue([]).all(x, x in ${JSON.stringify(TENANT_ENTITIES).replace(/"/g, "'")}) &&
     e.?toEndpoints.orValue([]).all(s, ${localSelector("s")})`);
@@ -325,6 +328,15 @@ function tenantNetworkPolicyPolicy(): Record<string, unknown>[] {
     ],
     validations: [
       {
+        // A rule without peers allows every address (egress: [{}] is allow-all; ports alone, any host).
+        expression: cel(`!(${isNp}) || (
+          object.spec.?ingress.orValue([]).all(r, size(r.?from.orValue([])) > 0) &&
+          object.spec.?egress.orValue([]).all(r, size(r.?to.orValue([])) > 0))`),
+        message:
+          "every rule of a tenant NetworkPolicy must name its peers (a rule without from/to allows every address)",
+        reason: "Forbidden",
+      },
+      {
         expression: cel(`!(${isNp}) || (${npPeers("ingress", "from", (p) => `!has(${p}.ipBlock)`)} &&
           ${npPeers("egress", "to", (p) => `!has(${p}.ipBlock)`)})`),
         message:
@@ -342,7 +354,7 @@ function tenantNetworkPolicyPolicy(): Record<string, unknown>[] {
         expression: cel(`variables.ciliumRules.all(r, r.?ingress.orValue([]).all(${ingressOk}) &&
           r.?egress.orValue([]).all(${egressOk}))`),
         message:
-          "tenant CiliumNetworkPolicies may not use CIDR, FQDN, node, service, group or requires rules, entities other than cluster, or endpoint selectors reaching other namespaces",
+          "tenant CiliumNetworkPolicies must name their peers by endpoints or entities, and may not use CIDR, FQDN, node, service, group or requires rules, entities other than cluster, or endpoint selectors reaching other namespaces",
         reason: "Forbidden",
       },
     ],
