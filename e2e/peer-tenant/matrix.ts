@@ -287,10 +287,13 @@ export function isolationMatrix(opts: MatrixOptions): void {
 
     it("keeps alice from widening her network isolation", async () => {
       const net = asAlice.makeApiClient(NetworkingV1Api);
+      // Raw JSON, not client-node's models: they spell `from` as `_from` and drop an unknown key silently.
       const np = (name: string, spec: Record<string, unknown>) =>
-        net.createNamespacedNetworkPolicy({
-          namespace: nsA,
-          body: { metadata: { name }, spec: { podSelector: {}, ...spec } as never },
+        new KubeClient(asAlice).create({
+          apiVersion: "networking.k8s.io/v1",
+          kind: "NetworkPolicy",
+          metadata: { name, namespace: nsA },
+          spec: { podSelector: {}, ...spec },
         });
       await expectDenied(
         "an allow-all egress NetworkPolicy (egress: [{}])",
@@ -330,11 +333,12 @@ export function isolationMatrix(opts: MatrixOptions): void {
       );
       await expectDenied(
         "weaken a managed policy (ingress: [{}] on tenant-default-deny)",
-        net.patchNamespacedNetworkPolicy({
-          name: "tenant-default-deny",
-          namespace: nsA,
-          body: { spec: { ingress: [{}] } },
-        }),
+        new KubeClient(asAlice).patch(
+          { apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy" },
+          { namespace: nsA, name: "tenant-default-deny" },
+          { spec: { ingress: [{}] } },
+          "merge",
+        ),
         /managed by the PeerTenant/,
       );
       // What she may still do: policies within her own namespaces.

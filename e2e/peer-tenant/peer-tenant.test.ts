@@ -161,14 +161,14 @@ describe("drift", () => {
     await new KubeClient(admin).patch(
       { apiVersion: "v1", kind: "ResourceQuota" },
       { namespace: ns, name: "tenant-quota" },
-      { spec: { scopes: ["BestEffort"] } },
+      { spec: { hard: { "count/jobs.batch": "1" } } },
       "merge",
     );
     await waitFor(
-      "the quota's scopes to be gone",
+      "the added resource to be gone",
       async () => {
         const q = await core().readNamespacedResourceQuota({ name: "tenant-quota", namespace: ns });
-        return (q.spec?.scopes ?? []).length === 0 ? q : undefined;
+        return q.spec?.hard?.["count/jobs.batch"] === undefined ? q : undefined;
       },
       10_000,
     );
