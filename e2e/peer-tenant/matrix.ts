@@ -286,7 +286,6 @@ export function isolationMatrix(opts: MatrixOptions): void {
     });
 
     it("keeps alice from widening her network isolation", async () => {
-      const net = asAlice.makeApiClient(NetworkingV1Api);
       // Raw JSON, not client-node's models: they spell `from` as `_from` and drop an unknown key silently.
       const np = (name: string, spec: Record<string, unknown>) =>
         new KubeClient(asAlice).create({
