@@ -19,6 +19,7 @@ import {
   condition,
   expectAllowed,
   expectDenied,
+  installFixtureCrd,
   RUN,
   tenantSpec,
   tenants,
@@ -398,6 +399,45 @@ describe("validation", () => {
   }
 });
 
+describe("order of phases", () => {
+  it("has every guardrail in place at the revision where the owners' binding is created", async () => {
+    const name = `ord-${RUN}`;
+    const ns = `peers-${name}`;
+    await tenants(admin).create(name, tenantSpec(name));
+    await waitReady(admin, name);
+    const client = new KubeClient(admin);
+    const binding = await client.get(
+      { apiVersion: "rbac.authorization.k8s.io/v1", kind: "RoleBinding" },
+      { namespace: ns, name: "tenant-owners" },
+    );
+    // The binding is written once, so its resourceVersion is the revision that created it; the API
+    // server can show the world exactly as it was then.
+    const at = binding.metadata!.resourceVersion!;
+    const names = async (path: string) => {
+      const list = await client.request<{ items: KubeObject[] }>("GET", path, {
+        query: { resourceVersion: at, resourceVersionMatch: "Exact" },
+      });
+      return list.items.map((i) => i.metadata?.name);
+    };
+    expect(await names(`/api/v1/namespaces/${ns}/resourcequotas`)).toContain("tenant-quota");
+    expect(await names(`/api/v1/namespaces/${ns}/limitranges`)).toContain("tenant-limits");
+    expect(await names(`/api/v1/namespaces/${ns}/configmaps`)).toContain("tenant-guardrails");
+    expect(await names(`/apis/networking.k8s.io/v1/namespaces/${ns}/networkpolicies`)).toEqual(
+      expect.arrayContaining(["tenant-default-deny", "tenant-allow-same-tenant", "tenant-allow-dns"]),
+    );
+    const policies = await names("/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings");
+    for (const p of [
+      "homelab-tenant-managed-objects",
+      "homelab-tenant-services",
+      "homelab-tenant-network-policies",
+      "homelab-tenant-reserved-labels",
+    ]) {
+      expect(policies, p).toContain(p);
+    }
+    await tenants(admin).delete(name);
+  });
+});
+
 describe("clusterRef", () => {
   it("says it cannot place a tenant in a workload cluster yet, and creates nothing in this one", async () => {
     const name = `wl-${RUN}`;
@@ -434,8 +474,6 @@ describe("network policy enforcement", () => {
 });
 
 describe("where Gatekeeper runs", () => {
-  // Stand-ins for the CRDs Gatekeeper serves: the ConstraintTemplate CRD it installs, and the constraint
-  // CRDs it generates from each template it reads (the test plays that part).
   const crdGvk = { apiVersion: "apiextensions.k8s.io/v1", kind: "CustomResourceDefinition" };
   const standIn = (group: string, version: string, kind: string, plural: string) => ({
     apiVersion: crdGvk.apiVersion,
@@ -455,8 +493,10 @@ describe("where Gatekeeper runs", () => {
       ],
     },
   });
+  // The ConstraintTemplate CRD is Gatekeeper's own (fixtures/crds); the constraint CRDs Gatekeeper
+  // generates from each template it reads are played by stand-ins of the generated kinds.
   const crds = [
-    standIn("templates.gatekeeper.sh", "v1", "ConstraintTemplate", "constrainttemplates"),
+    { metadata: { name: "constrainttemplates.templates.gatekeeper.sh" } },
     standIn("constraints.gatekeeper.sh", "v1beta1", "HomelabTenantServiceTypes", "homelabtenantservicetypes"),
     standIn(
       "constraints.gatekeeper.sh",
@@ -474,7 +514,7 @@ describe("where Gatekeeper runs", () => {
 
   it("adds constraint templates, the Service constraint and each tenant's required-labels constraint", async () => {
     const client = new KubeClient(admin);
-    await client.apply(crds[0]!);
+    await installFixtureCrd(admin, "constrainttemplate-customresourcedefinition.yaml");
     const name = `kate-${RUN}`;
     await tenants(admin).create(name, tenantSpec(name));
     await waitReady(admin, name);

@@ -101,6 +101,9 @@ export interface PeerTenantControllerOptions {
   policyEnforcement?: (ctx: ReconcileContext) => Promise<PolicyEnforcement>;
 }
 
+/** How often Gatekeeper's templates and constraints are compared again (they cannot be watched). */
+export const GATEKEEPER_RECHECK_MS = 60_000;
+
 /** How long a quota-exceeded event counts as a namespace asking for more headroom. */
 export const QUOTA_DEMAND_WINDOW_MS = 5 * 60_000;
 
@@ -249,7 +252,8 @@ async function reconcileTenant(ctx: ReconcileContext, settings: Settings): Promi
     await ensureNetworkIsolation(scope, await settings.hasCilium(ctx));
     const guardrails = await checkGuardrails(scope);
     await ensureAccess(scope, !guardrails.waiting);
-    scope.requeue = terminating ? 2_000 : guardrails.waiting ? 1_000 : undefined;
+    if (terminating) scope.requeue = 2_000;
+    else if (guardrails.waiting) scope.requeue = 1_000;
   }
 
   const { status } = scope;
@@ -669,6 +673,9 @@ async function checkGuardrails(scope: Scope): Promise<{ waiting: boolean }> {
     } else {
       await scope.ctx.client.delete(requiredLabelsGvk, { name }, { ignoreNotFound: true });
     }
+    // Constraint kinds come and go with Gatekeeper's templates, so they cannot be watched from the
+    // start like the other kinds: they are looked at again every minute instead.
+    scope.requeue = GATEKEEPER_RECHECK_MS;
   }
   // The policies themselves are cluster-wide, reconciled under GUARDRAILS_KEY: only report whether they exist.
   const missing = Object.values(POLICY_NAMES).filter(
@@ -781,7 +788,7 @@ async function ensureGuardrails(
     return { requeueAfter: 5_000 };
   }
   await ensureUncached(ctx, desiredServiceTypesConstraint() as Obj, { exact: false });
-  return undefined;
+  return { requeueAfter: GATEKEEPER_RECHECK_MS };
 }
 
 /** One ConfigMap with the GitLab agent's ci_access block for every tenant, for the agent's config repo. */
