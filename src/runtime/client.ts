@@ -1,6 +1,6 @@
 import { HttpMethod, type KubeConfig, RequestContext } from "@kubernetes/client-node";
 import { type Dispatcher, fetch } from "undici";
-import { ApiError, isNotFound, WatchStatusError } from "./errors.ts";
+import { ApiError, isNotFound, type StatusCause, WatchStatusError } from "./errors.ts";
 import {
   type GroupVersionKind,
   type KubeObject,
@@ -37,8 +37,18 @@ export interface WatchOptions {
   timeoutSeconds?: number;
   /** The stream is aborted when no byte arrives for this long: it catches half-open TCP connections. */
   idleTimeoutMs?: number;
+  /** Events carry PartialObjectMetadata (metadata only) instead of the whole object. */
+  metadataOnly?: boolean;
   signal?: AbortSignal;
 }
+
+/**
+ * The API server's metadata-only representations (what client-go's metadata client asks for): the
+ * object's metadata and nothing else, so Secrets and Namespaces can be cached without their bodies.
+ */
+export const PARTIAL_OBJECT_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+export const PARTIAL_OBJECT_METADATA_LIST =
+  "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
 
 type Query = Record<string, string | number | boolean | undefined>;
 
@@ -46,6 +56,8 @@ interface RequestOptions {
   query?: Query;
   body?: unknown;
   contentType?: string;
+  /** Accept header; default `application/json`. */
+  accept?: string;
   signal?: AbortSignal;
 }
 
@@ -111,7 +123,7 @@ export class KubeClient {
   async request<T>(method: keyof typeof HttpMethod, path: string, opts: RequestOptions = {}): Promise<T> {
     const url = this.url(path, opts.query);
     const { headers, dispatcher } = await this.prepare(url, HttpMethod[method]);
-    headers["Accept"] = "application/json";
+    headers["Accept"] = opts.accept ?? "application/json";
     let body: string | undefined;
     if (opts.body !== undefined) {
       body = JSON.stringify(opts.body);
@@ -227,6 +239,8 @@ export class KubeClient {
       limit?: number;
       continue?: string;
       resourceVersion?: string;
+      /** Items are PartialObjectMetadata; apiVersion/kind are still set to `gvk`. */
+      metadataOnly?: boolean;
       signal?: AbortSignal;
     } = {},
   ): Promise<ListResult<T>> {
@@ -241,10 +255,11 @@ export class KubeClient {
           continue: opts.continue,
           resourceVersion: opts.resourceVersion,
         },
+        ...(opts.metadataOnly ? { accept: PARTIAL_OBJECT_METADATA_LIST } : {}),
         ...(opts.signal ? { signal: opts.signal } : {}),
       },
     );
-    // List items carry no apiVersion/kind; fill them so every cached object is self-describing.
+    // List items carry no apiVersion/kind (PartialObjectMetadata ones carry meta.k8s.io's); fill them so every cached object is self-describing.
     for (const item of res.items) {
       item.apiVersion = gvk.apiVersion;
       item.kind = gvk.kind;
@@ -349,6 +364,7 @@ export class KubeClient {
       timeoutSeconds: opts.timeoutSeconds,
     });
     const { headers, dispatcher } = await this.prepare(url, HttpMethod.GET);
+    headers["Accept"] = opts.metadataOnly ? PARTIAL_OBJECT_METADATA : "application/json";
     const abort = new AbortController();
     const onOuterAbort = () => abort.abort(opts.signal?.reason);
     opts.signal?.addEventListener("abort", onOuterAbort, { once: true });
@@ -392,13 +408,14 @@ export class KubeClient {
           if (!line) continue;
           const event = JSON.parse(line) as { type: string; object: KubeObject };
           if (event.type === "ERROR") {
-            const status = event.object as { code?: number; reason?: string; message?: string };
+            const status = event.object as StatusBody;
             throw new WatchStatusError({
               code: status.code ?? 500,
               reason: status.reason ?? "Unknown",
               message: status.message ?? "watch ended with an error event",
               method: "WATCH",
               path,
+              causes: status.details?.causes ?? [],
             });
           }
           yield event as WatchEvent<T>;
@@ -421,15 +438,24 @@ export function gvkOf(obj: KubeObject): GroupVersionKind {
   return { apiVersion: obj.apiVersion, kind: obj.kind };
 }
 
+interface StatusBody {
+  code?: number;
+  reason?: string;
+  message?: string;
+  details?: { causes?: StatusCause[] };
+}
+
 function apiErrorFrom(code: number, text: string, method: string, path: string): ApiError {
   let reason = "Unknown";
   let message = text.slice(0, 500);
+  let causes: StatusCause[] = [];
   try {
-    const status = JSON.parse(text) as { reason?: string; message?: string };
+    const status = JSON.parse(text) as StatusBody;
     reason = status.reason ?? reason;
     message = status.message ?? message;
+    causes = status.details?.causes ?? [];
   } catch {
     // not a Status object (a proxy error page, for instance): keep the raw text
   }
-  return new ApiError({ code, reason, message, method, path });
+  return new ApiError({ code, reason, message, method, path, causes });
 }

@@ -1,6 +1,7 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { KubeClient } from "./client.ts";
+import { ClusterCache, type ClusterCacheOptions } from "./cluster-cache.ts";
 import { Controller, type ControllerSpec } from "./controller.ts";
 import { EventRecorder } from "./events.ts";
 import { type Check, HealthServer } from "./health-server.ts";
@@ -33,6 +34,8 @@ export interface ManagerOptions {
   reportingController?: string;
   /** Reconnect backoff of watches (tests shorten it). */
   watchBackoff?: { initialMs?: number; maxMs?: number };
+  /** Health checks and Secret naming of the ClusterCache (`manager.clusters`). */
+  clusterCache?: Omit<ClusterCacheOptions, "client" | "logger">;
 }
 
 export class LeaderElectionLostError extends Error {
@@ -47,6 +50,8 @@ export class LeaderElectionLostError extends Error {
 export class Manager {
   readonly client: KubeClient;
   readonly informers: InformerFactory;
+  /** Connections to other clusters (workload clusters), from their kubeconfig Secrets. */
+  readonly clusters: ClusterCache;
   readonly metrics: RuntimeMetrics;
   readonly logger: Logger;
   readonly recorder: EventRecorder;
@@ -81,6 +86,16 @@ export class Manager {
       logger: this.logger,
       ...(opts.watchBackoff ? { backoff: opts.watchBackoff } : {}),
     });
+    this.clusters = new ClusterCache({
+      client: this.client,
+      logger: this.logger,
+      ...(opts.fieldManager ? { fieldManager: opts.fieldManager } : {}),
+      informerDefaults: {
+        resyncPeriodMs: opts.resyncPeriodMs ?? 10 * 60 * 60 * 1000,
+        ...(opts.watchBackoff ? { backoff: opts.watchBackoff } : {}),
+      },
+      ...opts.clusterCache,
+    });
     this.recorder = new EventRecorder(this.client, {
       logger: this.logger,
       ...(opts.reportingController ? { reportingController: opts.reportingController } : {}),
@@ -105,6 +120,7 @@ export class Manager {
       metrics: this.metrics,
       logger: this.logger,
       recorder: this.recorder,
+      clusters: this.clusters,
       ...(this.opts.namespace ? { namespace: this.opts.namespace } : {}),
     });
     this.controllers.push(controller);
@@ -235,6 +251,7 @@ export class Manager {
       await Promise.all(this.controllers.map((c) => c.stop(timeout)));
       this.stopSignal.abort();
       await this.electorRun?.catch(() => {});
+      await this.clusters.stop();
       await this.informers.stop();
       await this.health.close();
       this.logger.info("Stopped");
