@@ -267,16 +267,14 @@ describe("Informer protocol handling", () => {
     api = await fakeApi();
     api.pages.push({ items: [cm("a", "5")], rv: "10" });
     api.watchScripts.push((res) =>
-      res
-        .writeHead(504)
-        .end(
-          JSON.stringify({
-            kind: "Status",
-            code: 504,
-            reason: "Timeout",
-            message: "Timeout: request did not complete",
-          }),
-        ),
+      res.writeHead(504).end(
+        JSON.stringify({
+          kind: "Status",
+          code: 504,
+          reason: "Timeout",
+          message: "Timeout: request did not complete",
+        }),
+      ),
     );
     const { relists } = start(api);
     await until(() => api!.watches.length === 2);
