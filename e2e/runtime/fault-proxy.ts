@@ -1,7 +1,8 @@
 // A plain-HTTP reverse proxy in front of the API server that a test can break on purpose:
 // cut every open connection (the watch included) and refuse new ones for a while, or answer the next
 // watch with the ERROR event the API server sends when the requested resourceVersion has been compacted
-// away ("410 Expired: too old resource version").
+// away ("410 Expired: too old resource version"), or the 504 it answers when the requested resourceVersion
+// is newer than its cache ("Too large resource version", e.g. after an etcd restore).
 // Why inject it rather than provoke it: on kube-apiserver 1.36 with the watch cache, a watch from an old
 // resourceVersion is still served (ADDED events from the cache) even after an etcd compaction, measured
 // on the test control plane; a real 410 needs the watch cache to evict history, which takes minutes.
@@ -26,8 +27,10 @@ export interface FaultProxy {
   restore(): void;
   /** Answers the next watch request on `pathPart` with the API server's 410 Expired ERROR event. */
   expireNextWatch(pathPart: string): void;
+  /** Refuses the next watch request on `pathPart` as the API server does a resourceVersion it has not reached. */
+  tooLargeNextWatch(pathPart: string): void;
   /** Watch requests seen, with the resourceVersion the client asked for. */
-  watchRequests: { path: string; resourceVersion: string | null; expired?: boolean }[];
+  watchRequests: { path: string; resourceVersion: string | null; expired?: boolean; tooLarge?: boolean }[];
   close(): Promise<void>;
 }
 
@@ -39,6 +42,7 @@ export async function startFaultProxy(admin: KubeConfig): Promise<FaultProxy> {
   const upstreamRequests = new Set<ClientRequest>();
   let down = false;
   let expire: string | undefined;
+  let tooLarge: string | undefined;
   const watchRequests: FaultProxy["watchRequests"] = [];
 
   const handle = (req: IncomingMessage, res: ServerResponse) => {
@@ -64,6 +68,28 @@ export async function startFaultProxy(admin: KubeConfig): Promise<FaultProxy> {
         };
         res.writeHead(200, { "Content-Type": "application/json" });
         res.end(`${JSON.stringify({ type: "ERROR", object: status })}\n`);
+        return;
+      }
+      if (tooLarge && url.pathname.includes(tooLarge)) {
+        tooLarge = undefined;
+        seen.tooLarge = true;
+        // kube-apiserver's storage.NewTooLargeResourceVersionError (a Timeout with this cause), sent as the
+        // HTTP response when the cache has not reached the asked-for resourceVersion within its 3 s wait.
+        const status = {
+          kind: "Status",
+          apiVersion: "v1",
+          metadata: {},
+          status: "Failure",
+          message: `Timeout: Too large resource version: ${seen.resourceVersion}, current: ${Number(seen.resourceVersion) - 1000}`,
+          reason: "Timeout",
+          details: {
+            causes: [{ reason: "ResourceVersionTooLarge", message: "Too large resource version" }],
+            retryAfterSeconds: 1,
+          },
+          code: 504,
+        };
+        res.writeHead(504, { "Content-Type": "application/json" });
+        res.end(JSON.stringify(status));
         return;
       }
     }
@@ -117,6 +143,9 @@ export async function startFaultProxy(admin: KubeConfig): Promise<FaultProxy> {
     },
     expireNextWatch(pathPart) {
       expire = pathPart;
+    },
+    tooLargeNextWatch(pathPart) {
+      tooLarge = pathPart;
     },
     async close() {
       down = true;

@@ -1,5 +1,6 @@
+/** metav1.StatusCause; its type travels as `reason` in JSON. */
 export interface StatusCause {
-  type?: string;
+  reason?: string;
   message?: string;
   field?: string;
 }
@@ -65,7 +66,7 @@ export const isGone = (err: unknown): boolean => hasCode(err, 410);
  */
 export function isTooLargeResourceVersion(err: unknown): boolean {
   if (!(err instanceof ApiError)) return false;
-  if (err.causes.some((c) => c.type === "ResourceVersionTooLarge")) return true;
+  if (err.causes.some((c) => c.reason === "ResourceVersionTooLarge")) return true;
   if (err.code !== 504 && err.reason !== "Timeout") return false;
   return (
     err.causes.some((c) => c.message === "Too large resource version") ||

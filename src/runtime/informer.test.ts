@@ -235,7 +235,7 @@ describe("Informer protocol handling", () => {
     message: "Timeout: Too large resource version: 1000010, current: 10",
     reason: "Timeout",
     details: {
-      causes: [{ type: "ResourceVersionTooLarge", message: "Too large resource version" }],
+      causes: [{ reason: "ResourceVersionTooLarge", message: "Too large resource version" }],
       retryAfterSeconds: 1,
     },
     code: 504,
