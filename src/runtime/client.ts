@@ -1,6 +1,8 @@
-import { HttpMethod, type KubeConfig, RequestContext } from "@kubernetes/client-node";
+// Type-only: importing client-node's values would load its generated models (see kubeconfig.ts).
+import type { KubeConfig } from "@kubernetes/client-node";
 import { type Dispatcher, fetch } from "undici";
 import { ApiError, isNotFound, type StatusCause, WatchStatusError } from "./errors.ts";
+import { RestConfig } from "./kubeconfig.ts";
 import {
   type GroupVersionKind,
   type KubeObject,
@@ -10,6 +12,8 @@ import {
 } from "./object.ts";
 
 export const FIELD_MANAGER = "homelab-operator";
+
+export type HttpVerb = "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS";
 
 export interface ResourceInfo {
   /** The plural resource name used in URLs (`configmaps`). */
@@ -78,32 +82,48 @@ const PATCH_CONTENT_TYPE: Record<PatchType, string> = {
  * Headers are still taken per request, so rotating exec/OIDC tokens keep working.
  */
 export class KubeClient {
-  readonly kubeConfig: KubeConfig;
+  /** Ours (the operator process) or client-node's (tests and the harness, which load it anyway). */
+  readonly kubeConfig: KubeConfig | RestConfig;
   readonly fieldManager: string;
   /** Bound on every non-watch request, so a half-open connection cannot hang a list or a reconcile. */
   readonly requestTimeoutMs: number;
-  private readonly server: string;
+  /** The API server URL, without a trailing slash. */
+  readonly server: string;
   private dispatcher: Dispatcher | undefined;
   private dispatcherResolved = false;
   private readonly discovery = new Map<string, Promise<Map<string, ResourceInfo>>>();
   /** Told about every response (the Manager feeds rest_client_* metrics from it). */
   onResponse: ((method: string, code: number | "<error>", seconds: number, host: string) => void) | undefined;
 
-  constructor(kubeConfig: KubeConfig, opts: { fieldManager?: string; requestTimeoutMs?: number } = {}) {
+  constructor(
+    kubeConfig: KubeConfig | RestConfig,
+    opts: { fieldManager?: string; requestTimeoutMs?: number } = {},
+  ) {
     this.kubeConfig = kubeConfig;
     this.fieldManager = opts.fieldManager ?? FIELD_MANAGER;
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 60_000;
-    const cluster = kubeConfig.getCurrentCluster();
-    if (!cluster) throw new Error("kubeconfig has no current cluster");
-    this.server = cluster.server.replace(/\/+$/, "");
+    if (kubeConfig instanceof RestConfig) {
+      this.server = kubeConfig.server;
+    } else {
+      const cluster = kubeConfig.getCurrentCluster();
+      if (!cluster) throw new Error("kubeconfig has no current cluster");
+      this.server = cluster.server.replace(/\/+$/, "");
+    }
   }
 
   private async prepare(
     url: string,
-    method: HttpMethod,
+    method: HttpVerb,
   ): Promise<{ headers: Record<string, string>; dispatcher?: Dispatcher }> {
-    const ctx = new RequestContext(url, method);
-    await this.kubeConfig.applySecurityAuthentication(ctx);
+    const kc = this.kubeConfig;
+    if (kc instanceof RestConfig) {
+      const dispatcher = await kc.dispatcher();
+      return { headers: { ...(await kc.headers()) }, ...(dispatcher ? { dispatcher } : {}) };
+    }
+    // Only reached with a client-node KubeConfig, whose caller has loaded the package already.
+    const { RequestContext, HttpMethod } = await import("@kubernetes/client-node");
+    const ctx = new RequestContext(url, HttpMethod[method]);
+    await kc.applySecurityAuthentication(ctx);
     if (!this.dispatcherResolved) {
       this.dispatcher = ctx.getDispatcher() as Dispatcher | undefined;
       this.dispatcherResolved = true;
@@ -120,9 +140,9 @@ export class KubeClient {
     return url.toString();
   }
 
-  async request<T>(method: keyof typeof HttpMethod, path: string, opts: RequestOptions = {}): Promise<T> {
+  async request<T>(method: HttpVerb, path: string, opts: RequestOptions = {}): Promise<T> {
     const url = this.url(path, opts.query);
-    const { headers, dispatcher } = await this.prepare(url, HttpMethod[method]);
+    const { headers, dispatcher } = await this.prepare(url, method);
     headers["Accept"] = opts.accept ?? "application/json";
     let body: string | undefined;
     if (opts.body !== undefined) {
@@ -363,7 +383,7 @@ export class KubeClient {
       allowWatchBookmarks: opts.allowWatchBookmarks,
       timeoutSeconds: opts.timeoutSeconds,
     });
-    const { headers, dispatcher } = await this.prepare(url, HttpMethod.GET);
+    const { headers, dispatcher } = await this.prepare(url, "GET");
     headers["Accept"] = opts.metadataOnly ? PARTIAL_OBJECT_METADATA : "application/json";
     const abort = new AbortController();
     const onOuterAbort = () => abort.abort(opts.signal?.reason);

@@ -3,12 +3,12 @@
 // kubeconfig Secret on first use, probed periodically, torn down after repeated probe failures or when
 // the Secret goes away or changes, and built again on the next use.
 import { createHash } from "node:crypto";
-import { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { type CacheReader, cacheReaderOver } from "./cache-reader.ts";
 import { KubeClient } from "./client.ts";
 import { describeError } from "./errors.ts";
 import { type Informer, InformerFactory, type InformerSelection } from "./informer.ts";
+import { parseKubeconfig, RestConfig } from "./kubeconfig.ts";
 import { type GroupVersionKind, type KubeObject, keyOf, type ObjectKey } from "./object.ts";
 
 export interface ClusterCacheOptions {
@@ -139,10 +139,10 @@ export class ClusterCache {
       );
     }
     let client: KubeClient;
+    let rest: RestConfig;
     try {
-      const kc = new KubeConfig();
-      kc.loadFromString(text);
-      client = new KubeClient(kc, {
+      rest = parseKubeconfig(text);
+      client = new KubeClient(rest, {
         ...(this.opts.fieldManager ? { fieldManager: this.opts.fieldManager } : {}),
         requestTimeoutMs: 30_000,
       });
@@ -152,10 +152,11 @@ export class ClusterCache {
         `cluster ${key}: Secret ${keyOf(secretKey)} holds no usable kubeconfig (${(err as Error).name})`,
       );
     }
-    if (!(await this.probe(client, signal))) {
+    if (!(await this.probe(client, signal)) || this.closed) {
+      await rest.close();
+      if (this.closed) throw new ClusterNotConnectedError("the cluster cache is stopped");
       throw new ClusterNotConnectedError(`cluster ${key}: the API server did not answer GET /version`);
     }
-    if (this.closed) throw new ClusterNotConnectedError("the cluster cache is stopped");
     const logger: Logger | undefined = this.opts.logger?.child<never>({ cluster: key });
     const informers = new InformerFactory(client, {
       ...this.opts.informerDefaults,
@@ -294,6 +295,8 @@ export class ClusterCache {
     this.opts.logger?.info({ cluster: conn.cluster, reason }, "Disconnected from cluster");
     this.opts.onTeardown?.(conn.cluster, reason);
     await conn.informers.stop();
+    // Its TLS agent's sockets would otherwise stay open until the server closes them.
+    if (conn.client.kubeConfig instanceof RestConfig) await conn.client.kubeConfig.close();
     // Wake whoever watched through this connection: their next reconcile connects and watches again.
     for (const w of conn.watches.values()) for (const o of w.owners) w.enqueue(o);
     if (this.connections.size === 0) {

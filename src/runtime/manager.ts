@@ -6,13 +6,15 @@ import { Controller, type ControllerSpec } from "./controller.ts";
 import { EventRecorder } from "./events.ts";
 import { type Check, HealthServer } from "./health-server.ts";
 import { type Informer, InformerFactory } from "./informer.ts";
+import type { RestConfig } from "./kubeconfig.ts";
 import { type LeaderElectionConfig, LeaderElector } from "./leader-election.ts";
 import { createLogger } from "./logger.ts";
 import { RuntimeMetrics } from "./metrics.ts";
 import type { GroupVersionKind, KubeObject } from "./object.ts";
 
 export interface ManagerOptions {
-  kubeConfig: KubeConfig;
+  /** Ours (kubeconfig.ts; no client-node loaded) or client-node's. */
+  kubeConfig: KubeConfig | RestConfig;
   logger?: Logger;
   /** Port of the /metrics, /healthz, /readyz server; 0 picks a free port; undefined disables it. */
   healthPort?: number;
