@@ -1,5 +1,6 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
+import { Gauge } from "prom-client";
 import { KubeClient } from "./client.ts";
 import { ClusterCache, type ClusterCacheOptions } from "./cluster-cache.ts";
 import { Controller, type ControllerSpec } from "./controller.ts";
@@ -10,7 +11,7 @@ import type { RestConfig } from "./kubeconfig.ts";
 import { type LeaderElectionConfig, LeaderElector } from "./leader-election.ts";
 import { createLogger } from "./logger.ts";
 import { RuntimeMetrics } from "./metrics.ts";
-import type { GroupVersionKind, KubeObject } from "./object.ts";
+import { type GroupVersionKind, gvkString, type KubeObject } from "./object.ts";
 
 export interface ManagerOptions {
   /** Ours (kubeconfig.ts; no client-node loaded) or client-node's. */
@@ -87,6 +88,28 @@ export class Manager {
       resyncPeriodMs: opts.resyncPeriodMs ?? 10 * 60 * 60 * 1000,
       logger: this.logger,
       ...(opts.watchBackoff ? { backoff: opts.watchBackoff } : {}),
+    });
+    const informers = this.informers;
+    // What the caches hold, per selection: the first thing to look at when the process grows.
+    new Gauge({
+      name: "homelab_informer_cached_objects",
+      help: "Objects held in each informer cache of the management cluster",
+      labelNames: ["kind", "namespace", "selector", "shape"],
+      registers: [this.metrics.registry],
+      collect() {
+        this.reset();
+        for (const i of informers.all()) {
+          this.set(
+            {
+              kind: gvkString(i.gvk),
+              namespace: i.namespace ?? "",
+              selector: i.labelSelector ?? "",
+              shape: i.metadataOnly ? "metadata" : "full",
+            },
+            i.size,
+          );
+        }
+      },
     });
     this.clusters = new ClusterCache({
       client: this.client,
