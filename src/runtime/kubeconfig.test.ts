@@ -114,3 +114,27 @@ describe("parseKubeconfig", () => {
     expect(() => parseKubeconfig(doc({}, {}))).toThrow(/no server/);
   });
 });
+
+describe("the operator process", () => {
+  it("never loads @kubernetes/client-node through the runtime, the controllers or the config", async () => {
+    const { execFile } = await import("node:child_process");
+    const { promisify } = await import("node:util");
+    const root = new URL("../../", import.meta.url).pathname;
+    // Records every bare specifier resolved while importing what main.ts imports statically.
+    const code = `
+      import { registerHooks } from "node:module";
+      const seen = new Set();
+      registerHooks({ resolve(spec, ctx, next) { if (!spec.startsWith(".") && !spec.startsWith("node:")) seen.add(spec); return next(spec, ctx); } });
+      await import("./src/runtime/index.ts");
+      await import("./src/controllers/index.ts");
+      await import("./src/config.ts");
+      console.log(JSON.stringify([...seen]));
+    `;
+    const { stdout } = await promisify(execFile)(process.execPath, ["--input-type=module", "-e", code], {
+      cwd: root,
+    });
+    const packages = JSON.parse(stdout) as string[];
+    expect(packages).toContain("undici"); // the hook saw the imports
+    expect(packages.filter((p) => p.startsWith("@kubernetes/"))).toEqual([]);
+  });
+});
