@@ -382,6 +382,48 @@ describe("Informer protocol handling", () => {
   });
 });
 
+describe("Informer.list by namespace", () => {
+  it("returns exactly the objects of that namespace through adds, updates and deletes", async () => {
+    api = await fakeApi();
+    const obj = (ns: string, name: string, rv: string) => ({
+      metadata: { name, namespace: ns, resourceVersion: rv },
+    });
+    api.pages.push({ items: [obj("a", "x", "1"), obj("b", "x", "2"), obj("a", "y", "3")], rv: "10" });
+    let push: (type: string, o: object) => void = () => {};
+    api.watchScripts.push((res) => {
+      res.writeHead(200);
+      push = (type, o) => res.write(line(type, o));
+    });
+    informer = new Informer(
+      new KubeClient(api.kubeConfig),
+      { apiVersion: "v1", kind: "ConfigMap" },
+      {
+        resyncPeriodMs: 0,
+      },
+    );
+    informer.start();
+    const i = informer;
+    await i.waitForSync();
+    const names = (ns?: string) =>
+      i
+        .list(ns)
+        .map((o) => `${o.metadata?.namespace}/${o.metadata?.name}`)
+        .sort();
+    expect(names("a")).toEqual(["a/x", "a/y"]);
+    expect(names("b")).toEqual(["b/x"]);
+    expect(names("c")).toEqual([]);
+    await until(() => api!.watches.length === 1);
+    push("DELETED", obj("a", "x", "11"));
+    push("ADDED", obj("c", "z", "12"));
+    push("MODIFIED", obj("b", "x", "13"));
+    await until(() => i.lastResourceVersion() === "13");
+    expect(names("a")).toEqual(["a/y"]);
+    expect(names("c")).toEqual(["c/z"]);
+    expect(i.list("b")[0]?.metadata?.resourceVersion).toBe("13");
+    expect(names()).toEqual(["a/y", "b/x", "c/z"]);
+  });
+});
+
 describe("InformerFactory keying", () => {
   it("shares one informer per identical selection and gives every different selection its own", async () => {
     const a = await fakeApi();

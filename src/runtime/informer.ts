@@ -94,6 +94,8 @@ export class Informer<T extends KubeObject = KubeObject> {
   private readonly transform: TransformFunc;
   private readonly opts: InformerOptions;
   private readonly store = new Map<string, T>();
+  /** The same objects by namespace, so list(namespace) costs what it returns, not the whole cache. */
+  private readonly byNamespace = new Map<string, Map<string, T>>();
   private readonly indexers = new Map<string, IndexFunc<T>>();
   private readonly indices = new Map<string, Map<string, Set<string>>>();
   private readonly handlers: EventHandler<T>[] = [];
@@ -162,8 +164,8 @@ export class Informer<T extends KubeObject = KubeObject> {
   }
 
   list(namespace?: string): T[] {
-    const all = [...this.store.values()];
-    return namespace ? all.filter((o) => o.metadata?.namespace === namespace) : all;
+    if (!namespace) return [...this.store.values()];
+    return [...(this.byNamespace.get(namespace)?.values() ?? [])];
   }
 
   keys(): string[] {
@@ -331,6 +333,15 @@ export class Informer<T extends KubeObject = KubeObject> {
     if (old && old.metadata?.resourceVersion === obj.metadata?.resourceVersion) return;
     if (old) this.unindex(key, old);
     this.store.set(key, obj);
+    const ns = obj.metadata?.namespace;
+    if (ns) {
+      let inNs = this.byNamespace.get(ns);
+      if (!inNs) {
+        inNs = new Map();
+        this.byNamespace.set(ns, inNs);
+      }
+      inNs.set(key, obj);
+    }
     this.index(key, obj);
     if (old) this.emit("update", old, obj);
     else this.emit("add", obj);
@@ -341,6 +352,10 @@ export class Informer<T extends KubeObject = KubeObject> {
     const old = this.store.get(key);
     if (!old) return;
     this.store.delete(key);
+    const ns = old.metadata?.namespace;
+    const inNs = ns ? this.byNamespace.get(ns) : undefined;
+    inNs?.delete(key);
+    if (ns && inNs?.size === 0) this.byNamespace.delete(ns);
     this.unindex(key, old);
     this.emit("delete", obj);
   }
