@@ -114,13 +114,21 @@ export class ClusterCache {
     if (existing) return existing;
     let pending = this.connecting.get(key);
     if (!pending) {
-      pending = this.connect(cluster, signal).finally(() => this.connecting.delete(key));
+      // Shared by every caller that asks meanwhile, so no one caller's signal may cancel it; its own
+      // deadlines (request and probe timeouts) bound it.
+      pending = this.connect(cluster).finally(() => this.connecting.delete(key));
       this.connecting.set(key, pending);
     }
-    return pending;
+    if (!signal) return pending;
+    return new Promise<Connection>((resolve, reject) => {
+      const onAbort = () => reject(signal.reason ?? new Error("aborted"));
+      if (signal.aborted) return onAbort();
+      signal.addEventListener("abort", onAbort, { once: true });
+      pending.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+    });
   }
 
-  private async connect(cluster: ObjectKey, signal?: AbortSignal): Promise<Connection> {
+  private async connect(cluster: ObjectKey): Promise<Connection> {
     const key = keyOf(cluster);
     const secretKey = this.secretOf(cluster);
     const secret = await this.opts.client
@@ -152,7 +160,7 @@ export class ClusterCache {
         `cluster ${key}: Secret ${keyOf(secretKey)} holds no usable kubeconfig (${(err as Error).name})`,
       );
     }
-    if (!(await this.probe(client, signal)) || this.closed) {
+    if (!(await this.probe(client)) || this.closed) {
       await rest.close();
       if (this.closed) throw new ClusterNotConnectedError("the cluster cache is stopped");
       throw new ClusterNotConnectedError(`cluster ${key}: the API server did not answer GET /version`);
