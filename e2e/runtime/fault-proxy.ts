@@ -27,10 +27,17 @@ export interface FaultProxy {
   restore(): void;
   /** Answers the next watch request on `pathPart` with the API server's 410 Expired ERROR event. */
   expireNextWatch(pathPart: string): void;
-  /** Refuses the next watch request on `pathPart` as the API server does a resourceVersion it has not reached. */
+  /** Answers the next watch on `pathPart` with the API server's own refusal of a resourceVersion it has not reached. */
   tooLargeNextWatch(pathPart: string): void;
   /** Watch requests seen, with the resourceVersion the client asked for. */
-  watchRequests: { path: string; resourceVersion: string | null; expired?: boolean; tooLarge?: boolean }[];
+  watchRequests: {
+    path: string;
+    resourceVersion: string | null;
+    expired?: boolean;
+    tooLarge?: boolean;
+    /** For a tooLarge request: the status the API server answered the far-ahead LIST with. */
+    upstreamStatus?: number;
+  }[];
   close(): Promise<void>;
 }
 
@@ -73,23 +80,23 @@ export async function startFaultProxy(admin: KubeConfig): Promise<FaultProxy> {
       if (tooLarge && url.pathname.includes(tooLarge)) {
         tooLarge = undefined;
         seen.tooLarge = true;
-        // kube-apiserver's storage.NewTooLargeResourceVersionError (a Timeout with this cause), sent as the
-        // HTTP response when the cache has not reached the asked-for resourceVersion within its 3 s wait.
-        const status = {
-          kind: "Status",
-          apiVersion: "v1",
-          metadata: {},
-          status: "Failure",
-          message: `Timeout: Too large resource version: ${seen.resourceVersion}, current: ${Number(seen.resourceVersion) - 1000}`,
-          reason: "Timeout",
-          details: {
-            causes: [{ reason: "ResourceVersionTooLarge", message: "Too large resource version" }],
-            retryAfterSeconds: 1,
+        // The API server's own answer to a resourceVersion it has not reached. kube-apiserver 1.36 gives
+        // it to a LIST (after its 3 s wait: 504, reason Timeout, cause ResourceVersionTooLarge) but lets a
+        // WATCH from such a version wait silently (both measured on the test control plane), so the proxy
+        // asks with a LIST from far ahead and hands that response to the watch.
+        const ahead = new URL(url.pathname, upstream);
+        ahead.searchParams.set("resourceVersion", String(Number(seen.resourceVersion ?? "0") + 1_000_000));
+        const up = httpsRequest(
+          ahead,
+          { method: "GET", headers: { ...req.headers, host: upstream.host }, ...tls },
+          (upRes) => {
+            seen.upstreamStatus = upRes.statusCode ?? 0;
+            res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+            upRes.pipe(res);
           },
-          code: 504,
-        };
-        res.writeHead(504, { "Content-Type": "application/json" });
-        res.end(JSON.stringify(status));
+        );
+        up.on("error", () => res.destroy());
+        up.end();
         return;
       }
     }

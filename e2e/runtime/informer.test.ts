@@ -218,6 +218,7 @@ describe("Informer on a real API server", () => {
       expect(lists).toEqual(["initial", "too large resource version"]);
       const refused = proxy.watchRequests.filter((w) => w.tooLarge);
       expect(refused).toHaveLength(1);
+      expect(refused[0]!.upstreamStatus).toBe(504);
       // The watch after the relist starts from the list's resourceVersion, not from the refused one.
       await eventually("a watch after the relist", () => {
         const after = proxy.watchRequests.slice(proxy.watchRequests.indexOf(refused[0]!) + 1);
