@@ -1,10 +1,12 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { ItemBackoff } from "./backoff.ts";
+import { type CacheReader, cacheReaderOver } from "./cache-reader.ts";
 import type { KubeClient } from "./client.ts";
+import type { ClusterCache, ClusterWatch } from "./cluster-cache.ts";
 import { isTerminal } from "./errors.ts";
 import type { EventRecorder } from "./events.ts";
-import type { EventHandler, Informer, InformerFactory } from "./informer.ts";
+import type { EventHandler, Informer, InformerFactory, InformerSelection } from "./informer.ts";
 import type { RuntimeMetrics } from "./metrics.ts";
 import {
   type GroupVersionKind,
@@ -16,6 +18,8 @@ import {
 } from "./object.ts";
 import { type OwnerMapping, ownerKeys } from "./owners.ts";
 import { WorkQueue } from "./queue.ts";
+
+export type { CacheReader } from "./cache-reader.ts";
 
 export interface ReconcileRequest {
   /** `namespace/name`, or `name` when cluster-scoped. */
@@ -40,21 +44,31 @@ export interface ReconcileContext {
   object<T extends KubeObject = KubeObject>(): T | undefined;
   /** Read access to the cache of any kind this controller watches. */
   cache: CacheReader;
+  /** Clients and watches of other clusters (workload clusters), reached through their kubeconfig Secrets. */
+  clusters: ClusterAccess;
 }
 
-export interface CacheReader {
-  get<T extends KubeObject = KubeObject>(gvk: GroupVersionKind, key: ObjectKey): T | undefined;
-  list<T extends KubeObject = KubeObject>(gvk: GroupVersionKind, namespace?: string): T[];
-  byIndex<T extends KubeObject = KubeObject>(gvk: GroupVersionKind, index: string, value: string): T[];
+/** The ClusterCache as one controller sees it: watches of a remote cluster enqueue into this controller. */
+export interface ClusterAccess {
+  /** The cluster's client and informers; connects on first use, throws when the cluster is unreachable. */
+  get: ClusterCache["get"];
+  /**
+   * Watches a kind in the remote cluster, once per (cluster, watch name) while the connection lives;
+   * events go through `map` to keys of this controller. Resolves when that cache has synced.
+   */
+  watch(cluster: ObjectKey, watch: Omit<ClusterWatch, "enqueue">, signal?: AbortSignal): Promise<Informer>;
 }
 
-export interface OwnsSpec extends GroupVersionKind {
+/** What to keep of watched objects: `metadataOnly` (PartialObjectMetadata) and/or a `transform`. */
+type CacheShape = Pick<InformerSelection, "metadataOnly" | "transform">;
+
+export interface OwnsSpec extends GroupVersionKind, CacheShape {
   /** Cross-scope ownership: the label naming the owner (e.g. `homelab.shdr.ch/tenant`). */
   ownerLabel?: string;
   ownerNamespaceLabel?: string;
 }
 
-export interface WatchSpec {
+export interface WatchSpec extends CacheShape {
   gvk: GroupVersionKind;
   /** The reconcile keys (`namespace/name` or `name`) an event on `obj` should trigger. */
   map(obj: KubeObject): string[];
@@ -84,6 +98,8 @@ export interface ControllerDeps {
   metrics: RuntimeMetrics;
   logger: Logger;
   recorder: EventRecorder;
+  /** Remote clusters (the Manager always gives one; a bare Controller in a unit test may not). */
+  clusters?: ClusterCache;
   /** Restricts every informer of this controller to one namespace. */
   namespace?: string;
 }
@@ -102,7 +118,8 @@ export class Controller {
   readonly spec: ControllerSpec;
   readonly queue: WorkQueue;
   private readonly deps: ControllerDeps;
-  private readonly informersByGvk = new Map<string, Informer>();
+  /** Every informer this controller asked for, per kind: a kind watched twice (two selectors) has two. */
+  private readonly informersByGvk = new Map<string, Informer[]>();
   private forInformer: Informer | undefined;
   private workers: Promise<void>[] = [];
   private abort = new AbortController();
@@ -124,18 +141,19 @@ export class Controller {
     deps.metrics.registerController(spec.name, this.concurrency);
   }
 
-  private informer(
-    gvk: GroupVersionKind,
-    opts: { namespace?: string; labelSelector?: string; fieldSelector?: string } = {},
-  ): Informer {
+  private informer(gvk: GroupVersionKind, opts: InformerSelection = {}): Informer {
     const namespace = opts.namespace ?? this.deps.namespace;
     const informer = this.deps.informers.informerFor(gvk, {
       ...(namespace ? { namespace } : {}),
       ...(opts.labelSelector ? { labelSelector: opts.labelSelector } : {}),
       ...(opts.fieldSelector ? { fieldSelector: opts.fieldSelector } : {}),
+      ...(opts.metadataOnly ? { metadataOnly: true } : {}),
+      ...(opts.transform ? { transform: opts.transform } : {}),
     });
     const id = `${gvk.apiVersion}|${gvk.kind}`;
-    if (!this.informersByGvk.has(id)) this.informersByGvk.set(id, informer);
+    const list = this.informersByGvk.get(id) ?? [];
+    if (!list.includes(informer)) list.push(informer);
+    this.informersByGvk.set(id, list);
     return informer;
   }
 
@@ -164,7 +182,11 @@ export class Controller {
       const enqueueOwners = (obj: KubeObject) => {
         for (const k of ownerKeys(obj, mapping)) this.queue.add(keyOf(k));
       };
-      this.informer(owned).addHandler(mappedHandler(enqueueOwners));
+      const shape = {
+        ...("metadataOnly" in owned && owned.metadataOnly ? { metadataOnly: true } : {}),
+        ...("transform" in owned && owned.transform ? { transform: owned.transform } : {}),
+      };
+      this.informer(owned, shape).addHandler(mappedHandler(enqueueOwners));
     }
     for (const w of this.spec.watches ?? []) {
       const enqueueMapped = (obj: KubeObject) => {
@@ -174,6 +196,8 @@ export class Controller {
         ...(w.namespace ? { namespace: w.namespace } : {}),
         ...(w.labelSelector ? { labelSelector: w.labelSelector } : {}),
         ...(w.fieldSelector ? { fieldSelector: w.fieldSelector } : {}),
+        ...(w.metadataOnly ? { metadataOnly: true } : {}),
+        ...(w.transform ? { transform: w.transform } : {}),
       };
       this.informer(w.gvk, opts).addHandler(mappedHandler(enqueueMapped));
     }
@@ -217,20 +241,27 @@ export class Controller {
     }
   }
 
+  /**
+   * Reads only the caches this controller asked for. A kind watched through several selections is read
+   * from all of them (an object in two is returned once); another controller's selections are never read.
+   */
   private cacheReader(): CacheReader {
-    const find = (gvk: GroupVersionKind) => {
-      const informer = this.informersByGvk.get(`${gvk.apiVersion}|${gvk.kind}`);
-      if (!informer)
-        throw new Error(`controller ${this.name} does not watch ${gvk.kind}; add it to owns or watches`);
-      return informer;
+    return cacheReaderOver(
+      this.name,
+      (gvk) => this.informersByGvk.get(`${gvk.apiVersion}|${gvk.kind}`) ?? [],
+    );
+  }
+
+  private clusterAccess(): ClusterAccess {
+    const enqueue = (key: string) => this.queue.add(key);
+    const cache = () => {
+      if (!this.deps.clusters) throw new Error(`controller ${this.name} was built without a ClusterCache`);
+      return this.deps.clusters;
     };
     return {
-      get: <T extends KubeObject>(gvk: GroupVersionKind, key: ObjectKey) =>
-        find(gvk).get(keyOf(key)) as T | undefined,
-      list: <T extends KubeObject>(gvk: GroupVersionKind, namespace?: string) =>
-        find(gvk).list(namespace) as T[],
-      byIndex: <T extends KubeObject>(gvk: GroupVersionKind, index: string, value: string) =>
-        find(gvk).byIndex(index, value) as T[],
+      get: (cluster, signal) => cache().get(cluster, signal),
+      watch: (cluster, watch, signal) =>
+        cache().watch(cluster, { ...watch, name: `${this.name}/${watch.name}`, enqueue }, signal),
     };
   }
 
@@ -258,6 +289,7 @@ export class Controller {
       recorder: this.deps.recorder,
       object: <T extends KubeObject>() => forInformer.get(key) as T | undefined,
       cache: this.cacheReader(),
+      clusters: this.clusterAccess(),
     };
     const labels = { controller: this.name };
     metrics.activeWorkers.inc(labels);

@@ -8,6 +8,14 @@ export {
   type WatchEvent,
 } from "./client.ts";
 export {
+  type ClusterAccessor,
+  ClusterCache,
+  type ClusterCacheOptions,
+  ClusterNotConnectedError,
+  type ClusterWatch,
+  kubeconfigFromSecret,
+} from "./cluster-cache.ts";
+export {
   type Condition,
   type ConditionInput,
   conditionsEqual,
@@ -18,6 +26,7 @@ export {
 } from "./conditions.ts";
 export type {
   CacheReader,
+  ClusterAccess,
   Controller,
   ControllerSpec,
   OwnsSpec,
@@ -38,7 +47,23 @@ export {
 } from "./errors.ts";
 export { type EventInput, EventRecorder } from "./events.ts";
 export { addFinalizer, hasFinalizer, removeFinalizer } from "./finalizers.ts";
-export { type EventHandler, Informer, InformerFactory, labelIndex } from "./informer.ts";
+export {
+  composeTransforms,
+  type EventHandler,
+  Informer,
+  InformerFactory,
+  type InformerSelection,
+  labelIndex,
+  stripManagedFields,
+  type TransformFunc,
+} from "./informer.ts";
+export {
+  inClusterConfig,
+  loadKubeconfigFile,
+  parseKubeconfig,
+  RestConfig,
+  UnsupportedKubeconfigError,
+} from "./kubeconfig.ts";
 export { type LeaderElectionConfig, LeaderElector } from "./leader-election.ts";
 export { createLogger, type Logger, redact } from "./logger.ts";
 export { LeaderElectionLostError, Manager, type ManagerOptions } from "./manager.ts";

@@ -133,7 +133,8 @@ export function peerTenantController(opts: PeerTenantControllerOptions): Control
   return {
     name: "peertenant",
     for: GVK.tenant,
-    owns: [{ ...GVK.namespace, ownerLabel: TENANT_LABEL }],
+    // Only names, labels, annotations and deletion timestamps of Namespaces are read: cache their metadata.
+    owns: [{ ...GVK.namespace, ownerLabel: TENANT_LABEL, metadataOnly: true }],
     watches: [
       tenantScoped(GVK.quota),
       tenantScoped(GVK.limitRange),
