@@ -439,15 +439,15 @@ describe("order of phases", () => {
 });
 
 describe("clusterRef", () => {
-  it("says it cannot place a tenant in a workload cluster yet, and creates nothing in this one", async () => {
+  it("says when the HomelabCluster's workload cluster cannot be reached, and creates nothing here", async () => {
     const name = `wl-${RUN}`;
-    await tenants(admin).create(name, tenantSpec(name, { clusterRef: "homelab" }));
-    const t = await waitFor("ClusterSupported=False", async () => {
+    await tenants(admin).create(name, tenantSpec(name, { clusterRef: `nowhere-${RUN}` }));
+    const t = await waitFor("ClusterConnected=False", async () => {
       const obj = await tenants(admin).get(name);
-      return condition(obj, "ClusterSupported")?.status === "False" ? obj : undefined;
+      return condition(obj, "ClusterConnected")?.status === "False" ? obj : undefined;
     });
-    expect(condition(t, "ClusterSupported")?.reason).toBe("ClusterNotSupported");
-    expect(condition(t, "ClusterSupported")?.message).toContain("spec.clusterRef homelab");
+    expect(condition(t, "ClusterConnected")?.reason).toBe("ClusterNotConnected");
+    expect(condition(t, "ClusterConnected")?.message).toContain(`homelab-system/nowhere-${RUN}-kubeconfig`);
     expect(condition(t, "Ready")?.status).toBe("False");
     const err = await core()
       .readNamespace({ name: `peers-${name}` })
@@ -456,7 +456,6 @@ describe("clusterRef", () => {
         (e: unknown) => e,
       );
     expect(statusOf(err)).toBe(404);
-    await tenants(admin).delete(name);
   });
 });
 

@@ -121,6 +121,7 @@ function tenantOf(obj: KubeObject): string[] {
 export function peerTenantController(opts: PeerTenantControllerOptions): ControllerSpec {
   const hasCilium = opts.hasCilium ?? ((ctx: ReconcileContext) => served(ctx, GVK.ciliumPolicy));
   const settings: Settings = {
+    opts,
     defaults: { ...DEFAULT_TENANT_DEFAULTS, ...opts.defaults },
     ownerNaming: opts.ownerNaming ?? {},
     hasCilium,
@@ -149,7 +150,7 @@ export function peerTenantController(opts: PeerTenantControllerOptions): Control
         gvk: GVK.event,
         fieldSelector: "reason=FailedCreate",
         map: (obj) => {
-          const t = settings.tenantByNamespace.get(obj.metadata?.namespace ?? "");
+          const t = settings.tenantByNamespace.get(namespaceKey(undefined, obj.metadata?.namespace ?? ""));
           return t && isQuotaRefusal(obj) ? [t] : [];
         },
       },
@@ -184,11 +185,75 @@ export function peerTenantController(opts: PeerTenantControllerOptions): Control
 }
 
 interface Settings {
+  opts: PeerTenantControllerOptions;
   defaults: TenantDefaults;
   ownerNaming: OwnerNaming;
   hasCilium: (ctx: ReconcileContext) => Promise<boolean>;
   policyEnforcement: (ctx: ReconcileContext) => Promise<PolicyEnforcement>;
   tenantByNamespace: Map<string, string>;
+}
+
+/** Namespace names repeat across clusters: the tenant index keys them by cluster too. */
+function namespaceKey(clusterRef: string | undefined, ns: string): string {
+  return clusterRef ? `${clusterRef}|${ns}` : ns;
+}
+
+/**
+ * The cluster a tenant's objects live in: this one, or (spec.clusterRef) the HomelabCluster's workload
+ * cluster, reached with the kubeconfig Secret `<cluster>-kubeconfig` in the operator's namespace. Every
+ * kind the phases read is watched there too, so drift in the workload cluster wakes the tenant as it
+ * does here.
+ */
+async function targetCluster(
+  ctx: ReconcileContext,
+  t: Tenant,
+  settings: Settings,
+): Promise<{ ctx?: ReconcileContext; message: string }> {
+  const ref = t.spec.clusterRef;
+  if (!ref) return { ctx, message: "the operator's own cluster" };
+  const cluster = { namespace: settings.opts.operatorNamespace, name: ref };
+  const tenantsHere = () => [
+    ...new Set([...settings.tenantByNamespace].filter(([k]) => k.startsWith(`${ref}|`)).map(([, v]) => v)),
+  ];
+  const watch = (
+    name: string,
+    gvk: GroupVersionKind,
+    extra: Partial<Parameters<ReconcileContext["clusters"]["watch"]>[1]> = {},
+  ) =>
+    ctx.clusters.watch(
+      cluster,
+      { name: `peertenant/${name}`, gvk, owners: [t.metadata.name], map: tenantOf, ...extra },
+      ctx.signal,
+    );
+  try {
+    const accessor = await ctx.clusters.get(cluster, ctx.signal);
+    await Promise.all([
+      watch("namespaces", GVK.namespace, { metadataOnly: true }),
+      watch("quotas", GVK.quota, { labelSelector: tenantSelector }),
+      watch("limitranges", GVK.limitRange, { labelSelector: tenantSelector }),
+      watch("networkpolicies", GVK.networkPolicy, { labelSelector: tenantSelector }),
+      watch("rolebindings", GVK.roleBinding, { labelSelector: tenantSelector }),
+      watch("configmaps", GVK.configMap, { labelSelector: tenantSelector }),
+      watch("vaps", GVK.vap, { labelSelector: managedSelector, map: tenantsHere }),
+      watch("vapbindings", GVK.vapBinding, { labelSelector: managedSelector, map: tenantsHere }),
+      watch("events", GVK.event, {
+        fieldSelector: "reason=FailedCreate",
+        map: (obj) => {
+          const tenant = settings.tenantByNamespace.get(namespaceKey(ref, obj.metadata?.namespace ?? ""));
+          return tenant && isQuotaRefusal(obj) ? [tenant] : [];
+        },
+      }),
+    ]);
+    return {
+      ctx: { ...ctx, client: accessor.client, cache: accessor.cache },
+      message: `objects are in the workload cluster of HomelabCluster ${ref} (kubeconfig Secret ${cluster.namespace}/${ref}-kubeconfig)`,
+    };
+  } catch (err) {
+    if (ctx.signal.aborted) throw err;
+    return {
+      message: `cannot reach the workload cluster of HomelabCluster ${ref} (kubeconfig Secret ${cluster.namespace}/${ref}-kubeconfig): ${(err as Error).message}`,
+    };
+  }
 }
 
 function isQuotaRefusal(event: KubeObject): boolean {
@@ -210,6 +275,8 @@ interface Scope {
   namespaces: string[];
   settings: Settings;
   requeue?: number | undefined;
+  /** The objects live in a HomelabCluster's workload cluster (`ctx` is then that cluster's). */
+  remote: boolean;
 }
 
 async function reconcileTenant(ctx: ReconcileContext, settings: Settings): Promise<ReconcileResult> {
@@ -223,7 +290,12 @@ async function reconcileTenant(ctx: ReconcileContext, settings: Settings): Promi
     return undefined;
   }
   const tenant = parsed.data;
-  if (tenant.metadata.deletionTimestamp) return reconcileDelete(ctx, tenant, cached, settings);
+  if (tenant.metadata.deletionTimestamp) {
+    const target = await targetCluster(ctx, tenant, settings);
+    // An unreachable workload cluster keeps the finalizer: its namespaces are still to be released.
+    if (!target.ctx) throw new Error(target.message);
+    return reconcileDelete(ctx, target.ctx, tenant, cached, settings);
+  }
   if (!hasFinalizer(cached, FINALIZER)) await addFinalizer(ctx.client, cached, FINALIZER);
 
   const generation = tenant.metadata.generation ?? 0;
@@ -235,22 +307,26 @@ async function reconcileTenant(ctx: ReconcileContext, settings: Settings): Promi
     changes: new ChangeLog(),
     namespaces: [],
     settings,
+    remote: false,
   };
-  if (tenant.spec.clusterRef) {
-    // Provisioning into the operator's own cluster instead would put the tenant in the wrong place.
-    scope.status.set(
-      "ClusterSupported",
-      "False",
-      "ClusterNotSupported",
-      `spec.clusterRef ${tenant.spec.clusterRef}: tenants in a HomelabCluster's workload cluster are not implemented yet; nothing was created`,
-    );
+  const target = await targetCluster(ctx, tenant, settings);
+  if (!target.ctx) {
+    scope.status.set("ClusterConnected", "False", "ClusterNotConnected", target.message);
+    scope.requeue = 10_000;
   } else {
+    if (tenant.spec.clusterRef) scope.status.set("ClusterConnected", "True", "Connected", target.message);
+    scope.ctx = target.ctx;
+    scope.remote = tenant.spec.clusterRef !== undefined;
+    // A workload cluster has no operator of its own: its cluster-wide guardrails are kept from here.
+    if (scope.remote) await ensureGuardrails(scope.ctx, settings.opts, settings.defaults);
     // The phases, in order: guardrails are in place and proven before anyone is given access.
     const { terminating } = await ensureNamespaces(scope);
-    for (const ns of scope.namespaces) settings.tenantByNamespace.set(ns, tenant.metadata.name);
+    for (const ns of scope.namespaces) {
+      settings.tenantByNamespace.set(namespaceKey(tenant.spec.clusterRef, ns), tenant.metadata.name);
+    }
     await ensureGuardrailParams(scope);
     await ensureQuotas(scope);
-    await ensureNetworkIsolation(scope, await settings.hasCilium(ctx));
+    await ensureNetworkIsolation(scope, await settings.hasCilium(scope.ctx));
     const guardrails = await checkGuardrails(scope);
     await ensureAccess(scope, !guardrails.waiting);
     if (terminating) scope.requeue = 2_000;
@@ -270,7 +346,7 @@ async function reconcileTenant(ctx: ReconcileContext, settings: Settings): Promi
     observedGeneration: generation,
     namespaces: scope.namespaces,
     namespaceCount: scope.namespaces.length,
-    quota: quotaStatus(ctx, scope.namespaces),
+    quota: quotaStatus(scope.ctx, scope.namespaces),
     conditions: status.apply(s.conditions as Condition[] | undefined),
   }));
   await scope.changes.report(ctx, cached, wasSteady(cached, generation));
@@ -361,9 +437,12 @@ async function ensureNamespaces(scope: Scope): Promise<{ terminating: boolean }>
 }
 
 /** Owned objects inside tenant namespaces carry an ownerReference, so garbage collection follows the tenant. */
-function owned(owner: Obj, obj: Record<string, unknown>): Obj {
+function owned(scope: Scope, obj: Record<string, unknown>): Obj {
+  // In a workload cluster the PeerTenant does not exist: an ownerReference to it would have that
+  // cluster's garbage collector delete the object at once. Labels trace it back instead.
+  if (scope.remote) return obj as Obj;
   const meta = obj.metadata as Record<string, unknown>;
-  return { ...obj, metadata: { ...meta, ownerReferences: [controllerReference(owner)] } } as Obj;
+  return { ...obj, metadata: { ...meta, ownerReferences: [controllerReference(scope.owner)] } } as Obj;
 }
 
 /** Makes one owned object match `desired`, or removes it when `desired` is undefined. */
@@ -384,7 +463,7 @@ async function ensureOwned(
     }
     return;
   }
-  const outcome = await ensureExactly(ctx, owned(owner, desired), cached);
+  const outcome = await ensureExactly(ctx, owned(scope, desired), cached);
   changes.note(
     ctx,
     outcome === "updated" && updateOutcome ? updateOutcome : outcome,
@@ -455,11 +534,7 @@ async function ensureQuotas(scope: Scope): Promise<void> {
       const current = (live[ns]?.spec as { hard?: Record<string, string> } | undefined)?.hard;
       const lowered = lowerOnly(current, hardByNs[ns] ?? {});
       if (!lowered) continue;
-      const outcome = await ensureExactly(
-        ctx,
-        owned(scope.owner, desiredResourceQuota(t, ns, lowered)),
-        live[ns],
-      );
+      const outcome = await ensureExactly(ctx, owned(scope, desiredResourceQuota(t, ns, lowered)), live[ns]);
       scope.changes.note(
         ctx,
         outcome === "updated" ? "rebalanced" : outcome,
@@ -471,7 +546,7 @@ async function ensureQuotas(scope: Scope): Promise<void> {
   }
   for (const ns of namespaces) {
     const desired = desiredResourceQuota(t, ns, hardByNs[ns] ?? {});
-    const outcome = await ensureExactly(ctx, owned(scope.owner, desired), live[ns]);
+    const outcome = await ensureExactly(ctx, owned(scope, desired), live[ns]);
     // With a tenant-wide total, the split moves with usage: such an update is a rebalance, not drift.
     scope.changes.note(
       ctx,
@@ -562,7 +637,7 @@ async function ensureNetworkIsolation(scope: Scope, cilium: boolean): Promise<vo
       if (cnp) {
         scope.changes.note(
           ctx,
-          await ensureUncached(ctx, owned(owner, cnp)),
+          await ensureUncached(ctx, owned(scope, cnp)),
           "CiliumNetworkPolicy",
           `${ns}/${key.name}`,
         );
@@ -576,7 +651,7 @@ async function ensureNetworkIsolation(scope: Scope, cilium: boolean): Promise<vo
     const ccnp = desiredCiliumClusterwidePolicy(t, tenantNamespaces(t), settings.defaults);
     scope.changes.note(
       ctx,
-      await ensureUncached(ctx, owned(owner, ccnp)),
+      await ensureUncached(ctx, owned(scope, ccnp)),
       "CiliumClusterwideNetworkPolicy",
       clusterwidePolicyName(t.metadata.name),
     );
@@ -667,7 +742,7 @@ async function checkGuardrails(scope: Scope): Promise<{ waiting: boolean }> {
     if (desired) {
       scope.changes.note(
         scope.ctx,
-        await ensureUncached(scope.ctx, owned(scope.owner, desired), { exact: false }),
+        await ensureUncached(scope.ctx, owned(scope, desired), { exact: false }),
         REQUIRED_LABELS_KIND,
         name,
       );
@@ -876,26 +951,27 @@ async function retireNamespace(
 
 async function reconcileDelete(
   ctx: ReconcileContext,
+  target: ReconcileContext,
   t: Tenant,
   cached: Obj,
   settings: Settings,
 ): Promise<ReconcileResult> {
   if (!hasFinalizer(cached, FINALIZER)) return undefined;
-  const mine = ctx.cache
+  const mine = target.cache
     .list(GVK.namespace)
     .filter((ns) => ns.metadata?.labels?.[TENANT_LABEL] === t.metadata.name)
     .map((ns) => ns.metadata?.name ?? "");
-  for (const name of mine) await retireNamespace(ctx, t, name, settings);
-  if (await served(ctx, GVK.ciliumClusterwidePolicy)) {
+  for (const name of mine) await retireNamespace(target, t, name, settings);
+  if (await served(target, GVK.ciliumClusterwidePolicy)) {
     const key = { name: clusterwidePolicyName(t.metadata.name) };
-    await ctx.client.delete(GVK.ciliumClusterwidePolicy, key, { ignoreNotFound: true });
+    await target.client.delete(GVK.ciliumClusterwidePolicy, key, { ignoreNotFound: true });
   }
   if (t.spec.deletionPolicy === "Delete") {
     // Keep the finalizer until the namespaces are gone, so `kubectl delete pt` waits for the real end.
     const left: string[] = [];
     for (const name of mine) {
       try {
-        await ctx.client.get(GVK.namespace, { name });
+        await target.client.get(GVK.namespace, { name });
         left.push(name);
       } catch (err) {
         if (!isNotFound(err)) throw err;
