@@ -454,7 +454,7 @@ async function ensureOwned(
   desired: Record<string, unknown> | undefined,
   updateOutcome?: string,
 ): Promise<void> {
-  const { ctx, owner, changes } = scope;
+  const { ctx, changes } = scope;
   const cached = ctx.cache.get(gvk, { namespace: ns, name });
   if (!desired) {
     if (cached) {
@@ -619,7 +619,7 @@ function quotaDemands(scope: Scope): Record<string, Record<string, string>> {
 }
 
 async function ensureNetworkIsolation(scope: Scope, cilium: boolean): Promise<void> {
-  const { ctx, tenant: t, owner, namespaces, settings } = scope;
+  const { ctx, tenant: t, namespaces, settings } = scope;
   const ours = new Set<string>(Object.values(OBJECT_NAMES));
   for (const ns of namespaces) {
     const desired = desiredNetworkPolicies(t, ns);
