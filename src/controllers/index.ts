@@ -8,6 +8,8 @@ export function registerControllers(manager: Manager, config: OperatorConfig): v
     peerTenantController({
       operatorNamespace: config.namespace,
       operatorUsernames: config.operatorUsernames,
+      ownerNaming: config.peerTenantOwnerNaming,
+      watchCilium: config.peerTenantWatchCilium,
     }),
   );
 }
