@@ -384,6 +384,16 @@ export function isolationMatrix(opts: MatrixOptions): void {
         /reserved for the operator/,
       );
       await expectDenied(
+        "add homelab.shdr.ch/tenant: bob to her existing ConfigMap",
+        new KubeClient(asAlice).patch(
+          { apiVersion: "v1", kind: "ConfigMap" },
+          { namespace: nsA, name: "cm" },
+          { metadata: { labels: { "homelab.shdr.ch/tenant": bob } } },
+          "merge",
+        ),
+        /reserved for the operator/,
+      );
+      await expectDenied(
         "forge homelab.shdr.ch/tenant: bob on a Deployment's pods",
         apps.createNamespacedDeployment({
           namespace: nsA,

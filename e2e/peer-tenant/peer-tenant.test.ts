@@ -245,6 +245,17 @@ describe("deletion", () => {
         },
       }),
     );
+    await expectAllowed(
+      "share her namespace with every authenticated user",
+      rbacAsOwner.createNamespacedRoleBinding({
+        namespace: ns,
+        body: {
+          metadata: { name: "everyone" },
+          roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "view" },
+          subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "Group", name: "system:authenticated" }],
+        },
+      }),
+    );
     await tenants(admin).delete(name);
     await waitFor("the tenant to be gone", async () => {
       const err = await tenants(admin)

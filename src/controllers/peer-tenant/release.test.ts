@@ -27,6 +27,8 @@ describe("tenantBindingsToRemove", () => {
       rb("ci", { kind: "Group", name: "gitlab:group:42" }),
       rb("robot", { kind: "ServiceAccount", name: "default", namespace: "peers-alice" }),
       rb("all-robots", { kind: "Group", name: "system:serviceaccounts:peers-alice" }),
+      rb("everyone", { kind: "Group", name: "system:authenticated" }),
+      rb("anonymous", { kind: "User", name: "system:anonymous" }),
       rb("carol", { kind: "User", name: "carol" }),
       rb("foreign-robot", { kind: "ServiceAccount", name: "x", namespace: "elsewhere" }),
     ];
@@ -37,7 +39,16 @@ describe("tenantBindingsToRemove", () => {
         { usernamePrefix: "oidc:", groupsPrefix: "oidc:" },
         "peers-alice",
       ),
-    ).toEqual(["tenant-owners", "made-by-alice", "her-group", "ci", "robot", "all-robots"]);
+    ).toEqual([
+      "tenant-owners",
+      "made-by-alice",
+      "her-group",
+      "ci",
+      "robot",
+      "all-robots",
+      "everyone",
+      "anonymous",
+    ]);
   });
 });
 

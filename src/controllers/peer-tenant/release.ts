@@ -47,8 +47,9 @@ interface Subject {
 
 /**
  * RoleBindings in a released namespace that give the tenant access: any subject that is one of its
- * owners or groups (as the cluster names them, and bare), its GitLab CI group, or a ServiceAccount of
- * the namespace (whose tokens the owners could have minted).
+ * owners or groups (as the cluster names them, and bare), its GitLab CI group, a ServiceAccount of the
+ * namespace (whose tokens the owners could have minted), or one of Kubernetes' own groups that contain
+ * them (an owner could have bound `edit` to system:authenticated).
  */
 export function tenantBindingsToRemove(
   bindings: KubeObject[],
@@ -65,7 +66,10 @@ export function tenantBindingsToRemove(
         (s) =>
           identities.has(`${s.kind}|${s.name}`) ||
           (s.kind === "ServiceAccount" && (s.namespace ?? ns) === ns) ||
-          (s.kind === "Group" && s.name === `system:serviceaccounts:${ns}`),
+          // Kubernetes' own groups (system:authenticated, system:serviceaccounts[:<ns>], ...) include
+          // the former owners and their service accounts too.
+          (s.kind === "Group" && (s.name ?? "").startsWith("system:")) ||
+          (s.kind === "User" && s.name === "system:anonymous"),
       ),
     )
     .map((rb) => rb.metadata?.name ?? "")
