@@ -25,7 +25,11 @@ const CRD = { apiVersion: "apiextensions.k8s.io/v1", kind: "CustomResourceDefini
 type Ccnp = KubeObject & {
   spec: {
     endpointSelector: unknown;
-    egressDeny: { toCIDRSet?: { cidr: string; except?: string[] }[]; toEntities?: string[] }[];
+    egressDeny: {
+      toCIDRSet?: { cidr: string; except?: string[] }[];
+      toEntities?: string[];
+      toEndpoints?: unknown[];
+    }[];
     ingressDeny: unknown[];
   };
 };
@@ -92,6 +96,10 @@ describe("where Cilium runs", () => {
       "10.96.0.0/12",
     ]);
     expect(ccnp.spec.egressDeny[1]!.toEntities).toEqual(["host", "remote-node"]);
+    // Pods of other namespaces stay out of reach even through a `cluster` entity the tenant may name.
+    expect(JSON.stringify(ccnp.spec.egressDeny[2])).toContain(
+      `"operator":"NotIn","values":["kube-system","${ns}"]`,
+    );
     expect(ccnp.metadata?.ownerReferences?.[0]?.name).toBe(name);
     const gateway = await client.get<KubeObject & { spec?: unknown }>(CNP, {
       namespace: ns,
@@ -164,7 +172,7 @@ describe("where Cilium runs", () => {
       "the deny rules to be back",
       async () => {
         const c = await client.get<Ccnp>(CCNP, { name: ccnpName });
-        return (c.spec.egressDeny?.length ?? 0) === 2 ? c : undefined;
+        return (c.spec.egressDeny?.length ?? 0) === 3 ? c : undefined;
       },
       10_000,
     );

@@ -183,7 +183,11 @@ describe("desiredCiliumClusterwidePolicy", () => {
         DEFAULT_TENANT_DEFAULTS,
       ) as unknown as {
         spec: {
-          egressDeny: { toCIDRSet?: { cidr: string; except?: string[] }[]; toEntities?: string[] }[];
+          egressDeny: {
+            toCIDRSet?: { cidr: string; except?: string[] }[];
+            toEntities?: string[];
+            toEndpoints?: unknown[];
+          }[];
           ingressDeny: { fromEndpoints: { matchExpressions: Record<string, unknown>[] }[] }[];
           enableDefaultDeny: unknown;
         };
@@ -200,6 +204,25 @@ describe("desiredCiliumClusterwidePolicy", () => {
     expect(sets.find((s) => s.cidr === "192.168.0.0/16")?.except).toEqual(["192.168.1.0/24"]);
     expect(sets.find((s) => s.cidr === "172.16.0.0/12")?.except).toBeUndefined();
     expect(deny.egressDeny[1]!.toEntities).toEqual(["host", "remote-node"]);
+    // Pods of other namespaces, and everything in kube-system but DNS.
+    expect(deny.egressDeny[2]!.toEndpoints).toEqual([
+      {
+        matchExpressions: [
+          { key: "k8s:io.kubernetes.pod.namespace", operator: "Exists" },
+          {
+            key: "k8s:io.kubernetes.pod.namespace",
+            operator: "NotIn",
+            values: ["kube-system", "peers-alice"],
+          },
+        ],
+      },
+      {
+        matchExpressions: [
+          { key: "k8s:io.kubernetes.pod.namespace", operator: "In", values: ["kube-system"] },
+          { key: "k8s:k8s-app", operator: "NotIn", values: ["kube-dns"] },
+        ],
+      },
+    ]);
     // Deny-only: the namespace's own NetworkPolicies still decide what is allowed.
     expect(deny.enableDefaultDeny).toEqual({ ingress: false, egress: false });
   });

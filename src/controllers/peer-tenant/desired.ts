@@ -190,10 +190,37 @@ export function clusterwidePolicyName(tenant: string): string {
 }
 
 /**
+ * Pods the tenant may not reach whatever its own policies say (a CiliumNetworkPolicy may name the
+ * `cluster` entity): every namespace but its own, the spec's egress namespaces and kube-system, and in
+ * kube-system everything but DNS.
+ */
+function otherNamespacesDenied(own: string[], egressNamespaces: string[]): Record<string, unknown>[] {
+  const reachable = [...new Set([...own, ...egressNamespaces, "kube-system"])].sort();
+  const selectors: Record<string, unknown>[] = [
+    {
+      matchExpressions: [
+        { key: CILIUM_NAMESPACE_LABEL, operator: "Exists" },
+        { key: CILIUM_NAMESPACE_LABEL, operator: "NotIn", values: reachable },
+      ],
+    },
+  ];
+  if (!egressNamespaces.includes("kube-system")) {
+    selectors.push({
+      matchExpressions: [
+        { key: CILIUM_NAMESPACE_LABEL, operator: "In", values: ["kube-system"] },
+        { key: "k8s:k8s-app", operator: "NotIn", values: ["kube-dns"] },
+      ],
+    });
+  }
+  return selectors;
+}
+
+/**
  * Isolation a tenant cannot widen, where Cilium runs: deny rules win over every allow, including the
  * tenant's own NetworkPolicies. Egress to private addresses is denied except the cluster's own networks
- * and the networks the spec allows; egress to the nodes themselves is denied; ingress from pods of any
- * namespace outside the tenant and its allowed ingress namespaces is denied. It only denies
+ * and the networks the spec allows; egress to the nodes themselves is denied, and to pods of namespaces
+ * the spec does not list (DNS excepted); ingress from pods of any namespace outside the tenant and its
+ * allowed ingress namespaces is denied. It only denies
  * (enableDefaultDeny off), so the namespace's NetworkPolicies still decide what is allowed.
  */
 export function desiredCiliumClusterwidePolicy(
@@ -218,7 +245,11 @@ export function desiredCiliumClusterwidePolicy(
         matchExpressions: [{ key: CILIUM_NAMESPACE_LABEL, operator: "In", values: own }],
       },
       enableDefaultDeny: { ingress: false, egress: false },
-      egressDeny: [{ toCIDRSet }, { toEntities: ["host", "remote-node"] }],
+      egressDeny: [
+        { toCIDRSet },
+        { toEntities: ["host", "remote-node"] },
+        { toEndpoints: otherNamespacesDenied(own, t.spec.network.egress.namespaces) },
+      ],
       ingressDeny: [
         {
           fromEndpoints: [
