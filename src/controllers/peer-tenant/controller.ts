@@ -129,6 +129,7 @@ export function peerTenantController(opts: PeerTenantControllerOptions): Control
     // Which tenant a namespace belongs to, learnt by reconciles, so an Event (which names only a
     // namespace) finds its tenant. A restart starts empty: every tenant is reconciled then anyway.
     tenantByNamespace: new Map(),
+    enforcementSeen: new Map(),
   };
   const tenantScoped = (gvk: GroupVersionKind) => ({ gvk, labelSelector: tenantSelector, map: tenantOf });
   return {
@@ -190,7 +191,21 @@ interface Settings {
   ownerNaming: OwnerNaming;
   hasCilium: (ctx: ReconcileContext) => Promise<boolean>;
   policyEnforcement: (ctx: ReconcileContext) => Promise<PolicyEnforcement>;
+  /** The last look at each cluster's CNI ("" is this cluster), by clusterRef. */
+  enforcementSeen: Map<string, { at: number; result: PolicyEnforcement }>;
   tenantByNamespace: Map<string, string>;
+}
+
+/** How long one look at a cluster's CNI is reused: it is the same answer for every tenant there. */
+const ENFORCEMENT_TTL_MS = 30_000;
+
+async function enforcementOf(scope: Scope): Promise<PolicyEnforcement> {
+  const key = scope.tenant.spec.clusterRef ?? "";
+  const seen = scope.settings.enforcementSeen.get(key);
+  if (seen && Date.now() - seen.at < ENFORCEMENT_TTL_MS) return seen.result;
+  const result = await scope.settings.policyEnforcement(scope.ctx);
+  scope.settings.enforcementSeen.set(key, { at: Date.now(), result });
+  return result;
 }
 
 /** Namespace names repeat across clusters: the tenant index keys them by cluster too. */
@@ -671,7 +686,7 @@ async function ensureNetworkIsolation(scope: Scope, cilium: boolean): Promise<vo
     }`,
   );
   // Written policies isolate nothing unless the CNI implements them.
-  const enforcement = await settings.policyEnforcement(ctx);
+  const enforcement = await enforcementOf(scope);
   if (enforcement.by) {
     scope.status.set("NetworkPolicyEnforced", "True", "EnforcingCNIFound", enforcement.message);
   } else {
