@@ -1,32 +1,58 @@
 // The operator process. With a kubeconfig or an in-cluster service account it manages that cluster;
 // with neither it starts an embedded local control plane, installs the CRDs and runs there.
-import { KubeConfig } from "@kubernetes/client-node";
+// Type-only: the client-node package is loaded only where it is needed (CRD install, local mode), since
+// importing it costs ~80 MiB RSS (src/runtime/kubeconfig.ts).
+import type { KubeConfig } from "@kubernetes/client-node";
 import { loadConfig, type OperatorConfig } from "./config.ts";
 import { registerControllers } from "./controllers/index.ts";
-import { installCRDs } from "./crds/install.ts";
 import { createLogger, KubeClient, Manager } from "./runtime/index.ts";
+import {
+  inClusterConfig,
+  loadKubeconfigFile,
+  type RestConfig,
+  UnsupportedKubeconfigError,
+} from "./runtime/kubeconfig.ts";
 
 const logger = createLogger({ name: "homelab-operator" });
 
 interface Cluster {
-  kubeConfig: KubeConfig;
+  /** What the Manager and clients use. */
+  kubeConfig: RestConfig | KubeConfig;
+  /** client-node's KubeConfig of the same cluster, for the few callers built on its API clients. */
+  clientNode(): Promise<KubeConfig>;
   stop(): Promise<void>;
 }
 
+async function clientNodeConfig(load: (kc: KubeConfig) => void): Promise<KubeConfig> {
+  const { KubeConfig } = await import("@kubernetes/client-node");
+  const kc = new KubeConfig();
+  load(kc);
+  return kc;
+}
+
 async function connect(config: OperatorConfig): Promise<Cluster> {
-  const kubeConfig = new KubeConfig();
   switch (config.cluster.mode) {
-    case "kubeconfig":
-      kubeConfig.loadFromFile(config.cluster.path);
-      logger.info(
-        { kubeconfig: config.cluster.path, server: kubeConfig.getCurrentCluster()?.server },
-        "Using kubeconfig",
-      );
-      return { kubeConfig, stop: async () => {} };
+    case "kubeconfig": {
+      const path = config.cluster.path;
+      const clientNode = () => clientNodeConfig((kc) => kc.loadFromFile(path));
+      let kubeConfig: RestConfig | KubeConfig;
+      try {
+        kubeConfig = loadKubeconfigFile(path);
+      } catch (err) {
+        if (!(err instanceof UnsupportedKubeconfigError)) throw err;
+        logger.info({ feature: err.message }, "Kubeconfig needs client-node's loader");
+        kubeConfig = await clientNode();
+      }
+      logger.info({ kubeconfig: path, server: new KubeClient(kubeConfig).server }, "Using kubeconfig");
+      return { kubeConfig, clientNode, stop: async () => {} };
+    }
     case "in-cluster":
-      kubeConfig.loadFromCluster();
       logger.info("Using the in-cluster service account");
-      return { kubeConfig, stop: async () => {} };
+      return {
+        kubeConfig: inClusterConfig(),
+        clientNode: () => clientNodeConfig((kc) => kc.loadFromCluster()),
+        stop: async () => {},
+      };
     case "local": {
       // Imported lazily: only local mode needs the control-plane harness (and Go, on first use).
       const { startControlPlane } = await import("../e2e/harness/control-plane.ts");
@@ -36,13 +62,13 @@ async function connect(config: OperatorConfig): Promise<Cluster> {
         { server: cp.server, startupMs: cp.startupMs },
         `Local control plane ready; use it with: export KUBECONFIG=${cp.kubeconfigPath}`,
       );
-      kubeConfig.loadFromFile(cp.kubeconfigPath);
-      return { kubeConfig, stop: () => cp.stop() };
+      const kubeConfig = cp.kubeConfig();
+      return { kubeConfig, clientNode: async () => kubeConfig, stop: () => cp.stop() };
     }
   }
 }
 
-async function ensureNamespace(kubeConfig: KubeConfig, name: string): Promise<void> {
+async function ensureNamespace(kubeConfig: RestConfig | KubeConfig, name: string): Promise<void> {
   await new KubeClient(kubeConfig).apply({ apiVersion: "v1", kind: "Namespace", metadata: { name } });
 }
 
@@ -50,13 +76,14 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const cluster = await connect(config);
   if (config.installCRDs) {
-    await installCRDs(cluster.kubeConfig);
+    const { installCRDs } = await import("./crds/install.ts");
+    await installCRDs(await cluster.clientNode());
     logger.info("CRDs installed");
   }
   await ensureNamespace(cluster.kubeConfig, config.namespace);
   if (config.cluster.mode === "local") {
     const { startLocalSimulators } = await import("./local/simulators.ts");
-    const sims = await startLocalSimulators(cluster.kubeConfig, config.namespace);
+    const sims = await startLocalSimulators(await cluster.clientNode(), config.namespace);
     logger.info(
       { proxmox: sims.proxmoxUrl, talos: sims.talosEndpoints },
       `Proxmox VE and Talos simulators running; credentials in ${config.namespace}/proxmox-token, endpoints in ${config.namespace}/local-simulators`,

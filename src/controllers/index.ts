@@ -9,6 +9,8 @@ export function registerControllers(manager: Manager, config: OperatorConfig): v
       operatorNamespace: config.namespace,
       operatorUsernames: config.operatorUsernames,
       maxConcurrentReconciles: config.maxConcurrentReconciles,
+      ownerNaming: config.peerTenantOwnerNaming,
+      watchCilium: config.peerTenantWatchCilium,
     }),
   );
 }
