@@ -26,6 +26,11 @@ export interface FaultProxy {
   restore(): void;
   /** Answers the next watch request on `pathPart` with the API server's 410 Expired ERROR event. */
   expireNextWatch(pathPart: string): void;
+  /**
+   * Holds the upstream's answer to `method` requests on paths containing `pathPart` for `ms` before
+   * passing it on (the server has already acted): a slow network on the way back. Undefined: no delay.
+   */
+  delayResponses(rule: { method: string; pathPart: string; ms: number } | undefined): void;
   /** Watch requests seen, with the resourceVersion the client asked for. */
   watchRequests: { path: string; resourceVersion: string | null; expired?: boolean }[];
   close(): Promise<void>;
@@ -39,6 +44,7 @@ export async function startFaultProxy(admin: KubeConfig): Promise<FaultProxy> {
   const upstreamRequests = new Set<ClientRequest>();
   let down = false;
   let expire: string | undefined;
+  let delay: { method: string; pathPart: string; ms: number } | undefined;
   const watchRequests: FaultProxy["watchRequests"] = [];
 
   const handle = (req: IncomingMessage, res: ServerResponse) => {
@@ -72,8 +78,14 @@ export async function startFaultProxy(admin: KubeConfig): Promise<FaultProxy> {
       url,
       { method: req.method, headers, ca: tls.ca, cert: tls.cert, key: tls.key },
       (upRes) => {
-        res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-        upRes.pipe(res);
+        const forward = () => {
+          res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+          upRes.pipe(res);
+        };
+        const hold =
+          delay && req.method === delay.method && url.pathname.includes(delay.pathPart) ? delay.ms : 0;
+        if (hold > 0) setTimeout(forward, hold);
+        else forward();
       },
     );
     upstreamRequests.add(up);
@@ -117,6 +129,9 @@ export async function startFaultProxy(admin: KubeConfig): Promise<FaultProxy> {
     },
     expireNextWatch(pathPart) {
       expire = pathPart;
+    },
+    delayResponses(rule) {
+      delay = rule;
     },
     async close() {
       down = true;
