@@ -31,6 +31,12 @@ export interface FaultProxy {
    * passing it on (the server has already acted): a slow network on the way back. Undefined: no delay.
    */
   delayResponses(rule: { method: string; pathPart: string; ms: number } | undefined): void;
+  /**
+   * Withholds the events of every watch on exactly this path (open ones and new ones) until
+   * releaseWatches(): the client's cache goes stale while its other requests still get through.
+   */
+  holdWatches(path: string): void;
+  releaseWatches(): void;
   /** Watch requests seen, with the resourceVersion the client asked for. */
   watchRequests: { path: string; resourceVersion: string | null; expired?: boolean }[];
   close(): Promise<void>;
@@ -45,6 +51,12 @@ export async function startFaultProxy(admin: KubeConfig): Promise<FaultProxy> {
   let down = false;
   let expire: string | undefined;
   let delay: { method: string; pathPart: string; ms: number } | undefined;
+  let heldPath: string | undefined;
+  const watchStreams = new Set<{ path: string; pending: Buffer[]; ended: boolean; res: ServerResponse }>();
+  const flush = (w: { pending: Buffer[]; ended: boolean; res: ServerResponse }) => {
+    for (const chunk of w.pending.splice(0)) w.res.write(chunk);
+    if (w.ended) w.res.end();
+  };
   const watchRequests: FaultProxy["watchRequests"] = [];
 
   const handle = (req: IncomingMessage, res: ServerResponse) => {
@@ -80,7 +92,21 @@ export async function startFaultProxy(admin: KubeConfig): Promise<FaultProxy> {
       (upRes) => {
         const forward = () => {
           res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-          upRes.pipe(res);
+          if (url.searchParams.get("watch") !== "true") {
+            upRes.pipe(res);
+            return;
+          }
+          const w = { path: url.pathname, pending: [] as Buffer[], ended: false, res };
+          watchStreams.add(w);
+          res.on("close", () => watchStreams.delete(w));
+          upRes.on("data", (chunk: Buffer) => {
+            if (heldPath === w.path) w.pending.push(chunk);
+            else res.write(chunk);
+          });
+          upRes.on("end", () => {
+            w.ended = true;
+            if (heldPath !== w.path) flush(w);
+          });
         };
         const hold =
           delay && req.method === delay.method && url.pathname.includes(delay.pathPart) ? delay.ms : 0;
@@ -132,6 +158,13 @@ export async function startFaultProxy(admin: KubeConfig): Promise<FaultProxy> {
     },
     delayResponses(rule) {
       delay = rule;
+    },
+    holdWatches(path) {
+      heldPath = path;
+    },
+    releaseWatches() {
+      heldPath = undefined;
+      for (const w of watchStreams) flush(w);
     },
     async close() {
       down = true;
