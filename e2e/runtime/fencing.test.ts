@@ -229,6 +229,9 @@ describe("a leader cut off from the API server, with reconciles that keep writin
     expect(dTriesAfterRestore.length).toBeGreaterThan(0);
     expect(dRefusedAfterRestore).toEqual(dTriesAfterRestore);
     expect(byEAfter.length).toBeGreaterThan(0);
+    // No drain: done() rejected right when D stopped leading, though its reconciles never end.
+    const dDone = j.find((l) => l.who === "D" && l.what === "lost")!;
+    expect(dDone.at - dLost.at).toBeLessThan(2_000);
     // D stopped before its lease could be taken over, and E only took over after that.
     expect(dLost.at).toBeLessThan(takeoverPossibleAt);
     expect(eLeads.at).toBeGreaterThanOrEqual(takeoverPossibleAt - 1_000);
