@@ -393,7 +393,7 @@ export class KubeClient {
    */
   async apply<T extends KubeObject>(
     obj: T,
-    opts: { force?: boolean; subresource?: string } & CallOptions = {},
+    opts: { force?: boolean; subresource?: string; fieldManager?: string } & CallOptions = {},
   ): Promise<T> {
     const path = await this.pathFor(gvkOf(obj), objectKeyOf(obj), opts.subresource);
     // An apply configuration must not carry managedFields (the API server rejects it); objects read back
@@ -402,13 +402,16 @@ export class KubeClient {
     return this.request<T>("PATCH", path, {
       body: { ...obj, metadata },
       contentType: "application/apply-patch+yaml",
-      query: { fieldManager: this.fieldManager, force: opts.force ?? true },
+      query: { fieldManager: opts.fieldManager ?? this.fieldManager, force: opts.force ?? true },
       ...signalOnly(opts),
     });
   }
 
   /** Server-side apply of `status` only, through the status subresource. */
-  async applyStatus<T extends KubeObject>(obj: T, opts: { force?: boolean } & CallOptions = {}): Promise<T> {
+  async applyStatus<T extends KubeObject>(
+    obj: T,
+    opts: { force?: boolean; fieldManager?: string } & CallOptions = {},
+  ): Promise<T> {
     return this.apply(obj, { ...opts, subresource: "status" });
   }
 

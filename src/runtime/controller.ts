@@ -5,7 +5,7 @@ import type { KubeClient } from "./client.ts";
 import { isTerminal } from "./errors.ts";
 import type { EventRecorder } from "./events.ts";
 import { type Fence, isFencingError, noFence } from "./fencing.ts";
-import type { EventHandler, Informer, InformerFactory } from "./informer.ts";
+import type { Informer, InformerFactory } from "./informer.ts";
 import type { RuntimeMetrics } from "./metrics.ts";
 import {
   type GroupVersionKind,
@@ -16,7 +16,8 @@ import {
   parseKey,
 } from "./object.ts";
 import { type OwnerMapping, ownerKeys } from "./owners.ts";
-import { WorkQueue } from "./queue.ts";
+import { LOW_PRIORITY, WorkQueue } from "./queue.ts";
+import { type OwnedStatus, type StatusWriteOptions, StatusWriter } from "./status.ts";
 
 export interface ReconcileRequest {
   /** `namespace/name`, or `name` when cluster-scoped. */
@@ -48,6 +49,12 @@ export interface ReconcileContext {
   object<T extends KubeObject = KubeObject>(): T | undefined;
   /** Read access to the cache of any kind this controller watches. */
   cache: CacheReader;
+  /**
+   * Server-side applies the status fields and conditions this controller owns (field manager
+   * `homelab-operator/<controller>`), only when they differ from `obj` (the cached object); true when it
+   * wrote. See status.ts for the ownership rules.
+   */
+  writeStatus(obj: KubeObject, owned: OwnedStatus, opts?: StatusWriteOptions): Promise<boolean>;
 }
 
 export interface CacheReader {
@@ -82,6 +89,13 @@ export interface ControllerSpec {
   backoff?: { baseMs?: number; maxMs?: number };
   /** Drops events on the `for` kind before they enqueue, e.g. to ignore status-only updates. */
   predicate?(oldObj: KubeObject | undefined, newObj: KubeObject): boolean;
+  /**
+   * An annotation that, set to "true" on the `for` object, pauses it (Cluster API's `paused`): its keys are
+   * taken off the queue without calling `reconcile` and without any write (no condition either: a paused
+   * object is being handed to someone else, who may be writing it). Removing the annotation is an update
+   * event, so the next reconcile follows at once. A paused object being deleted waits too.
+   */
+  pausedAnnotation?: string;
 }
 
 export interface ControllerDeps {
@@ -116,6 +130,7 @@ export class Controller {
   private abort = new AbortController();
   private readonly log: Logger;
   private readonly concurrency: number;
+  private readonly statusWriter: StatusWriter;
 
   constructor(spec: ControllerSpec, deps: ControllerDeps) {
     this.name = spec.name;
@@ -127,6 +142,9 @@ export class Controller {
       name: spec.name,
       backoff: new ItemBackoff(spec.backoff),
       observer: deps.metrics.queueObserver(spec.name),
+    });
+    this.statusWriter = new StatusWriter(deps.client, {
+      fieldManager: `${deps.client.fieldManager}/${spec.name}`,
     });
     deps.metrics.trackQueue(spec.name, this.queue);
     deps.metrics.registerController(spec.name, this.concurrency);
@@ -146,15 +164,33 @@ export class Controller {
     return informer;
   }
 
+  /**
+   * Adds `handler` to `informer` with each event's queue priority: what the initial list brings (and the
+   * replay a late handler gets of an already-synced cache) and periodic resyncs (old === new) are LOW; what
+   * the watch reports after that is a change someone made, served first (controller-runtime's
+   * WithLowPriorityWhenUnchanged).
+   */
+  private addPrioritizedHandler(informer: Informer, handler: PrioritizedHandler): void {
+    let replaying = true;
+    const initial = () => (replaying || !informer.hasSynced() ? LOW_PRIORITY : 0);
+    informer.addHandler({
+      onAdd: (o) => handler.onAdd(o, initial()),
+      onUpdate: (old, o) => handler.onUpdate(old, o, old === o ? LOW_PRIORITY : initial()),
+      onDelete: (o) => handler.onDelete(o, 0),
+    });
+    replaying = false;
+  }
+
   /** Wires informer handlers; keys queue up from the first list on, workers start later. */
   async setUp(isNamespaced: ScopeResolver): Promise<void> {
     const forInformer = this.informer(this.spec.for);
     this.forInformer = forInformer;
-    const enqueueObj = (obj: KubeObject) => this.queue.add(keyOf(objectKeyOf(obj)));
+    const enqueueObj = (obj: KubeObject, priority: number) =>
+      this.queue.add(keyOf(objectKeyOf(obj)), { priority });
     const predicate = this.spec.predicate;
-    forInformer.addHandler({
-      onAdd: (o) => (!predicate || predicate(undefined, o)) && enqueueObj(o),
-      onUpdate: (old, o) => (!predicate || predicate(old, o)) && enqueueObj(o),
+    this.addPrioritizedHandler(forInformer, {
+      onAdd: (o, p) => (!predicate || predicate(undefined, o)) && enqueueObj(o, p),
+      onUpdate: (old, o, p) => (!predicate || predicate(old, o)) && enqueueObj(o, p),
       onDelete: enqueueObj,
     });
 
@@ -168,20 +204,20 @@ export class Controller {
           ? { ownerNamespaceLabel: owned.ownerNamespaceLabel }
           : {}),
       };
-      const enqueueOwners = (obj: KubeObject) => {
-        for (const k of ownerKeys(obj, mapping)) this.queue.add(keyOf(k));
+      const enqueueOwners = (obj: KubeObject, priority: number) => {
+        for (const k of ownerKeys(obj, mapping)) this.queue.add(keyOf(k), { priority });
       };
-      this.informer(owned).addHandler(mappedHandler(enqueueOwners));
+      this.addPrioritizedHandler(this.informer(owned), mappedHandler(enqueueOwners));
     }
     for (const w of this.spec.watches ?? []) {
-      const enqueueMapped = (obj: KubeObject) => {
-        for (const key of w.map(obj)) this.queue.add(key);
+      const enqueueMapped = (obj: KubeObject, priority: number) => {
+        for (const key of w.map(obj)) this.queue.add(key, { priority });
       };
       const opts = {
         ...(w.namespace ? { namespace: w.namespace } : {}),
         ...(w.labelSelector ? { labelSelector: w.labelSelector } : {}),
       };
-      this.informer(w.gvk, opts).addHandler(mappedHandler(enqueueMapped));
+      this.addPrioritizedHandler(this.informer(w.gvk, opts), mappedHandler(enqueueMapped));
     }
   }
 
@@ -229,6 +265,11 @@ export class Controller {
     }
   }
 
+  private isPaused(obj: KubeObject | undefined): boolean {
+    const annotation = this.spec.pausedAnnotation;
+    return annotation !== undefined && obj?.metadata?.annotations?.[annotation] === "true";
+  }
+
   private cacheReader(): CacheReader {
     const find = (gvk: GroupVersionKind) => {
       const informer = this.informersByGvk.get(`${gvk.apiVersion}|${gvk.kind}`);
@@ -261,16 +302,24 @@ export class Controller {
       ...(ref.namespace ? { namespace: ref.namespace } : {}),
     };
     const forInformer = this.forInformer!;
+    if (this.isPaused(this.forInformer?.get(key))) {
+      // No reconcile, no write, no retry: the annotation's removal is an event that brings the key back.
+      this.queue.forget(key);
+      metrics.reconcileTotal.inc({ controller: this.name, result: "paused" });
+      logger.debug({ annotation: this.spec.pausedAnnotation }, "Paused, not reconciling");
+      return;
+    }
     // Per reconcile, so a refused fence aborts this reconcile only.
     const own = new AbortController();
     const signal = AbortSignal.any([this.abort.signal, own.signal]);
     const fence = this.deps.fence ?? noFence;
+    const client = this.deps.client.withSignal(signal);
     const ctx: ReconcileContext = {
       controller: this.name,
       reconcileID,
       logger,
       signal,
-      client: this.deps.client.withSignal(signal),
+      client,
       fence: async (reason) => {
         try {
           await fence(reason, signal);
@@ -282,6 +331,8 @@ export class Controller {
       recorder: this.deps.recorder,
       object: <T extends KubeObject>() => forInformer.get(key) as T | undefined,
       cache: this.cacheReader(),
+      // Through this reconcile's client: an aborted reconcile cannot write status either.
+      writeStatus: (obj, owned, opts) => this.statusWriter.write(obj, owned, opts, client),
     };
     const labels = { controller: this.name };
     metrics.activeWorkers.inc(labels);
@@ -291,7 +342,7 @@ export class Controller {
       const after = result?.requeueAfter ?? 0;
       this.queue.forget(key);
       if (after > 0) {
-        this.queue.addAfter(key, after);
+        this.queue.addAfter(key, after, { priority: this.queue.priorityOf(key) });
         metrics.reconcileTotal.inc({ ...labels, result: "requeue_after" });
         logger.debug({ requeueAfterMs: after }, "Reconciled, requeue scheduled");
       } else {
@@ -314,7 +365,8 @@ export class Controller {
         this.queue.forget(key);
         logger.error({ err }, "Reconcile failed with a terminal error, not retrying");
       } else {
-        const retryInMs = this.queue.addRateLimited(key);
+        // A retry keeps the priority it came with: a failing initial-list key stays behind users' edits.
+        const retryInMs = this.queue.addRateLimited(key, { priority: this.queue.priorityOf(key) });
         logger.error({ err, retryInMs }, "Reconcile failed, retrying");
       }
     } finally {
@@ -324,13 +376,20 @@ export class Controller {
   }
 }
 
-function mappedHandler(enqueue: (obj: KubeObject) => void): EventHandler {
+/** An informer handler that is told the queue priority of each event. */
+interface PrioritizedHandler {
+  onAdd(obj: KubeObject, priority: number): void;
+  onUpdate(oldObj: KubeObject, newObj: KubeObject, priority: number): void;
+  onDelete(obj: KubeObject, priority: number): void;
+}
+
+function mappedHandler(enqueue: (obj: KubeObject, priority: number) => void): PrioritizedHandler {
   return {
     onAdd: enqueue,
     // Both: an object that moved to another owner must wake the old owner too.
-    onUpdate: (old, obj) => {
-      enqueue(old);
-      enqueue(obj);
+    onUpdate: (old, obj, priority) => {
+      enqueue(old, priority);
+      enqueue(obj, priority);
     },
     onDelete: enqueue,
   };

@@ -277,6 +277,9 @@ export class Manager {
         // Stop taking work before giving up the lease, so a successor cannot overlap with us.
         await Promise.all(this.controllers.map((c) => c.stop(timeout)));
       }
+      // Repeats counted since the last flush are written now, while the client still works; not after a
+      // lost lease, when this process must not write at all.
+      await this.recorder.stop({ flush: !this.leadership.signal.aborted });
       this.stopSignal.abort();
       await this.electorRun?.catch(() => {});
       await this.informers.stop();

@@ -8,6 +8,7 @@ import {
   ApiError,
   addFinalizer,
   type Condition,
+  type ConditionInput,
   type ControllerSpec,
   controllerReference,
   deleteExactly,
@@ -18,10 +19,10 @@ import {
   type ReconcileContext,
   type ReconcileResult,
   removeFinalizer,
-  setCondition,
   specOrMetadataChanged,
 } from "../../runtime/index.ts";
 import { type EnsureOutcome, ensureObject } from "../shared/ensure.ts";
+import { PAUSED_ANNOTATION } from "../shared/paused.ts";
 import { sumResources } from "../shared/quantity.ts";
 import {
   desiredCiliumGatewayPolicy,
@@ -119,6 +120,7 @@ export function peerTenantController(opts: PeerTenantControllerOptions): Control
     maxConcurrentReconciles: opts.maxConcurrentReconciles ?? 8,
     // Status-only updates of a PeerTenant are our own writes: they need no reconcile.
     predicate: specOrMetadataChanged,
+    pausedAnnotation: PAUSED_ANNOTATION,
     async reconcile(req, ctx) {
       if (req.name === GUARDRAILS_KEY) return ensureGuardrails(ctx, opts);
       if (req.name === GITLAB_CI_ACCESS_KEY) return ensureGitlabCiAccess(ctx, opts);
@@ -187,14 +189,15 @@ async function reconcileTenant(
     ready ? "TenantReady" : status.firstFalseReason(),
     status.summary(),
   );
-  await writeStatus(ctx, cached, (s) => ({
-    ...s,
-    observedGeneration: generation,
-    namespaces: scope.namespaces,
-    namespaceCount: scope.namespaces.length,
-    quota: quotaStatus(ctx, scope.namespaces),
-    conditions: status.apply(s.conditions as Condition[] | undefined),
-  }));
+  await ctx.writeStatus(cached, {
+    fields: {
+      observedGeneration: generation,
+      namespaces: scope.namespaces,
+      namespaceCount: scope.namespaces.length,
+      quota: quotaStatus(ctx, scope.namespaces),
+    },
+    conditions: status.inputs(),
+  });
   await scope.changes.report(ctx, cached, wasSteady(cached, generation));
   // Phases that wait poll: a namespace still terminating, admission policies not yet in the cache.
   if (terminating) return { requeueAfter: 2_000 };
@@ -661,16 +664,12 @@ async function reconcileDelete(ctx: ReconcileContext, t: Tenant, cached: Obj): P
       }
     }
     if (left.length > 0) {
-      await writeStatus(ctx, cached, (s) => ({
-        ...s,
-        conditions: setCondition(s.conditions as Condition[] | undefined, {
-          type: "Ready",
-          status: "False",
-          reason: "Deleting",
-          message: `waiting for namespace(s) ${left.join(", ")} to be deleted`,
-          observedGeneration: t.metadata.generation ?? 0,
-        }),
-      }));
+      await writeReadyFalse(
+        ctx,
+        cached,
+        "Deleting",
+        `waiting for namespace(s) ${left.join(", ")} to be deleted`,
+      );
       return { requeueAfter: 2_000 };
     }
   }
@@ -696,16 +695,7 @@ async function markNotReady(
   action: string,
   message: string,
 ) {
-  await writeStatus(ctx, cached, (s) => ({
-    ...s,
-    conditions: setCondition(s.conditions as Condition[] | undefined, {
-      type: "Ready",
-      status: "False",
-      reason,
-      message,
-      observedGeneration: cached.metadata?.generation ?? 0,
-    }),
-  }));
+  await writeReadyFalse(ctx, cached, reason, message);
   await ctx.recorder.record(cached, { type: "Warning", reason, action, note: message });
 }
 
@@ -750,20 +740,18 @@ class StatusBuilder {
       ? "all of the tenant's objects are in place"
       : bad.map((e) => `${e.type}: ${e.message}`).join("; ");
   }
-  apply(conditions: Condition[] | undefined): Condition[] {
-    let out = conditions ?? [];
-    for (const e of this.entries) out = setCondition(out, { ...e, observedGeneration: this.generation });
-    return out;
+  inputs(): ConditionInput[] {
+    return this.entries.map((e) => ({ ...e, observedGeneration: this.generation }));
   }
 }
 
-async function writeStatus(
-  ctx: ReconcileContext,
-  cached: Obj,
-  update: (s: Record<string, unknown>) => Record<string, unknown>,
-): Promise<void> {
-  const current = (cached.status ?? {}) as Record<string, unknown>;
-  const next = update(current);
-  if (JSON.stringify(next) === JSON.stringify(current)) return;
-  await ctx.client.patchStatus(GVK.tenant, { name: cached.metadata!.name! }, next);
+/**
+ * Ready=False from a path that knows only this (a failure, a wait): under a field manager of its own, so the
+ * fields and conditions the full reconcile owns stay as they are (server-side apply removes what a manager
+ * stops sending). Written only when it changes, so a reconcile failing the same way on every retry writes once.
+ */
+async function writeReadyFalse(ctx: ReconcileContext, cached: Obj, reason: string, message: string) {
+  const ready = { type: "Ready", status: "False" as const, reason, message };
+  const observedGeneration = cached.metadata?.generation ?? 0;
+  await ctx.writeStatus(cached, { conditions: [{ ...ready, observedGeneration }] }, { part: "problem" });
 }
