@@ -29,6 +29,17 @@ export interface FaultProxy {
   expireNextWatch(pathPart: string): void;
   /** Answers the next watch on `pathPart` with the API server's own refusal of a resourceVersion it has not reached. */
   tooLargeNextWatch(pathPart: string): void;
+  /**
+   * Holds the upstream's answer to `method` requests on paths containing `pathPart` for `ms` before
+   * passing it on (the server has already acted): a slow network on the way back. Undefined: no delay.
+   */
+  delayResponses(rule: { method: string; pathPart: string; ms: number } | undefined): void;
+  /**
+   * Withholds the events of every watch on exactly this path (open ones and new ones) until
+   * releaseWatches(): the client's cache goes stale while its other requests still get through.
+   */
+  holdWatches(path: string): void;
+  releaseWatches(): void;
   /** Watch requests seen, with the resourceVersion the client asked for. */
   watchRequests: {
     path: string;
@@ -50,6 +61,13 @@ export async function startFaultProxy(admin: KubeConfig): Promise<FaultProxy> {
   let down = false;
   let expire: string | undefined;
   let tooLarge: string | undefined;
+  let delay: { method: string; pathPart: string; ms: number } | undefined;
+  let heldPath: string | undefined;
+  const watchStreams = new Set<{ path: string; pending: Buffer[]; ended: boolean; res: ServerResponse }>();
+  const flush = (w: { pending: Buffer[]; ended: boolean; res: ServerResponse }) => {
+    for (const chunk of w.pending.splice(0)) w.res.write(chunk);
+    if (w.ended) w.res.end();
+  };
   const watchRequests: FaultProxy["watchRequests"] = [];
 
   const handle = (req: IncomingMessage, res: ServerResponse) => {
@@ -105,8 +123,28 @@ export async function startFaultProxy(admin: KubeConfig): Promise<FaultProxy> {
       url,
       { method: req.method, headers, ca: tls.ca, cert: tls.cert, key: tls.key },
       (upRes) => {
-        res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-        upRes.pipe(res);
+        const forward = () => {
+          res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+          if (url.searchParams.get("watch") !== "true") {
+            upRes.pipe(res);
+            return;
+          }
+          const w = { path: url.pathname, pending: [] as Buffer[], ended: false, res };
+          watchStreams.add(w);
+          res.on("close", () => watchStreams.delete(w));
+          upRes.on("data", (chunk: Buffer) => {
+            if (heldPath === w.path) w.pending.push(chunk);
+            else res.write(chunk);
+          });
+          upRes.on("end", () => {
+            w.ended = true;
+            if (heldPath !== w.path) flush(w);
+          });
+        };
+        const hold =
+          delay && req.method === delay.method && url.pathname.includes(delay.pathPart) ? delay.ms : 0;
+        if (hold > 0) setTimeout(forward, hold);
+        else forward();
       },
     );
     upstreamRequests.add(up);
@@ -153,6 +191,16 @@ export async function startFaultProxy(admin: KubeConfig): Promise<FaultProxy> {
     },
     tooLargeNextWatch(pathPart) {
       tooLarge = pathPart;
+    },
+    delayResponses(rule) {
+      delay = rule;
+    },
+    holdWatches(path) {
+      heldPath = path;
+    },
+    releaseWatches() {
+      heldPath = undefined;
+      for (const w of watchStreams) flush(w);
     },
     async close() {
       down = true;
