@@ -1,15 +1,26 @@
-// Renders the Helm chart (deploy/helm/homelab-operator, the one source of the operator's RBAC and
-// Deployment) into deploy/manifests/operator.yaml for `kubectl apply -k deploy/manifests`. With --check it
-// renders to memory and exits 1 when the committed file differs.
+// Renders what `kubectl apply -k deploy/manifests` applies besides the namespace: the Helm chart
+// (deploy/helm/homelab-operator, the one source of the operator's RBAC and Deployment) into
+// deploy/manifests/operator.yaml, and the CRDs (from src/crds, as deploy/crds) into deploy/manifests/crds.yaml.
+// Why a copy of the CRDs: kustomize's default load restrictor refuses files outside the kustomization's
+// folder ("security; file ... is not in or below ..."), so `../crds/*.yaml` cannot be listed.
+// With --check it renders to memory and exits 1 when a committed file differs.
 // Usage: node scripts/generate-manifests.ts [--check]
 import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { renderCRDFiles } from "../src/crds/crd-files.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
-const target = `${root}deploy/manifests/operator.yaml`;
+export const MANIFESTS_DIR = `${root}deploy/manifests`;
 
-export function renderManifests(): string {
+const header = (what: string) =>
+  [
+    `# Generated from ${what} by \`node scripts/generate-manifests.ts\`: edit the source, not this file`,
+    "# (e2e/deploy checks it is current).",
+    "",
+  ].join("\n");
+
+export function renderManifests(values: string[] = []): string {
   const helm = execFileSync("bash", [`${root}deploy/helm/build-helm.sh`], { encoding: "utf8" })
     .trim()
     .split("\n")
@@ -23,29 +34,46 @@ export function renderManifests(): string {
       "--namespace",
       "homelab-system",
       "--skip-crds",
+      ...values.flatMap((v) => ["--set", v]),
     ],
     { encoding: "utf8" },
   );
-  const header = [
-    "# Generated from deploy/helm/homelab-operator by `node scripts/generate-manifests.ts`: edit the chart, not",
-    "# this file (e2e/deploy checks it is current).",
-    "",
-  ].join("\n");
-  return header + rendered;
+  return header("deploy/helm/homelab-operator") + rendered;
+}
+
+/** Every CRD as one multi-document YAML file, in a stable order. */
+export function renderCRDManifest(): string {
+  const files = [...renderCRDFiles()].sort(([a], [b]) => (a < b ? -1 : 1));
+  return header("src/crds") + files.map(([, content]) => `---\n${content}`).join("");
+}
+
+/** File name in deploy/manifests -> content. */
+export function renderManifestFiles(): Map<string, string> {
+  return new Map([
+    ["operator.yaml", renderManifests()],
+    ["crds.yaml", renderCRDManifest()],
+  ]);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const check = process.argv.includes("--check");
-  const rendered = renderManifests();
-  if (check) {
-    const committed = readFileSync(target, "utf8");
-    if (committed !== rendered) {
-      console.error(`stale: ${target} differs from the chart; run node scripts/generate-manifests.ts`);
-      process.exit(1);
+  let stale = false;
+  for (const [file, content] of renderManifestFiles()) {
+    const target = `${MANIFESTS_DIR}/${file}`;
+    if (check) {
+      let committed = "";
+      try {
+        committed = readFileSync(target, "utf8");
+      } catch {}
+      if (committed !== content) {
+        console.error(`stale: ${target}; run node scripts/generate-manifests.ts`);
+        stale = true;
+      }
+    } else {
+      writeFileSync(target, content);
+      console.log(`wrote ${target}`);
     }
-    console.log("deploy/manifests/operator.yaml is up to date");
-  } else {
-    writeFileSync(target, rendered);
-    console.log(`wrote ${target}`);
   }
+  if (stale) process.exit(1);
+  if (check) console.log("deploy/manifests is up to date");
 }

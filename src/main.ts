@@ -99,6 +99,7 @@ async function main(): Promise<void> {
     logger,
     healthPort: config.healthPort,
     healthHost: config.healthHost,
+    maxConcurrentReconciles: config.maxConcurrentReconciles,
     ...(config.leaderElection
       ? { leaderElection: { name: "homelab-operator", namespace: config.namespace } }
       : {}),
@@ -127,6 +128,8 @@ async function main(): Promise<void> {
 
   await manager.start();
   logger.info({ healthPort: manager.healthPort, mode: config.cluster.mode }, "homelab-operator is running");
+  // Rejects at once when the lease is lost (in-flight reconciles are aborted, not drained): exit non-zero
+  // so the Deployment restarts us as a fresh standby, as controller-runtime does.
   await manager.done().catch(async (err: unknown) => {
     logger.error({ err }, "Manager stopped with an error");
     await cluster.stop();

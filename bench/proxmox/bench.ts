@@ -2,12 +2,19 @@
 // them afterwards? Runs the client against the simulator with task durations in the range a real
 // cluster shows, counts requests on the server side, and prints the figures.
 //   npm run bench:proxmox
+import { createHash } from "node:crypto";
 import { cloudInitConfig, ProxmoxClient } from "../../src/proxmox/index.ts";
-import { type RecordedRequest, startProxmoxSimulator } from "../../src/proxmox/simulator/index.ts";
+import {
+  type RecordedRequest,
+  simulatedDownload,
+  startProxmoxSimulator,
+} from "../../src/proxmox/simulator/index.ts";
 
 const NODES = ["trinity", "neo", "niobe"];
 const VMS = NODES.map((node, i) => ({ node, vmid: 1030 + i, name: `talos-${node}`, ip: `10.0.3.${16 + i}` }));
 const ISO = "talos-nocloud-amd64.iso";
+const IMAGE_URL =
+  "https://factory.talos.dev/image/376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba/v1.11.5/nocloud-amd64.iso";
 
 const sim = await startProxmoxSimulator({
   nodes: NODES,
@@ -48,10 +55,14 @@ await Promise.all(
     const have = await client.storageContent(node, "local", { content: "iso" });
     if (have.some((v) => v.volid === `local:iso/${ISO}`)) return;
     const task = await client.downloadUrl(node, "local", {
-      url: `https://factory.talos.dev/image/376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba/v1.11.5/nocloud-amd64.iso`,
+      url: IMAGE_URL,
       content: "iso",
       filename: ISO,
-      checksum: { algorithm: "sha256", value: "0".repeat(64) },
+      // The simulator really compares checksums: this is the digest of what it serves for the URL.
+      checksum: {
+        algorithm: "sha256",
+        value: createHash("sha256").update(simulatedDownload(IMAGE_URL)).digest("hex"),
+      },
     });
     await client.waitForTask(task, wait);
   }),

@@ -23,6 +23,7 @@ describe("npm start without a cluster", () => {
       HOMELAB_LOCAL: "true",
       HEALTH_PORT: String(healthPort),
       LOG_LEVEL: "info",
+      MAX_CONCURRENT_RECONCILES: "3",
     };
     env.KUBECONFIG = "";
     operator = spawn(process.execPath, ["src/main.ts"], { env, stdio: ["ignore", "pipe", "inherit"] });
@@ -60,6 +61,8 @@ describe("npm start without a cluster", () => {
     expect(metrics).toMatch(
       /controller_runtime_reconcile_total\{controller="peertenant",result="success"\} [1-9]/,
     );
+    // MAX_CONCURRENT_RECONCILES reached the controller (the default is 8).
+    expect(metrics).toMatch(/controller_runtime_max_concurrent_reconciles\{controller="peertenant"\} 3\b/);
 
     // The Proxmox simulator runs with the seed's nodes, reachable with the credentials written for it.
     const secret = await client.get<KubeObject & { data?: Record<string, string> }>(

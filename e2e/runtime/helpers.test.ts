@@ -271,6 +271,7 @@ describe("Events", () => {
       type: "Normal",
       note: "done",
     });
+    await recorder.stop(); // repeats are counted in memory and written into the series on flush
     const events = await eventually("two Events", async () => {
       const list = await admin.list<KubeObject & Record<string, unknown>>(
         { apiVersion: "events.k8s.io/v1", kind: "Event" },

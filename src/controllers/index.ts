@@ -8,6 +8,7 @@ export function registerControllers(manager: Manager, config: OperatorConfig): v
     peerTenantController({
       operatorNamespace: config.namespace,
       operatorUsernames: config.operatorUsernames,
+      maxConcurrentReconciles: config.maxConcurrentReconciles,
     }),
   );
 }

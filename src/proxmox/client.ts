@@ -87,6 +87,16 @@ export class ProxmoxClient {
     this.transport = new ProxmoxTransport(options);
   }
 
+  /**
+   * A view of this client whose every call is bound to `signal` (a reconcile's ctx.signal): once it
+   * aborts, nothing more is sent to Proxmox and calls in flight are cancelled. Shares the connection pool.
+   */
+  withSignal(signal: AbortSignal): ProxmoxClient {
+    const view = Object.create(this) as ProxmoxClient;
+    Object.defineProperty(view, "transport", { value: this.transport.withSignal(signal) });
+    return view;
+  }
+
   /** Number of HTTP requests sent so far (retries included). */
   get requestCount(): number {
     return this.transport.requestCount;

@@ -142,21 +142,37 @@ export class ProxmoxTransport {
     this.sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
   }
 
+  /**
+   * A view whose every call is bound to `signal`: once it aborts, calls are refused before anything is
+   * sent, requests in flight are cancelled, and nothing is retried. Shares the connection pool and counters.
+   */
+  withSignal(signal: AbortSignal): ProxmoxTransport {
+    const view = Object.create(this) as ProxmoxTransport;
+    view.call = (method, path, params, schema, own) =>
+      this.call(method, path, params, schema, own ? AbortSignal.any([signal, own]) : signal);
+    view.withSignal = (more) => this.withSignal(AbortSignal.any([signal, more]));
+    return view;
+  }
+
   async call<S extends z.ZodType>(
     method: "GET" | "POST" | "PUT" | "DELETE",
     path: string,
     params: Params,
     schema: S,
+    signal?: AbortSignal,
   ): Promise<z.infer<S>> {
     const idempotent = method === "GET";
     for (let attempt = 1; ; attempt++) {
+      // Also between retries: an aborted caller must not send the next attempt.
+      signal?.throwIfAborted();
       try {
-        const data = await this.once(method, path, params, attempt);
+        const data = await this.once(method, path, params, attempt, signal);
         const parsed = schema.safeParse(data);
         if (!parsed.success)
           throw new ProxmoxResponseError(`unexpected response to ${method} ${path}: ${parsed.error.message}`);
         return parsed.data;
       } catch (err) {
+        signal?.throwIfAborted();
         const retryable =
           attempt < this.retry.attempts &&
           ((err instanceof ProxmoxNetworkError && (idempotent || !err.mayHaveApplied)) ||
@@ -167,7 +183,13 @@ export class ProxmoxTransport {
     }
   }
 
-  private async once(method: string, path: string, params: Params, attempt: number): Promise<unknown> {
+  private async once(
+    method: string,
+    path: string,
+    params: Params,
+    attempt: number,
+    signal: AbortSignal | undefined,
+  ): Promise<unknown> {
     const body = encode(params);
     const hasBody = method === "POST" || method === "PUT";
     const url = `${this.baseUrl}${path}${!hasBody && body.size ? `?${body}` : ""}`;
@@ -187,7 +209,9 @@ export class ProxmoxTransport {
           ...(hasBody ? { "content-type": "application/x-www-form-urlencoded" } : {}),
         },
         ...(hasBody ? { body: body.toString() } : {}),
-        signal: AbortSignal.timeout(this.timeoutMs),
+        signal: signal
+          ? AbortSignal.any([signal, AbortSignal.timeout(this.timeoutMs)])
+          : AbortSignal.timeout(this.timeoutMs),
       });
       text = await response.text();
     } catch (err) {

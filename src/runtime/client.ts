@@ -65,6 +65,26 @@ interface RequestOptions {
   signal?: AbortSignal;
 }
 
+/** Every call takes one: an aborted signal rejects the call before anything is sent and cancels it in flight. */
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
+/**
+ * Server-side preconditions of a DELETE: the API server refuses with 409 Conflict when the live object's
+ * uid (a different object of the same name) or resourceVersion (changed since it was read) differs.
+ */
+export interface DeletePreconditions {
+  uid?: string;
+  resourceVersion?: string;
+}
+
+export interface DeleteOptions extends CallOptions {
+  propagationPolicy?: "Foreground" | "Background" | "Orphan";
+  ignoreNotFound?: boolean;
+  preconditions?: DeletePreconditions;
+}
+
 export type PatchType = "json" | "merge" | "strategic";
 const PATCH_CONTENT_TYPE: Record<PatchType, string> = {
   json: "application/json-patch+json",
@@ -94,14 +114,20 @@ export class KubeClient {
   private readonly discovery = new Map<string, Promise<Map<string, ResourceInfo>>>();
   /** Told about every response (the Manager feeds rest_client_* metrics from it). */
   onResponse: ((method: string, code: number | "<error>", seconds: number, host: string) => void) | undefined;
+  /** Set on a view from withSignal(): every call of the view carries it. */
+  private boundSignal: AbortSignal | undefined;
+  private readonly userAgent: string | undefined;
+  /** The client views were made from (views inherit this field through their prototype). */
+  private readonly origin: KubeClient = this;
 
   constructor(
     kubeConfig: KubeConfig | RestConfig,
-    opts: { fieldManager?: string; requestTimeoutMs?: number } = {},
+    opts: { fieldManager?: string; requestTimeoutMs?: number; userAgent?: string } = {},
   ) {
     this.kubeConfig = kubeConfig;
     this.fieldManager = opts.fieldManager ?? FIELD_MANAGER;
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 60_000;
+    this.userAgent = opts.userAgent;
     if (kubeConfig instanceof RestConfig) {
       this.server = kubeConfig.server;
     } else {
@@ -111,6 +137,24 @@ export class KubeClient {
     }
   }
 
+  /**
+   * A view of this client whose every call (reads, writes, watches) is bound to `signal`: once it aborts,
+   * calls reject locally before any byte is sent, and calls in flight are cancelled. The view shares the
+   * connection pool and discovery cache; the reconcile context hands one to each reconcile, so a
+   * reconciler cannot forget to pass its signal.
+   */
+  withSignal(signal: AbortSignal): KubeClient {
+    const view = Object.create(this) as KubeClient;
+    view.boundSignal = this.boundSignal ? AbortSignal.any([this.boundSignal, signal]) : signal;
+    return view;
+  }
+
+  /** The signal a call must obey: the view's, the caller's, or both. */
+  private signalFor(signal: AbortSignal | undefined): AbortSignal | undefined {
+    if (this.boundSignal && signal) return AbortSignal.any([this.boundSignal, signal]);
+    return this.boundSignal ?? signal;
+  }
+
   private async prepare(
     url: string,
     method: HttpVerb,
@@ -118,20 +162,25 @@ export class KubeClient {
     const kc = this.kubeConfig;
     if (kc instanceof RestConfig) {
       const dispatcher = await kc.dispatcher();
-      return { headers: { ...(await kc.headers()) }, ...(dispatcher ? { dispatcher } : {}) };
+      const headers = { ...(await kc.headers()) };
+      if (this.userAgent) headers["User-Agent"] = this.userAgent;
+      return { headers, ...(dispatcher ? { dispatcher } : {}) };
     }
     // Only reached with a client-node KubeConfig, whose caller has loaded the package already.
     const { RequestContext, HttpMethod } = await import("@kubernetes/client-node");
     const ctx = new RequestContext(url, HttpMethod[method]);
     await kc.applySecurityAuthentication(ctx);
-    if (!this.dispatcherResolved) {
-      this.dispatcher = ctx.getDispatcher() as Dispatcher | undefined;
-      this.dispatcherResolved = true;
+    // Views made by withSignal inherit these fields: resolve the dispatcher on the root client, once.
+    const root = this.origin;
+    if (!root.dispatcherResolved) {
+      root.dispatcher = ctx.getDispatcher() as Dispatcher | undefined;
+      root.dispatcherResolved = true;
     }
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(ctx.getHeaders() as unknown as Record<string, string>))
       headers[k] = v;
-    return { headers, ...(this.dispatcher ? { dispatcher: this.dispatcher } : {}) };
+    if (this.userAgent) headers["User-Agent"] = this.userAgent;
+    return { headers, ...(root.dispatcher ? { dispatcher: root.dispatcher } : {}) };
   }
 
   private url(path: string, query?: Query): string {
@@ -141,8 +190,13 @@ export class KubeClient {
   }
 
   async request<T>(method: HttpVerb, path: string, opts: RequestOptions = {}): Promise<T> {
+    const signal = this.signalFor(opts.signal);
+    // Refused here, not by the server: an aborted reconcile's write must never leave the process.
+    signal?.throwIfAborted();
     const url = this.url(path, opts.query);
     const { headers, dispatcher } = await this.prepare(url, method);
+    // Credentials may take a while (exec plugins): the signal may have aborted meanwhile.
+    signal?.throwIfAborted();
     headers["Accept"] = opts.accept ?? "application/json";
     let body: string | undefined;
     if (opts.body !== undefined) {
@@ -158,14 +212,22 @@ export class KubeClient {
         headers,
         ...(body !== undefined ? { body } : {}),
         ...(dispatcher ? { dispatcher } : {}),
-        signal: opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout,
+        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
       });
     } catch (err) {
       this.observe(method, "<error>", started);
+      // Report the caller's reason (e.g. "leadership lost"), not undici's generic AbortError.
+      signal?.throwIfAborted();
       throw err;
     }
     this.observe(method, res.status, started);
-    const text = await res.text();
+    let text: string;
+    try {
+      text = await res.text();
+    } catch (err) {
+      signal?.throwIfAborted();
+      throw err;
+    }
     if (!res.ok) {
       // A bare "404 page not found" (not a Status) means the whole group/version is not served (a CRD
       // was removed): forget its discovery so resourceInfo asks again.
@@ -200,7 +262,9 @@ export class KubeClient {
     if (!cached || refresh) {
       const { group } = splitApiVersion(apiVersion);
       const path = group ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
-      cached = this.request<{ resources: { name: string; kind: string; namespaced: boolean }[] }>("GET", path)
+      // On the root client: discovery is shared, and one aborted reconcile must not fail it for all.
+      cached = this.origin
+        .request<{ resources: { name: string; kind: string; namespaced: boolean }[] }>("GET", path)
         .then((list) => {
           const byKind = new Map<string, ResourceInfo>();
           for (const r of list.resources) {
@@ -237,14 +301,18 @@ export class KubeClient {
     return path;
   }
 
-  async get<T extends KubeObject>(gvk: GroupVersionKind, key: ObjectKey): Promise<T> {
-    return this.request<T>("GET", await this.pathFor(gvk, key));
+  async get<T extends KubeObject>(gvk: GroupVersionKind, key: ObjectKey, opts: CallOptions = {}): Promise<T> {
+    return this.request<T>("GET", await this.pathFor(gvk, key), signalOnly(opts));
   }
 
   /** Like get, but undefined when the object does not exist. */
-  async getOrUndefined<T extends KubeObject>(gvk: GroupVersionKind, key: ObjectKey): Promise<T | undefined> {
+  async getOrUndefined<T extends KubeObject>(
+    gvk: GroupVersionKind,
+    key: ObjectKey,
+    opts: CallOptions = {},
+  ): Promise<T | undefined> {
     try {
-      return await this.get<T>(gvk, key);
+      return await this.get<T>(gvk, key, opts);
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
@@ -276,7 +344,7 @@ export class KubeClient {
           resourceVersion: opts.resourceVersion,
         },
         ...(opts.metadataOnly ? { accept: PARTIAL_OBJECT_METADATA_LIST } : {}),
-        ...(opts.signal ? { signal: opts.signal } : {}),
+        ...signalOnly(opts),
       },
     );
     // List items carry no apiVersion/kind (PartialObjectMetadata ones carry meta.k8s.io's); fill them so every cached object is self-describing.
@@ -291,28 +359,45 @@ export class KubeClient {
     };
   }
 
-  async create<T extends KubeObject>(obj: T): Promise<T> {
+  async create<T extends KubeObject>(obj: T, opts: CallOptions = {}): Promise<T> {
     const gvk = gvkOf(obj);
     const path = await this.pathFor(gvk, { namespace: obj.metadata?.namespace });
-    return this.request<T>("POST", path, { body: obj, query: { fieldManager: this.fieldManager } });
+    return this.request<T>("POST", path, {
+      body: obj,
+      query: { fieldManager: this.fieldManager },
+      ...signalOnly(opts),
+    });
   }
 
   /** PUT: fails with 409 Conflict when metadata.resourceVersion is stale (optimistic concurrency). */
-  async replace<T extends KubeObject>(obj: T, subresource?: string): Promise<T> {
+  async replace<T extends KubeObject>(obj: T, subresource?: string, opts: CallOptions = {}): Promise<T> {
     const path = await this.pathFor(gvkOf(obj), objectKeyOf(obj), subresource);
-    return this.request<T>("PUT", path, { body: obj, query: { fieldManager: this.fieldManager } });
+    return this.request<T>("PUT", path, {
+      body: obj,
+      query: { fieldManager: this.fieldManager },
+      ...signalOnly(opts),
+    });
   }
 
-  async delete(
-    gvk: GroupVersionKind,
-    key: ObjectKey,
-    opts: { propagationPolicy?: "Foreground" | "Background" | "Orphan"; ignoreNotFound?: boolean } = {},
-  ): Promise<void> {
+  /** DELETE; with `preconditions` the server deletes only that very object (uid) in that state (resourceVersion). */
+  async delete(gvk: GroupVersionKind, key: ObjectKey, opts: DeleteOptions = {}): Promise<void> {
+    const preconditions = opts.preconditions
+      ? Object.fromEntries(Object.entries(opts.preconditions).filter(([, v]) => v !== undefined))
+      : undefined;
+    const needsBody = opts.propagationPolicy || (preconditions && Object.keys(preconditions).length);
     try {
       await this.request("DELETE", await this.pathFor(gvk, key), {
-        ...(opts.propagationPolicy
-          ? { body: { apiVersion: "v1", kind: "DeleteOptions", propagationPolicy: opts.propagationPolicy } }
+        ...(needsBody
+          ? {
+              body: {
+                apiVersion: "v1",
+                kind: "DeleteOptions",
+                ...(opts.propagationPolicy ? { propagationPolicy: opts.propagationPolicy } : {}),
+                ...(preconditions && Object.keys(preconditions).length ? { preconditions } : {}),
+              },
+            }
           : {}),
+        ...signalOnly(opts),
       });
     } catch (err) {
       if (opts.ignoreNotFound && isNotFound(err)) return;
@@ -326,11 +411,13 @@ export class KubeClient {
     patch: unknown,
     type: PatchType,
     subresource?: string,
+    opts: CallOptions = {},
   ): Promise<T> {
     return this.request<T>("PATCH", await this.pathFor(gvk, key, subresource), {
       body: patch,
       contentType: PATCH_CONTENT_TYPE[type],
       query: { fieldManager: this.fieldManager },
+      ...signalOnly(opts),
     });
   }
 
@@ -340,7 +427,7 @@ export class KubeClient {
    */
   async apply<T extends KubeObject>(
     obj: T,
-    opts: { force?: boolean; subresource?: string } = {},
+    opts: { force?: boolean; subresource?: string; fieldManager?: string } & CallOptions = {},
   ): Promise<T> {
     const path = await this.pathFor(gvkOf(obj), objectKeyOf(obj), opts.subresource);
     // An apply configuration must not carry managedFields (the API server rejects it); objects read back
@@ -349,12 +436,16 @@ export class KubeClient {
     return this.request<T>("PATCH", path, {
       body: { ...obj, metadata },
       contentType: "application/apply-patch+yaml",
-      query: { fieldManager: this.fieldManager, force: opts.force ?? true },
+      query: { fieldManager: opts.fieldManager ?? this.fieldManager, force: opts.force ?? true },
+      ...signalOnly(opts),
     });
   }
 
   /** Server-side apply of `status` only, through the status subresource. */
-  async applyStatus<T extends KubeObject>(obj: T, opts: { force?: boolean } = {}): Promise<T> {
+  async applyStatus<T extends KubeObject>(
+    obj: T,
+    opts: { force?: boolean; fieldManager?: string } & CallOptions = {},
+  ): Promise<T> {
     return this.apply(obj, { ...opts, subresource: "status" });
   }
 
@@ -363,8 +454,9 @@ export class KubeClient {
     gvk: GroupVersionKind,
     key: ObjectKey,
     status: unknown,
+    opts: CallOptions = {},
   ): Promise<T> {
-    return this.patch<T>(gvk, key, { status }, "merge", "status");
+    return this.patch<T>(gvk, key, { status }, "merge", "status", opts);
   }
 
   /**
@@ -385,11 +477,12 @@ export class KubeClient {
     });
     const { headers, dispatcher } = await this.prepare(url, "GET");
     headers["Accept"] = opts.metadataOnly ? PARTIAL_OBJECT_METADATA : "application/json";
+    const outer = this.signalFor(opts.signal);
     const abort = new AbortController();
-    const onOuterAbort = () => abort.abort(opts.signal?.reason);
-    opts.signal?.addEventListener("abort", onOuterAbort, { once: true });
+    const onOuterAbort = () => abort.abort(outer?.reason);
+    outer?.addEventListener("abort", onOuterAbort, { once: true });
     // The caller may have stopped while we were resolving the path or the credentials.
-    if (opts.signal?.aborted) onOuterAbort();
+    if (outer?.aborted) onOuterAbort();
     const idleMs = opts.idleTimeoutMs ?? 0;
     let idleTimer: NodeJS.Timeout | undefined;
     const touch = () => {
@@ -442,15 +535,43 @@ export class KubeClient {
         }
       }
     } catch (err) {
-      if (abort.signal.aborted && opts.signal?.aborted) return;
+      if (abort.signal.aborted && outer?.aborted) return;
       if (abort.signal.aborted && abort.signal.reason instanceof Error) throw abort.signal.reason;
       throw err;
     } finally {
       clearTimeout(idleTimer);
-      opts.signal?.removeEventListener("abort", onOuterAbort);
+      outer?.removeEventListener("abort", onOuterAbort);
       abort.abort();
     }
   }
+}
+
+function signalOnly(opts: CallOptions): { signal?: AbortSignal } {
+  return opts.signal ? { signal: opts.signal } : {};
+}
+
+/**
+ * Deletes exactly the object that was read: the DELETE carries its uid (and resourceVersion, when it has
+ * one) as preconditions, so a same-named object created since, or a change made since the read, makes the
+ * server refuse (409) instead of deleting something the decision was not about. Already gone: resolves.
+ */
+export async function deleteExactly(
+  client: KubeClient,
+  obj: KubeObject,
+  opts: Omit<DeleteOptions, "preconditions" | "ignoreNotFound"> & { checkResourceVersion?: boolean } = {},
+): Promise<void> {
+  const uid = obj.metadata?.uid;
+  if (!uid)
+    throw new Error(
+      `deleteExactly: ${obj.kind} ${obj.metadata?.name} has no uid (was it read from the API?)`,
+    );
+  const { checkResourceVersion = true, ...rest } = opts;
+  const rv = checkResourceVersion ? obj.metadata?.resourceVersion : undefined;
+  await client.delete(gvkOf(obj), objectKeyOf(obj), {
+    ...rest,
+    ignoreNotFound: true,
+    preconditions: { uid, ...(rv ? { resourceVersion: rv } : {}) },
+  });
 }
 
 export function gvkOf(obj: KubeObject): GroupVersionKind {

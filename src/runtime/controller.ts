@@ -6,7 +6,8 @@ import type { KubeClient } from "./client.ts";
 import type { ClusterCache, ClusterWatch } from "./cluster-cache.ts";
 import { isTerminal } from "./errors.ts";
 import type { EventRecorder } from "./events.ts";
-import type { EventHandler, Informer, InformerFactory, InformerSelection } from "./informer.ts";
+import { type Fence, isFencingError, noFence } from "./fencing.ts";
+import type { Informer, InformerFactory, InformerSelection } from "./informer.ts";
 import type { RuntimeMetrics } from "./metrics.ts";
 import {
   type GroupVersionKind,
@@ -17,7 +18,8 @@ import {
   parseKey,
 } from "./object.ts";
 import { type OwnerMapping, ownerKeys } from "./owners.ts";
-import { WorkQueue } from "./queue.ts";
+import { LOW_PRIORITY, WorkQueue } from "./queue.ts";
+import { type OwnedStatus, type StatusWriteOptions, StatusWriter } from "./status.ts";
 
 export type { CacheReader } from "./cache-reader.ts";
 
@@ -38,7 +40,14 @@ export interface ReconcileContext {
   logger: Logger;
   /** Aborted when the manager stops or loses leadership: long waits should give up. */
   signal: AbortSignal;
+  /** Bound to `signal`: once it aborts, every call is refused locally and calls in flight are cancelled. */
   client: KubeClient;
+  /**
+   * Call right before a destructive or once-only call outside Kubernetes (create/delete a VM, bootstrap,
+   * remove an etcd member, delete a namespace): resolves only if this process provably holds the lease
+   * now (live read); otherwise throws FencingError and aborts this reconcile (fencing.ts).
+   */
+  fence(reason: string): Promise<void>;
   recorder: EventRecorder;
   /** The `for` object as cached (undefined once deleted). Read-only: copy before changing it. */
   object<T extends KubeObject = KubeObject>(): T | undefined;
@@ -46,6 +55,12 @@ export interface ReconcileContext {
   cache: CacheReader;
   /** Clients and watches of other clusters (workload clusters), reached through their kubeconfig Secrets. */
   clusters: ClusterAccess;
+  /**
+   * Server-side applies the status fields and conditions this controller owns (field manager
+   * `homelab-operator/<controller>`), only when they differ from `obj` (the cached object); true when it
+   * wrote. See status.ts for the ownership rules.
+   */
+  writeStatus(obj: KubeObject, owned: OwnedStatus, opts?: StatusWriteOptions): Promise<boolean>;
 }
 
 /** The ClusterCache as one controller sees it: watches of a remote cluster enqueue into this controller. */
@@ -88,6 +103,13 @@ export interface ControllerSpec {
   backoff?: { baseMs?: number; maxMs?: number };
   /** Drops events on the `for` kind before they enqueue, e.g. to ignore status-only updates. */
   predicate?(oldObj: KubeObject | undefined, newObj: KubeObject): boolean;
+  /**
+   * An annotation that, set to "true" on the `for` object, pauses it (Cluster API's `paused`): its keys are
+   * taken off the queue without calling `reconcile` and without any write (no condition either: a paused
+   * object is being handed to someone else, who may be writing it). Removing the annotation is an update
+   * event, so the next reconcile follows at once. A paused object being deleted waits too.
+   */
+  pausedAnnotation?: string;
 }
 
 export interface ControllerDeps {
@@ -100,6 +122,8 @@ export interface ControllerDeps {
   clusters?: ClusterCache;
   /** Restricts every informer of this controller to one namespace. */
   namespace?: string;
+  /** Backs ctx.fence; none: always passes (one replica). */
+  fence?: Fence;
 }
 
 /** Whether a kind is namespaced, resolved through discovery before handlers are wired. */
@@ -123,6 +147,7 @@ export class Controller {
   private abort = new AbortController();
   private readonly log: Logger;
   private readonly concurrency: number;
+  private readonly statusWriter: StatusWriter;
 
   constructor(spec: ControllerSpec, deps: ControllerDeps) {
     this.name = spec.name;
@@ -134,6 +159,9 @@ export class Controller {
       name: spec.name,
       backoff: new ItemBackoff(spec.backoff),
       observer: deps.metrics.queueObserver(spec.name),
+    });
+    this.statusWriter = new StatusWriter(deps.client, {
+      fieldManager: `${deps.client.fieldManager}/${spec.name}`,
     });
     deps.metrics.trackQueue(spec.name, this.queue);
     deps.metrics.registerController(spec.name, this.concurrency);
@@ -154,15 +182,33 @@ export class Controller {
     return informer;
   }
 
+  /**
+   * Adds `handler` to `informer` with each event's queue priority: what the initial list brings (and the
+   * replay a late handler gets of an already-synced cache) and periodic resyncs (old === new) are LOW; what
+   * the watch reports after that is a change someone made, served first (controller-runtime's
+   * WithLowPriorityWhenUnchanged).
+   */
+  private addPrioritizedHandler(informer: Informer, handler: PrioritizedHandler): void {
+    let replaying = true;
+    const initial = () => (replaying || !informer.hasSynced() ? LOW_PRIORITY : 0);
+    informer.addHandler({
+      onAdd: (o) => handler.onAdd(o, initial()),
+      onUpdate: (old, o) => handler.onUpdate(old, o, old === o ? LOW_PRIORITY : initial()),
+      onDelete: (o) => handler.onDelete(o, 0),
+    });
+    replaying = false;
+  }
+
   /** Wires informer handlers; keys queue up from the first list on, workers start later. */
   async setUp(isNamespaced: ScopeResolver): Promise<void> {
     const forInformer = this.informer(this.spec.for);
     this.forInformer = forInformer;
-    const enqueueObj = (obj: KubeObject) => this.queue.add(keyOf(objectKeyOf(obj)));
+    const enqueueObj = (obj: KubeObject, priority: number) =>
+      this.queue.add(keyOf(objectKeyOf(obj)), { priority });
     const predicate = this.spec.predicate;
-    forInformer.addHandler({
-      onAdd: (o) => (!predicate || predicate(undefined, o)) && enqueueObj(o),
-      onUpdate: (old, o) => (!predicate || predicate(old, o)) && enqueueObj(o),
+    this.addPrioritizedHandler(forInformer, {
+      onAdd: (o, p) => (!predicate || predicate(undefined, o)) && enqueueObj(o, p),
+      onUpdate: (old, o, p) => (!predicate || predicate(old, o)) && enqueueObj(o, p),
       onDelete: enqueueObj,
     });
 
@@ -176,18 +222,18 @@ export class Controller {
           ? { ownerNamespaceLabel: owned.ownerNamespaceLabel }
           : {}),
       };
-      const enqueueOwners = (obj: KubeObject) => {
-        for (const k of ownerKeys(obj, mapping)) this.queue.add(keyOf(k));
+      const enqueueOwners = (obj: KubeObject, priority: number) => {
+        for (const k of ownerKeys(obj, mapping)) this.queue.add(keyOf(k), { priority });
       };
       const shape = {
         ...("metadataOnly" in owned && owned.metadataOnly ? { metadataOnly: true } : {}),
         ...("transform" in owned && owned.transform ? { transform: owned.transform } : {}),
       };
-      this.informer(owned, shape).addHandler(mappedHandler(enqueueOwners));
+      this.addPrioritizedHandler(this.informer(owned, shape), mappedHandler(enqueueOwners));
     }
     for (const w of this.spec.watches ?? []) {
-      const enqueueMapped = (obj: KubeObject) => {
-        for (const key of w.map(obj)) this.queue.add(key);
+      const enqueueMapped = (obj: KubeObject, priority: number) => {
+        for (const key of w.map(obj)) this.queue.add(key, { priority });
       };
       const opts = {
         ...(w.namespace ? { namespace: w.namespace } : {}),
@@ -195,7 +241,7 @@ export class Controller {
         ...(w.metadataOnly ? { metadataOnly: true } : {}),
         ...(w.transform ? { transform: w.transform } : {}),
       };
-      this.informer(w.gvk, opts).addHandler(mappedHandler(enqueueMapped));
+      this.addPrioritizedHandler(this.informer(w.gvk, opts), mappedHandler(enqueueMapped));
     }
   }
 
@@ -225,6 +271,12 @@ export class Controller {
     }
   }
 
+  /** Leadership lost: take no more keys and abort in-flight reconciles now, without waiting for them. */
+  abandon(): void {
+    this.queue.shutDown();
+    this.abort.abort(new Error(`controller ${this.name}: leadership lost`));
+  }
+
   private async work(): Promise<void> {
     for (;;) {
       const key = await this.queue.get();
@@ -235,6 +287,11 @@ export class Controller {
         this.queue.done(key);
       }
     }
+  }
+
+  private isPaused(obj: KubeObject | undefined): boolean {
+    const annotation = this.spec.pausedAnnotation;
+    return annotation !== undefined && obj?.metadata?.annotations?.[annotation] === "true";
   }
 
   /**
@@ -248,16 +305,24 @@ export class Controller {
     );
   }
 
-  private clusterAccess(): ClusterAccess {
+  /** Remote clients handed to a reconcile are bound to its signal, as its management-cluster client is. */
+  private clusterAccess(signal: AbortSignal): ClusterAccess {
     const enqueue = (key: string) => this.queue.add(key);
     const cache = () => {
       if (!this.deps.clusters) throw new Error(`controller ${this.name} was built without a ClusterCache`);
       return this.deps.clusters;
     };
     return {
-      get: (cluster, signal) => cache().get(cluster, signal),
-      watch: (cluster, watch, signal) =>
-        cache().watch(cluster, { ...watch, name: `${this.name}/${watch.name}`, enqueue }, signal),
+      get: async (cluster, callerSignal) => {
+        const accessor = await cache().get(cluster, callerSignal ?? signal);
+        return { ...accessor, client: accessor.client.withSignal(signal), live: accessor.live };
+      },
+      watch: (cluster, watch, callerSignal) =>
+        cache().watch(
+          cluster,
+          { ...watch, name: `${this.name}/${watch.name}`, enqueue },
+          callerSignal ?? signal,
+        ),
     };
   }
 
@@ -276,16 +341,38 @@ export class Controller {
       ...(ref.namespace ? { namespace: ref.namespace } : {}),
     };
     const forInformer = this.forInformer!;
+    if (this.isPaused(this.forInformer?.get(key))) {
+      // No reconcile, no write, no retry: the annotation's removal is an event that brings the key back.
+      this.queue.forget(key);
+      metrics.reconcileTotal.inc({ controller: this.name, result: "paused" });
+      logger.debug({ annotation: this.spec.pausedAnnotation }, "Paused, not reconciling");
+      return;
+    }
+    // Per reconcile, so a refused fence aborts this reconcile only.
+    const own = new AbortController();
+    const signal = AbortSignal.any([this.abort.signal, own.signal]);
+    const fence = this.deps.fence ?? noFence;
+    const client = this.deps.client.withSignal(signal);
     const ctx: ReconcileContext = {
       controller: this.name,
       reconcileID,
       logger,
-      signal: this.abort.signal,
-      client: this.deps.client,
+      signal,
+      client,
+      fence: async (reason) => {
+        try {
+          await fence(reason, signal);
+        } catch (err) {
+          own.abort(err);
+          throw err;
+        }
+      },
       recorder: this.deps.recorder,
       object: <T extends KubeObject>() => forInformer.get(key) as T | undefined,
       cache: this.cacheReader(),
-      clusters: this.clusterAccess(),
+      clusters: this.clusterAccess(signal),
+      // Through this reconcile's client: an aborted reconcile cannot write status either.
+      writeStatus: (obj, owned, opts) => this.statusWriter.write(obj, owned, opts, client),
     };
     const labels = { controller: this.name };
     metrics.activeWorkers.inc(labels);
@@ -295,7 +382,7 @@ export class Controller {
       const after = result?.requeueAfter ?? 0;
       this.queue.forget(key);
       if (after > 0) {
-        this.queue.addAfter(key, after);
+        this.queue.addAfter(key, after, { priority: this.queue.priorityOf(key) });
         metrics.reconcileTotal.inc({ ...labels, result: "requeue_after" });
         logger.debug({ requeueAfterMs: after }, "Reconciled, requeue scheduled");
       } else {
@@ -303,6 +390,14 @@ export class Controller {
         logger.debug("Reconciled");
       }
     } catch (err) {
+      if (isFencingError(err) || (own.signal.aborted && isFencingError(own.signal.reason))) {
+        // Not a failure of the reconcile: this process may not act. A no-op once leadership is lost (the
+        // queue is shut down); a retry with backoff if the lease could not be read.
+        metrics.reconcileTotal.inc({ ...labels, result: "fenced" });
+        const retryInMs = this.queue.addRateLimited(key);
+        logger.warn({ err: own.signal.reason ?? err, retryInMs }, "Reconcile fenced off, not acting");
+        return;
+      }
       metrics.reconcileErrors.inc(labels);
       metrics.reconcileTotal.inc({ ...labels, result: "error" });
       if (isTerminal(err)) {
@@ -310,7 +405,8 @@ export class Controller {
         this.queue.forget(key);
         logger.error({ err }, "Reconcile failed with a terminal error, not retrying");
       } else {
-        const retryInMs = this.queue.addRateLimited(key);
+        // A retry keeps the priority it came with: a failing initial-list key stays behind users' edits.
+        const retryInMs = this.queue.addRateLimited(key, { priority: this.queue.priorityOf(key) });
         logger.error({ err, retryInMs }, "Reconcile failed, retrying");
       }
     } finally {
@@ -320,13 +416,20 @@ export class Controller {
   }
 }
 
-function mappedHandler(enqueue: (obj: KubeObject) => void): EventHandler {
+/** An informer handler that is told the queue priority of each event. */
+interface PrioritizedHandler {
+  onAdd(obj: KubeObject, priority: number): void;
+  onUpdate(oldObj: KubeObject, newObj: KubeObject, priority: number): void;
+  onDelete(obj: KubeObject, priority: number): void;
+}
+
+function mappedHandler(enqueue: (obj: KubeObject, priority: number) => void): PrioritizedHandler {
   return {
     onAdd: enqueue,
     // Both: an object that moved to another owner must wake the old owner too.
-    onUpdate: (old, obj) => {
-      enqueue(old);
-      enqueue(obj);
+    onUpdate: (old, obj, priority) => {
+      enqueue(old, priority);
+      enqueue(obj, priority);
     },
     onDelete: enqueue,
   };

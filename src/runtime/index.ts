@@ -1,5 +1,9 @@
 export { ItemBackoff, JitteredBackoff } from "./backoff.ts";
 export {
+  type CallOptions,
+  type DeleteOptions,
+  type DeletePreconditions,
+  deleteExactly,
   FIELD_MANAGER,
   gvkOf,
   KubeClient,
@@ -46,6 +50,7 @@ export {
   TerminalError,
 } from "./errors.ts";
 export { type EventInput, EventRecorder } from "./events.ts";
+export { type Fence, FencingError, fenceVerdict, isFencingError } from "./fencing.ts";
 export { addFinalizer, hasFinalizer, removeFinalizer } from "./finalizers.ts";
 export {
   composeTransforms,

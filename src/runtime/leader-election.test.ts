@@ -27,6 +27,24 @@ describe("decideLease", () => {
       now: 1000 + D,
       want: "acquire",
     },
+    "the record's longer leaseDurationSeconds wins over the local setting: wait": {
+      spec: { holderIdentity: "other", leaseDurationSeconds: 60 },
+      observedAt: 1000,
+      now: 1000 + D + 1,
+      want: "wait",
+    },
+    "the record's longer leaseDurationSeconds, once passed: acquire": {
+      spec: { holderIdentity: "other", leaseDurationSeconds: 60 },
+      observedAt: 1000,
+      now: 1000 + 60_000,
+      want: "acquire",
+    },
+    "the record's shorter leaseDurationSeconds wins too: acquire before the local 15 s": {
+      spec: { holderIdentity: "other", leaseDurationSeconds: 5 },
+      observedAt: 1000,
+      now: 1000 + 5_000,
+      want: "acquire",
+    },
   };
   for (const [name, c] of Object.entries(cases)) {
     it(name, () => expect(decideLease(c.spec, "me", c.observedAt, c.now, D)).toBe(c.want));

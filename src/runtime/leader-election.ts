@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import type { KubeClient } from "./client.ts";
 import { ApiError, describeError, isNotFound } from "./errors.ts";
 import { microTime } from "./events.ts";
+import type { FenceTarget } from "./fencing.ts";
 import { sleep } from "./object.ts";
 
 export interface LeaderElectionConfig {
@@ -41,19 +42,24 @@ export type LeaseDecision = "acquire" | "renew" | "wait";
 /**
  * The pure part of client-go's tryAcquireOrRenew: may `me` write the lease now?
  * Expiry is judged on the local clock from when this process last saw the record change (observedAtMs),
- * never from the renewTime written by another machine's clock (client-go leaderelection package doc).
+ * never from the renewTime written by another machine's clock (client-go leaderelection package doc),
+ * and with the record's own leaseDurationSeconds: the holder promised to stop within *its* duration, which
+ * need not be ours (a rollout that changes the setting). `fallbackLeaseDurationMs` is only for a record
+ * without one.
  */
 export function decideLease(
   spec: LeaseSpec | undefined,
   me: string,
   observedAtMs: number,
   nowMs: number,
-  leaseDurationMs: number,
+  fallbackLeaseDurationMs: number,
 ): LeaseDecision {
   const holder = spec?.holderIdentity ?? "";
   if (holder === me) return "renew";
   if (holder === "") return "acquire";
-  return nowMs >= observedAtMs + leaseDurationMs ? "acquire" : "wait";
+  const recorded = spec?.leaseDurationSeconds;
+  const durationMs = recorded && recorded > 0 ? recorded * 1000 : fallbackLeaseDurationMs;
+  return nowMs >= observedAtMs + durationMs ? "acquire" : "wait";
 }
 
 export interface LeaderCallbacks {
@@ -66,7 +72,9 @@ export interface LeaderCallbacks {
  * Leader election on a coordination.k8s.io/v1 Lease, after client-go's LeaderElector.
  * A leader that fails to renew within renewDeadline calls onStoppedLeading and stops: since
  * renewDeadline < leaseDuration, it stops working before any standby may consider the lease expired.
- * As client-go says, this is not fencing: reconciles must stay idempotent and use optimistic concurrency.
+ * The deadline runs from the *start* of the last successful renewal (when renewTime was stamped), not its
+ * end, so a slow renewal cannot stretch it past what the record promises a standby.
+ * This alone is not fencing: see fencing.ts for the live check before side effects.
  */
 export class LeaderElector {
   readonly identity: string;
@@ -80,6 +88,8 @@ export class LeaderElector {
     atMs: 0,
   };
   private leading = false;
+  /** performance.now() at the start of the last successful acquire/renew. */
+  private lastRenewStart = 0;
   private reportedLeader = "";
 
   constructor(client: KubeClient, config: LeaderElectionConfig, callbacks: LeaderCallbacks, logger?: Logger) {
@@ -100,8 +110,20 @@ export class LeaderElector {
     this.logger = logger?.child({ lease: `${config.namespace}/${config.name}`, identity: this.identity });
   }
 
+  /** Leading, and the renew deadline has not passed (checked on the clock, not only by the renew loop). */
   isLeader(): boolean {
-    return this.leading;
+    return this.leading && performance.now() - this.lastRenewStart < this.cfg.renewDeadlineMs;
+  }
+
+  /** What ctx.fence checks: this Lease, this identity, and a margin of leaseDuration − renewDeadline. */
+  fenceTarget(): FenceTarget {
+    return {
+      identity: this.identity,
+      namespace: this.cfg.namespace,
+      name: this.cfg.name,
+      isLeader: () => this.isLeader(),
+      safetyMarginMs: this.cfg.leaseDurationMs - this.cfg.renewDeadlineMs,
+    };
   }
 
   /**
@@ -110,21 +132,26 @@ export class LeaderElector {
    */
   async run(signal: AbortSignal): Promise<"stopped" | "lost"> {
     while (!signal.aborted) {
-      if (await this.tryAcquireOrRenew(this.cfg.retryPeriodMs)) break;
+      const attemptStart = performance.now();
+      if (await this.tryAcquireOrRenew(this.cfg.retryPeriodMs)) {
+        this.lastRenewStart = attemptStart;
+        break;
+      }
       await sleep(this.cfg.retryPeriodMs * (1 + Math.random() * 0.2), signal);
     }
     if (signal.aborted) return "stopped";
     this.leading = true;
     this.logger?.info("Acquired lease, leading");
     this.callbacks.onStartedLeading();
-    let lastRenew = performance.now();
+    const remaining = () => this.cfg.renewDeadlineMs - (performance.now() - this.lastRenewStart);
     while (!signal.aborted) {
-      await sleep(this.cfg.retryPeriodMs, signal);
+      // Never sleep past the deadline: giving up is due at that moment, not at the next retry tick.
+      await sleep(Math.max(0, Math.min(this.cfg.retryPeriodMs, remaining())), signal);
       if (signal.aborted) break;
-      const remaining = this.cfg.renewDeadlineMs - (performance.now() - lastRenew);
-      const ok = remaining > 0 && (await this.tryAcquireOrRenew(Math.max(remaining, 1)));
-      if (ok) lastRenew = performance.now();
-      else if (performance.now() - lastRenew >= this.cfg.renewDeadlineMs) {
+      const attemptStart = performance.now();
+      const ok = remaining() > 0 && (await this.tryAcquireOrRenew(Math.max(remaining(), 1)));
+      if (ok) this.lastRenewStart = attemptStart;
+      else if (remaining() <= 0) {
         this.leading = false;
         this.logger?.error("Could not renew the lease within the renew deadline, stopped leading");
         this.callbacks.onStoppedLeading();

@@ -5,6 +5,7 @@ import { KubeClient } from "./client.ts";
 import { ClusterCache, type ClusterCacheOptions } from "./cluster-cache.ts";
 import { Controller, type ControllerSpec } from "./controller.ts";
 import { EventRecorder } from "./events.ts";
+import { type Fence, FencingError, leaseFence, noFence } from "./fencing.ts";
 import { type Check, HealthServer } from "./health-server.ts";
 import { type Informer, InformerFactory } from "./informer.ts";
 import type { RestConfig } from "./kubeconfig.ts";
@@ -39,6 +40,10 @@ export interface ManagerOptions {
   watchBackoff?: { initialMs?: number; maxMs?: number };
   /** Health checks and Secret naming of the ClusterCache (`manager.clusters`). */
   clusterCache?: Omit<ClusterCacheOptions, "client" | "logger">;
+  /** Workers of every controller whose spec sets none (MAX_CONCURRENT_RECONCILES); default 1. */
+  maxConcurrentReconciles?: number;
+  /** User-Agent of every API request, so audit logs tell replicas apart. */
+  userAgent?: string;
 }
 
 export class LeaderElectionLostError extends Error {
@@ -49,6 +54,8 @@ export class LeaderElectionLostError extends Error {
  * Holds what every controller shares: the client, shared informers, metrics, probes, logger, event
  * recorder and leader election. start() syncs the caches, then starts workers (at once, or when this
  * process becomes leader). stop() stops taking work, drains in-flight reconciles, releases the lease.
+ * A lost lease is not a stop: every in-flight reconcile is aborted at once (its client refuses to send
+ * anything more and cancels what is in flight), nothing is drained, and done() rejects so the process exits.
  */
 export class Manager {
   readonly client: KubeClient;
@@ -64,6 +71,10 @@ export class Manager {
   private elector: LeaderElector | undefined;
   private electorRun: Promise<"stopped" | "lost"> | undefined;
   private readonly stopSignal = new AbortController();
+  /** Aborted when the lease is lost: everything that writes on the leader's behalf is bound to it. */
+  private readonly leadership = new AbortController();
+  /** The client controllers and the event recorder write with (informers read with the unbound one). */
+  private readonly workClient: KubeClient;
   private started = false;
   private stopping: Promise<void> | undefined;
   private workersRunning = false;
@@ -75,10 +86,11 @@ export class Manager {
   constructor(opts: ManagerOptions) {
     this.opts = opts;
     this.logger = opts.logger ?? createLogger();
-    this.client = new KubeClient(
-      opts.kubeConfig,
-      opts.fieldManager ? { fieldManager: opts.fieldManager } : {},
-    );
+    this.client = new KubeClient(opts.kubeConfig, {
+      ...(opts.fieldManager ? { fieldManager: opts.fieldManager } : {}),
+      ...(opts.userAgent ? { userAgent: opts.userAgent } : {}),
+    });
+    this.workClient = this.client.withSignal(this.leadership.signal);
     this.metrics = new RuntimeMetrics();
     this.client.onResponse = (method, code, seconds, host) => {
       this.metrics.restRequests.inc({ code: String(code), method, host });
@@ -121,7 +133,7 @@ export class Manager {
       },
       ...opts.clusterCache,
     });
-    this.recorder = new EventRecorder(this.client, {
+    this.recorder = new EventRecorder(this.workClient, {
       logger: this.logger,
       ...(opts.reportingController ? { reportingController: opts.reportingController } : {}),
     });
@@ -139,15 +151,20 @@ export class Manager {
     if (this.started) throw new Error("controllers must be added before start()");
     if (this.controllers.some((c) => c.name === spec.name))
       throw new Error(`duplicate controller name ${spec.name}`);
-    const controller = new Controller(spec, {
-      client: this.client,
-      informers: this.informers,
-      metrics: this.metrics,
-      logger: this.logger,
-      recorder: this.recorder,
-      clusters: this.clusters,
-      ...(this.opts.namespace ? { namespace: this.opts.namespace } : {}),
-    });
+    const maxConcurrentReconciles = spec.maxConcurrentReconciles ?? this.opts.maxConcurrentReconciles;
+    const controller = new Controller(
+      { ...spec, ...(maxConcurrentReconciles ? { maxConcurrentReconciles } : {}) },
+      {
+        client: this.workClient,
+        fence: (reason, signal) => this.fence(reason, signal),
+        informers: this.informers,
+        metrics: this.metrics,
+        logger: this.logger,
+        recorder: this.recorder,
+        clusters: this.clusters,
+        ...(this.opts.namespace ? { namespace: this.opts.namespace } : {}),
+      },
+    );
     this.controllers.push(controller);
     return controller;
   }
@@ -180,6 +197,20 @@ export class Manager {
 
   get identity(): string | undefined {
     return this.elector?.identity;
+  }
+
+  private leaseFence: Fence | undefined;
+
+  /**
+   * Resolves only if this process provably holds the lease right now (fencing.ts); throws FencingError
+   * otherwise. Without leader election (one replica) it resolves. Reconciles call it as ctx.fence.
+   */
+  fence(reason: string, signal?: AbortSignal): Promise<void> {
+    if (!this.opts.leaderElection) return noFence(reason, signal);
+    if (!this.elector)
+      return Promise.reject(new FencingError(`fence before ${reason} refused: not campaigning yet`));
+    this.leaseFence ??= leaseFence(this.workClient, this.elector.fenceTarget());
+    return this.leaseFence(reason, signal);
   }
 
   /** Resolves once caches are synced and workers run (or wait for leadership). */
@@ -232,11 +263,7 @@ export class Manager {
           this.metrics.leaderStatus.set({ name }, 0);
           this.opts.onLeadershipChange?.(false);
           stoppedByUs = this.stopSignal.signal.aborted;
-          if (!stoppedByUs) {
-            // Lost the lease: stop reconciling now, before another replica may take it over.
-            for (const c of this.controllers)
-              void c.stop(this.opts.gracefulShutdownTimeoutMs ?? 30_000, { abortInFlight: true });
-          }
+          if (!stoppedByUs) this.abandonWork();
         },
         onNewLeader: (identity) => this.logger.info({ leader: identity }, "Observed leader"),
       },
@@ -246,16 +273,29 @@ export class Manager {
     void this.electorRun.then(
       async (outcome) => {
         if (outcome === "lost") {
-          await this.shutdown();
+          // Settle first: the process should exit now, not after the informers have closed.
           this.settle.reject(new LeaderElectionLostError("leader election lost: stopped reconciling"));
+          await this.shutdown();
         }
       },
       async (err: unknown) => {
         this.logger.error({ err }, "Leader election failed");
-        await this.shutdown();
+        this.abandonWork();
         this.settle.reject(err instanceof Error ? err : new Error(String(err)));
+        await this.shutdown();
       },
     );
+  }
+
+  /**
+   * Leadership is gone: from this moment nothing may be written on the leader's behalf. Aborts the
+   * leadership signal (the controllers' and the recorder's clients refuse every call and cancel those in
+   * flight), then every controller's queue and in-flight reconciles, without waiting for them.
+   */
+  private abandonWork(): void {
+    if (this.leadership.signal.aborted) return;
+    this.leadership.abort(new LeaderElectionLostError("leadership lost: no more writes"));
+    for (const c of this.controllers) c.abandon();
   }
 
   /** Settles when the manager has stopped: resolves after stop(), rejects with LeaderElectionLostError. */
@@ -270,10 +310,17 @@ export class Manager {
 
   private shutdown(): Promise<void> {
     this.stopping ??= (async () => {
-      this.logger.info("Stopping: no new reconciles, draining in-flight ones");
-      const timeout = this.opts.gracefulShutdownTimeoutMs ?? 30_000;
-      // Stop taking work before giving up the lease, so a successor cannot overlap with us.
-      await Promise.all(this.controllers.map((c) => c.stop(timeout)));
+      if (this.leadership.signal.aborted) {
+        this.logger.info("Stopping after losing the lease: in-flight reconciles were aborted, not drained");
+      } else {
+        this.logger.info("Stopping: no new reconciles, draining in-flight ones");
+        const timeout = this.opts.gracefulShutdownTimeoutMs ?? 30_000;
+        // Stop taking work before giving up the lease, so a successor cannot overlap with us.
+        await Promise.all(this.controllers.map((c) => c.stop(timeout)));
+      }
+      // Repeats counted since the last flush are written now, while the client still works; not after a
+      // lost lease, when this process must not write at all.
+      await this.recorder.stop({ flush: !this.leadership.signal.aborted });
       this.stopSignal.abort();
       await this.electorRun?.catch(() => {});
       await this.clusters.stop();

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { ItemBackoff } from "./backoff.ts";
-import { WorkQueue } from "./queue.ts";
+import { LOW_PRIORITY, WorkQueue } from "./queue.ts";
 
 afterEach(() => {
   vi.useRealTimers();
@@ -115,5 +115,58 @@ describe("WorkQueue", () => {
     q.addAfter("x", 60_000);
     q.shutDown();
     expect(seen).toEqual({ added: 2, depth: [1, 2, 1, 0], dequeued: 1, finished: 1, retried: 1 });
+  });
+
+  it("serves every key of a higher priority before any of a lower one, FIFO within each", async () => {
+    const q = new WorkQueue();
+    for (const k of ["l1", "l2", "l3"]) q.add(k, { priority: LOW_PRIORITY });
+    q.add("h1");
+    q.add("l4", { priority: LOW_PRIORITY });
+    q.add("h2");
+    const order: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const k = (await q.get())!;
+      order.push(k);
+      q.done(k);
+    }
+    expect(order).toEqual(["h1", "h2", "l1", "l2", "l3", "l4"]);
+    expect(q.len()).toBe(0);
+  });
+
+  it("moves a waiting key up when it is added again with a higher priority, and never down", async () => {
+    const q = new WorkQueue();
+    for (const k of ["a", "b", "c"]) q.add(k, { priority: LOW_PRIORITY });
+    q.add("c"); // a user edited c while the initial list was still queued
+    q.add("a", { priority: LOW_PRIORITY }); // a resync of a: stays where it was
+    expect(q.len()).toBe(3);
+    const order: string[] = [];
+    for (let i = 0; i < 3; i++) order.push((await q.get())!);
+    expect(order).toEqual(["c", "a", "b"]);
+    expect(q.len()).toBe(0);
+    expect(await Promise.race([q.get(), new Promise((r) => setTimeout(() => r("none"), 20))])).toBe("none");
+  });
+
+  it("remembers the priority of a key re-added while processing and of the key handed out", async () => {
+    const q = new WorkQueue();
+    q.add("k", { priority: LOW_PRIORITY });
+    const k = (await q.get())!;
+    expect(q.priorityOf(k)).toBe(LOW_PRIORITY);
+    q.add("k", { priority: LOW_PRIORITY });
+    q.add("other", { priority: LOW_PRIORITY });
+    q.add("k"); // raised while processing
+    q.done(k);
+    expect(await q.get()).toBe("k");
+    expect(q.priorityOf("k")).toBe(0);
+  });
+
+  it("keeps the priority of a delayed or rate-limited add", async () => {
+    vi.useFakeTimers();
+    const q = new WorkQueue({ backoff: new ItemBackoff({ baseMs: 5, maxMs: 5 }), now: () => Date.now() });
+    q.addRateLimited("slow", { priority: LOW_PRIORITY });
+    q.addAfter("fast", 5);
+    vi.advanceTimersByTime(5);
+    expect(q.len()).toBe(2);
+    expect(await q.get()).toBe("fast");
+    expect(await q.get()).toBe("slow");
   });
 });

@@ -8,8 +8,10 @@ import {
   ApiError,
   addFinalizer,
   type Condition,
+  type ConditionInput,
   type ControllerSpec,
   controllerReference,
+  deleteExactly,
   type GroupVersionKind,
   hasFinalizer,
   isNotFound,
@@ -17,10 +19,10 @@ import {
   type ReconcileContext,
   type ReconcileResult,
   removeFinalizer,
-  setCondition,
   specOrMetadataChanged,
 } from "../../runtime/index.ts";
 import { type EnsureOutcome, ensureObject } from "../shared/ensure.ts";
+import { PAUSED_ANNOTATION } from "../shared/paused.ts";
 import { sumResources } from "../shared/quantity.ts";
 import {
   desiredCiliumGatewayPolicy,
@@ -119,6 +121,7 @@ export function peerTenantController(opts: PeerTenantControllerOptions): Control
     maxConcurrentReconciles: opts.maxConcurrentReconciles ?? 8,
     // Status-only updates of a PeerTenant are our own writes: they need no reconcile.
     predicate: specOrMetadataChanged,
+    pausedAnnotation: PAUSED_ANNOTATION,
     async reconcile(req, ctx) {
       if (req.name === GUARDRAILS_KEY) return ensureGuardrails(ctx, opts);
       if (req.name === GITLAB_CI_ACCESS_KEY) return ensureGitlabCiAccess(ctx, opts);
@@ -187,14 +190,15 @@ async function reconcileTenant(
     ready ? "TenantReady" : status.firstFalseReason(),
     status.summary(),
   );
-  await writeStatus(ctx, cached, (s) => ({
-    ...s,
-    observedGeneration: generation,
-    namespaces: scope.namespaces,
-    namespaceCount: scope.namespaces.length,
-    quota: quotaStatus(ctx, scope.namespaces),
-    conditions: status.apply(s.conditions as Condition[] | undefined),
-  }));
+  await ctx.writeStatus(cached, {
+    fields: {
+      observedGeneration: generation,
+      namespaces: scope.namespaces,
+      namespaceCount: scope.namespaces.length,
+      quota: quotaStatus(ctx, scope.namespaces),
+    },
+    conditions: status.inputs(),
+  });
   await scope.changes.report(ctx, cached, wasSteady(cached, generation));
   // Phases that wait poll: a namespace still terminating, admission policies not yet in the cache.
   if (terminating) return { requeueAfter: 2_000 };
@@ -599,7 +603,10 @@ function quotaStatus(ctx: ReconcileContext, namespaces: string[]): PeerTenantSta
 /** Removes a namespace from the tenant: deleted under `Delete`, released (ours stripped, data kept) under `Retain`. */
 async function retireNamespace(ctx: ReconcileContext, t: Tenant, name: string): Promise<void> {
   if (t.spec.deletionPolicy === "Delete") {
-    await ctx.client.delete(GVK.namespace, { name }, { ignoreNotFound: true });
+    const live = await namespaceToDelete(ctx, t, name);
+    if (!live) return;
+    await ctx.fence(`deleting namespace ${name}`);
+    await deleteExactly(ctx.client, live);
     return;
   }
   // Applying the bare object with our field manager drops every label we set; nothing else changes.
@@ -614,6 +621,29 @@ async function retireNamespace(ctx: ReconcileContext, t: Tenant, name: string): 
       );
     }
   }
+}
+
+/**
+ * The decision to delete came from caches, which can lag or disagree after a failover: confirm it on live
+ * reads. The namespace must still carry this tenant's label, and the same tenant (uid) must still exist
+ * with deletionPolicy Delete, either being deleted or no longer listing the namespace. The live namespace
+ * is returned for a delete with its uid and resourceVersion as preconditions.
+ */
+async function namespaceToDelete(
+  ctx: ReconcileContext,
+  t: Tenant,
+  name: string,
+): Promise<KubeObject | undefined> {
+  const live = await ctx.client.getOrUndefined(GVK.namespace, { name });
+  if (!live || live.metadata?.labels?.[TENANT_LABEL] !== t.metadata.name) return undefined;
+  const read = PeerTenant.schema.safeParse(
+    await ctx.client.getOrUndefined(GVK.tenant, { name: t.metadata.name }),
+  );
+  const owner = read.success ? read.data : undefined;
+  if (!owner || owner.metadata.uid !== t.metadata.uid || owner.spec.deletionPolicy !== "Delete")
+    return undefined;
+  if (!owner.metadata.deletionTimestamp && tenantNamespaces(owner).includes(name)) return undefined;
+  return live;
 }
 
 async function reconcileDelete(ctx: ReconcileContext, t: Tenant, cached: Obj): Promise<ReconcileResult> {
@@ -635,16 +665,12 @@ async function reconcileDelete(ctx: ReconcileContext, t: Tenant, cached: Obj): P
       }
     }
     if (left.length > 0) {
-      await writeStatus(ctx, cached, (s) => ({
-        ...s,
-        conditions: setCondition(s.conditions as Condition[] | undefined, {
-          type: "Ready",
-          status: "False",
-          reason: "Deleting",
-          message: `waiting for namespace(s) ${left.join(", ")} to be deleted`,
-          observedGeneration: t.metadata.generation ?? 0,
-        }),
-      }));
+      await writeReadyFalse(
+        ctx,
+        cached,
+        "Deleting",
+        `waiting for namespace(s) ${left.join(", ")} to be deleted`,
+      );
       return { requeueAfter: 2_000 };
     }
   }
@@ -670,16 +696,7 @@ async function markNotReady(
   action: string,
   message: string,
 ) {
-  await writeStatus(ctx, cached, (s) => ({
-    ...s,
-    conditions: setCondition(s.conditions as Condition[] | undefined, {
-      type: "Ready",
-      status: "False",
-      reason,
-      message,
-      observedGeneration: cached.metadata?.generation ?? 0,
-    }),
-  }));
+  await writeReadyFalse(ctx, cached, reason, message);
   await ctx.recorder.record(cached, { type: "Warning", reason, action, note: message });
 }
 
@@ -724,20 +741,18 @@ class StatusBuilder {
       ? "all of the tenant's objects are in place"
       : bad.map((e) => `${e.type}: ${e.message}`).join("; ");
   }
-  apply(conditions: Condition[] | undefined): Condition[] {
-    let out = conditions ?? [];
-    for (const e of this.entries) out = setCondition(out, { ...e, observedGeneration: this.generation });
-    return out;
+  inputs(): ConditionInput[] {
+    return this.entries.map((e) => ({ ...e, observedGeneration: this.generation }));
   }
 }
 
-async function writeStatus(
-  ctx: ReconcileContext,
-  cached: Obj,
-  update: (s: Record<string, unknown>) => Record<string, unknown>,
-): Promise<void> {
-  const current = (cached.status ?? {}) as Record<string, unknown>;
-  const next = update(current);
-  if (JSON.stringify(next) === JSON.stringify(current)) return;
-  await ctx.client.patchStatus(GVK.tenant, { name: cached.metadata!.name! }, next);
+/**
+ * Ready=False from a path that knows only this (a failure, a wait): under a field manager of its own, so the
+ * fields and conditions the full reconcile owns stay as they are (server-side apply removes what a manager
+ * stops sending). Written only when it changes, so a reconcile failing the same way on every retry writes once.
+ */
+async function writeReadyFalse(ctx: ReconcileContext, cached: Obj, reason: string, message: string) {
+  const ready = { type: "Ready", status: "False" as const, reason, message };
+  const observedGeneration = cached.metadata?.generation ?? 0;
+  await ctx.writeStatus(cached, { conditions: [{ ...ready, observedGeneration }] }, { part: "problem" });
 }

@@ -61,4 +61,42 @@ describe("admin endpoint", () => {
     expect(r.status).toBe(501);
     expect(r.statusText).toBe("Method 'GET /nodes/a1/lxc' not implemented");
   });
+
+  it("lists the records of creates, power requests and deletes with their outcomes", async () => {
+    const post = (path: string, body: string, method = "POST") =>
+      fetch(`${sim.url}/api2/json${path}`, {
+        method,
+        dispatcher: agent,
+        headers: {
+          authorization: `PVEAPIToken=${sim.tokenId}=${sim.tokenSecret}`,
+          "content-type": "application/x-www-form-urlencoded",
+        },
+        ...(body ? { body } : {}),
+      });
+    expect((await post("/nodes/a1/qemu", "vmid=150&name=rec")).status).toBe(200);
+    const until = async (n: number) => {
+      for (let i = 0; i < 200; i++) {
+        const r = await fetch(`${sim.url}/simulator/records`, {
+          dispatcher: agent,
+          headers: { authorization: `Bearer ${sim.adminSecret}` },
+        });
+        const { data } = (await r.json()) as { data: { kind: string; vmid?: number; exitstatus?: string }[] };
+        const mine = data.filter((d) => d.vmid === 150);
+        if (mine.length >= n && mine.every((d) => d.exitstatus)) return mine;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      throw new Error("records did not settle");
+    };
+    await until(1);
+    expect((await post("/nodes/a1/qemu/150/status/stop", "")).status).toBe(200);
+    await until(2);
+    expect((await post("/nodes/a1/qemu/150", "", "DELETE")).status).toBe(200);
+    expect((await until(3)).map((r) => [r.kind, r.exitstatus])).toEqual([
+      ["vm-create", "OK"],
+      ["power", "OK"],
+      ["vm-delete", "OK"],
+    ]);
+    const unauthorized = await fetch(`${sim.url}/simulator/records`, { dispatcher: agent });
+    expect(unauthorized.status).toBe(401);
+  });
 });

@@ -9,6 +9,8 @@ export interface MethodSchema {
   parameters: ParametersSchema;
   permissions: PermissionSpec | null;
   returns: string | null;
+  /** The official schema of the answer (`returns`), prose removed. */
+  returnSchema: PropertySchema | null;
   allowtoken: number;
 }
 

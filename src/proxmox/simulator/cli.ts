@@ -1,6 +1,6 @@
 // `npm run sim:proxmox`: a standalone simulator for poking at with curl, pvesh-like scripts or the
 // operator. Prints where it listens, its CA and a token; Ctrl-C stops it.
-//   npm run sim:proxmox -- [--port 8006] [--nodes pve1,pve2,pve3]
+//   npm run sim:proxmox -- [--port 8006] [--nodes pve1,pve2,pve3] [--task-ms 500] [--state-dir DIR]
 import { unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,6 +12,8 @@ const { values } = parseArgs({
     port: { type: "string", default: "8006" },
     nodes: { type: "string", default: "pve1,pve2,pve3" },
     "task-ms": { type: "string", default: "500" },
+    // Keeps VMs, volumes, HA and tasks in DIR across restarts (and kills).
+    "state-dir": { type: "string" },
   },
 });
 
@@ -19,6 +21,7 @@ const sim = await startProxmoxSimulator({
   port: Number(values.port),
   nodes: values.nodes.split(",").filter(Boolean),
   taskDurationMs: Number(values["task-ms"]),
+  ...(values["state-dir"] ? { stateDir: values["state-dir"] } : {}),
 });
 const caFile = join(tmpdir(), `proxmox-simulator-ca-${process.pid}.pem`);
 writeFileSync(caFile, sim.caPem);

@@ -13,11 +13,36 @@ import type { TaskRunner } from "./tasks.ts";
 
 export interface StorageSpec {
   storage: string;
-  type: "dir" | "lvmthin" | "nfs" | "rbd";
+  type: "dir" | "lvmthin" | "nfs" | "rbd" | "cephfs" | "pbs";
   content: string[];
   shared: boolean;
   /** Capacity in bytes. */
   total: number;
+  /** `disable` in storage.cfg: the storage exists but nothing may use it. */
+  disabled?: boolean;
+}
+
+/** Storages with a path (pve-storage plugins that set `path`): the only ones download-url can write to. */
+export function isFileBased(s: StorageSpec): boolean {
+  return s.type === "dir" || s.type === "nfs" || s.type === "cephfs";
+}
+
+/** Where a file-based storage's files live: `local` is /var/lib/vz, network storages are mounted under /mnt/pve. */
+function storagePath(s: StorageSpec): string {
+  return s.type === "dir" && s.storage === "local" ? "/var/lib/vz" : `/mnt/pve/${s.storage}`;
+}
+
+const CONTENT_DIR: Record<string, string> = {
+  iso: "template/iso",
+  vztmpl: "template/cache",
+  import: "import",
+};
+
+/** PVE::Storage parse_volname's vtype, read from the volume name as Proxmox does. */
+export function volumeType(volid: string): string {
+  const name = volid.slice(volid.indexOf(":") + 1);
+  const m = /^(iso|vztmpl|import|backup|snippets)\//.exec(name);
+  return m ? m[1]! : "images";
 }
 
 export interface Volume {
@@ -28,6 +53,21 @@ export interface Volume {
   vmid?: number;
   ctime: number;
   notes?: string;
+  /** Hex digests of a downloaded file by algorithm (not part of Proxmox's listing; kept for re-downloads). */
+  digests?: Record<string, string>;
+}
+
+/** What the simulator writes down for tests that count what happened (h-cluster's crash test). */
+export interface SimRecord {
+  kind: "vm-create" | "vm-delete" | "download" | "power";
+  node: string;
+  /** The task the request started; its outcome is looked up when records are read. */
+  upid: string;
+  at: number;
+  vmid?: number;
+  action?: string;
+  url?: string;
+  volid?: string;
 }
 
 export interface Vm {
@@ -46,9 +86,29 @@ export interface ClusterOptions {
   offlineDownloadSize: number;
   /** How long a node stays down before its HA-managed VMs are recovered elsewhere. */
   haRecoveryMs: number;
+  /** Source of generated MAC addresses and UUID-free randomness. */
+  random: () => number;
 }
 
 const GiB = 1024 ** 3;
+/** The MAC prefix Proxmox VE uses when datacenter.cfg sets none (Proxmox Server Solutions' OUI). */
+export const PROXMOX_MAC_PREFIX = "BC:24:11";
+const NET_MODELS = [
+  "e1000",
+  "e1000-82540em",
+  "e1000-82544gc",
+  "e1000-82545em",
+  "e1000e",
+  "i82551",
+  "i82557b",
+  "i82559er",
+  "ne2k_isa",
+  "ne2k_pci",
+  "pcnet",
+  "rtl8139",
+  "virtio",
+  "vmxnet3",
+];
 const DISK_KEY = /^(ide|sata|scsi|virtio)\d+$|^efidisk0$|^tpmstate0$/;
 
 export function parseSize(text: string): number {
@@ -85,6 +145,43 @@ function splitDrive(value: string): { file: string; opts: Record<string, string>
 const joinDrive = (file: string, opts: Record<string, string>) =>
   [file, ...Object.entries(opts).map(([k, v]) => `${k}=${v}`)].join(",");
 
+/** PVE::Tools random_ether_addr: the prefix, then random bytes, upper-case hex. */
+export function randomMac(random: () => number, prefix = PROXMOX_MAC_PREFIX): string {
+  const parts = prefix.split(":");
+  while (parts.length < 6)
+    parts.push(
+      Math.floor(random() * 256)
+        .toString(16)
+        .padStart(2, "0")
+        .toUpperCase(),
+    );
+  return parts.join(":");
+}
+
+/**
+ * qemu-server parse_net + print_net on create: the model key carries the MAC (`virtio=BC:24:11:…`), a
+ * missing MAC is generated, the other keys follow in alphabetical order.
+ */
+export function normalizeNet(value: string, random: () => number): string {
+  let model: string | undefined;
+  let mac: string | undefined;
+  const rest: [string, string][] = [];
+  for (const part of value.split(",")) {
+    const i = part.indexOf("=");
+    const key = i < 0 ? part : part.slice(0, i);
+    const v = i < 0 ? undefined : part.slice(i + 1);
+    if (NET_MODELS.includes(key)) {
+      model = key;
+      if (v) mac = v;
+    } else if (key === "model" && v) model = v;
+    else if (key === "macaddr" && v) mac = v;
+    else if (v !== undefined) rest.push([key, v]);
+  }
+  if (!model) return value;
+  const sorted = rest.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${k}=${v}`);
+  return [`${model}=${mac ?? randomMac(random)}`, ...sorted].join(",");
+}
+
 export class SimCluster {
   readonly nodes: string[];
   readonly storages: StorageSpec[];
@@ -92,6 +189,8 @@ export class SimCluster {
   /** Volumes by storage key: `<storage>` when shared, `<node>/<storage>` otherwise. */
   readonly volumes = new Map<string, Volume[]>();
   readonly ha: SimHa;
+  /** VM creates/deletes, downloads and power requests, in order (see SimRecord). */
+  readonly records: SimRecord[] = [];
   private readonly fencing = new Set<string>();
   private readonly tasks: TaskRunner;
   private readonly faults: Faults;
@@ -120,6 +219,13 @@ export class SimCluster {
     if (!s) die(`storage '${storeid}' does not exist`);
     this.assertNode(node);
     return s!;
+  }
+
+  /** PVE::Storage storage_check_enabled. */
+  enabledStorage(node: string, storeid: string): StorageSpec {
+    const s = this.storage(node, storeid);
+    if (s.disabled) die(`storage '${storeid}' is disabled`);
+    return s;
   }
 
   private storageKey(node: string, s: StorageSpec): string {
@@ -204,10 +310,10 @@ export class SimCluster {
       if (!existing) die(`volume '${file}' does not exist`);
       return value;
     }
-    const store = this.storage(vm.node, storeid);
-    if (!store.content.includes("images")) die(`storage '${storeid}' does not support content-type 'images'`);
+    const store = this.enabledStorage(vm.node, storeid);
+    if (!store.content.includes("images")) die(`storage '${storeid}' does not support vm images`);
     const list = this.volumesOf(vm.node, storeid);
-    const fileBased = store.type === "dir" || store.type === "nfs";
+    const fileBased = isFileBased(store);
     let size = Math.round(Number(newSize ?? 0) * GiB);
     let name: string;
     if (rest === "cloudinit") {
@@ -217,12 +323,9 @@ export class SimCluster {
     } else {
       const source = opts["import-from"];
       if (source !== undefined) {
+        // Qemu.pm import_from_volid: the source's size is read first.
         const src = this.findVolume(vm.node, source);
-        if (!src) die(`volume '${source}' does not exist`);
-        if (src!.content !== "images" && src!.content !== "import")
-          die(
-            `'import-from': volume '${source}' has wrong content type '${src!.content}', expected 'images' or 'import'`,
-          );
+        if (!src) die(`could not get size of ${source}`);
         size = src!.size;
         log(`importing disk '${source}' to VM ${vm.vmid} ...`);
         delete opts["import-from"];
@@ -258,6 +361,54 @@ export class SimCluster {
       .filter((f) => this.findVolume(vm.node, f)?.vmid === vm.vmid);
   }
 
+  /**
+   * Qemu.pm check_drive_param + check_storage_access, which run before any task: `import-from` needs
+   * `<storage>:0`, its source must be an `images` or `import` volume (by name: an ISO is refused), and a
+   * new disk's storage must allow vm images.
+   */
+  checkDrives(node: string, params: Record<string, string>): void {
+    for (const [key, value] of Object.entries(params)) {
+      if (!DISK_KEY.test(key)) continue;
+      const { file, opts } = splitDrive(value);
+      const source = opts["import-from"];
+      const m = /^([^:/]+):(\d+(?:\.\d+)?)$/.exec(file);
+      if (source !== undefined) {
+        if (!m || Number(m[2]) !== 0)
+          paramError({
+            [key]: "'import-from' requires special syntax - use <storage ID>:0,import-from=<source>",
+          });
+        const vtype = volumeType(source);
+        if (!source.includes(":") || (vtype !== "images" && vtype !== "import"))
+          paramError({ [key]: `${source} has wrong type '${vtype}' - needs to be 'images' or 'import'` });
+      }
+      // An existing volume (not a new disk, not the cloud-init drive) must be a disk image or an ISO,
+      // and an ISO needs media=cdrom.
+      if (!m && file.includes(":") && !/^[^:]+:cloudinit$/.test(file) && !file.startsWith("/")) {
+        const vtype = volumeType(file);
+        if (vtype === "iso" && opts["media"] !== "cdrom")
+          paramError({ [key]: "explicit 'media=cdrom' is required for iso images" });
+        if (vtype !== "images" && vtype !== "iso")
+          paramError({ [key]: "content type needs to be 'images' or 'iso'" });
+      }
+      if (m && opts["media"] !== "cdrom") {
+        const store = this.storage(node, m[1]!);
+        if (!store.content.includes("images"))
+          paramError({ storage: `storage '${m[1]}' does not support vm images` });
+      }
+    }
+  }
+
+  /** Generated on create, as create_vm does: MACs for NICs without one, smbios1 uuid, vmgenid, meta. */
+  private fillGenerated(config: Record<string, string>): void {
+    for (const key of Object.keys(config)) {
+      if (/^net\d+$/.test(key)) config[key] = normalizeNet(config[key]!, this.options.random);
+    }
+    // Only an absent smbios1 gets one ("auto generate uuid if user did not specify smbios1 option").
+    config["smbios1"] ??= `uuid=${randomUUID()}`;
+    if (config["vmgenid"] === undefined || config["vmgenid"] === "1") config["vmgenid"] = randomUUID();
+    config["meta"] = `creation-qemu=10.1.2,ctime=${Math.floor(Date.now() / 1000)}`;
+  }
+
   // ---------- VM lifecycle ----------
 
   createVm(node: string, params: Record<string, string>, user: string): string {
@@ -273,31 +424,40 @@ export class SimCluster {
         continue;
       config[k] = v;
     }
-    config["smbios1"] ??= `uuid=${randomUUID()}`;
-    config["vmgenid"] ??= randomUUID();
-    config["meta"] = `creation-qemu=10.1.2,ctime=${Math.floor(Date.now() / 1000)}`;
+    this.checkDrives(node, params);
+    this.fillGenerated(config);
     const vm: Vm = { vmid, node, config, status: "stopped", lock: "create" };
     this.vms.set(vmid, vm);
     const start = params["start"] === "1";
     const haManaged = params["ha-managed"] === "1";
-    return this.tasks.start(node, "qmcreate", String(vmid), user, {
-      finish: (log) => {
-        try {
-          for (const key of Object.keys(config)) {
-            if (DISK_KEY.test(key)) config[key] = this.allocateDrive(vm, key, config[key]!, log);
+    return this.record(
+      "vm-create",
+      node,
+      { vmid },
+      this.tasks.start(node, "qmcreate", String(vmid), user, {
+        finish: (log) => {
+          try {
+            for (const key of Object.keys(config)) {
+              if (DISK_KEY.test(key)) config[key] = this.allocateDrive(vm, key, config[key]!, log);
+            }
+          } catch (err) {
+            for (const volid of this.ownedVolumes(vm)) this.removeVolume(node, volid);
+            this.vms.delete(vmid);
+            throw new Error(`unable to create VM ${vmid} - ${(err as Error).message}`);
           }
-        } catch (err) {
-          for (const volid of this.ownedVolumes(vm)) this.removeVolume(node, volid);
-          this.vms.delete(vmid);
-          throw new Error(`unable to create VM ${vmid} - ${(err as Error).message}`);
-        }
-        if (haManaged) this.ha.add({ sid: `vm:${vmid}`, state: start ? "started" : "stopped" });
-        if (start) this.powerOn(vm);
-      },
-      cleanup: () => {
-        if (vm.lock === "create") delete vm.lock;
-      },
-    });
+          if (haManaged) this.ha.add({ sid: `vm:${vmid}`, state: start ? "started" : "stopped" });
+          if (start) this.powerOn(vm);
+        },
+        cleanup: () => {
+          if (vm.lock === "create") delete vm.lock;
+        },
+      }),
+    );
+  }
+
+  private record(kind: SimRecord["kind"], node: string, extra: Partial<SimRecord>, upid: string): string {
+    this.records.push({ kind, node, upid, at: Date.now(), ...extra });
+    return upid;
   }
 
   private powerOn(vm: Vm): void {
@@ -324,6 +484,10 @@ export class SimCluster {
     for (const key of toDelete) {
       if (changes.some(([k]) => k === key))
         paramError({ delete: `cannot set and delete '${key}' at the same time` });
+    }
+    this.checkDrives(node, Object.fromEntries(changes));
+    for (const change of changes) {
+      if (/^net\d+$/.test(change[0])) change[1] = normalizeNet(change[1], this.options.random);
     }
     const apply = (log: (l: string) => void) => {
       for (const key of toDelete) {
@@ -372,6 +536,17 @@ export class SimCluster {
     });
   }
 
+  /**
+   * Power requests with qemu-server's split between the API call and its worker (API2/Qemu.pm vm_start,
+   * vm_stop, vm_shutdown, vm_reboot; QemuServer.pm vm_start, _do_vm_stop, vm_reboot):
+   * - start: nothing is checked up front; the qmstart task fails on a missing config, a lock or
+   *   "VM <id> already running".
+   * - stop / shutdown: nothing is checked up front; a VM that is not running makes the task a no-op
+   *   that ends OK (even when locked); a running, locked VM fails it with "VM is locked (<lock>)".
+   * - reboot: a missing or stopped VM is refused up front (500); a lock fails the qmreboot task.
+   * - HA-managed guests: start/stop/shutdown become hastart/hastop requests to the HA manager.
+   * - skiplock is root@pam only; a token is never root@pam.
+   */
   power(
     node: string,
     vmid: number,
@@ -379,43 +554,76 @@ export class SimCluster {
     user: string,
     skiplock: boolean,
   ): string {
-    const vm = this.vm(node, vmid);
-    this.checkLock(vm, skiplock);
+    this.assertNode(node);
+    if (skiplock) paramError({ skiplock: "Only root may use this option." });
+    const find = () => {
+      const vm = this.vms.get(vmid);
+      return vm && vm.node === node ? vm : undefined;
+    };
+    const missing = `unable to find configuration file for VM ${vmid} on node '${node}'`;
+    if (action === "reboot") {
+      const vm = find();
+      if (!vm) die(missing);
+      if (vm!.status !== "running") die(`VM ${vmid} not running`);
+    }
     const ha = this.ha.resources.get(`vm:${vmid}`);
-    // qemu-server: for HA-managed guests start/stop/shutdown become requests to the HA manager.
     if (ha && action !== "reboot") {
       const type = action === "start" ? "hastart" : "hastop";
       ha.state = action === "start" ? "started" : "stopped";
-      return this.tasks.start(node, type, String(vmid), user, {
-        start: (log) => log(`Requesting HA ${action} for VM ${vmid}`),
-        finish: () => {
-          if (action === "start") this.powerOn(vm);
-          else vm.status = "stopped";
-        },
-      });
+      return this.record(
+        "power",
+        node,
+        { vmid, action },
+        this.tasks.start(node, type, String(vmid), user, {
+          start: (log) => log(`Requesting HA ${action === "start" ? "start" : "stop"} for VM ${vmid}`),
+          finish: () => {
+            const vm = find();
+            if (!vm) return;
+            if (action === "start") this.powerOn(vm);
+            else this.powerOff(vm);
+          },
+        }),
+      );
     }
     const type = { start: "qmstart", stop: "qmstop", shutdown: "qmshutdown", reboot: "qmreboot" }[action];
-    return this.tasks.start(node, type, String(vmid), user, {
-      start: () => {
-        if (action !== "start") return;
+    // Checked when the worker runs (at its start and again when it finishes: a concurrent request may
+    // have changed the VM in between, as the config flock serialises them in Proxmox).
+    const check = (): Vm | undefined => {
+      const vm = find();
+      if (action === "start") {
+        if (!vm)
+          throw new Error(`Configuration file 'nodes/${node}/qemu-server/${vmid}.conf' does not exist`);
+        if (vm.lock) throw new Error(`VM is locked (${vm.lock})`);
         if (vm.status === "running") throw new Error(`VM ${vmid} already running`);
-      },
-      finish: (log) => {
-        if (action === "start") {
-          if (vm.status === "running") throw new Error(`VM ${vmid} already running`);
-          log(`generating cloud-init ISO`);
-          this.powerOn(vm);
-          return;
-        }
-        if (vm.status !== "running") throw new Error(`VM ${vmid} not running`);
-        if (action === "reboot") {
-          vm.startedAt = Date.now();
-          return;
-        }
-        vm.status = "stopped";
-        delete vm.startedAt;
-      },
-    });
+        return vm;
+      }
+      if (!vm) throw new Error(missing);
+      if (vm.status !== "running") return undefined;
+      if (vm.lock) throw new Error(`VM is locked (${vm.lock})`);
+      return vm;
+    };
+    return this.record(
+      "power",
+      node,
+      { vmid, action },
+      this.tasks.start(node, type, String(vmid), user, {
+        start: () => void check(),
+        finish: (log) => {
+          const vm = check();
+          if (!vm) return;
+          if (action === "start") {
+            log("generating cloud-init ISO");
+            this.powerOn(vm);
+          } else if (action === "reboot") vm.startedAt = Date.now();
+          else this.powerOff(vm);
+        },
+      }),
+    );
+  }
+
+  private powerOff(vm: Vm): void {
+    vm.status = "stopped";
+    delete vm.startedAt;
   }
 
   destroy(node: string, vmid: number, params: Record<string, string>, user: string): string {
@@ -427,32 +635,45 @@ export class SimCluster {
     if (this.ha.resources.has(sid) && !purge)
       die(`unable to remove VM ${vmid} - used in HA resources and purge parameter not set.`);
     vm.lock = "destroyed";
-    return this.tasks.start(node, "qmdestroy", String(vmid), user, {
-      finish: (log) => {
-        for (const volid of this.ownedVolumes(vm)) {
-          this.removeVolume(node, volid);
-          log(`Removing image: 100% complete...done. (${volid})`);
-        }
-        if (params["destroy-unreferenced-disks"] === "1") {
-          for (const s of this.storages) {
-            const list = this.volumesOf(node, s.storage);
-            for (const v of list.filter((x) => x.vmid === vmid && x.content === "images")) {
-              this.removeVolume(node, v.volid);
-              log(`Removing unreferenced volume '${v.volid}'`);
+    return this.record(
+      "vm-delete",
+      node,
+      { vmid },
+      this.tasks.start(node, "qmdestroy", String(vmid), user, {
+        finish: (log) => {
+          for (const volid of this.ownedVolumes(vm)) {
+            this.removeVolume(node, volid);
+            log(`Removing image: 100% complete...done. (${volid})`);
+          }
+          if (params["destroy-unreferenced-disks"] === "1") {
+            for (const s of this.storages) {
+              const list = this.volumesOf(node, s.storage);
+              for (const v of list.filter((x) => x.vmid === vmid && x.content === "images")) {
+                this.removeVolume(node, v.volid);
+                log(`Removing unreferenced volume '${v.volid}'`);
+              }
             }
           }
-        }
-        if (purge) {
-          this.ha.resources.delete(sid);
-          this.ha.removeFromRules(sid);
-          log(`purging VM ${vmid} from related configurations..`);
-        }
-        this.vms.delete(vmid);
-      },
-      cleanup: () => {
-        if (this.vms.has(vmid) && vm.lock === "destroyed") delete vm.lock;
-      },
-    });
+          if (purge) {
+            this.ha.resources.delete(sid);
+            this.ha.removeFromRules(sid);
+            log(`purging VM ${vmid} from related configurations..`);
+          }
+          this.vms.delete(vmid);
+        },
+        cleanup: () => {
+          if (this.vms.has(vmid) && vm.lock === "destroyed") delete vm.lock;
+        },
+      }),
+    );
+  }
+
+  /** Removes a VM and the disks it owns, as create_vm's error path does. */
+  discardVm(vmid: number): void {
+    const vm = this.vms.get(vmid);
+    if (!vm) return;
+    for (const volid of this.ownedVolumes(vm)) this.removeVolume(vm.node, volid);
+    this.vms.delete(vmid);
   }
 
   agentPing(node: string, vmid: number): Record<string, never> {
@@ -465,6 +686,13 @@ export class SimCluster {
 
   // ---------- storage ----------
 
+  /**
+   * pve-storage API2/Storage/Status.pm download_url and PVE::Tools download_file_from_url. Refused up
+   * front: a disabled or non-file storage, a content type the storage is not configured for, a file name
+   * with the wrong extension (import: .ova/.qcow2/.raw/.vmdk only). In the `download` task: compression
+   * for anything but iso, an existing file (kept when its checksum matches, else refused), a failed
+   * fetch and a checksum mismatch.
+   */
   download(
     node: string,
     storeid: string,
@@ -472,57 +700,82 @@ export class SimCluster {
     user: string,
     fetchFile: FetchFile,
   ): string {
-    const store = this.storage(node, storeid);
+    const store = this.enabledStorage(node, storeid);
     const content = params["content"]!;
-    if (store.type !== "dir" && store.type !== "nfs") die(`storage '${storeid}' is not a file-based storage`);
+    if (!isFileBased(store)) die(`can't upload to storage type '${store.type}', not a file based storage!`);
     if (!store.content.includes(content))
-      die(`storage '${storeid}' does not support content-type '${content}'`);
-    const filename = params["filename"]!;
+      die(`storage '${storeid}' is not configured for content-type '${content}'`);
+    // Storage.pm normalize_content_filename: the path goes, unsafe characters become '_'.
+    const filename = params["filename"]!.trimEnd()
+      .replace(/^.*[/\\]/, "")
+      .replace(/[^a-zA-Z0-9_.-]/g, "_");
     const compression = params["compression"];
-    if (compression !== undefined) {
-      if (!["gz", "lzo", "zst", "bz2"].includes(compression))
-        paramError({
-          compression: `value '${compression}' does not have a value in the enumeration 'gz, lzo, zst, bz2'`,
-        });
-      if (content !== "iso") paramError({ compression: `decompression not supported for ${content}` });
-    }
-    // pve-storage Storage.pm: iso must end .iso/.img, import .ova/.qcow2/.raw/.vmdk.
-    const extension =
-      content === "iso"
-        ? /\.(iso|img)$/i
-        : content === "import"
-          ? /\.(ova|qcow2|raw|vmdk)$/i
-          : /\.tar\.(gz|xz|zst)$/i;
-    if (!extension.test(filename) || /[/\\]/.test(filename)) paramError({ filename: "wrong file extension" });
+    // The schema's enum is filled at runtime from Plugin.pm's KNOWN_COMPRESSION_FORMATS.
+    if (compression !== undefined && !KNOWN_COMPRESSION_FORMATS.includes(compression))
+      paramError({
+        compression: `value '${compression}' does not have a value in the enumeration '${KNOWN_COMPRESSION_FORMATS.join(", ")}'`,
+      });
+    if (content === "iso" && !/^[^/]+\.(iso|img)$/i.test(filename))
+      paramError({ filename: "wrong file extension" });
+    if (content === "vztmpl" && !/^[^/]+\.tar\.(gz|xz|zst|bz2)$/i.test(filename))
+      paramError({ filename: "wrong file extension" });
+    if (content === "import" && !/^[^\s/]+\.(ova|qcow2|raw|vmdk)$/.test(filename))
+      paramError({ filename: "invalid filename or wrong extension" });
     const volid = `${storeid}:${content}/${filename}`;
-    if (this.findVolume(node, volid)) die(`refusing to override existing file '${filename}'`);
-    return this.tasks.start(node, "download", filename, user, {
-      start: (log) => log(`downloading ${params["url"]} to ${filename}`),
+    const dest = `${storagePath(store)}/${CONTENT_DIR[content]}/${filename}`;
+    const algorithm = params["checksum-algorithm"];
+    const expected = params["checksum"];
+    const url = params["url"]!;
+    const upid = this.tasks.start(node, "download", filename, user, {
       finish: async (log) => {
-        const got = await fetchFile(
-          params["url"]!,
-          params["checksum-algorithm"],
-          params["verify-certificates"] !== "0",
-        );
-        const size = got?.size ?? this.options.offlineDownloadSize;
-        if (got && params["checksum"]) {
-          const expected = params["checksum"].toLowerCase();
-          if (got.checksum !== expected)
-            throw new Error(`checksum mismatch: got '${got.checksum}' != expect '${expected}'`);
-          log(`calculating checksum...OK, checksum verified`);
-        } else if (params["checksum"]) {
-          log(`checksum not verified: ${params["url"]} is not reachable from the simulator`);
+        if (compression !== undefined && content !== "iso")
+          throw new Error(`decompression not supported for ${content}`);
+        log(`downloading ${url} to ${dest}`);
+        const existing = this.findVolume(node, volid);
+        if (existing) {
+          if (!algorithm || !expected) throw new Error(`refusing to override existing file '${dest}'`);
+          const got = existing.digests?.[algorithm] ?? "";
+          if (got !== expected.toLowerCase())
+            throw new Error(`checksum mismatch: got '${got}' != expect '${expected}', aborting`);
+          log("calculating checksum of existing file...OK, got correct file already, no need to download");
+          return;
+        }
+        const file = await fetchFile(url, params["verify-certificates"] !== "0");
+        if (algorithm && expected) {
+          const got = file.digests[algorithm] ?? "";
+          if (got !== expected.toLowerCase())
+            throw new Error(`checksum mismatch: got '${got}' != expect '${expected}'`);
+          log("calculating checksum...OK, checksum verified");
         }
         if (compression) log(`decompressing ${filename}.${compression} to ${filename}`);
         this.volumesOf(node, storeid).push({
           volid,
           content,
-          format: content === "iso" ? "iso" : (filename.split(".").pop() ?? "raw"),
-          size,
+          // Plugin.pm get_subdir_files: iso, `t<compression>` for templates, the extension for imports.
+          format:
+            content === "iso"
+              ? "iso"
+              : content === "vztmpl"
+                ? `t${/\.tar\.(\w+)$/i.exec(filename)?.[1] ?? "tar"}`
+                : (/\.(\w+)$/.exec(filename)?.[1] ?? "raw"),
+          size: file.size,
           ctime: Math.floor(Date.now() / 1000),
+          digests: file.digests,
         });
-        log(`download of '${params["url"]}' to '${volid}' finished`);
+        log(`download of '${url}' to '${dest}' finished`);
       },
+    });
+    return this.record("download", node, { url, volid }, upid);
+  }
+
+  /** DELETE storage content: only a VM's own disks are refused while referenced (vdisk_free). */
+  deleteVolume(node: string, storeid: string, volume: string, user: string): string {
+    const volid = volume.includes(":") ? volume : `${storeid}:${volume}`;
+    const found = this.findVolume(node, volid);
+    if (!found) die(`volume '${volid}' does not exist`);
+    // Storage/Content.pm delete: an imgdel worker without an id.
+    return this.tasks.start(node, "imgdel", "", user, {
+      finish: () => this.removeVolume(node, volid),
     });
   }
 
@@ -632,8 +885,12 @@ export class SimCluster {
   }
 }
 
+/** Fetches a download's source: its size and its hex digest under every algorithm Proxmox offers. */
 export type FetchFile = (
   url: string,
-  algorithm: string | undefined,
   verifyCertificates: boolean,
-) => Promise<{ size: number; checksum: string } | undefined>;
+) => Promise<{ size: number; digests: Record<string, string> }>;
+
+export const CHECKSUM_ALGORITHMS = ["md5", "sha1", "sha224", "sha256", "sha384", "sha512"] as const;
+/** pve-storage Plugin.pm KNOWN_COMPRESSION_FORMATS (no xz). */
+export const KNOWN_COMPRESSION_FORMATS = ["gz", "lzo", "zst", "bz2"];

@@ -10,7 +10,11 @@ import { fileURLToPath } from "node:url";
 /** Every endpoint the simulator implements; the client uses a subset of these. */
 export const SERVED_ENDPOINTS: ReadonlyArray<readonly [method: string, path: string]> = [
   ["GET", "/version"],
+  ["GET", "/access/permissions"],
+  ["GET", "/cluster/status"],
   ["GET", "/nodes"],
+  ["GET", "/nodes/{node}/status"],
+  ["GET", "/nodes/{node}/version"],
   ["GET", "/cluster/resources"],
   ["GET", "/cluster/nextid"],
   ["GET", "/nodes/{node}/qemu"],
@@ -27,7 +31,10 @@ export const SERVED_ENDPOINTS: ReadonlyArray<readonly [method: string, path: str
   ["POST", "/nodes/{node}/qemu/{vmid}/status/reboot"],
   ["POST", "/nodes/{node}/qemu/{vmid}/agent/ping"],
   ["GET", "/nodes/{node}/storage"],
+  ["GET", "/nodes/{node}/storage/{storage}/status"],
   ["GET", "/nodes/{node}/storage/{storage}/content"],
+  ["GET", "/nodes/{node}/storage/{storage}/content/{volume}"],
+  ["DELETE", "/nodes/{node}/storage/{storage}/content/{volume}"],
   ["POST", "/nodes/{node}/storage/{storage}/download-url"],
   ["GET", "/cluster/ha/resources"],
   ["POST", "/cluster/ha/resources"],
@@ -40,6 +47,7 @@ export const SERVED_ENDPOINTS: ReadonlyArray<readonly [method: string, path: str
   ["PUT", "/cluster/ha/rules/{rule}"],
   ["DELETE", "/cluster/ha/rules/{rule}"],
   ["POST", "/nodes/{node}/vzdump"],
+  ["GET", "/nodes/{node}/tasks"],
   ["GET", "/nodes/{node}/tasks/{upid}/status"],
   ["GET", "/nodes/{node}/tasks/{upid}/log"],
 ];
@@ -52,7 +60,7 @@ interface RawNode {
 interface RawMethod {
   parameters?: { properties?: Record<string, unknown>; additionalProperties?: unknown };
   permissions?: unknown;
-  returns?: { type?: string };
+  returns?: { type?: string } & Record<string, unknown>;
   allowtoken?: number;
   protected?: number;
 }
@@ -88,6 +96,8 @@ export function extractSubset(tree: RawNode[]): Record<string, Record<string, un
       // Permission descriptions stay: some checks exist only as prose ("user": "all" + description).
       permissions: info.permissions ?? null,
       returns: info.returns?.type ?? null,
+      // The answer's shape: what the simulator may put in a response (checked by response-shape.test.ts).
+      returnSchema: stripProse(info.returns ?? null),
       allowtoken: info.allowtoken ?? 1,
     };
   }

@@ -126,6 +126,23 @@ export class SimHa {
     this.rules.delete(id);
   }
 
+  /** Everything the HA manager knows, for saving the simulator's state. */
+  snapshot(): { resources: HaResource[]; rules: HaRule[]; order: number } {
+    return {
+      resources: [...this.resources.values()].map((r) => ({ ...r })),
+      rules: [...this.rules.values()].map((r) => ({ ...r })),
+      order: this.order,
+    };
+  }
+
+  restore(state: { resources: HaResource[]; rules: HaRule[]; order: number }): void {
+    this.resources.clear();
+    this.rules.clear();
+    for (const r of state.resources) this.resources.set(r.sid, { ...r });
+    for (const r of state.rules) this.rules.set(r.rule, { ...r });
+    this.order = state.order;
+  }
+
   /** `hastate` in cluster resources / `ha` in VM status. */
   status(vmid: number): { managed: number; state?: string } {
     const r = this.resources.get(`vm:${vmid}`);

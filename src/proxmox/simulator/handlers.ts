@@ -1,11 +1,12 @@
 // One handler per served endpoint. Parameters arrive already checked against the official schema and
 // the schema's own permission expression; the checks written here are the ones Proxmox documents only
 // as prose (`"user": "all"` plus a description), e.g. create-VM's VM.Allocate + Datastore.AllocateSpace.
-import type { FetchFile, SimCluster } from "./cluster.ts";
-import { ApiFailure } from "./failure.ts";
+import type { FetchFile, SimCluster, Volume } from "./cluster.ts";
+import { ApiFailure, die } from "./failure.ts";
 import type { Faults } from "./faults.ts";
 import { splitList } from "./formats.ts";
-import { hasPrivilege, requirePrivileges, type TokenAcl } from "./permissions.ts";
+import type { HaRule } from "./ha.ts";
+import { ALL_PRIVILEGES, hasPrivilege, requirePrivileges, type TokenAcl } from "./permissions.ts";
 import type { TaskRunner } from "./tasks.ts";
 
 export interface HandlerContext {
@@ -33,6 +34,15 @@ export class WithTotal {
 }
 
 const vmid = (ctx: HandlerContext) => Number(ctx.params["vmid"]);
+
+function versionInfo(ctx: HandlerContext) {
+  return {
+    version: ctx.version,
+    release: ctx.version.split(".").slice(0, 2).join("."),
+    // A git commit id in Proxmox (pattern [0-9a-fA-F]{8,64}); fixed for the simulator.
+    repoid: "5e1a7ac0",
+  };
+}
 const node = (ctx: HandlerContext) => ctx.params["node"]!;
 const GiB = 1024 ** 3;
 
@@ -101,8 +111,8 @@ function storageSummaries(ctx: HandlerContext, nodeName: string) {
         type: s.type,
         content: [...s.content].sort().join(","),
         shared: s.shared ? 1 : 0,
-        active: 1,
-        enabled: 1,
+        active: s.disabled ? 0 : 1,
+        enabled: s.disabled ? 0 : 1,
         total: s.total,
         used,
         avail: s.total - used,
@@ -129,6 +139,39 @@ function bridgesUsed(params: Record<string, string>): string[] {
     .filter((b): b is string => b !== undefined);
 }
 
+function volumeListing(v: Volume) {
+  return {
+    volid: v.volid,
+    content: v.content,
+    format: v.format,
+    size: v.size,
+    ctime: v.ctime,
+    ...(v.vmid !== undefined ? { vmid: v.vmid } : {}),
+    ...(v.notes !== undefined ? { notes: v.notes } : {}),
+  };
+}
+
+/** `{volume}` is a volid or a volume name on `{storage}`. */
+const volumeId = (ctx: HandlerContext) => {
+  const volume = ctx.params["volume"]!;
+  return volume.includes(":") ? volume : `${ctx.params["storage"]}:${volume}`;
+};
+
+function volumePath(ctx: HandlerContext, volid: string): string {
+  const [storeid, name] = [volid.slice(0, volid.indexOf(":")), volid.slice(volid.indexOf(":") + 1)];
+  const store = ctx.cluster.storages.find((s) => s.storage === storeid)!;
+  if (store.type === "rbd") return `rbd:${storeid}/${name}`;
+  const base = store.type === "dir" && storeid === "local" ? "/var/lib/vz" : `/mnt/pve/${storeid}`;
+  const dir = name.startsWith("iso/") ? "template/" : name.startsWith("vztmpl/") ? "template/cache/" : "";
+  return `${base}/${dir}${name.replace(/^vztmpl\//, "")}`.replace(/\/(\d+)\/vm-/, "/images/$1/vm-");
+}
+
+/** A rule as the API shows it: its config, id and digest (the simulator's ordering stays internal). */
+function haRule(rule: HaRule) {
+  const { order: _order, ...shown } = rule;
+  return { ...shown, digest: "" };
+}
+
 function task(ctx: HandlerContext) {
   const t = ctx.tasks.tasks.get(ctx.params["upid"]!);
   if (!t || t.node !== node(ctx)) throw new ApiFailure(500, `no such task\n`);
@@ -138,11 +181,71 @@ function task(ctx: HandlerContext) {
 }
 
 export const HANDLERS: Record<string, Handler> = {
-  "GET /version": (ctx) => ({
-    version: ctx.version,
-    release: ctx.version.split(".").slice(0, 2).join("."),
-    repoid: "simulator",
-  }),
+  "GET /version": (ctx) => versionInfo(ctx),
+  "GET /nodes/{node}/version": (ctx) => {
+    ctx.cluster.assertNode(node(ctx));
+    return versionInfo(ctx);
+  },
+
+  // AccessControl.pm permissions: the caller's own effective privileges, by ACL path (or for one path).
+  "GET /access/permissions": (ctx) => {
+    const userid = ctx.params["userid"];
+    if (userid && userid !== ctx.user) requirePrivileges(ctx.acl, "/access", ["Sys.Audit"]);
+    if (userid && userid !== ctx.user) die(`no such user ('${userid}')`);
+    const paths = ctx.params["path"] ? [ctx.params["path"]] : Object.keys(ctx.acl).sort();
+    return Object.fromEntries(
+      paths.map((p) => [
+        p,
+        Object.fromEntries(
+          ALL_PRIVILEGES.filter((priv) => hasPrivilege(ctx.acl, p, priv)).map((priv) => [priv, 1]),
+        ),
+      ]),
+    );
+  },
+
+  // Cluster.pm status: one "cluster" entry, then one entry per node (local = the node answering).
+  "GET /cluster/status": (ctx) => [
+    {
+      type: "cluster",
+      id: "cluster",
+      name: "homelab",
+      nodes: ctx.cluster.nodes.length,
+      quorate:
+        ctx.cluster.nodes.filter((n) => !ctx.faults.nodeDown(n)).length * 2 > ctx.cluster.nodes.length
+          ? 1
+          : 0,
+      version: ctx.cluster.nodes.length + 1,
+    },
+    ...ctx.cluster.nodes.map((n, i) => ({
+      type: "node",
+      id: `node/${n}`,
+      name: n,
+      nodeid: i + 1,
+      ip: `10.0.0.${11 + i}`,
+      online: ctx.faults.nodeDown(n) ? 0 : 1,
+      local: i === 0 ? 1 : 0,
+      level: "",
+    })),
+  ],
+
+  "GET /nodes/{node}/status": (ctx) => {
+    ctx.cluster.assertNode(node(ctx));
+    return {
+      cpu: 0.05,
+      cpuinfo: { cores: 8, cpus: 16, model: "Simulated CPU", sockets: 1 },
+      "current-kernel": {
+        machine: "x86_64",
+        release: "6.14.11-4-pve",
+        sysname: "Linux",
+        version: "#1 SMP PREEMPT_DYNAMIC PMX 6.14.11-4",
+      },
+      "boot-info": { mode: "efi", secureboot: 0 },
+      loadavg: ["0.12", "0.10", "0.08"],
+      memory: { total: 64 * GiB, used: 8 * GiB, free: 56 * GiB, available: 56 * GiB },
+      pveversion: `pve-manager/${ctx.version}/simulator`,
+      rootfs: { total: 100 * GiB, used: 10 * GiB, free: 90 * GiB, avail: 90 * GiB },
+    };
+  },
 
   "GET /nodes": (ctx) =>
     ctx.cluster.nodes.map((n) => {
@@ -262,7 +365,6 @@ export const HANDLERS: Record<string, Handler> = {
       maxmem: s.maxmem,
       mem: s.mem,
       maxdisk: s.maxdisk,
-      disk: 0,
       netin: 0,
       netout: 0,
       diskread: 0,
@@ -298,12 +400,38 @@ export const HANDLERS: Record<string, Handler> = {
     );
   },
 
+  "GET /nodes/{node}/storage/{storage}/status": (ctx) => {
+    const s = storageSummaries(ctx, node(ctx)).find((x) => x.storage === ctx.params["storage"]);
+    if (!s) ctx.cluster.storage(node(ctx), ctx.params["storage"]!);
+    const { storage: _name, used_fraction: _fraction, ...status } = s!;
+    return status;
+  },
+
+  // Storage/Content.pm index: one entry per volume, the fields Proxmox lists (no internal bookkeeping).
   "GET /nodes/{node}/storage/{storage}/content": (ctx) => {
     const volumes = ctx.cluster.volumesOf(node(ctx), ctx.params["storage"]!);
     return volumes
       .filter((v) => !ctx.params["content"] || v.content === ctx.params["content"])
       .filter((v) => !ctx.params["vmid"] || v.vmid === Number(ctx.params["vmid"]))
-      .map((v) => ({ ...v }));
+      .map(volumeListing);
+  },
+
+  "GET /nodes/{node}/storage/{storage}/content/{volume}": (ctx) => {
+    const volid = volumeId(ctx);
+    // "read access for the volume": Datastore.Audit or Datastore.AllocateSpace on its storage.
+    const storeid = volid.slice(0, volid.indexOf(":"));
+    if (!hasPrivilege(ctx.acl, `/storage/${storeid}`, "Datastore.AllocateSpace"))
+      requirePrivileges(ctx.acl, `/storage/${storeid}`, ["Datastore.Audit"]);
+    const v = ctx.cluster.findVolume(node(ctx), volid);
+    if (!v) die(`volume '${volid}' does not exist`);
+    return { format: v!.format, size: v!.size, used: v!.size, path: volumePath(ctx, v!.volid) };
+  },
+
+  // Datastore.Allocate on the storage (the backup-volume exception via VM.Backup is not simulated).
+  "DELETE /nodes/{node}/storage/{storage}/content/{volume}": (ctx) => {
+    const volid = volumeId(ctx);
+    requirePrivileges(ctx.acl, `/storage/${volid.slice(0, volid.indexOf(":"))}`, ["Datastore.Allocate"]);
+    return ctx.cluster.deleteVolume(node(ctx), ctx.params["storage"]!, volid, ctx.user);
   },
 
   "POST /nodes/{node}/storage/{storage}/download-url": (ctx) =>
@@ -326,9 +454,9 @@ export const HANDLERS: Record<string, Handler> = {
     [...ctx.cluster.ha.rules.values()]
       .filter((r) => !ctx.params["type"] || r.type === ctx.params["type"])
       .filter((r) => !ctx.params["resource"] || splitList(r.resources).includes(ctx.params["resource"]!))
-      .map((r) => ({ ...r, digest: "" })),
+      .map(haRule),
   "POST /cluster/ha/rules": (ctx) => ctx.cluster.ha.addRule(ctx.params),
-  "GET /cluster/ha/rules/{rule}": (ctx) => ({ ...ctx.cluster.ha.rule(ctx.params["rule"]!), digest: "" }),
+  "GET /cluster/ha/rules/{rule}": (ctx) => haRule(ctx.cluster.ha.rule(ctx.params["rule"]!)),
   "PUT /cluster/ha/rules/{rule}": (ctx) => ctx.cluster.ha.updateRule(ctx.params["rule"]!, ctx.params),
   "DELETE /cluster/ha/rules/{rule}": (ctx) => ctx.cluster.ha.deleteRule(ctx.params["rule"]!),
 
@@ -338,6 +466,55 @@ export const HANDLERS: Record<string, Handler> = {
       requirePrivileges(ctx.acl, `/vms/${id}`, ["VM.Backup"]);
     requirePrivileges(ctx.acl, `/storage/${ctx.params["storage"] ?? "local"}`, ["Datastore.AllocateSpace"]);
     return ctx.cluster.backup(node(ctx), ctx.params, ctx.user);
+  },
+
+  // Tasks.pm node_tasks: newest first; without Sys.Audit on the node only the caller's own tasks.
+  "GET /nodes/{node}/tasks": (ctx) => {
+    ctx.cluster.assertNode(node(ctx));
+    const p = ctx.params;
+    const audit = hasPrivilege(ctx.acl, `/nodes/${node(ctx)}`, "Sys.Audit");
+    const statusFilter = p["statusfilter"] ? splitList(p["statusfilter"]) : undefined;
+    const list = [...ctx.tasks.tasks.values()]
+      .filter((t) => t.node === node(ctx))
+      .filter((t) => audit || t.user === ctx.user)
+      .filter((t) =>
+        p["source"] === "active" ? t.status === "running" : p["source"] === "all" || t.status === "stopped",
+      )
+      .filter((t) => !p["typefilter"] || t.type === p["typefilter"])
+      .filter((t) => !p["vmid"] || t.id === p["vmid"])
+      .filter((t) => !p["userfilter"] || t.user.includes(p["userfilter"]))
+      .filter((t) => !p["since"] || t.starttime >= Number(p["since"]))
+      .filter((t) => !p["until"] || t.starttime <= Number(p["until"]))
+      .filter((t) => p["errors"] !== "1" || (t.status === "stopped" && t.exitstatus !== "OK"))
+      .filter((t) => {
+        if (!statusFilter) return true;
+        const state =
+          t.status === "running"
+            ? "active"
+            : t.exitstatus === "OK"
+              ? "ok"
+              : /^WARNINGS/.test(t.exitstatus ?? "")
+                ? "warning"
+                : "error";
+        return statusFilter.includes(state);
+      })
+      .sort((a, b) => b.starttime - a.starttime || b.pid - a.pid);
+    const start = Number(p["start"] ?? 0);
+    const limit = Number(p["limit"] ?? 50);
+    return new WithTotal(
+      list.slice(start, start + limit).map((t) => ({
+        upid: t.upid,
+        node: t.node,
+        pid: t.pid,
+        pstart: t.pstart,
+        starttime: t.starttime,
+        type: t.type,
+        id: t.id,
+        user: t.user,
+        ...(t.status === "stopped" ? { status: t.exitstatus, endtime: t.endtime } : {}),
+      })),
+      list.length,
+    );
   },
 
   "GET /nodes/{node}/tasks/{upid}/status": (ctx) => {

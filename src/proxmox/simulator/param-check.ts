@@ -223,7 +223,8 @@ function checkProp(value: unknown, schema: PropertySchema, path: string, errors:
   if (typeof pattern === "string") {
     let re: RegExp | undefined;
     try {
-      re = new RegExp(`^(?:${pattern})$`, "s");
+      // Perl's `(?^:…)` (a group with default flags, how qr// interpolates) is JavaScript's `(?:…)`.
+      re = new RegExp(`^(?:${pattern.replaceAll("(?^:", "(?:")})$`, "s");
     } catch {
       re = undefined; // a Perl-only construct: Proxmox checks it, we cannot
     }

@@ -38,7 +38,15 @@ const fill = (template: string, overrides: Record<string, string> = {}) =>
   template.replace(/\{([^}]+)\}/g, (_m, name: string) =>
     encodeURIComponent(
       overrides[name] ??
-        { node: "pve1", vmid: "100", storage: "local", sid: "vm:100", rule: "r1", upid: UPID }[name]!,
+        {
+          node: "pve1",
+          vmid: "100",
+          storage: "local",
+          sid: "vm:100",
+          rule: "r1",
+          upid: UPID,
+          volume: "local:iso/x.iso",
+        }[name]!,
     ),
   );
 
@@ -57,6 +65,30 @@ const CASES: Record<
 > = {
   "GET /version": { bad: ["__path", "", /./] },
   "GET /nodes": { bad: ["__path", "", /./] },
+  "GET /access/permissions": { bad: ["userid", "nobody", /value does not match the regex pattern/] },
+  "GET /cluster/status": { bad: ["__path", "", /./] },
+  "GET /nodes/{node}/status": {
+    path: { node: "bad_node" },
+    bad: ["__path", "", /value does not look like a valid node name/],
+  },
+  "GET /nodes/{node}/version": {
+    path: { node: "-x" },
+    bad: ["__path", "", /value does not look like a valid node name/],
+  },
+  "GET /nodes/{node}/storage/{storage}/status": {
+    path: { storage: "1 bad" },
+    bad: ["__path", "", /storage ID '1 bad' contains illegal characters/],
+  },
+  "GET /nodes/{node}/storage/{storage}/content/{volume}": {
+    path: { node: "bad_node" },
+    bad: ["__path", "", /value does not look like a valid node name/],
+  },
+  "DELETE /nodes/{node}/storage/{storage}/content/{volume}": {
+    bad: ["delay", "0", /value must have a minimum value of 1/],
+  },
+  "GET /nodes/{node}/tasks": {
+    bad: ["source", "some", /does not have a value in the enumeration 'archive, active, all'/],
+  },
   "GET /cluster/resources": {
     bad: ["type", "vms", /does not have a value in the enumeration 'vm, storage, node, sdn'/],
   },

@@ -10,12 +10,19 @@ import type { AddressInfo, Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Agent, fetch } from "undici";
 import { matchRoute } from "./api-schema.ts";
-import { type FetchFile, SimCluster, type StorageSpec } from "./cluster.ts";
+import {
+  CHECKSUM_ALGORITHMS,
+  type FetchFile,
+  SimCluster,
+  type SimRecord,
+  type StorageSpec,
+} from "./cluster.ts";
 import { ApiFailure } from "./failure.ts";
 import { Faults, faultSettingsSchema } from "./faults.ts";
 import { HANDLERS, WithTotal } from "./handlers.ts";
 import { verifyParameters } from "./param-check.ts";
 import { ALL_PRIVILEGES, evaluate, PermissionDenied, type TokenAcl } from "./permissions.ts";
+import { loadState, saveState } from "./state.ts";
 import { TaskRunner } from "./tasks.ts";
 import { createServingPki } from "./x509.ts";
 
@@ -35,6 +42,8 @@ export interface ProxmoxSimulatorOptions {
   /** Port on 127.0.0.1; 0 (default) picks a free one. */
   port?: number;
   host?: string;
+  /** More names and addresses for the serving certificate (local mode: the seed's pve.home.shdr.ch). */
+  certificateNames?: string[];
   /** The default token's id; default `homelab@pve!operator`. It holds every privilege on `/`. */
   tokenId?: string;
   /** Extra tokens, e.g. one without some privilege to test 403s. */
@@ -47,7 +56,35 @@ export interface ProxmoxSimulatorOptions {
   offlineDownloadSize?: number;
   /** Reported by GET /version. */
   version?: string;
+  /** The default token's secret; default a random UUID (local mode passes a kept one to resume). */
+  tokenSecret?: string;
+  /**
+   * Files "on the internet" for download-url (the simulator has no internet): URL -> content or its
+   * size and digests. Any other non-loopback URL serves `simulatedDownload(url)`.
+   */
+  remoteFiles?: Record<string, RemoteFile>;
+  /**
+   * A folder holding the simulator's state (VMs, volumes, HA, tasks, records) as JSON: loaded at start
+   * when present, saved after every change, so a restarted simulator resumes.
+   */
+  stateDir?: string;
   random?: () => number;
+}
+
+export type RemoteFile = string | Buffer | { size: number; digests: Partial<Record<string, string>> };
+
+/** What a non-loopback URL the simulator knows nothing about downloads as: a text naming the URL. */
+export function simulatedDownload(url: string): Buffer {
+  return Buffer.from(`simulated download of ${url}\n`);
+}
+
+export function digestsOf(body: Buffer): Record<string, string> {
+  return Object.fromEntries(CHECKSUM_ALGORITHMS.map((a) => [a, createHash(a).update(body).digest("hex")]));
+}
+
+/** A record with its task's outcome (`exitstatus` once the task ended). */
+export interface SimRecordWithOutcome extends SimRecord {
+  exitstatus?: string;
 }
 
 export interface RecordedRequest {
@@ -72,6 +109,12 @@ export interface ProxmoxSimulator {
   tasks: TaskRunner;
   /** Every API request answered so far (method, path without query, status). */
   requests: RecordedRequest[];
+  /** VM creates/deletes, downloads and power requests with their tasks' outcomes (also GET /simulator/records). */
+  records(): SimRecordWithOutcome[];
+  /** Makes a URL downloadable with this content (or size and digests). */
+  publishRemoteFile(url: string, file: RemoteFile): void;
+  /** Writes the state to `stateDir` now (it is also written after every change). */
+  saveState(): void;
   addToken(token: SimulatorToken): void;
   stop(): Promise<void>;
 }
@@ -159,32 +202,45 @@ function send(res: ServerResponse, status: number, body: unknown, message?: stri
   res.end(text);
 }
 
-/** Download-url source: loopback URLs are really fetched and hashed; others cannot be reached here. */
-const fetchLoopback: FetchFile = async (url, algorithm, verifyCertificates) => {
-  const host = new URL(url).hostname;
-  if (!["127.0.0.1", "localhost", "[::1]"].includes(host)) return undefined;
-  // verify-certificates=0 is Proxmox's own switch for self-signed download sources.
-  const dispatcher = verifyCertificates ? undefined : new Agent({ connect: { rejectUnauthorized: false } });
-  try {
-    const response = await fetch(url, dispatcher ? { dispatcher } : {});
-    if (!response.ok) throw new Error(`download failed: ${response.status} ${response.statusText}`);
-    const body = Buffer.from(await response.arrayBuffer());
-    return {
-      size: body.length,
-      checksum: createHash(algorithm ?? "sha256")
-        .update(body)
-        .digest("hex"),
-    };
-  } finally {
-    await dispatcher?.close();
-  }
-};
+/** Download-url source: loopback URLs are really fetched; others come from `remoteFiles` or are simulated. */
+function fileFetcher(remote: Map<string, RemoteFile>, offlineSize: number): FetchFile {
+  return async (url, verifyCertificates) => {
+    const host = new URL(url).hostname;
+    if (!["127.0.0.1", "localhost", "[::1]"].includes(host)) {
+      const known = remote.get(url);
+      if (known === undefined) return { size: offlineSize, digests: digestsOf(simulatedDownload(url)) };
+      if (typeof known === "string" || Buffer.isBuffer(known)) {
+        const body = Buffer.from(known);
+        return { size: body.length, digests: digestsOf(body) };
+      }
+      return { size: known.size, digests: { ...known.digests } as Record<string, string> };
+    }
+    // verify-certificates=0 is Proxmox's own switch for self-signed download sources.
+    const dispatcher = verifyCertificates ? undefined : new Agent({ connect: { rejectUnauthorized: false } });
+    try {
+      const response = await fetch(url, dispatcher ? { dispatcher } : {}).catch((err: unknown) => {
+        throw new Error(`download failed: ${(err as Error).message}`);
+      });
+      if (!response.ok) throw new Error(`download failed: ${response.status} ${response.statusText}`);
+      const body = Buffer.from(await response.arrayBuffer());
+      return { size: body.length, digests: digestsOf(body) };
+    } finally {
+      await dispatcher?.close();
+    }
+  };
+}
 
 export async function startProxmoxSimulator(
   options: ProxmoxSimulatorOptions = {},
 ): Promise<ProxmoxSimulator> {
   const host = options.host ?? "127.0.0.1";
-  const pki = createServingPki(["localhost", "127.0.0.1", "::1", ...(host === "127.0.0.1" ? [] : [host])]);
+  const pki = createServingPki([
+    "localhost",
+    "127.0.0.1",
+    "::1",
+    ...(host === "127.0.0.1" ? [] : [host]),
+    ...(options.certificateNames ?? []),
+  ]);
   const faults = new Faults(options.random);
   const duration = options.taskDurationMs ?? 40;
   const tasks = new TaskRunner(faults, (type) =>
@@ -196,10 +252,24 @@ export async function startProxmoxSimulator(
       storages: options.storages ?? DEFAULT_STORAGES,
       offlineDownloadSize: options.offlineDownloadSize ?? 87 * 1024 ** 2,
       haRecoveryMs: options.haRecoveryMs ?? 1_000,
+      random: options.random ?? Math.random,
     },
     tasks,
     faults,
   );
+  const stateDir = options.stateDir;
+  if (stateDir) loadState(stateDir, cluster, tasks);
+  const persist = () => {
+    if (stateDir) saveState(stateDir, cluster, tasks);
+  };
+  tasks.onEnd = persist;
+  const remote = new Map(Object.entries(options.remoteFiles ?? {}));
+  const fetchFile = fileFetcher(remote, options.offlineDownloadSize ?? 87 * 1024 ** 2);
+  const records = (): SimRecordWithOutcome[] =>
+    cluster.records.map((r) => {
+      const exitstatus = tasks.tasks.get(r.upid)?.exitstatus;
+      return exitstatus === undefined ? { ...r } : { ...r, exitstatus };
+    });
   faults.onChange = () => {
     tasks.release();
     cluster.nodesChanged();
@@ -207,7 +277,7 @@ export async function startProxmoxSimulator(
   const tokens = new Map<string, SimulatorToken>();
   const main: SimulatorToken = {
     tokenId: options.tokenId ?? "homelab@pve!operator",
-    secret: randomUUID(),
+    secret: options.tokenSecret ?? randomUUID(),
     acl: { "/": ALL_PRIVILEGES },
   };
   for (const t of [main, ...(options.tokens ?? [])]) tokens.set(t.tokenId, t);
@@ -275,10 +345,11 @@ export async function startProxmoxSimulator(
         cluster,
         tasks,
         faults,
-        fetchFile: fetchLoopback,
+        fetchFile,
         version: options.version ?? "9.1.1",
       });
       record(200);
+      if (method !== "GET") persist();
       if (data instanceof WithTotal) send(res, 200, { data: data.data, total: data.total });
       else send(res, 200, { data: data ?? null });
     } catch (err) {
@@ -306,6 +377,7 @@ export async function startProxmoxSimulator(
       }
     }
     if (path === "/simulator/requests" && method === "GET") return send(res, 200, { data: requests });
+    if (path === "/simulator/records" && method === "GET") return send(res, 200, { data: records() });
     return send(res, 404, { error: "no such admin endpoint" });
   }
 
@@ -348,9 +420,15 @@ export async function startProxmoxSimulator(
     cluster,
     tasks,
     requests,
+    records,
+    publishRemoteFile: (url, file) => {
+      remote.set(url, file);
+    },
+    saveState: persist,
     addToken: (t) => tokens.set(t.tokenId, t),
     stop: async () => {
       tasks.stop();
+      persist();
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },

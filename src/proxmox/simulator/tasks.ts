@@ -29,6 +29,8 @@ export interface TaskWork {
 
 export class TaskRunner {
   readonly tasks = new Map<string, SimTask>();
+  /** Called after a task ended (the simulator saves its state then). */
+  onEnd: (() => void) | undefined;
   private nextPid = 0x1000;
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly held = new Map<string, () => void>();
@@ -56,6 +58,7 @@ export class TaskRunner {
       task.status = "stopped";
       task.endtime = Math.floor(Date.now() / 1000);
       work.cleanup?.();
+      this.onEnd?.();
     };
     try {
       work.start?.(log);
@@ -79,6 +82,32 @@ export class TaskRunner {
     };
     this.schedule(this.durationMs(type), () => void complete());
     return upid;
+  }
+
+  /** Every task and the next worker pid, for saving the simulator's state. */
+  snapshot(): { tasks: SimTask[]; nextPid: number } {
+    return { tasks: [...this.tasks.values()].map((t) => ({ ...t, log: [...t.log] })), nextPid: this.nextPid };
+  }
+
+  /**
+   * Loads saved tasks. A task that was still running when the state was saved lost its worker with the
+   * process: it ends as Proxmox shows such tasks, "unexpected status".
+   */
+  restore(state: { tasks: SimTask[]; nextPid: number }): SimTask[] {
+    this.tasks.clear();
+    const interrupted: SimTask[] = [];
+    for (const t of state.tasks) {
+      const task = { ...t, log: [...t.log] };
+      if (task.status === "running") {
+        task.status = "stopped";
+        task.exitstatus = "unexpected status";
+        task.endtime = Math.floor(Date.now() / 1000);
+        interrupted.push(task);
+      }
+      this.tasks.set(task.upid, task);
+    }
+    this.nextPid = Math.max(this.nextPid, state.nextPid);
+    return interrupted;
   }
 
   /** Re-checks held tasks after faults changed. */

@@ -75,7 +75,7 @@ type UnaryFn = (
   metadata: grpc.Metadata,
   options: grpc.CallOptions,
   callback: (err: grpc.ServiceError | null, response: unknown) => void,
-) => void;
+) => grpc.ClientUnaryCall;
 type StreamFn = (
   request: unknown,
   metadata: grpc.Metadata,
@@ -107,6 +107,8 @@ export class TalosClient {
   private readonly machine: grpc.Client;
   private readonly image: grpc.Client;
   private readonly lifecycle: grpc.Client;
+  /** Set on a view from withSignal(). */
+  private boundSignal: AbortSignal | undefined;
 
   constructor(options: TalosClientOptions) {
     this.endpoint = hostPort(options.endpoint);
@@ -144,6 +146,25 @@ export class TalosClient {
     this.machine.close();
   }
 
+  /**
+   * A view whose every call is bound to `signal` (a reconcile's ctx.signal): once it aborts, calls are
+   * refused before anything is sent and calls in flight are cancelled. Shares the connection.
+   */
+  withSignal(signal: AbortSignal): TalosClient {
+    const view = Object.create(this) as TalosClient;
+    view.boundSignal = this.boundSignal ? AbortSignal.any([this.boundSignal, signal]) : signal;
+    return view;
+  }
+
+  /** Cancels `call` when the bound signal aborts; returns the listener's removal. */
+  private cancelOnAbort(call: { cancel(): void }): () => void {
+    const signal = this.boundSignal;
+    if (!signal) return () => {};
+    const onAbort = () => call.cancel();
+    signal.addEventListener("abort", onAbort, { once: true });
+    return () => signal.removeEventListener("abort", onAbort);
+  }
+
   private metadata(): grpc.Metadata {
     const md = new grpc.Metadata();
     if (this.node) md.set("node", this.node);
@@ -157,18 +178,27 @@ export class TalosClient {
   private unary<T>(client: grpc.Client, method: string, request: unknown): Promise<T> {
     const fn = (client as unknown as Record<string, UnaryFn>)[method];
     if (!fn) throw new Error(`unknown method ${method}`);
+    const signal = this.boundSignal;
     return new Promise<T>((resolve, reject) => {
-      fn.call(client, request, this.metadata(), this.callOptions(), (err, response) => {
-        if (err) reject(toTalosError(err, method, this.endpoint));
+      // Refused here: an aborted reconcile must not reach the node (a second bootstrap, say).
+      if (signal?.aborted) return reject(signal.reason);
+      let release = () => {};
+      const call = fn.call(client, request, this.metadata(), this.callOptions(), (err, response) => {
+        release();
+        if (signal?.aborted) reject(signal.reason);
+        else if (err) reject(toTalosError(err, method, this.endpoint));
         else resolve(response as T);
       });
+      release = this.cancelOnAbort(call);
     });
   }
 
   private async stream<T>(client: grpc.Client, method: string, request: unknown, onMessage?: (m: T) => void) {
     const fn = (client as unknown as Record<string, StreamFn>)[method];
     if (!fn) throw new Error(`unknown method ${method}`);
+    this.boundSignal?.throwIfAborted();
     const call = fn.call(client, request, this.metadata(), this.callOptions());
+    const release = this.cancelOnAbort(call);
     const out: T[] = [];
     try {
       for await (const message of call) {
@@ -176,7 +206,10 @@ export class TalosClient {
         onMessage?.(message as T);
       }
     } catch (err) {
+      this.boundSignal?.throwIfAborted();
       throw toTalosError(err, method, this.endpoint);
+    } finally {
+      release();
     }
     return out;
   }
