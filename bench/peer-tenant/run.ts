@@ -312,7 +312,12 @@ try {
   );
   console.log(`  all Ready / aggregate floor     ${(allReadyMs / aggregateFloorMs).toFixed(2)}`);
 } finally {
-  operator?.kill("SIGTERM");
+  // Let the operator release its lease and exit before its API server goes away.
+  if (operator && operator.exitCode === null) {
+    const exited = new Promise((r) => operator!.once("exit", r));
+    operator.kill("SIGTERM");
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000).unref())]);
+  }
   await cp.stop();
   await rm(work, { recursive: true, force: true });
 }
