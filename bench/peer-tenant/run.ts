@@ -24,7 +24,8 @@ const { values } = parseArgs({
     idle: { type: "string", default: "60" },
     // Writes a heap snapshot of the operator at rest and prints what its heap holds, by constructor.
     "heap-snapshot": { type: "boolean", default: false },
-    "node-options": { type: "string", default: "" },
+    // Default: the NODE_OPTIONS the Dockerfile ships, so the figures are those of the image.
+    "node-options": { type: "string" },
   },
 });
 const TENANTS = Number(values.tenants);
@@ -61,6 +62,11 @@ function tenantSpec(name: string, i: number) {
     requiredLabels: ["owner"],
     gitlab: { groupPath: `peers/${name}`, groupID: 1000 + i },
   };
+}
+
+async function dockerfileNodeOptions(): Promise<string> {
+  const dockerfile = await readFile(new URL("../../Dockerfile", import.meta.url), "utf8");
+  return /^ENV NODE_OPTIONS="([^"]*)"/m.exec(dockerfile)?.[1] ?? "";
 }
 
 async function scrape(port: number): Promise<string> {
@@ -155,8 +161,9 @@ try {
   const writeLatencyMs = percentile(latencies, 50);
 
   const healthPort = await freePort();
+  const nodeOptions = values["node-options"] ?? (await dockerfileNodeOptions());
   const nodeFlags = [
-    ...(values["node-options"] ? values["node-options"].split(/\s+/) : []),
+    ...(nodeOptions.trim() ? nodeOptions.trim().split(/\s+/) : []),
     ...(values["heap-snapshot"] ? ["--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${work}`] : []),
   ];
   operator = spawn(process.execPath, [...nodeFlags, "src/main.ts"], {
@@ -180,6 +187,7 @@ try {
     await new Promise((r) => setTimeout(r, 200));
   }
   const beforeTenants = await countWrites(audit.logPath, OPERATOR_USER);
+  const rssBeforeTenantsMiB = metric(await scrape(healthPort), "process_resident_memory_bytes") / 2 ** 20;
   // Peak heap: sampled every 500 ms from the operator's own /metrics while tenants converge and at idle.
   let peakHeapUsedMiB = 0;
   let peakHeapTotalMiB = 0;
@@ -269,8 +277,16 @@ try {
   console.log(
     `  writes during ${IDLE_SECONDS} s idle         ${idle.total - leaseWrites} (plus ${leaseWrites} lease renewals)`,
   );
+  const idleByResource = Object.fromEntries(
+    Object.entries(idle.byResource).filter(([r]) => !r.startsWith("leases")),
+  );
+  if (Object.keys(idleByResource).length)
+    console.log(`    by resource                   ${JSON.stringify(idleByResource)}`);
   console.log(
     `  operator peak RSS               ${rss.toFixed(0)} MiB (at rest: RSS ${rssNowMiB.toFixed(0)} MiB, heap used ${heapUsedMiB.toFixed(0)} of ${heapTotalMiB.toFixed(0)} MiB, external ${externalMiB.toFixed(0)} MiB)`,
+  );
+  console.log(
+    `  operator RSS before tenants     ${rssBeforeTenantsMiB.toFixed(0)} MiB (caches synced, nothing to do)`,
   );
   console.log(
     `  operator peak heap (sampled)    used ${peakHeapUsedMiB.toFixed(0)} MiB, total ${peakHeapTotalMiB.toFixed(0)} MiB${nodeFlags.length ? ` (node ${nodeFlags.join(" ")})` : ""}`,
@@ -296,7 +312,12 @@ try {
   );
   console.log(`  all Ready / aggregate floor     ${(allReadyMs / aggregateFloorMs).toFixed(2)}`);
 } finally {
-  operator?.kill("SIGTERM");
+  // Let the operator release its lease and exit before its API server goes away.
+  if (operator && operator.exitCode === null) {
+    const exited = new Promise((r) => operator!.once("exit", r));
+    operator.kill("SIGTERM");
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000).unref())]);
+  }
   await cp.stop();
   await rm(work, { recursive: true, force: true });
 }

@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import { JitteredBackoff } from "./backoff.ts";
 import type { KubeClient } from "./client.ts";
 import { describeError, isGone, isTooLargeResourceVersion } from "./errors.ts";
+import { StringTable } from "./intern.ts";
 import { type GroupVersionKind, gvkString, type KubeObject, keyOf, objectKeyOf, sleep } from "./object.ts";
 
 export interface EventHandler<T extends KubeObject = KubeObject> {
@@ -38,6 +39,17 @@ export function stripManagedFields(obj: KubeObject): KubeObject {
   return obj;
 }
 
+/** The strings of every informer's objects, shared process-wide (see intern.ts). */
+const strings = new StringTable();
+
+/**
+ * What an informer applies when no transform is given: stripManagedFields, then one shared copy of each
+ * repeated string (labels, owner references, spec values). A custom transform replaces all of it.
+ */
+export function defaultTransform(obj: KubeObject): KubeObject {
+  return strings.internObject(stripManagedFields(obj));
+}
+
 /** Chains transforms left to right, e.g. `compose(stripManagedFields, dropData)`. */
 export function composeTransforms(...fns: TransformFunc[]): TransformFunc {
   return (obj) => fns.reduce((o, fn) => fn(o), obj);
@@ -54,7 +66,7 @@ export interface InformerSelection {
    * readers that need names, labels, owners or deletion timestamps but not `data` or `spec`.
    */
   metadataOnly?: boolean;
-  /** Default: stripManagedFields. */
+  /** Default: defaultTransform (stripManagedFields and string interning). */
   transform?: TransformFunc;
 }
 
@@ -117,7 +129,7 @@ export class Informer<T extends KubeObject = KubeObject> {
     this.namespace = opts.namespace;
     this.labelSelector = opts.labelSelector;
     this.metadataOnly = opts.metadataOnly ?? false;
-    this.transform = opts.transform ?? stripManagedFields;
+    this.transform = opts.transform ?? defaultTransform;
     this.opts = opts;
     this.backoff = new JitteredBackoff(opts.backoff);
     this.log = opts.logger?.child({
