@@ -344,9 +344,12 @@ async function ensureQuotas(scope: Scope): Promise<void> {
     used[ns] = (rq?.status as { used?: Record<string, string> } | undefined)?.used ?? {};
   }
   const hardByNs = splitTenantQuota(namespaces, t.spec.quota.perNamespace, t.spec.quota.tenantTotal, used);
+  const uncounted: string[] = [];
   for (const ns of namespaces) {
     const hard = hardByNs[ns] ?? {};
     const desired = Object.keys(hard).length > 0 ? desiredResourceQuota(t, ns, hard) : undefined;
+    if (desired && !quotaCounted(ctx.cache.get(GVK.quota, { namespace: ns, name: OBJECT_NAMES.quota }), hard))
+      uncounted.push(ns);
     // With a tenant-wide total, the split moves with usage: such an update is a rebalance, not drift.
     await ensureOwned(
       scope,
@@ -358,6 +361,16 @@ async function ensureQuotas(scope: Scope): Promise<void> {
     );
     await ensureOwned(scope, GVK.limitRange, ns, OBJECT_NAMES.limits, desiredLimitRange(t, ns));
   }
+  if (uncounted.length > 0) {
+    // The quota's status arriving is a watch event of its own: it brings this tenant back, no polling.
+    scope.status.set(
+      "QuotaReady",
+      "False",
+      "QuotaPending",
+      `waiting for the quota controller to count usage in ${uncounted.join(", ")}; until then the API server does not enforce those limits`,
+    );
+    return;
+  }
   scope.status.set(
     "QuotaReady",
     "True",
@@ -366,6 +379,20 @@ async function ensureQuotas(scope: Scope): Promise<void> {
       ? "per-namespace quotas and the tenant-wide total are enforced"
       : "per-namespace quotas are enforced",
   );
+}
+
+/**
+ * Whether the quota controller has taken up every resource of `hard`: the API server's quota admission
+ * enforces only what a ResourceQuota's status.hard lists (a quota whose status is still empty limits
+ * nothing), and refuses creates while status.used lacks one of them. Resource names only: a new value of
+ * a resource already counted (a spec change, a tenant-wide rebalance) is enforced at the previous value
+ * until the controller catches up, so the quota is in force all along.
+ */
+function quotaCounted(rq: KubeObject | undefined, hard: Record<string, unknown>): boolean {
+  const status = (rq as Obj | undefined)?.status as
+    | { hard?: Record<string, string>; used?: Record<string, string> }
+    | undefined;
+  return Object.keys(hard).every((r) => status?.hard?.[r] !== undefined && status.used?.[r] !== undefined);
 }
 
 async function ensureNetworkIsolation(scope: Scope, cilium: boolean): Promise<void> {
