@@ -567,8 +567,13 @@ async function ensureQuotas(scope: Scope): Promise<void> {
       live[ns] = await ctx.client.getOrUndefined<Obj>(GVK.quota, { namespace: ns, name: OBJECT_NAMES.quota });
     }
   }
+  // Counted from what was read before this reconcile's write: a new or changed quota's status arriving
+  // is a watch event of its own, which brings the tenant back.
+  const uncounted: string[] = [];
   for (const ns of namespaces) {
-    const desired = desiredResourceQuota(t, ns, hardByNs[ns] ?? {});
+    const hard = hardByNs[ns] ?? {};
+    if (Object.keys(hard).length > 0 && !quotaCounted(live[ns], hard)) uncounted.push(ns);
+    const desired = desiredResourceQuota(t, ns, hard);
     const outcome = await ensureExactly(ctx, owned(scope, desired), live[ns]);
     // With a tenant-wide total, the split moves with usage: such an update is a rebalance, not drift.
     scope.changes.note(
@@ -584,6 +589,16 @@ async function ensureQuotas(scope: Scope): Promise<void> {
       OBJECT_NAMES.limits,
       desiredLimitRange(t, ns, settings.defaults),
     );
+  }
+  if (uncounted.length > 0) {
+    // The quota's status arriving is a watch event of its own: it brings this tenant back, no polling.
+    scope.status.set(
+      "QuotaReady",
+      "False",
+      "QuotaPending",
+      `waiting for the quota controller to count usage in ${uncounted.join(", ")}; until then the API server does not enforce those limits`,
+    );
+    return;
   }
   scope.status.set(
     "QuotaReady",
@@ -639,6 +654,20 @@ function quotaDemands(scope: Scope): Record<string, Record<string, string>> {
     }
   }
   return demands;
+}
+
+/**
+ * Whether the quota controller has taken up every resource of `hard`: the API server's quota admission
+ * enforces only what a ResourceQuota's status.hard lists (a quota whose status is still empty limits
+ * nothing), and refuses creates while status.used lacks one of them. Resource names only: a new value of
+ * a resource already counted (a spec change, a tenant-wide rebalance) is enforced at the previous value
+ * until the controller catches up, so the quota is in force all along.
+ */
+function quotaCounted(rq: KubeObject | undefined, hard: Record<string, unknown>): boolean {
+  const status = (rq as Obj | undefined)?.status as
+    | { hard?: Record<string, string>; used?: Record<string, string> }
+    | undefined;
+  return Object.keys(hard).every((r) => status?.hard?.[r] !== undefined && status.used?.[r] !== undefined);
 }
 
 async function ensureNetworkIsolation(scope: Scope, cilium: boolean): Promise<void> {
