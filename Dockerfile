@@ -16,6 +16,11 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 FROM node:24-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production
+# A small young generation and an old-space cap make V8 collect before it grows: with V8's defaults on a
+# large machine the operator held 436 MiB RSS at 1000 tenants (heap 246 MiB used, 59 MiB of it live);
+# with these, 167 MiB (bench/peer-tenant, README). The cap leaves ~2.5x the live heap of 1000 tenants.
+# bench/peer-tenant runs the operator with this same line.
+ENV NODE_OPTIONS="--max-semi-space-size=2 --max-old-space-size=160"
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY src ./src

@@ -18,6 +18,13 @@ export interface OperatorConfig {
   installCRDs: boolean;
   /** Workers per controller (MAX_CONCURRENT_RECONCILES); one object is never reconciled twice at once. */
   maxConcurrentReconciles: number;
+  /**
+   * How the cluster's authentication names PeerTenant owners: the username and groups prefixes of its
+   * OIDC claim mappings (PEER_TENANT_USERNAME_PREFIX, PEER_TENANT_GROUPS_PREFIX; default none).
+   */
+  peerTenantOwnerNaming: { usernamePrefix: string; groupsPrefix: string };
+  /** Watch Cilium's policies (PEER_TENANT_WATCH_CILIUM): only where the cilium.io CRDs are installed. */
+  peerTenantWatchCilium: boolean;
 }
 
 const SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token";
@@ -77,5 +84,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig
     cluster,
     installCRDs: cluster.mode === "local" || bool(env.INSTALL_CRDS, false),
     maxConcurrentReconciles: positive(env.MAX_CONCURRENT_RECONCILES, 8),
+    peerTenantOwnerNaming: {
+      usernamePrefix: env.PEER_TENANT_USERNAME_PREFIX ?? "",
+      groupsPrefix: env.PEER_TENANT_GROUPS_PREFIX ?? "",
+    },
+    peerTenantWatchCilium: bool(env.PEER_TENANT_WATCH_CILIUM, false),
   };
 }

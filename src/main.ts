@@ -1,12 +1,19 @@
 // The operator process. With a kubeconfig or an in-cluster service account it manages that cluster;
 // with neither it starts an embedded local control plane, installs the CRDs and runs there.
-import { KubeConfig } from "@kubernetes/client-node";
+// Type-only: the client-node package is loaded only where it is needed (CRD install, local mode), since
+// importing it costs ~80 MiB RSS (src/runtime/kubeconfig.ts).
+import type { KubeConfig } from "@kubernetes/client-node";
 import { loadConfig, type OperatorConfig } from "./config.ts";
 import { registerControllers } from "./controllers/index.ts";
-import { installCRDs } from "./crds/install.ts";
 import { localLogDestination } from "./local/log-file.ts";
 import type { Dial } from "./proxmox/transport.ts";
 import { createLogger, KubeClient, Manager } from "./runtime/index.ts";
+import {
+  inClusterConfig,
+  loadKubeconfigFile,
+  type RestConfig,
+  UnsupportedKubeconfigError,
+} from "./runtime/kubeconfig.ts";
 
 // Local mode on a terminal: JSON logs to a file, progress lines on the terminal (src/local/homelab.ts).
 const localLog = localLogDestination(process.env, process.stdout.isTTY === true);
@@ -16,26 +23,45 @@ const logger = createLogger({
 });
 
 interface Cluster {
-  kubeConfig: KubeConfig;
+  /** What the Manager and clients use. */
+  kubeConfig: RestConfig | KubeConfig;
+  /** client-node's KubeConfig of the same cluster, for the few callers built on its API clients. */
+  clientNode(): Promise<KubeConfig>;
   /** Local mode's seam to the simulators at the seed's addresses; unset when managing a real homelab. */
   dial?: Dial;
   stop(): Promise<void>;
 }
 
+async function clientNodeConfig(load: (kc: KubeConfig) => void): Promise<KubeConfig> {
+  const { KubeConfig } = await import("@kubernetes/client-node");
+  const kc = new KubeConfig();
+  load(kc);
+  return kc;
+}
+
 async function connect(config: OperatorConfig): Promise<Cluster> {
-  const kubeConfig = new KubeConfig();
   switch (config.cluster.mode) {
-    case "kubeconfig":
-      kubeConfig.loadFromFile(config.cluster.path);
-      logger.info(
-        { kubeconfig: config.cluster.path, server: kubeConfig.getCurrentCluster()?.server },
-        "Using kubeconfig",
-      );
-      return { kubeConfig, stop: async () => {} };
+    case "kubeconfig": {
+      const path = config.cluster.path;
+      const clientNode = () => clientNodeConfig((kc) => kc.loadFromFile(path));
+      let kubeConfig: RestConfig | KubeConfig;
+      try {
+        kubeConfig = loadKubeconfigFile(path);
+      } catch (err) {
+        if (!(err instanceof UnsupportedKubeconfigError)) throw err;
+        logger.info({ feature: err.message }, "Kubeconfig needs client-node's loader");
+        kubeConfig = await clientNode();
+      }
+      logger.info({ kubeconfig: path, server: new KubeClient(kubeConfig).server }, "Using kubeconfig");
+      return { kubeConfig, clientNode, stop: async () => {} };
+    }
     case "in-cluster":
-      kubeConfig.loadFromCluster();
       logger.info("Using the in-cluster service account");
-      return { kubeConfig, stop: async () => {} };
+      return {
+        kubeConfig: inClusterConfig(),
+        clientNode: () => clientNodeConfig((kc) => kc.loadFromCluster()),
+        stop: async () => {},
+      };
     case "local": {
       // Imported lazily: only local mode needs the embedded homelab (and Go, on first use).
       const { startLocalHomelab, resetRequested } = await import("./local/homelab.ts");
@@ -47,12 +73,13 @@ async function connect(config: OperatorConfig): Promise<Cluster> {
         reset,
         ...(localLog ? { logFile: localLog.file } : {}),
       });
-      return { kubeConfig: local.kubeConfig, dial: local.dial, stop: local.stop };
+      const kubeConfig = local.kubeConfig;
+      return { kubeConfig, clientNode: async () => kubeConfig, dial: local.dial, stop: local.stop };
     }
   }
 }
 
-async function ensureNamespace(kubeConfig: KubeConfig, name: string): Promise<void> {
+async function ensureNamespace(kubeConfig: RestConfig | KubeConfig, name: string): Promise<void> {
   await new KubeClient(kubeConfig).apply({ apiVersion: "v1", kind: "Namespace", metadata: { name } });
 }
 
@@ -60,7 +87,8 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const cluster = await connect(config);
   if (config.installCRDs) {
-    await installCRDs(cluster.kubeConfig);
+    const { installCRDs } = await import("./crds/install.ts");
+    await installCRDs(await cluster.clientNode());
     logger.info("CRDs installed");
   }
   await ensureNamespace(cluster.kubeConfig, config.namespace);
@@ -74,7 +102,12 @@ async function main(): Promise<void> {
       ? { leaderElection: { name: "homelab-operator", namespace: config.namespace } }
       : {}),
   });
-  registerControllers(manager, config, { dial: cluster.dial });
+  registerControllers(manager, config, cluster.dial ? { dial: cluster.dial } : {});
+  if (config.cluster.mode === "local") {
+    // Local mode plays the Crossplane providers (and Knative's readiness) so AppVendings turn Ready there.
+    const { startProviderStandIn } = await import("./local/provider-stand-in/setup.ts");
+    await startProviderStandIn(manager, await cluster.clientNode());
+  }
 
   // One shutdown path: stop reconciling (and release the lease), then the local control plane, then exit.
   let stopping = false;

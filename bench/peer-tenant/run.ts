@@ -1,14 +1,17 @@
-// bench/peer-tenant: 200 PeerTenants created at once against a real control plane, the operator running
-// as its own process (src/main.ts) with its own identity. Prints time to Ready per tenant (p50/p99),
-// API writes per tenant (from the API server's audit log), writes during 60 s of idle afterwards, the
-// operator's peak RSS, and the floor: one measured API write latency x writes a tenant needs.
+// bench/peer-tenant: 1000 PeerTenants (default) created at once against a real control plane, the
+// operator running as its own process (src/main.ts) with its own identity. Prints time to Ready per
+// tenant (p50/p99), API writes per tenant (from the API server's audit log), writes during 60 s of idle
+// afterwards, the operator's peak RSS and peak heap (sampled from its /metrics), what its caches hold, and
+// the floor: one measured API write latency x writes a tenant needs.
 //
-// Usage: npm run bench:peer-tenant [-- --tenants 200 --idle 60]
-import { spawn } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+// Usage: npm run bench:peer-tenant [-- --tenants 1000 --idle 60 --heap-snapshot]
+//        (or BENCH_TENANTS=1000; --node-options passes flags to the operator's node, e.g. heap limits;
+//        --compiled runs the operator from JavaScript emitted by tsc instead of type-stripped src/main.ts)
+import { execFile, spawn } from "node:child_process";
+import { copyFile, mkdtemp, readdir, readFile, rm, stat, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
+import { parseArgs, promisify } from "node:util";
 import { RbacAuthorizationV1Api } from "@kubernetes/client-node";
 import { startControlPlane } from "../../e2e/harness/control-plane.ts";
 import { installCRDs } from "../../src/crds/install.ts";
@@ -17,7 +20,17 @@ import { KubeClient } from "../../src/runtime/index.ts";
 import { countWrites, writeAuditPolicy } from "./audit.ts";
 
 const { values } = parseArgs({
-  options: { tenants: { type: "string", default: "200" }, idle: { type: "string", default: "60" } },
+  options: {
+    tenants: { type: "string", default: process.env.BENCH_TENANTS ?? "1000" },
+    idle: { type: "string", default: "60" },
+    // Writes a heap snapshot of the operator at rest and prints what its heap holds, by constructor.
+    "heap-snapshot": { type: "boolean", default: false },
+    // Default: the NODE_OPTIONS the Dockerfile ships, so the figures are those of the image.
+    "node-options": { type: "string" },
+    // Node's type stripping loads a WebAssembly TypeScript parser into the process for good; compiled
+    // JavaScript does not need it. Measures what an image shipping tsc's output would hold.
+    compiled: { type: "boolean", default: false },
+  },
 });
 const TENANTS = Number(values.tenants);
 const IDLE_SECONDS = Number(values.idle);
@@ -53,6 +66,86 @@ function tenantSpec(name: string, i: number) {
     requiredLabels: ["owner"],
     gitlab: { groupPath: `peers/${name}`, groupID: 1000 + i },
   };
+}
+
+async function dockerfileNodeOptions(): Promise<string> {
+  const dockerfile = await readFile(new URL("../../Dockerfile", import.meta.url), "utf8");
+  return /^ENV NODE_OPTIONS="([^"]*)"/m.exec(dockerfile)?.[1] ?? "";
+}
+
+async function scrape(port: number): Promise<string> {
+  return (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+}
+
+function metric(text: string, name: string): number {
+  return Number(new RegExp(`^${name} (\\S+)`, "m").exec(text)?.[1] ?? Number.NaN);
+}
+
+/** Emits the project's JavaScript with tsc into `dir` (imports rewritten to .js); returns main.js's path. */
+async function compileOperator(dir: string): Promise<string> {
+  const root = new URL("../../", import.meta.url).pathname;
+  const tsc = join(root, "node_modules/typescript/bin/tsc");
+  await promisify(execFile)(process.execPath, [
+    tsc,
+    "-p",
+    join(root, "tsconfig.json"),
+    "--noEmit",
+    "false",
+    "--outDir",
+    dir,
+  ]);
+  // package.json for "type": "module"; node_modules for the dependencies, as in the image.
+  await copyFile(join(root, "package.json"), join(dir, "package.json"));
+  await symlink(join(root, "node_modules"), join(dir, "node_modules"));
+  return join(dir, "src/main.js");
+}
+
+/** Signals the operator to write a heap snapshot, waits for it, and sums self sizes by constructor. */
+async function heapSnapshotSummary(pid: number, dir: string): Promise<string[]> {
+  process.kill(pid, "SIGUSR2");
+  let file: string | undefined;
+  for (let i = 0; i < 600 && !file; i++) {
+    await new Promise((r) => setTimeout(r, 500));
+    const found = (await readdir(dir)).find((f) => f.endsWith(".heapsnapshot"));
+    // Written in one go; a size that stopped growing means it is complete.
+    if (found) {
+      const a = (await stat(join(dir, found))).size;
+      await new Promise((r) => setTimeout(r, 1000));
+      if ((await stat(join(dir, found))).size === a && a > 0) file = found;
+    }
+  }
+  if (!file) return ["(no heap snapshot written within 5 minutes)"];
+  const snap = JSON.parse(await readFile(join(dir, file), "utf8")) as {
+    snapshot: { meta: { node_fields: string[]; node_types: [string[]] } };
+    nodes: number[];
+    strings: string[];
+  };
+  const fields = snap.snapshot.meta.node_fields;
+  const types = snap.snapshot.meta.node_types[0];
+  const [typeAt, nameAt, sizeAt] = ["type", "name", "self_size"].map((f) => fields.indexOf(f));
+  const bySize = new Map<string, { size: number; count: number }>();
+  let total = 0;
+  for (let i = 0; i < snap.nodes.length; i += fields.length) {
+    const type = types[snap.nodes[i + typeAt!]!]!;
+    const size = snap.nodes[i + sizeAt!]!;
+    total += size;
+    // Strings are named by their content: group them, and everything but objects, by type.
+    const name =
+      type === "object" || type === "closure"
+        ? `${type} ${snap.strings[snap.nodes[i + nameAt!]!]}`
+        : `(${type})`;
+    const entry = bySize.get(name) ?? { size: 0, count: 0 };
+    entry.size += size;
+    entry.count++;
+    bySize.set(name, entry);
+  }
+  const top = [...bySize.entries()].sort((a, b) => b[1].size - a[1].size).slice(0, 15);
+  return [
+    `total ${(total / 2 ** 20).toFixed(1)} MiB in ${(snap.nodes.length / fields.length).toFixed(0)} nodes`,
+    ...top.map(
+      ([n, e]) => `${(e.size / 2 ** 20).toFixed(1).padStart(6)} MiB ${String(e.count).padStart(8)}  ${n}`,
+    ),
+  ];
 }
 
 const work = await mkdtemp(join(tmpdir(), "bench-peer-tenant-"));
@@ -91,7 +184,13 @@ try {
   const writeLatencyMs = percentile(latencies, 50);
 
   const healthPort = await freePort();
-  operator = spawn(process.execPath, ["src/main.ts"], {
+  const nodeOptions = values["node-options"] ?? (await dockerfileNodeOptions());
+  const nodeFlags = [
+    ...(nodeOptions.trim() ? nodeOptions.trim().split(/\s+/) : []),
+    ...(values["heap-snapshot"] ? ["--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${work}`] : []),
+  ];
+  const entry = values.compiled ? await compileOperator(join(work, "js")) : "src/main.ts";
+  operator = spawn(process.execPath, [...nodeFlags, entry], {
     env: {
       ...process.env,
       KUBECONFIG: operatorKubeconfig,
@@ -112,8 +211,23 @@ try {
     await new Promise((r) => setTimeout(r, 200));
   }
   const beforeTenants = await countWrites(audit.logPath, OPERATOR_USER);
+  const rssBeforeTenantsMiB = metric(await scrape(healthPort), "process_resident_memory_bytes") / 2 ** 20;
+  // Peak heap: sampled every 500 ms from the operator's own /metrics while tenants converge and at idle.
+  let peakHeapUsedMiB = 0;
+  let peakHeapTotalMiB = 0;
+  const sampler = setInterval(() => {
+    void scrape(healthPort).then(
+      (m) => {
+        peakHeapUsedMiB = Math.max(peakHeapUsedMiB, metric(m, "nodejs_heap_size_used_bytes") / 2 ** 20);
+        peakHeapTotalMiB = Math.max(peakHeapTotalMiB, metric(m, "nodejs_heap_size_total_bytes") / 2 ** 20);
+      },
+      () => {},
+    );
+  }, 500);
+  sampler.unref();
 
-  const names = Array.from({ length: TENANTS }, (_, i) => `bench-${String(i).padStart(3, "0")}`);
+  const width = String(TENANTS - 1).length;
+  const names = Array.from({ length: TENANTS }, (_, i) => `bench-${String(i).padStart(width, "0")}`);
   const created = new Map<string, number>();
   const ready = new Map<string, number>();
   const start = performance.now();
@@ -133,9 +247,10 @@ try {
       if (isReady && t.status?.observedGeneration === t.metadata?.generation && !ready.has(name))
         ready.set(name, now);
     }
-    if (now - start > 600_000)
-      throw new Error(`only ${ready.size}/${TENANTS} tenants Ready after 10 minutes`);
-    await new Promise((r) => setTimeout(r, 100));
+    if (now - start > 1_800_000)
+      throw new Error(`only ${ready.size}/${TENANTS} tenants Ready after 30 minutes`);
+    // Listing every tenant is itself load on the API server: poll less often the more there are.
+    await new Promise((r) => setTimeout(r, TENANTS > 300 ? 500 : 100));
   }
   const allReadyMs = performance.now() - start;
   // Let in-flight writes (events, status) land before counting.
@@ -148,17 +263,19 @@ try {
   const leaseWrites = Object.entries(idle.byResource)
     .filter(([r]) => r.startsWith("leases"))
     .reduce((a, [, n]) => a + n, 0);
+  clearInterval(sampler);
   const rss = await peakRssMiB(operator.pid!);
   // What the heap holds at rest, from the operator's own /metrics (prom-client default metrics).
-  const metrics = await (await fetch(`http://127.0.0.1:${healthPort}/metrics`)).text();
-  const heapUsedMiB =
-    Number(/^nodejs_heap_size_used_bytes (\S+)/m.exec(metrics)?.[1] ?? Number.NaN) / 2 ** 20;
-  const heapTotalMiB =
-    Number(/^nodejs_heap_size_total_bytes (\S+)/m.exec(metrics)?.[1] ?? Number.NaN) / 2 ** 20;
-  const externalMiB =
-    Number(/^nodejs_external_memory_bytes (\S+)/m.exec(metrics)?.[1] ?? Number.NaN) / 2 ** 20;
-  const rssNowMiB =
-    Number(/^process_resident_memory_bytes (\S+)/m.exec(metrics)?.[1] ?? Number.NaN) / 2 ** 20;
+  const metrics = await scrape(healthPort);
+  const heapUsedMiB = metric(metrics, "nodejs_heap_size_used_bytes") / 2 ** 20;
+  const heapTotalMiB = metric(metrics, "nodejs_heap_size_total_bytes") / 2 ** 20;
+  const externalMiB = metric(metrics, "nodejs_external_memory_bytes") / 2 ** 20;
+  const rssNowMiB = metric(metrics, "process_resident_memory_bytes") / 2 ** 20;
+  const cached = [...metrics.matchAll(/^homelab_informer_cached_objects\{([^}]*)\} (\S+)$/gm)]
+    .map(([, labels, n]) => ({ labels: labels!, n: Number(n) }))
+    .filter((c) => c.n > 0)
+    .sort((a, b) => b.n - a.n);
+  const heapSummary = values["heap-snapshot"] ? await heapSnapshotSummary(operator.pid!, work) : undefined;
 
   const perTenant = names.map((n) => ready.get(n)! - created.get(n)!).sort((a, b) => a - b);
   const tenantWrites = afterTenants.total - beforeTenants.total;
@@ -184,9 +301,29 @@ try {
   console.log(
     `  writes during ${IDLE_SECONDS} s idle         ${idle.total - leaseWrites} (plus ${leaseWrites} lease renewals)`,
   );
+  const idleByResource = Object.fromEntries(
+    Object.entries(idle.byResource).filter(([r]) => !r.startsWith("leases")),
+  );
+  if (Object.keys(idleByResource).length)
+    console.log(`    by resource                   ${JSON.stringify(idleByResource)}`);
   console.log(
     `  operator peak RSS               ${rss.toFixed(0)} MiB (at rest: RSS ${rssNowMiB.toFixed(0)} MiB, heap used ${heapUsedMiB.toFixed(0)} of ${heapTotalMiB.toFixed(0)} MiB, external ${externalMiB.toFixed(0)} MiB)`,
   );
+  console.log(
+    `  operator RSS before tenants     ${rssBeforeTenantsMiB.toFixed(0)} MiB (caches synced, nothing to do)`,
+  );
+  console.log(
+    `  operator peak heap (sampled)    used ${peakHeapUsedMiB.toFixed(0)} MiB, total ${peakHeapTotalMiB.toFixed(0)} MiB${nodeFlags.length ? ` (node ${nodeFlags.join(" ")})` : ""}`,
+  );
+  console.log(
+    `  operator ran                    ${values.compiled ? "tsc's JavaScript" : "src/main.ts (type stripping)"}`,
+  );
+  console.log(`  objects in the operator's caches ${cached.reduce((a, c) => a + c.n, 0)}`);
+  for (const c of cached) console.log(`    ${String(c.n).padStart(6)}  ${c.labels}`);
+  if (heapSummary) {
+    console.log("  heap at rest by constructor (self size, top 15)");
+    for (const line of heapSummary) console.log(`    ${line}`);
+  }
   console.log(`  one API write (SSA, median)     ${writeLatencyMs.toFixed(1)} ms`);
   console.log(
     `  floor per tenant                ${floorMs.toFixed(0)} ms (write latency x writes per tenant, sequential)`,
@@ -202,7 +339,12 @@ try {
   );
   console.log(`  all Ready / aggregate floor     ${(allReadyMs / aggregateFloorMs).toFixed(2)}`);
 } finally {
-  operator?.kill("SIGTERM");
+  // Let the operator release its lease and exit before its API server goes away.
+  if (operator && operator.exitCode === null) {
+    const exited = new Promise((r) => operator!.once("exit", r));
+    operator.kill("SIGTERM");
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000).unref())]);
+  }
   await cp.stop();
   await rm(work, { recursive: true, force: true });
 }

@@ -2,13 +2,15 @@
 // `kubectl apply -k deploy/manifests` (the README's command) installs it, and the ClusterRole is exactly
 // what the operator uses: the controllers run as the chart's ServiceAccount on an API server with an
 // audit log, no request of theirs may be refused, and every (verb, resource) the chart grants must show
-// up in what that ServiceAccount did. Scenarios: PeerTenant (with the vending quota), AppVending (every
-// part, a hostname claim, deletion) and platform components (a HomelabCluster to ComponentsReady, this
-// API server as its workload cluster) and HomelabCluster. Tried by removing rules: without
-// `appvendings/finalizers update` the AppVending's managed resources are refused (blockOwnerDeletion) and
-// it never gets Ready; without `peertenants/finalizers update` the tenant never gets Ready (the same
-// admission check); without `events patch` the one series update at stop is a 403 in the audit log;
-// without `configmaps get` the API server refuses the ValidatingAdmissionPolicies (paramKind).
+// up in what that ServiceAccount did. Scenarios: PeerTenant (with the vending quota; it also drifts objects
+// by hand, each replaced back: update, and names an absent workload cluster: a get of its kubeconfig
+// Secret), AppVending (every part, a hostname claim, deletion), platform components (a HomelabCluster to
+// ComponentsReady, this API server as its workload cluster), HomelabCluster and WorkloadMigration. Tried
+// by removing rules: without `appvendings/finalizers update` the AppVending's managed resources are
+// refused (blockOwnerDeletion) and it never gets Ready; without `peertenants/finalizers update` the tenant
+// never gets Ready (the same admission check); without `events patch` the one series update at stop is a
+// 403 in the audit log; without `configmaps get` the API server refuses the ValidatingAdmissionPolicies
+// (paramKind).
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
@@ -26,6 +28,7 @@ import { GVK as VENDING } from "../../src/controllers/app-vending/desired.ts";
 import { hostnameClaimName } from "../../src/controllers/app-vending/names.ts";
 import { homelabClusterController } from "../../src/controllers/homelab-cluster/controller.ts";
 import { peerTenantController } from "../../src/controllers/peer-tenant/controller.ts";
+import { RELEASED_LABEL, TENANT_LABEL } from "../../src/controllers/peer-tenant/labels.ts";
 import { vendingQuotaController } from "../../src/controllers/peer-tenant/vending-quota.ts";
 import { platformComponentsController } from "../../src/controllers/platform-components/controller.ts";
 import { workloadMigrationController } from "../../src/controllers/workload-migration/controller.ts";
@@ -346,6 +349,12 @@ describe("deploy/manifests", () => {
       "apply",
       "--server-side",
       "-f",
+      reference("cilium/v2_ciliumclusterwidenetworkpolicies.yaml"),
+    ]);
+    await kubectl([
+      "apply",
+      "--server-side",
+      "-f",
       reference("gatekeeper/constrainttemplate-customresourcedefinition.yaml"),
     ]);
     await kubectl([
@@ -353,6 +362,7 @@ describe("deploy/manifests", () => {
       "--for=condition=Established",
       "--timeout=60s",
       "crd/ciliumnetworkpolicies.cilium.io",
+      "crd/ciliumclusterwidenetworkpolicies.cilium.io",
       "crd/constrainttemplates.templates.gatekeeper.sh",
     ]);
     const adminClient = new KubeClient(admin);
@@ -399,6 +409,34 @@ describe("deploy/manifests", () => {
     );
     for (const t of templates) await adminClient.apply(constraintCRD(t as never));
 
+    // Drift by hand in the quota, the owners' RoleBinding and both Cilium policies: each is replaced back (update) at the next
+    // reconcile, which the nudge below brings for the Cilium kinds (not watched by default).
+    const quotaKey = { namespace: `peers-${name}`, name: "tenant-quota" };
+    const binding = { apiVersion: "rbac.authorization.k8s.io/v1", kind: "RoleBinding" };
+    const bindingKey = { namespace: `peers-${name}`, name: "tenant-owners" };
+    type Subjects = KubeObject & { subjects?: { name?: string }[] };
+    const owners = await adminClient.get<Subjects>(binding, bindingKey);
+    const mallory = { kind: "User", apiGroup: "rbac.authorization.k8s.io", name: "mallory" };
+    await adminClient.patch(
+      binding,
+      bindingKey,
+      { subjects: [...(owners.subjects ?? []), mallory] },
+      "merge",
+    );
+    const cnp = { apiVersion: "cilium.io/v2", kind: "CiliumNetworkPolicy" };
+    const cnpKey = { namespace: `peers-${name}`, name: "tenant-allow-cilium-gateway" };
+    const ccnp = { apiVersion: "cilium.io/v2", kind: "CiliumClusterwideNetworkPolicy" };
+    const ccnpKey = { name: `homelab-tenant-${name}` };
+    await waitFor("the clusterwide Cilium policy", () => adminClient.getOrUndefined(ccnp, ccnpKey), 60_000);
+    await adminClient.patch(
+      { apiVersion: "v1", kind: "ResourceQuota" },
+      quotaKey,
+      { spec: { hard: { "count/jobs.batch": "1" } } },
+      "merge",
+    );
+    await adminClient.patch(cnp, cnpKey, { spec: { description: "by hand" } }, "merge");
+    await adminClient.patch(ccnp, ccnpKey, { spec: { description: "by hand" } }, "merge");
+
     const requiredLabels = {
       apiVersion: "constraints.gatekeeper.sh/v1beta1",
       kind: "HomelabTenantRequiredLabels",
@@ -430,9 +468,36 @@ describe("deploy/manifests", () => {
     );
     const ready = await waitReady(admin, name, 90_000);
     expect(condition(ready, "AccessReady")?.status).toBe("True");
-    await adminClient.get(
-      { apiVersion: "cilium.io/v2", kind: "CiliumNetworkPolicy" },
-      { namespace: `peers-${name}`, name: "tenant-allow-cilium-gateway" },
+    await waitFor(
+      "the drift undone",
+      async () => {
+        const q = await adminClient.get<KubeObject & { spec?: { hard?: Record<string, string> } }>(
+          { apiVersion: "v1", kind: "ResourceQuota" },
+          quotaKey,
+        );
+        const policies = await Promise.all([adminClient.get(cnp, cnpKey), adminClient.get(ccnp, ccnpKey)]);
+        const byHand = policies.some(
+          (p) => (p as { spec?: { description?: string } }).spec?.description === "by hand",
+        );
+        const rb = await adminClient.get<Subjects>(binding, bindingKey);
+        const extraSubject = (rb.subjects ?? []).some((s) => s.name === "mallory");
+        return q.spec?.hard?.["count/jobs.batch"] === undefined && !byHand && !extraSubject;
+      },
+      60_000,
+    );
+
+    // A tenant in a workload cluster whose kubeconfig Secret does not exist: ClusterConnected=False, after
+    // a read of that Secret (the only Secret the operator reads).
+    const remote = `rbacr-${RUN}`;
+    await tenants(admin).create(remote, {
+      owners: { users: [remote], groups: [] },
+      clusterRef: "absent",
+      deletionPolicy: "Delete",
+    });
+    await waitFor(
+      "ClusterConnected=False for the absent cluster",
+      async () => condition(await tenants(admin).get(remote), "ClusterConnected")?.status === "False",
+      60_000,
     );
 
     // Everything optional off, the extra namespace released (Retain): every kind is removed once.
@@ -445,13 +510,16 @@ describe("deploy/manifests", () => {
     });
     await waitReady(admin, name, 90_000);
     await waitFor(
-      "the released namespace to lose the tenant's objects",
+      "the released namespace to lose the tenant's objects and keep the release's quota",
       async () => {
         const quotas = await adminClient.list(
           { apiVersion: "v1", kind: "ResourceQuota" },
           { namespace: extra },
         );
-        return quotas.items.length === 0;
+        const labels = quotas.items.map((q) => q.metadata?.labels ?? {});
+        return (
+          labels.every((l) => l[TENANT_LABEL] === undefined) && labels.some((l) => l[RELEASED_LABEL] === name)
+        );
       },
       60_000,
     );

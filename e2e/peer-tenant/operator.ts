@@ -1,13 +1,19 @@
 // Starts the PeerTenant controller in-process against the shared test cluster, as the operator would.
 import { CoreV1Api, type KubeConfig } from "@kubernetes/client-node";
-import { peerTenantController } from "../../src/controllers/peer-tenant/controller.ts";
+import {
+  type PeerTenantControllerOptions,
+  peerTenantController,
+} from "../../src/controllers/peer-tenant/controller.ts";
 import { installCRDs } from "../../src/crds/install.ts";
 import { createLogger, Manager } from "../../src/runtime/index.ts";
 import { statusOf } from "../harness/wait.ts";
 
 export const OPERATOR_NAMESPACE = "homelab-system";
 
-export async function startPeerTenantOperator(kc: KubeConfig): Promise<Manager> {
+export async function startPeerTenantOperator(
+  kc: KubeConfig,
+  extra: Partial<PeerTenantControllerOptions> = {},
+): Promise<Manager> {
   await installCRDs(kc);
   const core = kc.makeApiClient(CoreV1Api);
   await core.createNamespace({ body: { metadata: { name: OPERATOR_NAMESPACE } } }).catch((err: unknown) => {
@@ -20,7 +26,7 @@ export async function startPeerTenantOperator(kc: KubeConfig): Promise<Manager> 
     watchBackoff: { initialMs: 100, maxMs: 2_000 },
   });
   manager.addController(
-    peerTenantController({ operatorNamespace: OPERATOR_NAMESPACE, operatorUsernames: [] }),
+    peerTenantController({ operatorNamespace: OPERATOR_NAMESPACE, operatorUsernames: [], ...extra }),
   );
   await manager.start();
   return manager;

@@ -1,21 +1,30 @@
 // PeerTenant on the real control plane: what a tenant converges to, proven by real API calls made as
 // the tenant's owners (client certificates for user + group, as OIDC would present them).
 import {
-  AppsV1Api,
   CoreV1Api,
   EventsV1Api,
   type KubeConfig,
   NetworkingV1Api,
   RbacAuthorizationV1Api,
-  type V1Pod,
-  type V1PodSpec,
 } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseQuantity } from "../../src/controllers/shared/quantity.ts";
 import { KubeClient, type KubeObject, type Manager } from "../../src/runtime/index.ts";
 import { adminKubeConfig, impersonating } from "../harness/test-cluster.ts";
-import { statusMessage, statusOf, waitFor } from "../harness/wait.ts";
+import { statusOf, waitFor } from "../harness/wait.ts";
+import { isolationMatrix } from "./matrix.ts";
 import { startPeerTenantOperator } from "./operator.ts";
-import { condition, RUN, tenants, waitReady } from "./tenant-fixtures.ts";
+import {
+  compliantPod,
+  condition,
+  expectAllowed,
+  expectDenied,
+  installFixtureCrd,
+  RUN,
+  tenantSpec,
+  tenants,
+  waitReady,
+} from "./tenant-fixtures.ts";
 
 let admin: KubeConfig;
 let manager: Manager;
@@ -31,271 +40,10 @@ afterAll(async () => {
 
 const core = () => admin.makeApiClient(CoreV1Api);
 
-/** A pod that passes Pod Security "restricted" and carries the required owner label. */
-function compliantPod(
-  name: string,
-  memory = "128Mi",
-  labels: Record<string, string> = { owner: "alice" },
-): V1Pod & { spec: V1PodSpec } {
-  return {
-    metadata: { name, labels },
-    spec: {
-      securityContext: { runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: "RuntimeDefault" } },
-      containers: [
-        {
-          name: "app",
-          image: "registry.example/app:1",
-          imagePullPolicy: "Always",
-          resources: { requests: { memory, cpu: "50m" }, limits: { memory, cpu: "100m" } },
-          securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } },
-        },
-      ],
-    },
-  };
-}
-
-async function expectAllowed<T>(what: string, call: Promise<T>): Promise<T> {
-  try {
-    return await call;
-  } catch (err) {
-    throw new Error(`${what} should be allowed but got ${statusOf(err)}: ${statusMessage(err)}`);
-  }
-}
-
-async function expectDenied(what: string, call: Promise<unknown>, message?: RegExp): Promise<void> {
-  const err = await call.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err, `${what} should be denied`).toBeDefined();
-  expect([403, 422], `${what}: ${statusMessage(err)}`).toContain(statusOf(err));
-  if (message) expect(statusMessage(err), what).toMatch(message);
-}
-
-function tenantSpec(owner: string, extra: Record<string, unknown> = {}) {
-  return {
-    owners: { users: [owner], groups: [`peers-${owner}`] },
-    quota: { perNamespace: { "requests.memory": "4Gi", "limits.memory": "8Gi", pods: "20" } },
-    limits: { defaultRequest: { cpu: "100m", memory: "128Mi" }, default: { cpu: "500m", memory: "512Mi" } },
-    network: { allowIngressFromNamespaces: ["ingress", "knative-serving"] },
-    requiredLabels: ["owner"],
-    ...extra,
-  };
-}
-
-describe("isolation matrix for alice", () => {
-  const alice = `alice-${RUN}`;
-  const bob = `bob-${RUN}`;
-  const nsA = `peers-${alice}`;
-  const nsB = `peers-${bob}`;
-  let asAlice: KubeConfig;
-
-  beforeAll(async () => {
-    await tenants(admin).create(alice, tenantSpec(alice));
-    await tenants(admin).create(bob, tenantSpec(bob));
-    await waitReady(admin, alice);
-    await waitReady(admin, bob);
-    asAlice = await impersonating(alice, [`peers-${alice}`]);
-    // The namespace's default ServiceAccount must exist before any pod is admitted.
-    await waitFor("default service account", () =>
-      core().readNamespacedServiceAccount({ name: "default", namespace: nsA }),
-    );
-  });
-
-  it("reports namespaces, quota and Ready conditions in status", async () => {
-    const t = await tenants(admin).get(alice);
-    expect(t.status?.namespaces).toEqual([nsA]);
-    for (const type of [
-      "NamespacesReady",
-      "QuotaReady",
-      "NetworkIsolated",
-      "AccessReady",
-      "GuardrailsReady",
-    ]) {
-      expect(condition(t, type)?.status, type).toBe("True");
-    }
-    await waitFor("quota status summed over the tenant", async () => {
-      const s = (await tenants(admin).get(alice)).status;
-      return s?.quota?.hard?.pods === "20" ? s : undefined;
-    });
-  });
-
-  it("lets alice work in her namespace", async () => {
-    const apps = asAlice.makeApiClient(AppsV1Api);
-    const c = asAlice.makeApiClient(CoreV1Api);
-    const rbac = asAlice.makeApiClient(RbacAuthorizationV1Api);
-    const pod = compliantPod("web");
-    await expectAllowed(
-      "create a Deployment",
-      apps.createNamespacedDeployment({
-        namespace: nsA,
-        body: {
-          metadata: { name: "web" },
-          spec: {
-            selector: { matchLabels: { app: "web" } },
-            template: { metadata: { labels: { app: "web", owner: alice } }, spec: pod.spec },
-          },
-        },
-      }),
-    );
-    await expectAllowed(
-      "create a ClusterIP Service",
-      c.createNamespacedService({
-        namespace: nsA,
-        body: {
-          metadata: { name: "web" },
-          spec: { selector: { app: "web" }, ports: [{ port: 80, targetPort: 8080 }] },
-        },
-      }),
-    );
-    await expectAllowed(
-      "create a Secret",
-      c.createNamespacedSecret({ namespace: nsA, body: { metadata: { name: "s" }, stringData: { a: "b" } } }),
-    );
-    await expectAllowed(
-      "create a ConfigMap",
-      c.createNamespacedConfigMap({ namespace: nsA, body: { metadata: { name: "cm" }, data: { a: "b" } } }),
-    );
-    await expectAllowed(
-      "create a Role within her rights",
-      rbac.createNamespacedRole({
-        namespace: nsA,
-        body: {
-          metadata: { name: "cm-reader" },
-          rules: [{ apiGroups: [""], resources: ["configmaps"], verbs: ["get", "list"] }],
-        },
-      }),
-    );
-    await expectAllowed(
-      "bind that Role",
-      rbac.createNamespacedRoleBinding({
-        namespace: nsA,
-        body: {
-          metadata: { name: "cm-reader" },
-          roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "cm-reader" },
-          subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: "carol" }],
-        },
-      }),
-    );
-    await expectAllowed("create a compliant pod", c.createNamespacedPod({ namespace: nsA, body: pod }));
-  });
-
-  it("keeps alice out of everything else", async () => {
-    const c = asAlice.makeApiClient(CoreV1Api);
-    const rbac = asAlice.makeApiClient(RbacAuthorizationV1Api);
-    const net = asAlice.makeApiClient(NetworkingV1Api);
-    await expectDenied(
-      "create in bob's namespace",
-      c.createNamespacedConfigMap({ namespace: nsB, body: { metadata: { name: "x" } } }),
-      /cannot create resource "configmaps"/,
-    );
-    await expectDenied(
-      "read bob's secrets",
-      c.listNamespacedSecret({ namespace: nsB }),
-      /cannot list resource "secrets"/,
-    );
-    await expectDenied("read one of bob's secrets", c.readNamespacedSecret({ name: "any", namespace: nsB }));
-    await expectDenied(
-      "create a namespace",
-      c.createNamespace({ body: { metadata: { name: `x-${RUN}` } } }),
-      /cannot create resource "namespaces"/,
-    );
-    await expectDenied(
-      "create a ClusterRole",
-      rbac.createClusterRole({ body: { metadata: { name: `x-${RUN}` }, rules: [] } }),
-      /cannot create resource "clusterroles"/,
-    );
-    await expectDenied(
-      "create a ClusterRoleBinding",
-      rbac.createClusterRoleBinding({
-        body: {
-          metadata: { name: `x-${RUN}` },
-          roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "view" },
-          subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: alice }],
-        },
-      }),
-    );
-    await expectDenied(
-      "bind cluster-admin in her namespace",
-      rbac.createNamespacedRoleBinding({
-        namespace: nsA,
-        body: {
-          metadata: { name: "escalate" },
-          roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "cluster-admin" },
-          subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: alice }],
-        },
-      }),
-      /attempting to grant RBAC permissions not currently held/,
-    );
-    await expectDenied(
-      "edit her own quota",
-      c.patchNamespacedResourceQuota({
-        name: "tenant-quota",
-        namespace: nsA,
-        body: { spec: { hard: { pods: "999" } } },
-      }),
-      /cannot patch resource "resourcequotas"/,
-    );
-    await expectDenied(
-      "edit her own limits",
-      c.deleteNamespacedLimitRange({ name: "tenant-limits", namespace: nsA }),
-      /cannot delete resource "limitranges"/,
-    );
-    await expectDenied(
-      "delete a baseline network policy",
-      net.deleteNamespacedNetworkPolicy({ name: "tenant-default-deny", namespace: nsA }),
-      /managed by the PeerTenant/,
-    );
-    await expectDenied(
-      "unbind her own guardrail-protected access",
-      rbac.deleteNamespacedRoleBinding({ name: "tenant-owners", namespace: nsA }),
-      /managed by the PeerTenant/,
-    );
-    await expectDenied(
-      "forge an operator-managed object",
-      c.createNamespacedConfigMap({
-        namespace: nsA,
-        body: { metadata: { name: "fake", labels: { "app.kubernetes.io/managed-by": "homelab-operator" } } },
-      }),
-      /reserved/,
-    );
-    for (const type of ["NodePort", "LoadBalancer"]) {
-      await expectDenied(
-        `create a ${type} Service`,
-        c.createNamespacedService({
-          namespace: nsA,
-          body: { metadata: { name: type.toLowerCase() }, spec: { type, ports: [{ port: 80 }] } },
-        }),
-        new RegExp(`Services of type ${type} are not allowed`),
-      );
-    }
-    const privileged = compliantPod("privileged");
-    privileged.spec.containers[0]!.securityContext = { privileged: true };
-    await expectDenied(
-      "run a privileged pod",
-      c.createNamespacedPod({ namespace: nsA, body: privileged }),
-      /PodSecurity/,
-    );
-    const hostPath = compliantPod("hostpath") as ReturnType<typeof compliantPod> & {
-      spec: { volumes?: unknown[] };
-    };
-    hostPath.spec.volumes = [{ name: "root", hostPath: { path: "/" } }];
-    await expectDenied(
-      "mount a hostPath",
-      c.createNamespacedPod({ namespace: nsA, body: hostPath }),
-      /hostPath/,
-    );
-    await expectDenied(
-      "run a pod without the required owner label",
-      c.createNamespacedPod({ namespace: nsA, body: compliantPod("unlabelled", "128Mi", {}) }),
-      /missing required pod label\(s\): owner/,
-    );
-    await expectDenied(
-      "run a pod over quota",
-      c.createNamespacedPod({ namespace: nsA, body: compliantPod("huge", "5Gi") }),
-      /exceeded quota/,
-    );
-  });
+isolationMatrix({
+  login: "client certificates",
+  admin: adminKubeConfig,
+  loginAs: (user, groups) => impersonating(user, groups),
 });
 
 describe("tenant-wide quota", () => {
@@ -332,16 +80,21 @@ describe("tenant-wide quota", () => {
     // 2Gi used, 4Gi left, split 2/2: ns1 may grow to 4Gi (its own cap), ns2 keeps 2Gi.
     await waitFor("headroom to move to ns1", async () => ((await hard(ns1)) === "4Gi" ? true : undefined));
     expect(await hard(ns2)).toBe("2Gi");
+    const sum = async () => parseQuantity((await hard(ns1)) ?? "0") + parseQuantity((await hard(ns2)) ?? "0");
     await expectAllowed(
       "1.5Gi more in ns1",
       core().createNamespacedPod({ namespace: ns1, body: compliantPod("b", "1536Mi", owner) }),
     );
-    await waitFor("ns2 to shrink to what is left", async () =>
-      (await hard(ns2)) === "1280Mi" ? true : undefined,
-    );
+    // 3.5Gi used in ns1 (capped at 4Gi), so what its cap leaves goes to ns2: 2Gi, and never more in sum.
+    await waitFor("the used quota to show 3.5Gi in ns1", async () => {
+      const q = await core().readNamespacedResourceQuota({ name: "tenant-quota", namespace: ns1 });
+      return q.status?.used?.["requests.memory"] === "3584Mi" ? q : undefined;
+    });
+    expect([await hard(ns1), await hard(ns2)]).toEqual(["4Gi", "2Gi"]);
+    expect(await sum()).toBeLessThanOrEqual(parseQuantity("6Gi"));
     await expectDenied(
-      "2Gi in ns2 would pass the tenant total",
-      core().createNamespacedPod({ namespace: ns2, body: compliantPod("c", "2Gi", owner) }),
+      "3Gi in ns2 would pass the tenant total",
+      core().createNamespacedPod({ namespace: ns2, body: compliantPod("c", "3Gi", owner) }),
       /exceeded quota/,
     );
     await expectAllowed(
@@ -382,6 +135,42 @@ describe("drift", () => {
     await waitFor(
       "tenant-default-deny to be back",
       () => net.readNamespacedNetworkPolicy({ name: "tenant-default-deny", namespace: ns }),
+      10_000,
+    );
+  });
+
+  it("undoes an extra ingress: [{}] that would make tenant-default-deny allow-all", async () => {
+    const net = admin.makeApiClient(NetworkingV1Api);
+    await new KubeClient(admin).patch(
+      { apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy" },
+      { namespace: ns, name: "tenant-default-deny" },
+      { spec: { ingress: [{}] } },
+      "merge",
+    );
+    const restored = await waitFor(
+      "the extra ingress rule to be gone",
+      async () => {
+        const np = await net.readNamespacedNetworkPolicy({ name: "tenant-default-deny", namespace: ns });
+        return (np.spec?.ingress ?? []).length === 0 ? np : undefined;
+      },
+      10_000,
+    );
+    expect(restored.spec?.policyTypes).toEqual(["Ingress", "Egress"]);
+  });
+
+  it("removes a resource added to the quota by hand (exact content, not just its own fields)", async () => {
+    await new KubeClient(admin).patch(
+      { apiVersion: "v1", kind: "ResourceQuota" },
+      { namespace: ns, name: "tenant-quota" },
+      { spec: { hard: { "count/jobs.batch": "1" } } },
+      "merge",
+    );
+    await waitFor(
+      "the added resource to be gone",
+      async () => {
+        const q = await core().readNamespacedResourceQuota({ name: "tenant-quota", namespace: ns });
+        return q.spec?.hard?.["count/jobs.batch"] === undefined ? q : undefined;
+      },
       10_000,
     );
   });
@@ -431,6 +220,42 @@ describe("deletion", () => {
       namespace: ns,
       body: { metadata: { name: "data" }, data: { keep: "me" } },
     });
+    // The owner, as the attacker, gives herself access of her own that the operator did not make.
+    const asOwner = await impersonating(name, [`peers-${name}`]);
+    const rbacAsOwner = asOwner.makeApiClient(RbacAuthorizationV1Api);
+    await expectAllowed(
+      "bind edit to herself",
+      rbacAsOwner.createNamespacedRoleBinding({
+        namespace: ns,
+        body: {
+          metadata: { name: "my-own-access" },
+          roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "edit" },
+          subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name }],
+        },
+      }),
+    );
+    await expectAllowed(
+      "bind a service account whose token she can mint",
+      rbacAsOwner.createNamespacedRoleBinding({
+        namespace: ns,
+        body: {
+          metadata: { name: "my-robot" },
+          roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "edit" },
+          subjects: [{ kind: "ServiceAccount", name: "default", namespace: ns }],
+        },
+      }),
+    );
+    await expectAllowed(
+      "share her namespace with every authenticated user",
+      rbacAsOwner.createNamespacedRoleBinding({
+        namespace: ns,
+        body: {
+          metadata: { name: "everyone" },
+          roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "view" },
+          subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "Group", name: "system:authenticated" }],
+        },
+      }),
+    );
     await tenants(admin).delete(name);
     await waitFor("the tenant to be gone", async () => {
       const err = await tenants(admin)
@@ -447,6 +272,47 @@ describe("deletion", () => {
     expect((await core().readNamespacedConfigMap({ name: "data", namespace: ns })).data).toEqual({
       keep: "me",
     });
+    // Her access is gone, the bindings she made herself included, and the namespace stays locked down.
+    const left = await admin
+      .makeApiClient(RbacAuthorizationV1Api)
+      .listNamespacedRoleBinding({ namespace: ns });
+    expect(left.items.map((rb) => rb.metadata?.name)).toEqual([]);
+    await expectDenied(
+      "the former owner reading the namespace",
+      asOwner.makeApiClient(CoreV1Api).listNamespacedConfigMap({ namespace: ns }),
+      /cannot list resource "configmaps"/,
+    );
+    expect(kept.metadata?.labels?.["homelab.shdr.ch/released-from"]).toBe(name);
+    expect(kept.metadata?.labels?.["pod-security.kubernetes.io/enforce"]).toBe("restricted");
+    const deny = await admin
+      .makeApiClient(NetworkingV1Api)
+      .readNamespacedNetworkPolicy({ name: "released-default-deny", namespace: ns });
+    expect(deny.spec?.policyTypes).toEqual(["Ingress", "Egress"]);
+    const quota = await core().readNamespacedResourceQuota({ name: "released-quota", namespace: ns });
+    expect(quota.spec?.hard).toEqual({ "services.nodeports": "0", "services.loadbalancers": "0" });
+
+    // A new tenant may take it over only when it says so.
+    const heir = `heir-${RUN}`;
+    await tenants(admin).create(heir, tenantSpec(heir, { namespaces: { primary: ns } }));
+    const conflict = await waitFor("NamespaceConflict naming the release", async () => {
+      const t = await tenants(admin).get(heir);
+      return condition(t, "NamespacesReady")?.reason === "NamespaceConflict" ? t : undefined;
+    });
+    expect(condition(conflict, "NamespacesReady")?.message).toContain(`released by tenant ${name}`);
+    await tenants(admin).patchSpec(heir, { namespaces: { primary: ns, adopt: [ns] } });
+    await waitReady(admin, heir);
+    const adopted = await core().readNamespace({ name: ns });
+    expect(adopted.metadata?.labels?.["homelab.shdr.ch/tenant"]).toBe(heir);
+    expect(adopted.metadata?.labels?.["homelab.shdr.ch/released-from"]).toBeUndefined();
+    await waitFor("the release defaults to make way", async () => {
+      const q = await core().listNamespacedResourceQuota({ namespace: ns });
+      return q.items.map((i) => i.metadata?.name).join() === "tenant-quota" ? true : undefined;
+    });
+    expect((await core().readNamespacedConfigMap({ name: "data", namespace: ns })).data).toEqual({
+      keep: "me",
+    });
+    await tenants(admin).patchSpec(heir, { deletionPolicy: "Delete" });
+    await tenants(admin).delete(heir);
   });
 
   it("Delete removes the namespaces before the tenant goes", async () => {
@@ -511,6 +377,26 @@ describe("validation", () => {
       spec: { owners: { users: ["x"] } },
       message: /at most 30 characters/,
     },
+    "system:masters as an owner group": {
+      name: `sm-${RUN}`,
+      spec: { owners: { groups: ["system:masters"] } },
+      message: /owners must be people/,
+    },
+    "a service account as an owner": {
+      name: `sa-${RUN}`,
+      spec: { owners: { users: ["system:serviceaccount:kube-system:default"] } },
+      message: /owners must be people/,
+    },
+    "every service account as owners": {
+      name: `sas-${RUN}`,
+      spec: { owners: { groups: ["system:serviceaccounts"] } },
+      message: /owners must be people/,
+    },
+    "kube-system as the primary namespace": {
+      name: `ks-${RUN}`,
+      spec: { owners: { users: ["x"] }, namespaces: { primary: "kube-system" } },
+      message: /cannot be default, homelab-system or a kube-\* namespace/,
+    },
     "an additional namespace outside the tenant's prefix": {
       name: `i-${RUN}`,
       spec: { owners: { users: ["x"] }, namespaces: { additional: ["kube-system"] } },
@@ -524,60 +410,80 @@ describe("validation", () => {
   }
 });
 
-describe("where Cilium runs", () => {
-  // A stand-in for Cilium's CRD with the real group, version, kind and scope; its schema accepts any
-  // spec, so this checks what the operator writes, not Cilium's validation.
-  const crd = {
-    apiVersion: "apiextensions.k8s.io/v1",
-    kind: "CustomResourceDefinition",
-    metadata: { name: "ciliumnetworkpolicies.cilium.io" },
-    spec: {
-      group: "cilium.io",
-      scope: "Namespaced",
-      names: {
-        plural: "ciliumnetworkpolicies",
-        singular: "ciliumnetworkpolicy",
-        kind: "CiliumNetworkPolicy",
-      },
-      versions: [
-        {
-          name: "v2",
-          served: true,
-          storage: true,
-          schema: { openAPIV3Schema: { type: "object", "x-kubernetes-preserve-unknown-fields": true } },
-        },
-      ],
-    },
-  };
-  const crdGvk = { apiVersion: "apiextensions.k8s.io/v1", kind: "CustomResourceDefinition" };
-
-  afterAll(async () => {
-    await new KubeClient(admin).delete(crdGvk, { name: crd.metadata.name }, { ignoreNotFound: true });
-  });
-
-  it("admits Cilium's gateway (the ingress entity) with a CiliumNetworkPolicy", async () => {
-    const client = new KubeClient(admin);
-    await client.apply(crd);
-    await waitFor("the Cilium CRD to be served", () =>
-      client.resourceInfo({ apiVersion: "cilium.io/v2", kind: "CiliumNetworkPolicy" }),
-    );
-    const name = `jane-${RUN}`;
+describe("order of phases", () => {
+  it("has every guardrail in place at the revision where the owners' binding is created", async () => {
+    const name = `ord-${RUN}`;
+    const ns = `peers-${name}`;
     await tenants(admin).create(name, tenantSpec(name));
     await waitReady(admin, name);
-    const cnp = await client.get<KubeObject & { spec?: unknown }>(
-      { apiVersion: "cilium.io/v2", kind: "CiliumNetworkPolicy" },
-      { namespace: `peers-${name}`, name: "tenant-allow-cilium-gateway" },
+    const client = new KubeClient(admin);
+    const binding = await client.get(
+      { apiVersion: "rbac.authorization.k8s.io/v1", kind: "RoleBinding" },
+      { namespace: ns, name: "tenant-owners" },
     );
-    expect(cnp.spec).toEqual({ endpointSelector: {}, ingress: [{ fromEntities: ["ingress"] }] });
-    expect(cnp.metadata?.ownerReferences?.[0]?.name).toBe(name);
-    const t = await tenants(admin).get(name);
-    expect(condition(t, "NetworkIsolated")?.message).toContain("Cilium's gateway");
+    // The binding is written once, so its resourceVersion is the revision that created it; the API
+    // server can show the world exactly as it was then.
+    const at = binding.metadata!.resourceVersion!;
+    const names = async (path: string) => {
+      const list = await client.request<{ items: KubeObject[] }>("GET", path, {
+        query: { resourceVersion: at, resourceVersionMatch: "Exact" },
+      });
+      return list.items.map((i) => i.metadata?.name);
+    };
+    expect(await names(`/api/v1/namespaces/${ns}/resourcequotas`)).toContain("tenant-quota");
+    expect(await names(`/api/v1/namespaces/${ns}/limitranges`)).toContain("tenant-limits");
+    expect(await names(`/api/v1/namespaces/${ns}/configmaps`)).toContain("tenant-guardrails");
+    expect(await names(`/apis/networking.k8s.io/v1/namespaces/${ns}/networkpolicies`)).toEqual(
+      expect.arrayContaining(["tenant-default-deny", "tenant-allow-same-tenant", "tenant-allow-dns"]),
+    );
+    const policies = await names("/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings");
+    for (const p of [
+      "homelab-tenant-managed-objects",
+      "homelab-tenant-services",
+      "homelab-tenant-network-policies",
+      "homelab-tenant-reserved-labels",
+    ]) {
+      expect(policies, p).toContain(p);
+    }
+    await tenants(admin).delete(name);
+  });
+});
+
+describe("clusterRef", () => {
+  it("says when the HomelabCluster's workload cluster cannot be reached, and creates nothing here", async () => {
+    const name = `wl-${RUN}`;
+    await tenants(admin).create(name, tenantSpec(name, { clusterRef: `nowhere-${RUN}` }));
+    const t = await waitFor("ClusterConnected=False", async () => {
+      const obj = await tenants(admin).get(name);
+      return condition(obj, "ClusterConnected")?.status === "False" ? obj : undefined;
+    });
+    expect(condition(t, "ClusterConnected")?.reason).toBe("ClusterNotConnected");
+    expect(condition(t, "ClusterConnected")?.message).toContain(`homelab-system/nowhere-${RUN}-kubeconfig`);
+    expect(condition(t, "Ready")?.status).toBe("False");
+    const err = await core()
+      .readNamespace({ name: `peers-${name}` })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(statusOf(err)).toBe(404);
+  });
+});
+
+describe("network policy enforcement", () => {
+  it("is Unknown, not True, when no CNI that implements NetworkPolicy is detectable", async () => {
+    const name = `np-${RUN}`;
+    await tenants(admin).create(name, tenantSpec(name));
+    const t = await waitReady(admin, name);
+    const enforced = condition(t, "NetworkPolicyEnforced");
+    expect(enforced?.status).toBe("Unknown");
+    expect(enforced?.reason).toBe("NoEnforcingCNIFound");
+    expect(condition(t, "NetworkPoliciesApplied")?.status).toBe("True");
+    await tenants(admin).delete(name);
   });
 });
 
 describe("where Gatekeeper runs", () => {
-  // Stand-ins for the CRDs Gatekeeper serves: the ConstraintTemplate CRD it installs, and the constraint
-  // CRDs it generates from each template it reads (the test plays that part).
   const crdGvk = { apiVersion: "apiextensions.k8s.io/v1", kind: "CustomResourceDefinition" };
   const standIn = (group: string, version: string, kind: string, plural: string) => ({
     apiVersion: crdGvk.apiVersion,
@@ -597,8 +503,10 @@ describe("where Gatekeeper runs", () => {
       ],
     },
   });
+  // The ConstraintTemplate CRD is Gatekeeper's own (fixtures/crds); the constraint CRDs Gatekeeper
+  // generates from each template it reads are played by stand-ins of the generated kinds.
   const crds = [
-    standIn("templates.gatekeeper.sh", "v1", "ConstraintTemplate", "constrainttemplates"),
+    { metadata: { name: "constrainttemplates.templates.gatekeeper.sh" } },
     standIn("constraints.gatekeeper.sh", "v1beta1", "HomelabTenantServiceTypes", "homelabtenantservicetypes"),
     standIn(
       "constraints.gatekeeper.sh",
@@ -616,7 +524,7 @@ describe("where Gatekeeper runs", () => {
 
   it("adds constraint templates, the Service constraint and each tenant's required-labels constraint", async () => {
     const client = new KubeClient(admin);
-    await client.apply(crds[0]!);
+    await installFixtureCrd(admin, "constrainttemplate-customresourcedefinition.yaml");
     const name = `kate-${RUN}`;
     await tenants(admin).create(name, tenantSpec(name));
     await waitReady(admin, name);

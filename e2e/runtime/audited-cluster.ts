@@ -44,7 +44,7 @@ export const WRITE_VERBS = new Set(["create", "update", "patch", "delete", "dele
 
 export async function startAuditedCluster(
   name: string,
-  opts: { extraApiServerArgs?: string[] } = {},
+  opts: { extraApiServerArgs?: string[]; controllers?: string[] } = {},
 ): Promise<AuditedCluster> {
   // The policy file must exist before the API server starts; the temp folder of the control plane does
   // not exist yet, so both files live in a folder of their own.
@@ -54,6 +54,7 @@ export async function startAuditedCluster(
   await writeFile(policy, POLICY);
   const cp = await startControlPlane({
     name,
+    ...(opts.controllers ? { controllers: opts.controllers } : {}),
     extraApiServerArgs: [
       `--audit-policy-file=${policy}`,
       `--audit-log-path=${log}`,

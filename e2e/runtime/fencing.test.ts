@@ -229,6 +229,9 @@ describe("a leader cut off from the API server, with reconciles that keep writin
     expect(dTriesAfterRestore.length).toBeGreaterThan(0);
     expect(dRefusedAfterRestore).toEqual(dTriesAfterRestore);
     expect(byEAfter.length).toBeGreaterThan(0);
+    // No drain: done() rejected right when D stopped leading, though its reconciles never end.
+    const dDone = j.find((l) => l.who === "D" && l.what === "lost")!;
+    expect(dDone.at - dLost.at).toBeLessThan(2_000);
     // D stopped before its lease could be taken over, and E only took over after that.
     expect(dLost.at).toBeLessThan(takeoverPossibleAt);
     expect(eLeads.at).toBeGreaterThanOrEqual(takeoverPossibleAt - 1_000);
@@ -241,6 +244,57 @@ describe("a leader cut off from the API server, with reconciles that keep writin
     );
     expect(refusedAfterRestore.length).toBeGreaterThan(0);
     console.log(`[fencing] a fence after the loss: ${refusedAfterRestore[0]!.detail}`);
+  });
+});
+
+describe("a slow lease renewal", () => {
+  let proxy: FaultProxy | undefined;
+  afterAll(() => proxy?.close());
+
+  it("cannot stretch the renew deadline past the record's expiry: the deadline runs from the renewal's start", async () => {
+    const ns = await freshNamespace(admin, "slow-renew");
+    const leaderKc = new KubeConfig();
+    leaderKc.loadFromFile(await userKubeconfig(`${LEADER_USER}-slow`));
+    proxy = await startFaultProxy(leaderKc);
+    const viaProxy = join(dir, "slow-via-proxy.kubeconfig");
+    writeFileSync(viaProxy, proxy.kubeConfig().exportConfig());
+    const s = candidate("S", ns, viaProxy);
+    const sExit = new Promise<number | null>((resolve) => s.once("exit", (code) => resolve(code)));
+    await eventually(
+      "S to lead",
+      () => readJournal().some((l) => l.who === "S" && l.what === "leading"),
+      60_000,
+    );
+    type LeaseObj = { spec: { holderIdentity: string; renewTime: string; leaseDurationSeconds: number } };
+    const readLease = () =>
+      admin.get<LeaseObj>(
+        { apiVersion: "coordination.k8s.io/v1", kind: "Lease" },
+        { namespace: ns, name: "fencing-leader" },
+      );
+    // Renewals now reach the server at once, but S hears back only 7 s later.
+    proxy.delayResponses({ method: "PUT", pathPart: "/leases/", ms: 7_000 });
+    const before = (await readLease()).spec.renewTime;
+    const renewed = await eventually(
+      "a renewal to land while its answer is held",
+      async () => {
+        const now = (await readLease()).spec.renewTime;
+        return now !== before ? { renewTime: now, seenAt: Date.now() } : undefined;
+      },
+      30_000,
+    );
+    // Once S has its (late) answer, cut it off: no renewal after this one can land.
+    await sleep(Math.max(0, renewed.seenAt + 7_500 - Date.now()));
+    proxy.cut();
+    const lease = await readLease();
+    expect(lease.spec.renewTime).toBe(renewed.renewTime);
+    const takeoverPossibleAt = Date.parse(lease.spec.renewTime) + lease.spec.leaseDurationSeconds * 1000;
+    expect(await sExit).toBe(1);
+    const stopped = readJournal().find((l) => l.who === "S" && l.what === "not-leading")!;
+    console.log(
+      `[fencing] slow renewal: S stopped ${stopped.at - Date.parse(lease.spec.renewTime)} ms after the renewTime it wrote; its lease could be taken over after ${lease.spec.leaseDurationSeconds * 1000} ms`,
+    );
+    // Counted from when the answer arrived (7 s late), S would have led until ~17 s after renewTime.
+    expect(stopped.at).toBeLessThan(takeoverPossibleAt);
   });
 });
 

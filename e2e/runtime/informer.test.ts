@@ -199,4 +199,153 @@ describe("Informer on a real API server", () => {
       await admin.delete({ apiVersion: "v1", kind: "Namespace" }, { name: shared }, { ignoreNotFound: true });
     }
   });
+
+  it("relists after a watch is refused with 504 too large resource version, and catches up", async () => {
+    for (const n of ["big-a", "big-b"]) await admin.create(cm(n, "1"));
+    const { informer, rec, lists } = startRecordingInformer();
+    try {
+      await informer.waitForSync();
+      await eventually("the watch to be open", () => proxy.watchRequests.some((w) => w.path.includes(ns)));
+      rec.events.length = 0;
+      proxy.tooLargeNextWatch(`/namespaces/${ns}/configmaps`);
+      proxy.cut();
+      await admin.delete(CONFIGMAP, { namespace: ns, name: "big-a" });
+      await admin.patch(CONFIGMAP, { namespace: ns, name: "big-b" }, { data: { v: "2" } }, "merge");
+      await sleep(300);
+      proxy.restore();
+
+      await eventually("a relist after 504", () => lists.length === 2, 20_000);
+      expect(lists).toEqual(["initial", "too large resource version"]);
+      const refused = proxy.watchRequests.filter((w) => w.tooLarge);
+      expect(refused).toHaveLength(1);
+      expect(refused[0]!.upstreamStatus).toBe(504);
+      // The watch after the relist starts from the list's resourceVersion, not from the refused one.
+      await eventually("a watch after the relist", () => {
+        const after = proxy.watchRequests.slice(proxy.watchRequests.indexOf(refused[0]!) + 1);
+        return after.some((w) => w.path.includes(ns) && w.resourceVersion !== refused[0]!.resourceVersion);
+      });
+      await eventually("the cache to match the server", () => dataOf(informer, "big-b") === "2");
+      expect(informer.get(`${ns}/big-a`)).toBeUndefined();
+      expect(rec.events.sort()).toEqual(["delete big-a", "update big-b"]);
+      await admin.create(cm("big-c", "1"));
+      await eventually("an event after the relist", () => informer.get(`${ns}/big-c`));
+    } finally {
+      await informer.stop();
+    }
+  });
+
+  it("a metadata-only informer on Secrets caches names and labels, never the data", async () => {
+    await admin.create({
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: "meta-a", namespace: ns, labels: { suite: "informer" } },
+      stringData: { password: "hunter2" },
+    });
+    const informer = new Informer(
+      new Client(proxy.kubeConfig()),
+      { apiVersion: "v1", kind: "Secret" },
+      {
+        namespace: ns,
+        metadataOnly: true,
+      },
+    );
+    informer.start();
+    try {
+      await informer.waitForSync();
+      await admin.create({
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: { name: "meta-b", namespace: ns, labels: { suite: "informer" } },
+        stringData: { password: "hunter3" },
+      });
+      await eventually("the watched Secret", () => informer.get(`${ns}/meta-b`));
+      for (const name of ["meta-a", "meta-b"]) {
+        const s = informer.get(`${ns}/${name}`)!;
+        expect(s).toMatchObject({
+          apiVersion: "v1",
+          kind: "Secret",
+          metadata: { name, labels: { suite: "informer" } },
+        });
+        expect(Object.keys(s).sort()).toEqual(["apiVersion", "kind", "metadata"]);
+        expect(s.metadata?.managedFields).toBeUndefined();
+      }
+    } finally {
+      await informer.stop();
+    }
+  });
+
+  it("two controllers watching one kind with different label selectors each see and read only their own objects", async () => {
+    const teams = await freshNamespace(admin, "teams");
+    const labelled = (name: string, team: string): KubeObject => ({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name, namespace: teams, labels: { team } },
+    });
+    try {
+      await admin.create(labelled("a-1", "a"));
+      await admin.create(labelled("b-1", "b"));
+      const seen: Record<string, { keys: Set<string>; cached: Set<string>; foreignReads: string[] }> = {};
+      const manager = new Manager({
+        kubeConfig: proxy.kubeConfig(),
+        namespace: teams,
+        logger: createLogger({ level: "error" }),
+      });
+      for (const team of ["a", "b"]) {
+        const other = team === "a" ? "b" : "a";
+        const record = { keys: new Set<string>(), cached: new Set<string>(), foreignReads: [] as string[] };
+        seen[team] = record;
+        manager.addController({
+          name: `team-${team}`,
+          // A kind with nothing in this namespace: every reconcile here comes from the watch below.
+          for: { apiVersion: "v1", kind: "LimitRange" },
+          watches: [
+            { gvk: CONFIGMAP, labelSelector: `team=${team}`, map: (o) => [`${teams}/${o.metadata!.name}`] },
+          ],
+          reconcile: async (req, ctx) => {
+            record.keys.add(req.name);
+            for (const o of ctx.cache.list(CONFIGMAP, teams)) record.cached.add(o.metadata!.name!);
+            for (const n of [`${other}-1`, `${other}-2`, "moved"]) {
+              const found = ctx.cache.get(CONFIGMAP, { namespace: teams, name: n });
+              if (found && found.metadata?.labels?.team !== team) record.foreignReads.push(n);
+            }
+          },
+        });
+      }
+      await manager.start();
+      try {
+        await admin.create(labelled("a-2", "a"));
+        await admin.create(labelled("b-2", "b"));
+        await admin.create(labelled("moved", "a"));
+        await eventually(
+          "both controllers to see their new objects",
+          () => ["a-2", "moved"].every((n) => seen.a!.keys.has(n)) && seen.b!.keys.has("b-2"),
+        );
+        // Relabelled from team a to team b: it leaves a's cache (a wakes for the delete) and enters b's.
+        await admin.patch(
+          CONFIGMAP,
+          { namespace: teams, name: "moved" },
+          { metadata: { labels: { team: "b" } } },
+          "merge",
+        );
+        await eventually("b to see the moved object", () => seen.b!.keys.has("moved"));
+        await admin.create(labelled("a-3", "a"));
+        await eventually("a to see a-3", () => seen.a!.keys.has("a-3"));
+        expect([...seen.a!.keys].sort()).toEqual(["a-1", "a-2", "a-3", "moved"]);
+        expect([...seen.b!.keys].sort()).toEqual(["b-1", "b-2", "moved"]);
+        expect([...seen.b!.cached].filter((n) => n.startsWith("a-"))).toEqual([]);
+        expect([...seen.a!.cached].filter((n) => n.startsWith("b-"))).toEqual([]);
+        expect(seen.a!.foreignReads).toEqual([]);
+        expect(seen.b!.foreignReads).toEqual([]);
+        // Two selections, two watches: each asked the API server for its own selector.
+        const watches = proxy.watchRequests.filter(
+          (w) => w.path === `/api/v1/namespaces/${teams}/configmaps`,
+        );
+        expect(watches.length).toBeGreaterThanOrEqual(2);
+      } finally {
+        await manager.stop();
+      }
+    } finally {
+      await admin.delete({ apiVersion: "v1", kind: "Namespace" }, { name: teams }, { ignoreNotFound: true });
+    }
+  });
 });

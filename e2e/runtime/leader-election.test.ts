@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "../../src/local/control-plane/ports.ts";
 import type { KubeClient } from "../../src/runtime/client.ts";
 import { adminKubeConfig, kubeconfigPath } from "../harness/test-cluster.ts";
 import { startFaultProxy } from "./fault-proxy.ts";
@@ -211,6 +212,49 @@ describe("leader election between two operator processes on one Lease", () => {
       expect(dStopped.at).toBeLessThan(firstE.at);
       expect(overlaps(intervals(lines, "D"), intervals(lines, "E"))).toBe(false);
       expect(await dExit).toBe(1);
+    } finally {
+      await proxy.close();
+    }
+  });
+  it("the operator process (src/main.ts) exits non-zero within the renew deadline once cut off", async () => {
+    const proxy = await startFaultProxy(adminKubeConfig());
+    try {
+      const viaProxy = join(dir, "main-via-proxy.kubeconfig");
+      writeFileSync(viaProxy, proxy.kubeConfig().exportConfig());
+      const operatorNs = await freshNamespace(admin, "main-lease");
+      const env: NodeJS.ProcessEnv = {
+        ...process.env,
+        KUBECONFIG: viaProxy,
+        HOMELAB_OPERATOR_NAMESPACE: operatorNs,
+        HEALTH_PORT: String(await freePort()),
+        LEADER_ELECT: "true",
+        INSTALL_CRDS: "true",
+        LOG_LEVEL: "info",
+      };
+      const main = spawn(process.execPath, ["src/main.ts"], { env, stdio: ["ignore", "ignore", "inherit"] });
+      children.push(main);
+      const exited = new Promise<number | null>((resolve) => main.once("exit", (code) => resolve(code)));
+      const lease = await eventually(
+        "main.ts to hold the lease",
+        async () => {
+          const l = await admin.getOrUndefined<{ spec?: { holderIdentity?: string; renewTime?: string } }>(
+            { apiVersion: "coordination.k8s.io/v1", kind: "Lease" },
+            { namespace: operatorNs, name: "homelab-operator" },
+          );
+          return l?.spec?.holderIdentity ? l : undefined;
+        },
+        90_000,
+        200,
+      );
+      expect(lease.spec?.holderIdentity).toBeTruthy();
+      proxy.cut();
+      const cutAt = Date.now();
+      expect(await exited).toBe(1);
+      const exitMs = Date.now() - cutAt;
+      console.log(`[leader-election] src/main.ts exited 1 ${exitMs} ms after being cut off`);
+      // Gives up at the 10 s renew deadline (counted from its last renewal, at most 2 s before the cut),
+      // well before a 30 s graceful drain would have ended.
+      expect(exitMs).toBeLessThanOrEqual(10_000 + 3_000);
     } finally {
       await proxy.close();
     }

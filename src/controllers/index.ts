@@ -36,6 +36,8 @@ export function registerControllers(
       operatorNamespace: config.namespace,
       operatorUsernames: config.operatorUsernames,
       maxConcurrentReconciles: config.maxConcurrentReconciles,
+      ownerNaming: config.peerTenantOwnerNaming,
+      watchCilium: config.peerTenantWatchCilium,
     }),
   );
   manager.addController(

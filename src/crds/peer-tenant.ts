@@ -3,7 +3,16 @@
 // Shaped after Capsule's Tenant (owners, namespace quota, tenant-wide quota, required metadata), with
 // the guardrails owned by the operator, never by the tenant.
 import * as z from "zod";
-import { deletionPolicy, dnsLabel, ipv4Network, matching, resourceList, setOf, text } from "./fields.ts";
+import {
+  deletionPolicy,
+  dnsLabel,
+  ipv4Network,
+  matching,
+  quantity,
+  resourceList,
+  setOf,
+  text,
+} from "./fields.ts";
 import { defineKind } from "./kind.ts";
 import { withRules } from "./rules.ts";
 import { conditionStatusPath, statusFields } from "./status.ts";
@@ -12,8 +21,17 @@ import { conditionStatusPath, statusFields } from "./status.ts";
 export const PEER_TENANT_NAME_MAX = 30;
 export const PRIMARY_NAMESPACE_PREFIX = "peers-";
 
+/** The default primary namespace of a tenant, `peers-<name>`. */
 export function primaryNamespace(tenantName: string): string {
   return `${PRIMARY_NAMESPACE_PREFIX}${tenantName}`;
+}
+
+/** The primary namespace a tenant really has: the chosen `namespaces.primary`, else `peers-<name>`. */
+export function tenantPrimaryNamespace(t: {
+  metadata: { name: string };
+  spec: { namespaces: { primary?: string | undefined } };
+}): string {
+  return t.spec.namespaces.primary ?? primaryNamespace(t.metadata.name);
 }
 
 const LABEL_KEY =
@@ -36,6 +54,16 @@ const Owners = withRules(
       message: "owners needs at least one user or group",
       check: (o) => o.users.length + o.groups.length >= 1,
     },
+    {
+      // Kubernetes' own identities (system:masters, system:serviceaccounts, system:authenticated, nodes,
+      // controllers) all start with system:; binding one of them would hand the tenant to everyone in it.
+      rule: "self.users.all(u, !u.startsWith('system:')) && self.groups.all(g, !g.startsWith('system:') && !g.startsWith('/system:'))",
+      message:
+        "owners must be people: system:* users and groups (Kubernetes' own identities, service accounts and their groups) cannot own a tenant",
+      check: (o) =>
+        o.users.every((u) => !u.startsWith("system:")) &&
+        o.groups.every((g) => !g.startsWith("system:") && !g.startsWith("/system:")),
+    },
   ],
 );
 
@@ -52,10 +80,28 @@ const Namespaces = withRules(
         .max(17)
         .default(3)
         .describe("Most namespaces the tenant may have, the primary included (default 3)."),
+      primary: dnsLabel()
+        .optional()
+        .describe(
+          "Name of the primary namespace when it is not peers-<name>, e.g. infra or projects for the seed's own tenants. Additional namespaces are then named <primary>-<suffix>.",
+        ),
+      adopt: setOf(dnsLabel().describe("A namespace name."), 17)
+        .default([])
+        .describe(
+          "Namespaces of this tenant that another tenant released (deletionPolicy Retain) and this one may take over; without it a released namespace is a NamespaceConflict.",
+        ),
     })
-    .default({ additional: [], max: 3 })
+    .default({ additional: [], max: 3, adopt: [] })
     .describe("The tenant's namespaces; the primary one, peers-<name>, always exists."),
   [
+    {
+      rule: "!has(self.primary) || !(self.primary.startsWith('kube-') || self.primary in ['default', 'homelab-system'])",
+      message: "namespaces.primary cannot be default, homelab-system or a kube-* namespace",
+      fieldPath: ".primary",
+      check: (n) =>
+        n.primary === undefined ||
+        !(n.primary.startsWith("kube-") || ["default", "homelab-system"].includes(n.primary)),
+    },
     {
       rule: "size(self.additional) + 1 <= self.max",
       message: "namespaces.additional plus the primary namespace exceed namespaces.max",
@@ -88,6 +134,11 @@ const Limits = z
       .optional()
       .describe("Limits given to containers that set none, e.g. {cpu: 500m, memory: 512Mi}."),
     max: resourceList(8).optional().describe("Largest limits a single container may set."),
+    maxVolumeSize: quantity()
+      .optional()
+      .describe(
+        "Largest storage request of a single PersistentVolumeClaim, e.g. 20Gi (default: the operator's setting).",
+      ),
   })
   .describe("LimitRange defaults for containers in the tenant's namespaces.");
 
@@ -207,6 +258,20 @@ const PeerTenantSpec = z
       .default([])
       .describe("Label keys every pod in the tenant's namespaces must carry, e.g. [owner]."),
     gitlab: GitLab.optional(),
+    hostnameDomain: matching(
+      /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$/,
+      253,
+      "must be a DNS domain such as alice.apps.home.shdr.ch",
+    )
+      .optional()
+      .describe(
+        "The DNS domain the tenant's hostnames (HTTPRoute hostnames, Knative DomainMapping names) must be or end in, e.g. alice.apps.home.shdr.ch. Without it the tenant may claim no hostname, so peers cannot squat each other's names.",
+      ),
+    clusterRef: dnsLabel()
+      .optional()
+      .describe(
+        "Name of the HomelabCluster whose workload cluster holds the tenant; without it, the cluster the operator runs in.",
+      ),
     vending: Vending,
     deletionPolicy: deletionPolicy("the tenant's namespaces and everything in them"),
   })
@@ -249,11 +314,21 @@ export const PeerTenant = defineKind({
     {
       // No string concatenation: the apiserver's cost estimate treats metadata.name as unbounded, and a
       // concatenation inside the loop then exceeds the budget; substring comparisons stay within it.
-      rule: "self.spec.namespaces.additional.all(n, size(n) > size(self.metadata.name) + 7 && n.startsWith('peers-') && n.substring(6).startsWith(self.metadata.name) && n.substring(6 + size(self.metadata.name)).startsWith('-'))",
+      rule: "has(self.spec.namespaces.primary) || self.spec.namespaces.additional.all(n, size(n) > size(self.metadata.name) + 7 && n.startsWith('peers-') && n.substring(6).startsWith(self.metadata.name) && n.substring(6 + size(self.metadata.name)).startsWith('-'))",
       message: "every namespaces.additional entry must be named peers-<tenant name>-<suffix>",
       fieldPath: ".spec.namespaces.additional",
       check: (o) =>
+        o.spec.namespaces.primary !== undefined ||
         o.spec.namespaces.additional.every((n) => n.startsWith(`${primaryNamespace(o.metadata.name)}-`)),
+    },
+    {
+      rule: "!has(self.spec.namespaces.primary) || self.spec.namespaces.additional.all(n, size(n) > size(self.spec.namespaces.primary) + 1 && n.startsWith(self.spec.namespaces.primary) && n.substring(size(self.spec.namespaces.primary)).startsWith('-'))",
+      message:
+        "with namespaces.primary set, every namespaces.additional entry must be named <primary>-<suffix>",
+      fieldPath: ".spec.namespaces.additional",
+      check: (o) =>
+        o.spec.namespaces.primary === undefined ||
+        o.spec.namespaces.additional.every((n) => n.startsWith(`${o.spec.namespaces.primary}-`)),
     },
   ],
   printerColumns: [

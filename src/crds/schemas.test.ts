@@ -145,7 +145,7 @@ describe("HomelabCluster", () => {
 describe("PeerTenant", () => {
   it("fills bob's omitted fields with the documented defaults", () => {
     const bob = PeerTenant.schema.parse(example("PeerTenant", "bob"));
-    expect(bob.spec.namespaces).toEqual({ additional: [], max: 3 });
+    expect(bob.spec.namespaces).toEqual({ additional: [], max: 3, adopt: [] });
     expect(bob.spec.network.allowIngressFromNamespaces).toEqual(["knative-serving"]);
     expect(bob.spec.vending.allowedDomains).toEqual(["apps.home.shdr.ch"]);
     expect(bob.spec.deletionPolicy).toBe("Retain");

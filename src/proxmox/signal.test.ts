@@ -39,6 +39,15 @@ describe("ProxmoxClient.withSignal", () => {
     await client.listNodes(); // the root client is unaffected
   });
 
+  it("a view of a view obeys both signals", async () => {
+    const outer = new AbortController();
+    const inner = new AbortController();
+    const view = client.withSignal(outer.signal).withSignal(inner.signal);
+    await view.version();
+    outer.abort(new Error("outer"));
+    await expect(view.version()).rejects.toThrow("outer");
+  });
+
   it("cancels a call in flight and does not retry it", async () => {
     const sent = client.requestCount;
     const ac = new AbortController();

@@ -1,6 +1,8 @@
-import { HttpMethod, type KubeConfig, RequestContext } from "@kubernetes/client-node";
+// Type-only: importing client-node's values would load its generated models (see kubeconfig.ts).
+import type { KubeConfig } from "@kubernetes/client-node";
 import { type Dispatcher, fetch } from "undici";
-import { ApiError, isNotFound, WatchStatusError } from "./errors.ts";
+import { ApiError, isNotFound, type StatusCause, WatchStatusError } from "./errors.ts";
+import { RestConfig } from "./kubeconfig.ts";
 import {
   type GroupVersionKind,
   type KubeObject,
@@ -10,6 +12,8 @@ import {
 } from "./object.ts";
 
 export const FIELD_MANAGER = "homelab-operator";
+
+export type HttpVerb = "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS";
 
 export interface ResourceInfo {
   /** The plural resource name used in URLs (`configmaps`). */
@@ -31,14 +35,25 @@ export interface WatchEvent<T = KubeObject> {
 export interface WatchOptions {
   namespace?: string;
   labelSelector?: string;
+  fieldSelector?: string;
   resourceVersion?: string;
   allowWatchBookmarks?: boolean;
   /** Server-side watch duration; the server then ends the stream cleanly. */
   timeoutSeconds?: number;
   /** The stream is aborted when no byte arrives for this long: it catches half-open TCP connections. */
   idleTimeoutMs?: number;
+  /** Events carry PartialObjectMetadata (metadata only) instead of the whole object. */
+  metadataOnly?: boolean;
   signal?: AbortSignal;
 }
+
+/**
+ * The API server's metadata-only representations (what client-go's metadata client asks for): the
+ * object's metadata and nothing else, so Secrets and Namespaces can be cached without their bodies.
+ */
+export const PARTIAL_OBJECT_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+export const PARTIAL_OBJECT_METADATA_LIST =
+  "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
 
 type Query = Record<string, string | number | boolean | undefined>;
 
@@ -46,6 +61,8 @@ interface RequestOptions {
   query?: Query;
   body?: unknown;
   contentType?: string;
+  /** Accept header; default `application/json`. */
+  accept?: string;
   signal?: AbortSignal;
 }
 
@@ -86,11 +103,13 @@ const PATCH_CONTENT_TYPE: Record<PatchType, string> = {
  * Headers are still taken per request, so rotating exec/OIDC tokens keep working.
  */
 export class KubeClient {
-  readonly kubeConfig: KubeConfig;
+  /** Ours (the operator process) or client-node's (tests and the harness, which load it anyway). */
+  readonly kubeConfig: KubeConfig | RestConfig;
   readonly fieldManager: string;
   /** Bound on every non-watch request, so a half-open connection cannot hang a list or a reconcile. */
   readonly requestTimeoutMs: number;
-  private readonly server: string;
+  /** The API server URL, without a trailing slash. */
+  readonly server: string;
   private dispatcher: Dispatcher | undefined;
   private dispatcherResolved = false;
   private readonly discovery = new Map<string, Promise<Map<string, ResourceInfo>>>();
@@ -103,16 +122,20 @@ export class KubeClient {
   private readonly origin: KubeClient = this;
 
   constructor(
-    kubeConfig: KubeConfig,
+    kubeConfig: KubeConfig | RestConfig,
     opts: { fieldManager?: string; requestTimeoutMs?: number; userAgent?: string } = {},
   ) {
     this.kubeConfig = kubeConfig;
     this.fieldManager = opts.fieldManager ?? FIELD_MANAGER;
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 60_000;
     this.userAgent = opts.userAgent;
-    const cluster = kubeConfig.getCurrentCluster();
-    if (!cluster) throw new Error("kubeconfig has no current cluster");
-    this.server = cluster.server.replace(/\/+$/, "");
+    if (kubeConfig instanceof RestConfig) {
+      this.server = kubeConfig.server;
+    } else {
+      const cluster = kubeConfig.getCurrentCluster();
+      if (!cluster) throw new Error("kubeconfig has no current cluster");
+      this.server = cluster.server.replace(/\/+$/, "");
+    }
   }
 
   /**
@@ -135,10 +158,20 @@ export class KubeClient {
 
   private async prepare(
     url: string,
-    method: HttpMethod,
+    method: HttpVerb,
   ): Promise<{ headers: Record<string, string>; dispatcher?: Dispatcher }> {
-    const ctx = new RequestContext(url, method);
-    await this.kubeConfig.applySecurityAuthentication(ctx);
+    const kc = this.kubeConfig;
+    if (kc instanceof RestConfig) {
+      // RestConfig keeps one dispatcher itself, so views made by withSignal share it already.
+      const dispatcher = await kc.dispatcher();
+      const headers: Record<string, string> = { ...(await kc.headers()) };
+      if (this.userAgent) headers["User-Agent"] = this.userAgent;
+      return { headers, ...(dispatcher ? { dispatcher } : {}) };
+    }
+    // Only reached with a client-node KubeConfig, whose caller has loaded the package already.
+    const { RequestContext, HttpMethod } = await import("@kubernetes/client-node");
+    const ctx = new RequestContext(url, HttpMethod[method]);
+    await kc.applySecurityAuthentication(ctx);
     // Views made by withSignal inherit these fields: resolve the dispatcher on the root client, once.
     const root = this.origin;
     if (!root.dispatcherResolved) {
@@ -158,15 +191,15 @@ export class KubeClient {
     return url.toString();
   }
 
-  async request<T>(method: keyof typeof HttpMethod, path: string, opts: RequestOptions = {}): Promise<T> {
+  async request<T>(method: HttpVerb, path: string, opts: RequestOptions = {}): Promise<T> {
     const signal = this.signalFor(opts.signal);
     // Refused here, not by the server: an aborted reconcile's write must never leave the process.
     signal?.throwIfAborted();
     const url = this.url(path, opts.query);
-    const { headers, dispatcher } = await this.prepare(url, HttpMethod[method]);
+    const { headers, dispatcher } = await this.prepare(url, method);
     // Credentials may take a while (exec plugins): the signal may have aborted meanwhile.
     signal?.throwIfAborted();
-    headers["Accept"] = "application/json";
+    headers["Accept"] = opts.accept ?? "application/json";
     let body: string | undefined;
     if (opts.body !== undefined) {
       body = JSON.stringify(opts.body);
@@ -293,9 +326,12 @@ export class KubeClient {
     opts: {
       namespace?: string;
       labelSelector?: string;
+      fieldSelector?: string;
       limit?: number;
       continue?: string;
       resourceVersion?: string;
+      /** Items are PartialObjectMetadata; apiVersion/kind are still set to `gvk`. */
+      metadataOnly?: boolean;
       signal?: AbortSignal;
     } = {},
   ): Promise<ListResult<T>> {
@@ -306,14 +342,16 @@ export class KubeClient {
       {
         query: {
           labelSelector: opts.labelSelector,
+          fieldSelector: opts.fieldSelector,
           limit: opts.limit,
           continue: opts.continue,
           resourceVersion: opts.resourceVersion,
         },
+        ...(opts.metadataOnly ? { accept: PARTIAL_OBJECT_METADATA_LIST } : {}),
         ...signalOnly(opts),
       },
     );
-    // List items carry no apiVersion/kind; fill them so every cached object is self-describing.
+    // List items carry no apiVersion/kind (PartialObjectMetadata ones carry meta.k8s.io's); fill them so every cached object is self-describing.
     for (const item of res.items) {
       item.apiVersion = gvk.apiVersion;
       item.kind = gvk.kind;
@@ -441,10 +479,12 @@ export class KubeClient {
       watch: true,
       resourceVersion: opts.resourceVersion,
       labelSelector: opts.labelSelector,
+      fieldSelector: opts.fieldSelector,
       allowWatchBookmarks: opts.allowWatchBookmarks,
       timeoutSeconds: opts.timeoutSeconds,
     });
-    const { headers, dispatcher } = await this.prepare(url, HttpMethod.GET);
+    const { headers, dispatcher } = await this.prepare(url, "GET");
+    headers["Accept"] = opts.metadataOnly ? PARTIAL_OBJECT_METADATA : "application/json";
     const outer = this.signalFor(opts.signal);
     const abort = new AbortController();
     const onOuterAbort = () => abort.abort(outer?.reason);
@@ -489,13 +529,14 @@ export class KubeClient {
           if (!line) continue;
           const event = JSON.parse(line) as { type: string; object: KubeObject };
           if (event.type === "ERROR") {
-            const status = event.object as { code?: number; reason?: string; message?: string };
+            const status = event.object as StatusBody;
             throw new WatchStatusError({
               code: status.code ?? 500,
               reason: status.reason ?? "Unknown",
               message: status.message ?? "watch ended with an error event",
               method: "WATCH",
               path,
+              causes: status.details?.causes ?? [],
             });
           }
           yield event as WatchEvent<T>;
@@ -546,15 +587,24 @@ export function gvkOf(obj: KubeObject): GroupVersionKind {
   return { apiVersion: obj.apiVersion, kind: obj.kind };
 }
 
+interface StatusBody {
+  code?: number;
+  reason?: string;
+  message?: string;
+  details?: { causes?: StatusCause[] };
+}
+
 function apiErrorFrom(code: number, text: string, method: string, path: string): ApiError {
   let reason = "Unknown";
   let message = text.slice(0, 500);
+  let causes: StatusCause[] = [];
   try {
-    const status = JSON.parse(text) as { reason?: string; message?: string };
+    const status = JSON.parse(text) as StatusBody;
     reason = status.reason ?? reason;
     message = status.message ?? message;
+    causes = status.details?.causes ?? [];
   } catch {
     // not a Status object (a proxy error page, for instance): keep the raw text
   }
-  return new ApiError({ code, reason, message, method, path });
+  return new ApiError({ code, reason, message, method, path, causes });
 }

@@ -1,11 +1,13 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { ItemBackoff } from "./backoff.ts";
+import { type CacheReader, cacheReaderOver } from "./cache-reader.ts";
 import type { KubeClient } from "./client.ts";
+import type { ClusterCache, ClusterWatch } from "./cluster-cache.ts";
 import { isTerminal } from "./errors.ts";
 import type { EventRecorder } from "./events.ts";
 import { type Fence, isFencingError, noFence } from "./fencing.ts";
-import type { Informer, InformerFactory } from "./informer.ts";
+import type { Informer, InformerFactory, InformerSelection } from "./informer.ts";
 import type { RuntimeMetrics } from "./metrics.ts";
 import {
   type GroupVersionKind,
@@ -18,6 +20,8 @@ import {
 import { type OwnerMapping, ownerKeys } from "./owners.ts";
 import { LOW_PRIORITY, WorkQueue } from "./queue.ts";
 import { type OwnedStatus, type StatusWriteOptions, StatusWriter } from "./status.ts";
+
+export type { CacheReader } from "./cache-reader.ts";
 
 export interface ReconcileRequest {
   /** `namespace/name`, or `name` when cluster-scoped. */
@@ -55,26 +59,38 @@ export interface ReconcileContext {
    * wrote. See status.ts for the ownership rules.
    */
   writeStatus(obj: KubeObject, owned: OwnedStatus, opts?: StatusWriteOptions): Promise<boolean>;
+  /** Clients and watches of other clusters (workload clusters), reached through their kubeconfig Secrets. */
+  clusters: ClusterAccess;
 }
 
-export interface CacheReader {
-  get<T extends KubeObject = KubeObject>(gvk: GroupVersionKind, key: ObjectKey): T | undefined;
-  list<T extends KubeObject = KubeObject>(gvk: GroupVersionKind, namespace?: string): T[];
-  byIndex<T extends KubeObject = KubeObject>(gvk: GroupVersionKind, index: string, value: string): T[];
+/** The ClusterCache as one controller sees it: watches of a remote cluster enqueue into this controller. */
+export interface ClusterAccess {
+  /** The cluster's client and informers; connects on first use, throws when the cluster is unreachable. */
+  get: ClusterCache["get"];
+  /**
+   * Watches a kind in the remote cluster, once per (cluster, watch name) while the connection lives;
+   * events go through `map` to keys of this controller. Resolves when that cache has synced.
+   */
+  watch(cluster: ObjectKey, watch: Omit<ClusterWatch, "enqueue">, signal?: AbortSignal): Promise<Informer>;
 }
 
-export interface OwnsSpec extends GroupVersionKind {
+/** What to keep of watched objects: `metadataOnly` (PartialObjectMetadata) and/or a `transform`. */
+type CacheShape = Pick<InformerSelection, "metadataOnly" | "transform">;
+
+export interface OwnsSpec extends GroupVersionKind, CacheShape {
   /** Cross-scope ownership: the label naming the owner (e.g. `homelab.shdr.ch/tenant`). */
   ownerLabel?: string;
   ownerNamespaceLabel?: string;
 }
 
-export interface WatchSpec {
+export interface WatchSpec extends CacheShape {
   gvk: GroupVersionKind;
   /** The reconcile keys (`namespace/name` or `name`) an event on `obj` should trigger. */
   map(obj: KubeObject): string[];
   namespace?: string;
   labelSelector?: string;
+  /** Server-side field selector (e.g. `reason=FailedCreate` for Events). */
+  fieldSelector?: string;
 }
 
 export interface ControllerSpec {
@@ -104,6 +120,8 @@ export interface ControllerDeps {
   metrics: RuntimeMetrics;
   logger: Logger;
   recorder: EventRecorder;
+  /** Remote clusters (the Manager always gives one; a bare Controller in a unit test may not). */
+  clusters?: ClusterCache;
   /** Restricts every informer of this controller to one namespace. */
   namespace?: string;
   /** Backs ctx.fence; none: always passes (one replica). */
@@ -124,7 +142,8 @@ export class Controller {
   readonly spec: ControllerSpec;
   readonly queue: WorkQueue;
   private readonly deps: ControllerDeps;
-  private readonly informersByGvk = new Map<string, Informer>();
+  /** Every informer this controller asked for, per kind: a kind watched twice (two selectors) has two. */
+  private readonly informersByGvk = new Map<string, Informer[]>();
   private forInformer: Informer | undefined;
   private workers: Promise<void>[] = [];
   private abort = new AbortController();
@@ -150,17 +169,19 @@ export class Controller {
     deps.metrics.registerController(spec.name, this.concurrency);
   }
 
-  private informer(
-    gvk: GroupVersionKind,
-    opts: { namespace?: string; labelSelector?: string } = {},
-  ): Informer {
+  private informer(gvk: GroupVersionKind, opts: InformerSelection = {}): Informer {
     const namespace = opts.namespace ?? this.deps.namespace;
     const informer = this.deps.informers.informerFor(gvk, {
       ...(namespace ? { namespace } : {}),
       ...(opts.labelSelector ? { labelSelector: opts.labelSelector } : {}),
+      ...(opts.fieldSelector ? { fieldSelector: opts.fieldSelector } : {}),
+      ...(opts.metadataOnly ? { metadataOnly: true } : {}),
+      ...(opts.transform ? { transform: opts.transform } : {}),
     });
     const id = `${gvk.apiVersion}|${gvk.kind}`;
-    if (!this.informersByGvk.has(id)) this.informersByGvk.set(id, informer);
+    const list = this.informersByGvk.get(id) ?? [];
+    if (!list.includes(informer)) list.push(informer);
+    this.informersByGvk.set(id, list);
     return informer;
   }
 
@@ -207,7 +228,11 @@ export class Controller {
       const enqueueOwners = (obj: KubeObject, priority: number) => {
         for (const k of ownerKeys(obj, mapping)) this.queue.add(keyOf(k), { priority });
       };
-      this.addPrioritizedHandler(this.informer(owned), mappedHandler(enqueueOwners));
+      const shape = {
+        ...("metadataOnly" in owned && owned.metadataOnly ? { metadataOnly: true } : {}),
+        ...("transform" in owned && owned.transform ? { transform: owned.transform } : {}),
+      };
+      this.addPrioritizedHandler(this.informer(owned, shape), mappedHandler(enqueueOwners));
     }
     for (const w of this.spec.watches ?? []) {
       const enqueueMapped = (obj: KubeObject, priority: number) => {
@@ -216,6 +241,9 @@ export class Controller {
       const opts = {
         ...(w.namespace ? { namespace: w.namespace } : {}),
         ...(w.labelSelector ? { labelSelector: w.labelSelector } : {}),
+        ...(w.fieldSelector ? { fieldSelector: w.fieldSelector } : {}),
+        ...(w.metadataOnly ? { metadataOnly: true } : {}),
+        ...(w.transform ? { transform: w.transform } : {}),
       };
       this.addPrioritizedHandler(this.informer(w.gvk, opts), mappedHandler(enqueueMapped));
     }
@@ -270,20 +298,44 @@ export class Controller {
     return annotation !== undefined && obj?.metadata?.annotations?.[annotation] === "true";
   }
 
+  /**
+   * Reads only the caches this controller asked for. A kind watched through several selections is read
+   * from all of them (an object in two is returned once); another controller's selections are never read.
+   */
   private cacheReader(): CacheReader {
-    const find = (gvk: GroupVersionKind) => {
-      const informer = this.informersByGvk.get(`${gvk.apiVersion}|${gvk.kind}`);
-      if (!informer)
-        throw new Error(`controller ${this.name} does not watch ${gvk.kind}; add it to owns or watches`);
-      return informer;
+    return cacheReaderOver(
+      this.name,
+      (gvk) => this.informersByGvk.get(`${gvk.apiVersion}|${gvk.kind}`) ?? [],
+    );
+  }
+
+  /**
+   * The ClusterCache as this reconcile sees it: waits end with the reconcile's signal, and the remote
+   * client handed out is bound to it, so a lost lease or a refused fence stops writes to workload
+   * clusters as it stops those to the management cluster.
+   */
+  private clusterAccess(reconcileSignal: AbortSignal): ClusterAccess {
+    const enqueue = (key: string) => this.queue.add(key);
+    const cache = () => {
+      if (!this.deps.clusters) throw new Error(`controller ${this.name} was built without a ClusterCache`);
+      return this.deps.clusters;
     };
+    const bound = (signal: AbortSignal | undefined) =>
+      signal ? AbortSignal.any([reconcileSignal, signal]) : reconcileSignal;
     return {
-      get: <T extends KubeObject>(gvk: GroupVersionKind, key: ObjectKey) =>
-        find(gvk).get(keyOf(key)) as T | undefined,
-      list: <T extends KubeObject>(gvk: GroupVersionKind, namespace?: string) =>
-        find(gvk).list(namespace) as T[],
-      byIndex: <T extends KubeObject>(gvk: GroupVersionKind, index: string, value: string) =>
-        find(gvk).byIndex(index, value) as T[],
+      get: async (cluster, signal) => {
+        const conn = await cache().get(cluster, bound(signal));
+        const { cluster: name, informers, cache: remoteCache, live } = conn;
+        return {
+          cluster: name,
+          informers,
+          cache: remoteCache,
+          live,
+          client: conn.client.withSignal(reconcileSignal),
+        };
+      },
+      watch: (cluster, watch, signal) =>
+        cache().watch(cluster, { ...watch, name: `${this.name}/${watch.name}`, enqueue }, bound(signal)),
     };
   }
 
@@ -333,6 +385,7 @@ export class Controller {
       cache: this.cacheReader(),
       // Through this reconcile's client: an aborted reconcile cannot write status either.
       writeStatus: (obj, owned, opts) => this.statusWriter.write(obj, owned, opts, client),
+      clusters: this.clusterAccess(signal),
     };
     const labels = { controller: this.name };
     metrics.activeWorkers.inc(labels);

@@ -3,7 +3,9 @@ import type { AddressInfo } from "node:net";
 import { Writable } from "node:stream";
 import { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cacheReaderOver } from "./cache-reader.ts";
 import { KubeClient } from "./client.ts";
+import { type ClusterAccessor, ClusterCache } from "./cluster-cache.ts";
 import { Controller, type ReconcileContext } from "./controller.ts";
 import { EventRecorder } from "./events.ts";
 import { type FenceTarget, FencingError, fenceVerdict, leaseFence } from "./fencing.ts";
@@ -212,5 +214,62 @@ describe("ctx.fence and ctx.client in a reconcile", () => {
     const text = await metrics.registry.metrics();
     expect(text).toMatch(/controller_runtime_reconcile_total\{controller="fenced",result="fenced"\} [1-9]/);
     expect(text).toMatch(/controller_runtime_reconcile_errors_total\{controller="fenced"\} 0/);
+  });
+
+  it("the workload cluster's client from ctx.clusters is bound to the reconcile as well: after a refused fence it sends nothing", async () => {
+    // The remote "cluster" is the same loopback server; the connection's own client stays unbound.
+    const remoteClient = new KubeClient(client.kubeConfig);
+    const connection: ClusterAccessor = {
+      cluster: "ns/wl",
+      client: remoteClient,
+      informers: new InformerFactory(remoteClient),
+      cache: cacheReaderOver("wl", () => []),
+      live: () => true,
+    };
+    class OneConnection extends ClusterCache {
+      override async get(): Promise<ClusterAccessor> {
+        return connection;
+      }
+    }
+    let seen: { fenceErr: unknown; remoteWriteErr: unknown; handedOut: KubeClient } | undefined;
+    const before = requests;
+    const controller = new Controller(
+      {
+        name: "fenced-remote",
+        for: { apiVersion: "v1", kind: "ConfigMap" },
+        async reconcile(_req, ctx) {
+          const remote = await ctx.clusters.get({ namespace: "ns", name: "wl" });
+          const fenceErr = await ctx.fence("delete namespace").catch((e: unknown) => e);
+          const remoteWriteErr = await remote.client
+            .request("POST", "/api/v1/namespaces/apps/configmaps", { body: {} })
+            .catch((e: unknown) => e);
+          seen = { fenceErr, remoteWriteErr, handedOut: remote.client };
+          throw fenceErr;
+        },
+      },
+      {
+        client,
+        informers: new InformerFactory(client),
+        metrics: new RuntimeMetrics({ defaultMetrics: false }),
+        logger: createLogger({ level: "error", destination: new Writable({ write: (_c, _e, cb) => cb() }) }),
+        recorder: new EventRecorder(client),
+        clusters: new OneConnection({ client }),
+        fence: async (reason) => {
+          throw new FencingError(`fence before ${reason} refused: test`);
+        },
+      },
+    );
+    controller.startWorkers();
+    controller.queue.add("ns/a");
+    const deadline = Date.now() + 5_000;
+    while (!seen && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    await controller.stop(100);
+    expect(seen?.fenceErr).toBeInstanceOf(FencingError);
+    expect(seen?.remoteWriteErr).toBe(seen?.fenceErr);
+    expect(seen?.handedOut).not.toBe(remoteClient);
+    expect(requests).toBe(before); // nothing reached the "workload cluster"
+    // The shared connection's client was not bound: the next reconcile can still use it.
+    await remoteClient.request("GET", "/version");
+    expect(requests).toBe(before + 1);
   });
 });

@@ -12,6 +12,14 @@ export {
   type WatchEvent,
 } from "./client.ts";
 export {
+  type ClusterAccessor,
+  ClusterCache,
+  type ClusterCacheOptions,
+  ClusterNotConnectedError,
+  type ClusterWatch,
+  kubeconfigFromSecret,
+} from "./cluster-cache.ts";
+export {
   type Condition,
   type ConditionInput,
   conditionsEqual,
@@ -22,6 +30,7 @@ export {
 } from "./conditions.ts";
 export type {
   CacheReader,
+  ClusterAccess,
   Controller,
   ControllerSpec,
   OwnsSpec,
@@ -43,7 +52,23 @@ export {
 export { type EventInput, EventRecorder } from "./events.ts";
 export { type Fence, FencingError, fenceVerdict, isFencingError } from "./fencing.ts";
 export { addFinalizer, hasFinalizer, removeFinalizer } from "./finalizers.ts";
-export { type EventHandler, Informer, InformerFactory, labelIndex } from "./informer.ts";
+export {
+  composeTransforms,
+  type EventHandler,
+  Informer,
+  InformerFactory,
+  type InformerSelection,
+  labelIndex,
+  stripManagedFields,
+  type TransformFunc,
+} from "./informer.ts";
+export {
+  inClusterConfig,
+  loadKubeconfigFile,
+  parseKubeconfig,
+  RestConfig,
+  UnsupportedKubeconfigError,
+} from "./kubeconfig.ts";
 export { type LeaderElectionConfig, LeaderElector } from "./leader-election.ts";
 export { createLogger, type Logger, redact } from "./logger.ts";
 export { LeaderElectionLostError, Manager, type ManagerOptions } from "./manager.ts";

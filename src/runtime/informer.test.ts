@@ -3,7 +3,8 @@ import type { AddressInfo } from "node:net";
 import { KubeConfig } from "@kubernetes/client-node";
 import { afterEach, describe, expect, it } from "vitest";
 import { KubeClient } from "./client.ts";
-import { Informer } from "./informer.ts";
+import { Informer, InformerFactory, type InformerSelection, type TransformFunc } from "./informer.ts";
+import type { KubeObject } from "./object.ts";
 
 // A scripted stand-in for the API server's list/watch protocol, to drive the informer through the
 // failure modes a real server produces only rarely (HTTP 500 on watch, 410 as an HTTP status, bookmarks,
@@ -14,6 +15,8 @@ interface FakeApi {
   kubeConfig: KubeConfig;
   lists: URLSearchParams[];
   watches: URLSearchParams[];
+  /** The Accept header of each list and watch request, in order. */
+  accepts: { list: string[]; watch: string[] };
   pages: { items: object[]; rv: string }[];
   watchScripts: WatchScript[];
   close(): Promise<void>;
@@ -23,7 +26,13 @@ const cm = (name: string, rv: string) => ({ metadata: { name, namespace: "ns", r
 const line = (type: string, object: object) => `${JSON.stringify({ type, object })}\n`;
 
 async function fakeApi(): Promise<FakeApi> {
-  const api: Omit<FakeApi, "kubeConfig" | "close"> = { lists: [], watches: [], pages: [], watchScripts: [] };
+  const api: Omit<FakeApi, "kubeConfig" | "close"> = {
+    lists: [],
+    watches: [],
+    accepts: { list: [], watch: [] },
+    pages: [],
+    watchScripts: [],
+  };
   const open = new Set<ServerResponse>();
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? "/", "http://x");
@@ -33,6 +42,7 @@ async function fakeApi(): Promise<FakeApi> {
     }
     if (url.searchParams.get("watch") === "true") {
       api.watches.push(url.searchParams);
+      api.accepts.watch.push(req.headers.accept ?? "");
       open.add(res);
       res.on("close", () => open.delete(res));
       const script = api.watchScripts.shift();
@@ -41,6 +51,7 @@ async function fakeApi(): Promise<FakeApi> {
       return;
     }
     api.lists.push(url.searchParams);
+    api.accepts.list.push(req.headers.accept ?? "");
     const page = Number(url.searchParams.get("continue") ?? "0");
     const p = api.pages[page]!;
     const more = page + 1 < api.pages.length;
@@ -97,6 +108,7 @@ afterEach(async () => {
 function start(
   a: FakeApi,
   backoff = { initialMs: 100, maxMs: 400 },
+  extra: InformerSelection = {},
 ): { informer: Informer; relists: string[] } {
   const relists: string[] = [];
   informer = new Informer(
@@ -108,6 +120,7 @@ function start(
       backoff,
       resyncPeriodMs: 0,
       onList: (reason) => relists.push(reason),
+      ...extra,
     },
   );
   informer.start();
@@ -239,5 +252,226 @@ describe("Informer protocol handling", () => {
     await until(() => api!.lists.length === 2 && i.get("ns/c") !== undefined);
     expect(deleted).toEqual(["a"]);
     expect(i.byIndex("tenant", "alice").map((o) => o.metadata?.name)).toEqual(["c"]);
+  });
+
+  // kube-apiserver's storage.NewTooLargeResourceVersionError: a Timeout Status with this cause.
+  const tooLarge = {
+    kind: "Status",
+    apiVersion: "v1",
+    status: "Failure",
+    message: "Timeout: Too large resource version: 1000010, current: 10",
+    reason: "Timeout",
+    details: {
+      causes: [{ reason: "ResourceVersionTooLarge", message: "Too large resource version" }],
+      retryAfterSeconds: 1,
+    },
+    code: 504,
+  };
+
+  it("relists when the watch is refused with HTTP 504 too large resource version", async () => {
+    api = await fakeApi();
+    api.pages.push({ items: [cm("a", "5")], rv: "10" });
+    api.watchScripts.push((res) => res.writeHead(504).end(JSON.stringify(tooLarge)));
+    const { relists } = start(api);
+    await until(() => relists.length === 2 && api!.watches.length === 2);
+    expect(relists).toEqual(["initial", "too large resource version"]);
+    // The second watch starts from the fresh list's resourceVersion, not from the refused one again.
+    expect(api.watches.map((q) => q.get("resourceVersion"))).toEqual(["10", "10"]);
+    expect(api.lists).toHaveLength(2);
+  });
+
+  it("relists on a watch ERROR event saying too large resource version without the cause (API servers before 1.19)", async () => {
+    api = await fakeApi();
+    api.pages.push({ items: [], rv: "10" });
+    const { details: _causes, ...old } = tooLarge;
+    api.watchScripts.push((res) => res.writeHead(200).end(line("ERROR", old)));
+    const { relists } = start(api);
+    await until(() => relists.length === 2);
+    expect(relists).toEqual(["initial", "too large resource version"]);
+  });
+
+  it("does not relist on any other 504: a gateway timeout resumes from its resourceVersion", async () => {
+    api = await fakeApi();
+    api.pages.push({ items: [cm("a", "5")], rv: "10" });
+    api.watchScripts.push((res) =>
+      res.writeHead(504).end(
+        JSON.stringify({
+          kind: "Status",
+          code: 504,
+          reason: "Timeout",
+          message: "Timeout: request did not complete",
+        }),
+      ),
+    );
+    const { relists } = start(api);
+    await until(() => api!.watches.length === 2);
+    expect(relists).toEqual(["initial"]);
+    expect(api.watches[1]!.get("resourceVersion")).toBe("10");
+  });
+
+  const managed = (name: string, rv: string) => ({
+    metadata: {
+      name,
+      namespace: "ns",
+      resourceVersion: rv,
+      managedFields: [{ manager: "kubectl", operation: "Apply", fieldsV1: { "f:data": { "f:big": {} } } }],
+      annotations: {
+        "kubectl.kubernetes.io/last-applied-configuration": JSON.stringify({
+          data: { big: "x".repeat(1000) },
+        }),
+        keep: "me",
+      },
+    },
+    data: { big: "x".repeat(1000) },
+  });
+
+  it("strips managedFields and kubectl's last-applied annotation by default, from lists and watch events alike", async () => {
+    api = await fakeApi();
+    api.pages.push({ items: [managed("a", "5")], rv: "10" });
+    api.watchScripts.push((res) => {
+      res.writeHead(200);
+      res.write(line("ADDED", managed("b", "11")));
+    });
+    const seen: KubeObject[] = [];
+    const { informer: i } = start(api);
+    i.addHandler({ onAdd: (o) => seen.push(o) });
+    await until(() => i.get("ns/b") !== undefined);
+    for (const key of ["ns/a", "ns/b"]) {
+      const o = i.get(key)!;
+      expect(o.metadata?.managedFields).toBeUndefined();
+      expect(o.metadata?.annotations).toEqual({ keep: "me" });
+      expect((o as { data?: unknown }).data).toEqual({ big: "x".repeat(1000) });
+      expect(o.apiVersion).toBe("v1");
+      expect(o.kind).toBe("ConfigMap");
+    }
+    // Handlers get the cached (stripped) object, not the one off the wire.
+    expect(seen.every((o) => o.metadata?.managedFields === undefined)).toBe(true);
+  });
+
+  it("runs a custom transform on every object, deletes included, before handlers see it", async () => {
+    api = await fakeApi();
+    api.pages.push({ items: [managed("a", "5")], rv: "10" });
+    api.watchScripts.push((res) => {
+      res.writeHead(200);
+      res.write(line("MODIFIED", managed("a", "11")));
+      res.write(line("DELETED", managed("a", "12")));
+    });
+    const dropData: TransformFunc = (o) => {
+      delete (o as { data?: unknown }).data;
+      return o;
+    };
+    const { informer: i } = start(api, undefined, { transform: dropData });
+    const deleted: KubeObject[] = [];
+    const updated: KubeObject[] = [];
+    i.addHandler({ onUpdate: (_, o) => updated.push(o), onDelete: (o) => deleted.push(o) });
+    await i.waitForSync();
+    expect((i.get("ns/a") as { data?: unknown }).data).toBeUndefined();
+    // A custom transform replaces the default one: it asked to keep managedFields.
+    expect(i.get("ns/a")?.metadata?.managedFields).toHaveLength(1);
+    await until(() => deleted.length === 1);
+    expect(updated.map((o) => (o as { data?: unknown }).data)).toEqual([undefined]);
+    expect((deleted[0] as { data?: unknown }).data).toBeUndefined();
+    expect(i.size).toBe(0);
+  });
+
+  it("metadata-only: asks for PartialObjectMetadataList and PartialObjectMetadata, caches them as the watched kind", async () => {
+    api = await fakeApi();
+    const partial = (name: string, rv: string) => ({
+      apiVersion: "meta.k8s.io/v1",
+      kind: "PartialObjectMetadata",
+      metadata: { name, namespace: "ns", resourceVersion: rv, labels: { t: "1" } },
+    });
+    api.pages.push({ items: [partial("a", "5")], rv: "10" });
+    api.watchScripts.push((res) => {
+      res.writeHead(200);
+      res.write(line("ADDED", partial("b", "11")));
+    });
+    const { informer: i } = start(api, undefined, { metadataOnly: true });
+    await until(() => i.get("ns/b") !== undefined);
+    expect(api.accepts.list).toEqual(["application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"]);
+    expect(api.accepts.watch).toEqual(["application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"]);
+    for (const key of ["ns/a", "ns/b"]) {
+      expect(i.get(key)).toMatchObject({
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        metadata: { labels: { t: "1" } },
+      });
+    }
+  });
+
+  it("a full informer asks for plain JSON", async () => {
+    api = await fakeApi();
+    api.pages.push({ items: [], rv: "10" });
+    start(api);
+    await until(() => api!.watches.length === 1);
+    expect(api.accepts.list).toEqual(["application/json"]);
+    expect(api.accepts.watch).toEqual(["application/json"]);
+  });
+});
+
+describe("Informer.list by namespace", () => {
+  it("returns exactly the objects of that namespace through adds, updates and deletes", async () => {
+    api = await fakeApi();
+    const obj = (ns: string, name: string, rv: string) => ({
+      metadata: { name, namespace: ns, resourceVersion: rv },
+    });
+    api.pages.push({ items: [obj("a", "x", "1"), obj("b", "x", "2"), obj("a", "y", "3")], rv: "10" });
+    let push: (type: string, o: object) => void = () => {};
+    api.watchScripts.push((res) => {
+      res.writeHead(200);
+      push = (type, o) => res.write(line(type, o));
+    });
+    informer = new Informer(
+      new KubeClient(api.kubeConfig),
+      { apiVersion: "v1", kind: "ConfigMap" },
+      {
+        resyncPeriodMs: 0,
+      },
+    );
+    informer.start();
+    const i = informer;
+    await i.waitForSync();
+    const names = (ns?: string) =>
+      i
+        .list(ns)
+        .map((o) => `${o.metadata?.namespace}/${o.metadata?.name}`)
+        .sort();
+    expect(names("a")).toEqual(["a/x", "a/y"]);
+    expect(names("b")).toEqual(["b/x"]);
+    expect(names("c")).toEqual([]);
+    await until(() => api!.watches.length === 1);
+    push("DELETED", obj("a", "x", "11"));
+    push("ADDED", obj("c", "z", "12"));
+    push("MODIFIED", obj("b", "x", "13"));
+    await until(() => i.lastResourceVersion() === "13");
+    expect(names("a")).toEqual(["a/y"]);
+    expect(names("c")).toEqual(["c/z"]);
+    expect(i.list("b")[0]?.metadata?.resourceVersion).toBe("13");
+    expect(names()).toEqual(["a/y", "b/x", "c/z"]);
+  });
+});
+
+describe("InformerFactory keying", () => {
+  it("shares one informer per identical selection and gives every different selection its own", async () => {
+    const a = await fakeApi();
+    api = a;
+    const factory = new InformerFactory(new KubeClient(a.kubeConfig));
+    const cmGvk = { apiVersion: "v1", kind: "ConfigMap" };
+    const strip: TransformFunc = (o) => o;
+    const base = factory.informerFor(cmGvk, { namespace: "ns", labelSelector: "a=1" });
+    expect(factory.informerFor(cmGvk, { namespace: "ns", labelSelector: " a=1 " })).toBe(base);
+    const different = [
+      factory.informerFor(cmGvk, { namespace: "ns", labelSelector: "a=2" }),
+      factory.informerFor(cmGvk, { namespace: "ns" }),
+      factory.informerFor(cmGvk, { labelSelector: "a=1" }),
+      factory.informerFor(cmGvk, { namespace: "ns", labelSelector: "a=1", metadataOnly: true }),
+      factory.informerFor(cmGvk, { namespace: "ns", labelSelector: "a=1", transform: strip }),
+      factory.informerFor({ apiVersion: "v1", kind: "Secret" }, { namespace: "ns", labelSelector: "a=1" }),
+    ];
+    expect(new Set([base, ...different]).size).toBe(7);
+    expect(factory.informerFor(cmGvk, { namespace: "ns", labelSelector: "a=1", transform: strip })).toBe(
+      different[4],
+    );
+    expect(factory.all()).toHaveLength(7);
   });
 });

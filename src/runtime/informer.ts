@@ -1,7 +1,8 @@
 import type { Logger } from "pino";
 import { JitteredBackoff } from "./backoff.ts";
 import type { KubeClient } from "./client.ts";
-import { describeError, isGone } from "./errors.ts";
+import { describeError, isGone, isTooLargeResourceVersion } from "./errors.ts";
+import { StringTable } from "./intern.ts";
 import { type GroupVersionKind, gvkString, type KubeObject, keyOf, objectKeyOf, sleep } from "./object.ts";
 
 export interface EventHandler<T extends KubeObject = KubeObject> {
@@ -13,9 +14,65 @@ export interface EventHandler<T extends KubeObject = KubeObject> {
 
 export type IndexFunc<T extends KubeObject = KubeObject> = (obj: T) => string[];
 
-export interface InformerOptions {
+/**
+ * Applied to every object before it is cached and handed to handlers (controller-runtime's cache
+ * TransformFunc): return the object with what no reader needs removed. It may change `obj` in place; the
+ * informer owns it. It must keep metadata.name, namespace and resourceVersion.
+ */
+export type TransformFunc = (obj: KubeObject) => KubeObject;
+
+const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
+
+/**
+ * The default transform: drops metadata.managedFields (often larger than the object itself; SSA works
+ * without it) and kubectl's last-applied-configuration annotation (a second copy of the whole object as
+ * text). Given `ownFieldManager`, it keeps the status entries of that manager and its `<manager>/…`
+ * sub-managers: StatusWriter reads them to notice a field or condition it stops owning (status.ts).
+ */
+export function stripManagedFields(obj: KubeObject, ownFieldManager?: string): KubeObject {
+  const meta = obj.metadata;
+  if (!meta) return obj;
+  if (ownFieldManager !== undefined) keepOwnManagedFields(obj, ownFieldManager);
+  else if (meta.managedFields !== undefined) delete meta.managedFields;
+  if (meta.annotations && LAST_APPLIED in meta.annotations) {
+    delete meta.annotations[LAST_APPLIED];
+    if (Object.keys(meta.annotations).length === 0) delete meta.annotations;
+  }
+  return obj;
+}
+
+/** The strings of every informer's objects, shared process-wide (see intern.ts). */
+const strings = new StringTable();
+
+/**
+ * What an informer applies when no transform is given: stripManagedFields, then one shared copy of each
+ * repeated string (labels, owner references, spec values). A custom transform replaces all of it.
+ */
+export function defaultTransform(obj: KubeObject, ownFieldManager?: string): KubeObject {
+  return strings.internObject(stripManagedFields(obj, ownFieldManager));
+}
+
+/** Chains transforms left to right, e.g. `compose(stripManagedFields, dropData)`. */
+export function composeTransforms(...fns: TransformFunc[]): TransformFunc {
+  return (obj) => fns.reduce((o, fn) => fn(o), obj);
+}
+
+/** What an informer is asked to cache; also its identity in the InformerFactory. */
+export interface InformerSelection {
   namespace?: string;
   labelSelector?: string;
+  /** Server-side field selector, e.g. `reason=FailedCreate` on Events. */
+  fieldSelector?: string;
+  /**
+   * Cache PartialObjectMetadata only (apiVersion/kind set to the watched kind, metadata, no body), for
+   * readers that need names, labels, owners or deletion timestamps but not `data` or `spec`.
+   */
+  metadataOnly?: boolean;
+  /** Default: defaultTransform (stripManagedFields and string interning). */
+  transform?: TransformFunc;
+}
+
+export interface InformerOptions extends InformerSelection {
   /** Every period, onUpdate(obj, obj) is called for each cached object (0 disables). Default 10 h, as controller-runtime. */
   resyncPeriodMs?: number;
   pageSize?: number;
@@ -27,13 +84,7 @@ export interface InformerOptions {
    */
   watchIdleTimeoutMs?: number;
   logger?: Logger;
-  /**
-   * Applied to every object before it is cached. Default: drop metadata.managedFields, which is often
-   * larger than the object, except the status entries of this client's own field managers (`<fieldManager>`
-   * and `<fieldManager>/…`): StatusWriter reads them to see a field or condition it stops owning (src/runtime/status.ts).
-   */
-  transform?: (obj: KubeObject) => KubeObject;
-  /** Observes every relist (full list after start, 410 Gone or a failed resume); for tests and metrics. */
+  /** Observes every relist (initial, 410 Gone, 504 too large resource version); for tests and metrics. */
   onList?: (reason: string) => void;
 }
 
@@ -46,19 +97,27 @@ export interface InformerOptions {
  *   resourceVersion seen (events or bookmarks, requested with allowWatchBookmarks);
  * - 410 Gone (the resourceVersion was compacted away) clears the resume point: the next cycle relists and
  *   reconciles the cache against the list, emitting adds, updates and deletes for what changed meanwhile;
+ * - so does 504 "Too large resource version" (the resume point is ahead of the server, e.g. after an etcd
+ *   restore): resuming would be refused forever, as client-go's isTooLargeResourceVersionError;
  * - server-side watch timeouts are randomised (5–10 min) so watches do not all restart together.
  */
 export class Informer<T extends KubeObject = KubeObject> {
   readonly gvk: GroupVersionKind;
   readonly namespace: string | undefined;
+  readonly labelSelector: string | undefined;
+  readonly metadataOnly: boolean;
   private readonly client: KubeClient;
+  private readonly transform: TransformFunc;
   private readonly opts: InformerOptions;
   private readonly store = new Map<string, T>();
+  /** The same objects by namespace, so list(namespace) costs what it returns, not the whole cache. */
+  private readonly byNamespace = new Map<string, Map<string, T>>();
   private readonly indexers = new Map<string, IndexFunc<T>>();
   private readonly indices = new Map<string, Map<string, Set<string>>>();
   private readonly handlers: EventHandler<T>[] = [];
   private readonly backoff: JitteredBackoff;
   private resourceVersion = "";
+  private relistReason = "initial";
   private synced = false;
   private readonly syncWaiters: (() => void)[] = [];
   private abort: AbortController | undefined;
@@ -70,12 +129,23 @@ export class Informer<T extends KubeObject = KubeObject> {
     this.client = client;
     this.gvk = gvk;
     this.namespace = opts.namespace;
+    this.labelSelector = opts.labelSelector;
+    this.metadataOnly = opts.metadataOnly ?? false;
+    // The default keeps this client's own status managedFields entries (StatusWriter reads them).
+    this.transform = opts.transform ?? ((o: KubeObject) => defaultTransform(o, client.fieldManager));
     this.opts = opts;
     this.backoff = new JitteredBackoff(opts.backoff);
     this.log = opts.logger?.child({
       informer: gvkString(gvk),
       ...(opts.namespace ? { namespace: opts.namespace } : {}),
+      ...(opts.labelSelector ? { labelSelector: opts.labelSelector } : {}),
+      ...(opts.metadataOnly ? { metadataOnly: true } : {}),
     });
+  }
+
+  /** How many objects the cache holds. */
+  get size(): number {
+    return this.store.size;
   }
 
   addIndex(name: string, fn: IndexFunc<T>): void {
@@ -84,6 +154,10 @@ export class Informer<T extends KubeObject = KubeObject> {
     const index = new Map<string, Set<string>>();
     this.indices.set(name, index);
     for (const [key, obj] of this.store) for (const v of fn(obj)) addToIndex(index, v, key);
+  }
+
+  hasIndex(name: string): boolean {
+    return this.indexers.has(name);
   }
 
   /** Objects whose index function returned `value`. */
@@ -107,8 +181,8 @@ export class Informer<T extends KubeObject = KubeObject> {
   }
 
   list(namespace?: string): T[] {
-    const all = [...this.store.values()];
-    return namespace ? all.filter((o) => o.metadata?.namespace === namespace) : all;
+    if (!namespace) return [...this.store.values()];
+    return [...(this.byNamespace.get(namespace)?.values() ?? [])];
   }
 
   keys(): string[] {
@@ -163,7 +237,7 @@ export class Informer<T extends KubeObject = KubeObject> {
   private async run(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
       try {
-        if (!this.resourceVersion) await this.relist(signal, this.synced ? "resume point lost" : "initial");
+        if (!this.resourceVersion) await this.relist(signal, this.relistReason);
         if (signal.aborted) break;
         await this.watch(signal);
       } catch (err) {
@@ -172,6 +246,15 @@ export class Informer<T extends KubeObject = KubeObject> {
           // The resume point is gone from etcd's history: only a fresh list can catch up.
           this.log?.info({ err: describeError(err) }, "Watch resourceVersion expired, relisting");
           this.resourceVersion = "";
+          this.relistReason = "resume point lost";
+          continue;
+        }
+        if (isTooLargeResourceVersion(err)) {
+          // The server has not seen our resume point; retrying the same one cannot succeed if etcd went
+          // backwards. A fresh list starts from what the server has.
+          this.log?.warn({ err: describeError(err) }, "Watch resourceVersion too large, relisting");
+          this.resourceVersion = "";
+          this.relistReason = "too large resource version";
           continue;
         }
         const delay = this.backoff.next();
@@ -190,11 +273,14 @@ export class Informer<T extends KubeObject = KubeObject> {
       const page = await this.client.list<T>(this.gvk, {
         ...(this.namespace ? { namespace: this.namespace } : {}),
         ...(this.opts.labelSelector ? { labelSelector: this.opts.labelSelector } : {}),
+        ...(this.opts.fieldSelector ? { fieldSelector: this.opts.fieldSelector } : {}),
         limit: this.opts.pageSize ?? 500,
         ...(cont ? { continue: cont } : {}),
+        ...(this.metadataOnly ? { metadataOnly: true } : {}),
         signal,
       });
-      items.push(...page.items);
+      // Transformed page by page, so what the transform drops is garbage before the next page arrives.
+      for (const item of page.items) items.push(this.prepare(item));
       rv = page.resourceVersion;
       cont = page.continue;
     } while (cont);
@@ -212,10 +298,12 @@ export class Informer<T extends KubeObject = KubeObject> {
     const stream = this.client.watch<T>(this.gvk, {
       ...(this.namespace ? { namespace: this.namespace } : {}),
       ...(this.opts.labelSelector ? { labelSelector: this.opts.labelSelector } : {}),
+      ...(this.opts.fieldSelector ? { fieldSelector: this.opts.fieldSelector } : {}),
       resourceVersion: this.resourceVersion,
       allowWatchBookmarks: true,
       timeoutSeconds: Math.floor(300 + Math.random() * 300),
       idleTimeoutMs: this.opts.watchIdleTimeoutMs ?? 5 * 60 * 1000,
+      ...(this.metadataOnly ? { metadataOnly: true } : {}),
       signal,
     });
     const startedAt = Date.now();
@@ -228,10 +316,8 @@ export class Informer<T extends KubeObject = KubeObject> {
         continue;
       }
       const obj = event.object;
-      obj.apiVersion ??= this.gvk.apiVersion;
-      obj.kind ??= this.gvk.kind;
-      if (event.type === "DELETED") this.remove(obj);
-      else this.upsert(obj);
+      if (event.type === "DELETED") this.remove(this.prepare(obj));
+      else this.upsert(this.prepare(obj));
       if (rv) this.resourceVersion = rv;
       this.backoff.reset();
     }
@@ -242,22 +328,39 @@ export class Informer<T extends KubeObject = KubeObject> {
     }
   }
 
-  /** Makes the cache equal to a fresh list, emitting the differences. */
+  /** Makes the cache equal to a fresh (prepared) list, emitting the differences. */
   private replace(items: T[]): void {
     const fresh = new Map(items.map((o) => [keyOf(objectKeyOf(o)), o]));
     for (const [key, old] of this.store) if (!fresh.has(key)) this.remove(old);
     for (const obj of items) this.upsert(obj);
   }
 
-  private upsert(incoming: T): void {
-    const obj = (
-      this.opts.transform ?? ((o: KubeObject) => keepOwnManagedFields(o, this.client.fieldManager))
-    )(incoming) as T;
+  /**
+   * Every cached object says what it is: list items carry no apiVersion/kind, and metadata-only ones say
+   * meta.k8s.io/v1 PartialObjectMetadata; readers compare against the kind they watch (controller-runtime
+   * sets the watched GVK on PartialObjectMetadata the same way).
+   */
+  private prepare(incoming: T): T {
+    incoming.apiVersion = this.gvk.apiVersion;
+    incoming.kind = this.gvk.kind;
+    return this.transform(incoming) as T;
+  }
+
+  private upsert(obj: T): void {
     const key = keyOf(objectKeyOf(obj));
     const old = this.store.get(key);
     if (old && old.metadata?.resourceVersion === obj.metadata?.resourceVersion) return;
     if (old) this.unindex(key, old);
     this.store.set(key, obj);
+    const ns = obj.metadata?.namespace;
+    if (ns) {
+      let inNs = this.byNamespace.get(ns);
+      if (!inNs) {
+        inNs = new Map();
+        this.byNamespace.set(ns, inNs);
+      }
+      inNs.set(key, obj);
+    }
     this.index(key, obj);
     if (old) this.emit("update", old, obj);
     else this.emit("add", obj);
@@ -268,6 +371,10 @@ export class Informer<T extends KubeObject = KubeObject> {
     const old = this.store.get(key);
     if (!old) return;
     this.store.delete(key);
+    const ns = old.metadata?.namespace;
+    const inNs = ns ? this.byNamespace.get(ns) : undefined;
+    inNs?.delete(key);
+    if (ns && inNs?.size === 0) this.byNamespace.delete(ns);
     this.unindex(key, old);
     this.emit("delete", obj);
   }
@@ -333,13 +440,18 @@ export function labelIndex(label: string): IndexFunc {
 }
 
 /**
- * One informer per GVK + namespace (+ label selector), shared by every controller that watches that kind,
- * so two controllers on ConfigMaps cost one list and one watch.
+ * One informer per selection: GVK + namespace + label selector + metadata-only + transform. Consumers that
+ * ask for the same thing share one list and one watch; consumers that ask differently get caches of their
+ * own, so a controller never reads objects another controller's selector let in (or bodies another's
+ * metadata-only watch left out). Transforms are told apart by function identity: pass the same function
+ * (a module-level constant) to share.
  */
 export class InformerFactory {
   private readonly client: KubeClient;
   private readonly defaults: InformerOptions;
   private readonly informers = new Map<string, Informer>();
+  private readonly transformIds = new WeakMap<TransformFunc, number>();
+  private nextTransformId = 0;
   private started = false;
 
   constructor(client: KubeClient, defaults: InformerOptions = {}) {
@@ -349,9 +461,24 @@ export class InformerFactory {
 
   informerFor<T extends KubeObject = KubeObject>(
     gvk: GroupVersionKind,
-    opts: { namespace?: string; labelSelector?: string } = {},
+    selection: InformerSelection = {},
   ): Informer<T> {
-    const id = [gvk.apiVersion, gvk.kind, opts.namespace ?? "", opts.labelSelector ?? ""].join("|");
+    const opts: InformerSelection = {
+      ...(selection.namespace ? { namespace: selection.namespace } : {}),
+      ...(selection.labelSelector?.trim() ? { labelSelector: selection.labelSelector.trim() } : {}),
+      ...(selection.fieldSelector?.trim() ? { fieldSelector: selection.fieldSelector.trim() } : {}),
+      ...(selection.metadataOnly ? { metadataOnly: true } : {}),
+      ...(selection.transform ? { transform: selection.transform } : {}),
+    };
+    const id = [
+      gvk.apiVersion,
+      gvk.kind,
+      opts.namespace ?? "",
+      opts.labelSelector ?? "",
+      opts.fieldSelector ?? "",
+      opts.metadataOnly ? "metadata" : "full",
+      this.transformId(opts.transform),
+    ].join("|");
     let informer = this.informers.get(id);
     if (!informer) {
       informer = new Informer(this.client, gvk, { ...this.defaults, ...opts });
@@ -359,6 +486,16 @@ export class InformerFactory {
       if (this.started) informer.start();
     }
     return informer as unknown as Informer<T>;
+  }
+
+  private transformId(fn: TransformFunc | undefined): string {
+    if (!fn) return "default";
+    let id = this.transformIds.get(fn);
+    if (id === undefined) {
+      id = this.nextTransformId++;
+      this.transformIds.set(fn, id);
+    }
+    return `t${id}`;
   }
 
   all(): Informer[] {

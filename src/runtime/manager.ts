@@ -1,18 +1,22 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Logger } from "pino";
+import { Gauge } from "prom-client";
 import { KubeClient } from "./client.ts";
+import { ClusterCache, type ClusterCacheOptions } from "./cluster-cache.ts";
 import { Controller, type ControllerSpec } from "./controller.ts";
 import { EventRecorder } from "./events.ts";
 import { type Fence, FencingError, leaseFence, noFence } from "./fencing.ts";
 import { type Check, HealthServer } from "./health-server.ts";
 import { type Informer, InformerFactory } from "./informer.ts";
+import type { RestConfig } from "./kubeconfig.ts";
 import { type LeaderElectionConfig, LeaderElector } from "./leader-election.ts";
 import { createLogger } from "./logger.ts";
 import { RuntimeMetrics } from "./metrics.ts";
-import type { GroupVersionKind, KubeObject } from "./object.ts";
+import { type GroupVersionKind, gvkString, type KubeObject } from "./object.ts";
 
 export interface ManagerOptions {
-  kubeConfig: KubeConfig;
+  /** Ours (kubeconfig.ts; no client-node loaded) or client-node's. */
+  kubeConfig: KubeConfig | RestConfig;
   logger?: Logger;
   /** Port of the /metrics, /healthz, /readyz server; 0 picks a free port; undefined disables it. */
   healthPort?: number;
@@ -38,6 +42,8 @@ export interface ManagerOptions {
   maxConcurrentReconciles?: number;
   /** User-Agent of every API request, so audit logs tell replicas apart. */
   userAgent?: string;
+  /** Health checks and Secret naming of the ClusterCache (`manager.clusters`). */
+  clusterCache?: Omit<ClusterCacheOptions, "client" | "logger">;
 }
 
 export class LeaderElectionLostError extends Error {
@@ -54,6 +60,8 @@ export class LeaderElectionLostError extends Error {
 export class Manager {
   readonly client: KubeClient;
   readonly informers: InformerFactory;
+  /** Connections to other clusters (workload clusters), from their kubeconfig Secrets. */
+  readonly clusters: ClusterCache;
   readonly metrics: RuntimeMetrics;
   readonly logger: Logger;
   readonly recorder: EventRecorder;
@@ -93,6 +101,38 @@ export class Manager {
       logger: this.logger,
       ...(opts.watchBackoff ? { backoff: opts.watchBackoff } : {}),
     });
+    const informers = this.informers;
+    // What the caches hold, per selection: the first thing to look at when the process grows.
+    new Gauge({
+      name: "homelab_informer_cached_objects",
+      help: "Objects held in each informer cache of the management cluster",
+      labelNames: ["kind", "namespace", "selector", "shape"],
+      registers: [this.metrics.registry],
+      collect() {
+        this.reset();
+        for (const i of informers.all()) {
+          this.set(
+            {
+              kind: gvkString(i.gvk),
+              namespace: i.namespace ?? "",
+              selector: i.labelSelector ?? "",
+              shape: i.metadataOnly ? "metadata" : "full",
+            },
+            i.size,
+          );
+        }
+      },
+    });
+    this.clusters = new ClusterCache({
+      client: this.client,
+      logger: this.logger,
+      ...(opts.fieldManager ? { fieldManager: opts.fieldManager } : {}),
+      informerDefaults: {
+        resyncPeriodMs: opts.resyncPeriodMs ?? 10 * 60 * 60 * 1000,
+        ...(opts.watchBackoff ? { backoff: opts.watchBackoff } : {}),
+      },
+      ...opts.clusterCache,
+    });
     this.recorder = new EventRecorder(this.workClient, {
       logger: this.logger,
       ...(opts.reportingController ? { reportingController: opts.reportingController } : {}),
@@ -121,6 +161,7 @@ export class Manager {
         metrics: this.metrics,
         logger: this.logger,
         recorder: this.recorder,
+        clusters: this.clusters,
         ...(this.opts.namespace ? { namespace: this.opts.namespace } : {}),
       },
     );
@@ -282,6 +323,7 @@ export class Manager {
       await this.recorder.stop({ flush: !this.leadership.signal.aborted });
       this.stopSignal.abort();
       await this.electorRun?.catch(() => {});
+      await this.clusters.stop();
       await this.informers.stop();
       await this.health.close();
       this.logger.info("Stopped");

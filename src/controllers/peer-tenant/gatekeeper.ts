@@ -3,7 +3,6 @@
 // enforcement; these make the same rules visible in Gatekeeper's audit and violation reports.
 
 import type { PeerTenant } from "../../crds/peer-tenant.ts";
-import { primaryNamespace } from "../../crds/peer-tenant.ts";
 import { MANAGED_BY, MANAGED_BY_LABEL, managedLabels, TENANT_LABEL } from "./labels.ts";
 
 export const TEMPLATE_GVK = { apiVersion: "templates.gatekeeper.sh/v1", kind: "ConstraintTemplate" };
@@ -83,7 +82,7 @@ export function desiredRequiredLabelsConstraint(t: PeerTenant, namespaces: strin
   return {
     apiVersion: CONSTRAINT_API_VERSION,
     kind: REQUIRED_LABELS_KIND,
-    metadata: { name: primaryNamespace(t.metadata.name), labels: managedLabels(t.metadata.name) },
+    metadata: { name: `peers-${t.metadata.name}`, labels: managedLabels(t.metadata.name) },
     spec: {
       match: { kinds: [{ apiGroups: [""], kinds: ["Pod"] }], namespaces: [...namespaces].sort() },
       parameters: { labels: [...t.spec.requiredLabels].sort() },

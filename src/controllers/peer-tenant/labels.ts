@@ -3,6 +3,8 @@
 export const TENANT_LABEL = "homelab.shdr.ch/tenant";
 export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
 export const MANAGED_BY = "homelab-operator";
+/** On a namespace a tenant released (deletionPolicy Retain): which tenant; another may adopt it. */
+export const RELEASED_LABEL = "homelab.shdr.ch/released-from";
 /** The seed's own label for who owns a namespace and its workloads. */
 export const OWNER_LABEL = "owner";
 
@@ -19,6 +21,8 @@ export const OBJECT_NAMES = {
   allowDns: "tenant-allow-dns",
   allowEgress: "tenant-allow-egress",
   ciliumGateway: "tenant-allow-cilium-gateway",
+  releasedDefaultDeny: "released-default-deny",
+  releasedQuota: "released-quota",
 } as const;
 
 export function managedLabels(tenant: string): Record<string, string> {
