@@ -24,6 +24,7 @@ import {
   type ReconcileResult,
 } from "../../runtime/index.ts";
 import { StatusWriter } from "../../runtime/status.ts";
+import { PAUSED_ANNOTATION } from "../shared/paused.ts";
 
 export const GVK = { apiVersion: HomelabCluster.apiVersion, kind: HomelabCluster.kind };
 /** The provisioning controller's condition that says the admin kubeconfig Secret is stored. */
@@ -181,7 +182,9 @@ export async function reconcileCluster(
   const kubeconfigYaml = await secretValue(ctx, { ...ref, key: "value" });
   const kc = new KubeConfig();
   kc.loadFromString(kubeconfigYaml);
-  const workload = new KubeClient(kc, { fieldManager: COMPONENTS_FIELD_MANAGER });
+  // Bound to the reconcile's signal: once leadership is lost or the manager stops, no further write
+  // reaches the workload cluster, and requests in flight are cancelled.
+  const workload = new KubeClient(kc, { fieldManager: COMPONENTS_FIELD_MANAGER }).withSignal(ctx.signal);
   const helm = new Helm(
     { helmPath: opts.helmPath, stateDir: opts.helmStateDir, signal: ctx.signal },
     kubeconfigYaml,
@@ -233,8 +236,6 @@ export async function reconcileCluster(
       secretValues,
     });
   }
-  // Helm acts outside the management cluster, where no resourceVersion fences a stale leader: ask first.
-  await ctx.fence("install or upgrade platform components");
   const results = [
     ...preResults,
     ...(await reconcileComponents(
@@ -243,6 +244,9 @@ export async function reconcileCluster(
         workload,
         helm,
         platform,
+        // Helm and the workload cluster sit outside the management cluster, where no resourceVersion fences
+        // a stale leader: the installer asks before each write.
+        fence: (reason) => ctx.fence(reason),
         fetchText:
           opts.fetchText ??
           (async (url) => {
@@ -296,11 +300,16 @@ export function platformComponentsController(opts: PlatformComponentsOptions): C
   return {
     name: "platform-components",
     for: GVK,
+    // While paused the runtime skips the cluster without writing anything (not even to the workload cluster).
+    pausedAnnotation: PAUSED_ANNOTATION,
     // Status writes of either controller re-trigger this one only when the gate or spec moved: the
     // periodic requeue is what notices drift in the workload cluster.
     predicate: (oldObj, newObj) => {
       if (!oldObj) return true;
       if (oldObj.metadata?.generation !== newObj.metadata?.generation) return true;
+      // Unpausing must bring the cluster back: the spec may have changed meanwhile.
+      const paused = (o: KubeObject) => o.metadata?.annotations?.[PAUSED_ANNOTATION];
+      if (paused(oldObj) !== paused(newObj)) return true;
       const gate = (o: KubeObject) =>
         ((o.status as ClusterObject["status"])?.conditions ?? []).find((c) => c.type === KUBECONFIG_CONDITION)
           ?.status;
