@@ -8,10 +8,23 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { Helm } from "../../src/components/helm.ts";
 import { COMPONENTS_FIELD_MANAGER } from "../../src/components/installer.ts";
-import { platformComponentsController } from "../../src/controllers/platform-components/controller.ts";
+import {
+  platformComponentsController,
+  reconcileCluster,
+} from "../../src/controllers/platform-components/controller.ts";
+import { PAUSED_ANNOTATION } from "../../src/controllers/shared/paused.ts";
 import { installCRDs } from "../../src/crds/install.ts";
-import { createLogger, KubeClient, type KubeObject, Manager } from "../../src/runtime/index.ts";
+import {
+  createLogger,
+  FencingError,
+  KubeClient,
+  type KubeObject,
+  Manager,
+  type ReconcileContext,
+} from "../../src/runtime/index.ts";
+import { StatusWriter } from "../../src/runtime/status.ts";
 import { type ControlPlane, startControlPlane } from "../harness/control-plane.ts";
 import { adminKubeConfig } from "../harness/test-cluster.ts";
 import { waitFor } from "../harness/wait.ts";
@@ -28,12 +41,13 @@ describe.skipIf(!existsSync(join(CHARTS, "cilium-1.19.6")))("platform-components
   let repo: ChartRepo;
   let manager: Manager;
   let stateDir: string;
+  let helmPath: string;
   let stopStandIns: () => Promise<void>;
   const mgmt = new KubeClient(adminKubeConfig(), { fieldManager: "homelab-operator" });
   const name = "components-e2e";
 
   beforeAll(async () => {
-    const helmPath = await helmBinary();
+    helmPath = await helmBinary();
     cp = await startControlPlane({ name: "workload-ctl" });
     stopStandIns = startStandIns(new KubeClient(cp.kubeConfig()));
     repo = await startChartRepo(helmPath, [{ dir: join(CHARTS, "cilium-1.19.6") }], {
@@ -250,5 +264,132 @@ describe.skipIf(!existsSync(join(CHARTS, "cilium-1.19.6")))("platform-components
     expect(JSON.stringify(events.items)).not.toContain(token);
     // cilium is unaffected by the failing agent: it depends on nothing that failed.
     expect((await cond("CiliumReady"))?.status).toBe("True");
+  });
+
+  it("leaves a paused cluster alone: a spec change installs nothing until the annotation is removed", async () => {
+    const helm = new Helm({ helmPath, stateDir }, await readFile(cp.kubeconfigPath, "utf8"));
+    const before = await helm.status("cilium", "kube-system");
+    expect(before?.status).toBe("deployed");
+    const annotate = (value: string | null) =>
+      mgmt.patch(HC, { name }, { metadata: { annotations: { [PAUSED_ANNOTATION]: value } } }, "merge");
+    await annotate("true");
+    await ciliumOnly({ e2eMarker: "paused" });
+    // Several resync periods (5 s here) and the spec-change event itself: none may reach Helm.
+    await new Promise((r) => setTimeout(r, 20_000));
+    expect((await helm.status("cilium", "kube-system"))?.revision).toBe(before?.revision);
+    // The annotation's removal brings the reconcile back, and with it the pending change.
+    await annotate(null);
+    const after = await waitFor(
+      "cilium upgraded after unpausing",
+      async () => {
+        const s = await helm.status("cilium", "kube-system");
+        return s && s.revision > (before?.revision ?? 0) && s.status === "deployed" ? s : undefined;
+      },
+      120_000,
+      1_000,
+    );
+    expect(await helm.values("cilium", "kube-system")).toMatchObject({ e2eMarker: "paused" });
+    expect(after.revision).toBeGreaterThan(before?.revision ?? 0);
+  });
+
+  /**
+   * One reconcile of `name` run by hand (the manager is stopped first, so nothing else reconciles it), with
+   * the signal and fence a test controls: what a lost leadership looks like from inside a pass.
+   */
+  async function passBy(opts: {
+    abort: AbortController;
+    fence: (reason: string) => Promise<void>;
+    fetchText?: (url: string) => Promise<string>;
+  }): Promise<unknown> {
+    const hc = await mgmt.get<KubeObject>(HC, { name });
+    const ctx = {
+      controller: "platform-components",
+      reconcileID: "by-hand",
+      logger: createLogger({ level: "warn" }),
+      signal: opts.abort.signal,
+      client: mgmt.withSignal(opts.abort.signal),
+      fence: opts.fence,
+      recorder: { record: async () => {} },
+      object: () => hc,
+    } as unknown as ReconcileContext;
+    return reconcileCluster(
+      ctx,
+      {
+        helmPath,
+        helmStateDir: stateDir,
+        operatorNamespace: NS,
+        ...(opts.fetchText ? { fetchText: opts.fetchText } : {}),
+      },
+      new StatusWriter(mgmt, { fieldManager: COMPONENTS_FIELD_MANAGER }),
+    ).catch((err: unknown) => err);
+  }
+  const workloadAdmin = () => new KubeClient(cp.kubeConfig(), { fieldManager: "kubectl-edit" });
+  const CRD = { apiVersion: "apiextensions.k8s.io/v1", kind: "CustomResourceDefinition" };
+  const GATEWAYS_CRD = { name: "gateways.gateway.networking.k8s.io" };
+  const ciliumOnly = (values: Record<string, unknown>) =>
+    mgmt.patch(
+      HC,
+      { name },
+      {
+        spec: {
+          components: [
+            { name: "gateway-api", repository: `${repo.url}/gateway-api` },
+            { name: "cilium", repository: repo.url, values },
+          ],
+        },
+      },
+      "merge",
+    );
+
+  it("after the reconcile is aborted mid-pass, no further write reaches the workload cluster", async () => {
+    await manager.stop();
+    // A label of ours removed by hand: any apply of the Gateway API CRDs by this pass puts it back.
+    await workloadAdmin().patch(
+      CRD,
+      GATEWAYS_CRD,
+      { metadata: { labels: { "homelab-operator.dev/component": null } } },
+      "merge",
+    );
+    const abort = new AbortController();
+    const err = await passBy({
+      abort,
+      fence: async () => {},
+      // Leadership is lost while the manifest downloads: the apply that follows must not go out.
+      fetchText: async (url) => {
+        const res = await fetch(url);
+        const text = await res.text();
+        abort.abort(new Error("leadership lost"));
+        return text;
+      },
+    });
+    // The status write after it is refused too (the management client is bound to the same signal).
+    expect(err).toBeInstanceOf(Error);
+    const crd = await workloadAdmin().get<KubeObject>(CRD, GATEWAYS_CRD);
+    expect(crd.metadata?.labels?.["homelab-operator.dev/component"]).toBeUndefined();
+  });
+
+  it("fences before each Helm write, not once per pass: a lease lost after the first check stops the upgrade", async () => {
+    const helm = new Helm({ helmPath, stateDir }, await readFile(cp.kubeconfigPath, "utf8"));
+    const before = await helm.status("cilium", "kube-system");
+    expect(before?.status).toBe("deployed");
+    await ciliumOnly({ e2eMarker: "fenced" });
+    const abort = new AbortController();
+    const reasons: string[] = [];
+    const err = await passBy({
+      abort,
+      // The first check passes; by the next one the lease belongs to someone else.
+      fence: async (reason) => {
+        reasons.push(reason);
+        if (reasons.length > 1) {
+          const refused = new FencingError(`fence before ${reason} refused: lease held by other`);
+          abort.abort(refused);
+          throw refused;
+        }
+      },
+    });
+    expect(err).toBeInstanceOf(FencingError);
+    expect(reasons.length).toBeGreaterThan(1);
+    const after = await helm.status("cilium", "kube-system");
+    expect(after?.revision).toBe(before?.revision);
   });
 });

@@ -2,8 +2,9 @@
 // component on its own readiness, keep platform objects applied, refuse what must not be done. Pure of
 // the management cluster: the controller resolves Secrets and turns the results into Conditions.
 import { parseAllDocuments } from "yaml";
-import type { KubeClient } from "../runtime/client.ts";
-import { describeError, isNotFound } from "../runtime/errors.ts";
+import { deleteExactly, type KubeClient } from "../runtime/client.ts";
+import { describeError, isConflict, isNotFound } from "../runtime/errors.ts";
+import { isFencingError } from "../runtime/fencing.ts";
 import type { KubeObject } from "../runtime/object.ts";
 import { type CatalogEntry, type ChartSource, isBuiltin, type PlatformSettings } from "./catalog.ts";
 import { CLUSTER_LABEL, type Helm, OWNER_LABEL, OWNER_VALUE } from "./helm.ts";
@@ -52,6 +53,12 @@ export interface InstallContext {
   platform: PlatformSettings;
   /** Fetches a manifest URL (injected so a proxy/CA can be configured; tests pass plain fetch). */
   fetchText(url: string): Promise<string>;
+  /**
+   * Called right before every write to the workload cluster (apply, delete, helm install/upgrade/rollback/
+   * uninstall): a pass can take minutes of Helm, far longer than one lease check stays valid, and no
+   * resourceVersion in the workload cluster fences a deposed leader.
+   */
+  fence(reason: string): Promise<void>;
 }
 
 function sourceOf(d: DesiredComponent): CatalogEntry["source"] {
@@ -94,19 +101,55 @@ async function applyAll(
   component: string,
   objects: KubeObject[],
 ): Promise<string | undefined> {
+  if (objects.length > 0) await ctx.fence(`apply ${component} platform objects`);
   for (const obj of objects) {
     const labelled: KubeObject = {
       ...obj,
       metadata: { ...obj.metadata, labels: { ...obj.metadata?.labels, ...ownedLabels(ctx, component) } },
     };
     try {
-      // Force: these objects are ours; a hand edit of a field we set is drift and is put back.
-      await ctx.workload.apply(labelled, { force: true });
+      await applyExactly(ctx.workload, labelled);
     } catch (err) {
       return `${obj.kind} ${obj.metadata?.name}: ${describeError(err)}`;
     }
   }
   return undefined;
+}
+
+/** Everything but metadata and status: what "the same object" means for drift. */
+function content(obj: KubeObject): string {
+  const { metadata: _m, status: _s, ...rest } = obj as KubeObject & { status?: unknown };
+  return canonicalJson(rest);
+}
+
+/**
+ * Makes the live object's content exactly `desired`. Force-apply puts back the fields we set, but leaves
+ * whatever another field manager added (an extra listener on the shared Gateway survives an SSA); so a
+ * dry-run PUT of the desired content (defaulted by the server the same way as the live object) tells
+ * whether anything foreign is left, and only then a PUT at the applied resourceVersion replaces it.
+ * Labels, annotations and finalizers others set on metadata stay (controllers add those legitimately).
+ */
+async function applyExactly(client: KubeClient, desired: KubeObject): Promise<void> {
+  // Force: these objects are ours; a hand edit of a field we set is drift and is put back.
+  const live = await client.apply(desired, { force: true });
+  const { managedFields: _mf, ...liveMeta } = live.metadata ?? {};
+  const replacement = {
+    ...desired,
+    metadata: { ...liveMeta, labels: { ...liveMeta.labels, ...desired.metadata?.labels } },
+    ...((live as { status?: unknown }).status ? { status: (live as { status?: unknown }).status } : {}),
+  } as KubeObject;
+  const path = await client.pathFor(
+    { apiVersion: desired.apiVersion as string, kind: desired.kind as string },
+    {
+      ...(live.metadata?.namespace ? { namespace: live.metadata.namespace } : {}),
+      name: live.metadata?.name as string,
+    },
+  );
+  const asDesired = await client.request<KubeObject>("PUT", path, {
+    body: replacement,
+    query: { fieldManager: client.fieldManager, dryRun: "All" },
+  });
+  if (content(asDesired) !== content(live)) await client.replace(replacement);
 }
 
 /** Objects of a release that no longer exist (deleted by hand): Helm recreates them on upgrade. */
@@ -164,9 +207,11 @@ async function reconcileChart(
     // pending-install of a first revision has nothing to keep: uninstall and install again; a pending
     // upgrade or rollback goes back to the previous revision first.
     if (release.status === "pending-install" && release.revision === 1) {
+      await ctx.fence(`uninstall ${entry.name} left pending-install`);
       await ctx.helm.uninstall(entry.release, entry.namespace);
       action = "installed";
     } else {
+      await ctx.fence(`roll back ${entry.name}`);
       await ctx.helm.rollback(entry.release, entry.namespace);
       action = "upgraded";
     }
@@ -186,6 +231,7 @@ async function reconcileChart(
     action = "restored";
   }
   if (action) {
+    await ctx.fence(`helm upgrade --install ${entry.name}`);
     await ctx.helm.upgradeInstall({
       release: entry.release,
       namespace: entry.namespace,
@@ -278,6 +324,7 @@ async function reconcileDisabled(
       };
     }
   }
+  await ctx.fence(`uninstall ${entry.name}`);
   await ctx.helm.uninstall(entry.release, entry.namespace);
   return {
     name: entry.name,
@@ -315,7 +362,20 @@ async function removeBuiltin(
     const live = await ctx.workload.getOrUndefined(gvk, key).catch(() => undefined);
     const labels = live?.metadata?.labels ?? {};
     if (!live || labels[OWNER_LABEL] !== OWNER_VALUE || labels[CLUSTER_LABEL] !== ctx.clusterName) continue;
-    await ctx.workload.delete(gvk, key, { ignoreNotFound: true });
+    await ctx.fence(`delete ${entry.name} ${obj.kind} ${key.name}`);
+    // The very object whose labels were just checked: a same-named object made since (someone else's),
+    // or a change since the GET, makes the server refuse instead of deleting what was not checked.
+    try {
+      await deleteExactly(ctx.workload, live);
+    } catch (err) {
+      if (!isConflict(err)) throw err;
+      return {
+        name: entry.name,
+        state: "Progressing",
+        reason: "ChangedSinceChecked",
+        message: `not removed: ${obj.kind} ${key.name} changed since it was checked; looked at again next pass`,
+      };
+    }
     removed++;
   }
   return removed > 0
@@ -396,6 +456,8 @@ async function reconcileOne(
         };
     }
   } catch (err) {
+    // A refused fence (or an abort) ends the whole pass: nothing after it may touch the workload cluster.
+    if (isFencingError(err)) throw err;
     return {
       name: entry.name,
       state: "Failed",
