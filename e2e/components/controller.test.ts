@@ -3,7 +3,7 @@
 // the provisioning controller's status written by this test under that controller's field manager.
 
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -42,6 +42,7 @@ describe.skipIf(!existsSync(join(CHARTS, "cilium-1.19.6")))("platform-components
   let manager: Manager;
   let stateDir: string;
   let helmPath: string;
+  let failingChart: string;
   let stopStandIns: () => Promise<void>;
   const mgmt = new KubeClient(adminKubeConfig(), { fieldManager: "homelab-operator" });
   const name = "components-e2e";
@@ -50,7 +51,19 @@ describe.skipIf(!existsSync(join(CHARTS, "cilium-1.19.6")))("platform-components
     helmPath = await helmBinary();
     cp = await startControlPlane({ name: "workload-ctl" });
     stopStandIns = startStandIns(new KubeClient(cp.kubeConfig()));
-    repo = await startChartRepo(helmPath, [{ dir: join(CHARTS, "cilium-1.19.6") }], {
+    // A gitlab-agent chart that fails while rendering and quotes its token in the error, as a chart's
+    // `required`/`fail` or a schema error can: Helm's stderr then carries the secret.
+    failingChart = await mkdtemp(join(tmpdir(), "homelab-failing-chart-"));
+    await mkdir(join(failingChart, "templates"));
+    await writeFile(
+      join(failingChart, "Chart.yaml"),
+      "apiVersion: v2\nname: gitlab-agent\nversion: 2.18.9\n",
+    );
+    await writeFile(
+      join(failingChart, "templates", "fail.yaml"),
+      '{{ fail (printf "token %s (%s) rejected" .Values.config.token (b64enc .Values.config.token)) }}\n',
+    );
+    repo = await startChartRepo(helmPath, [{ dir: join(CHARTS, "cilium-1.19.6") }, { dir: failingChart }], {
       "gateway-api/v1.6.1/standard-install.yaml": await manifestOf(CRDS_DIR, "gateway.networking.k8s.io_"),
     });
     await installCRDs(adminKubeConfig());
@@ -85,6 +98,7 @@ describe.skipIf(!existsSync(join(CHARTS, "cilium-1.19.6")))("platform-components
     await repo?.stop();
     await cp?.stop();
     if (stateDir) await rm(stateDir, { recursive: true, force: true });
+    if (failingChart) await rm(failingChart, { recursive: true, force: true });
   });
 
   const conditions = async () =>
@@ -257,11 +271,24 @@ describe.skipIf(!existsSync(join(CHARTS, "cilium-1.19.6")))("platform-components
     );
     expect(failed.status).toBe("False");
     expect(failed.message).toMatch(/gitlab-agent/);
+    // Now a chart that renders the token into its error message: Helm's stderr quotes it, the status must not.
+    await withAgent({ version: "2.18.9" });
+    const rendered = await waitFor(
+      "GitlabAgentReady InstallFailed from rendering",
+      async () => {
+        const c = await cond("GitlabAgentReady");
+        return c?.reason === "InstallFailed" && c.message.includes("rejected") ? c : undefined;
+      },
+      120_000,
+      500,
+    );
+    expect(rendered.message).toContain("[redacted]");
     const everything = JSON.stringify(await mgmt.get(HC, { name }));
     expect(everything).not.toContain(token);
     expect(everything).not.toContain(Buffer.from(token).toString("base64"));
     const events = await mgmt.list<KubeObject>({ apiVersion: "events.k8s.io/v1", kind: "Event" });
     expect(JSON.stringify(events.items)).not.toContain(token);
+    expect(JSON.stringify(events.items)).not.toContain(Buffer.from(token).toString("base64"));
     // cilium is unaffected by the failing agent: it depends on nothing that failed.
     expect((await cond("CiliumReady"))?.status).toBe("True");
   });

@@ -93,6 +93,32 @@ async function secretValue(
   return Buffer.from(v, "base64").toString("utf8");
 }
 
+/**
+ * Every secret value this reconcile read, so that no message leaves it with one inside: Helm's stderr (a
+ * template's `fail`, a schema error) and API errors can quote values verbatim, encoded or not.
+ */
+export class Redactor {
+  readonly #needles = new Set<string>();
+
+  add(value: string): string {
+    // Very short values would blank out ordinary words; a Secret that short protects nothing anyway.
+    if (value.length >= 4) {
+      this.#needles.add(value);
+      this.#needles.add(Buffer.from(value).toString("base64"));
+      this.#needles.add(JSON.stringify(value).slice(1, -1));
+    }
+    return value;
+  }
+
+  redact(text: string): string {
+    let out = text;
+    // Longest first: a value's base64 can contain a shorter value.
+    for (const n of [...this.#needles].sort((a, b) => b.length - a.length))
+      out = out.split(n).join("[redacted]");
+    return out;
+  }
+}
+
 function platformOf(hc: ClusterObject): PlatformSettings {
   const p = hc.spec.platform;
   return {
@@ -179,6 +205,7 @@ export async function reconcileCluster(
     name: `${name}-kubeconfig`,
     namespace: opts.operatorNamespace,
   };
+  const secrets = new Redactor();
   const kubeconfigYaml = await secretValue(ctx, { ...ref, key: "value" });
   const kc = new KubeConfig();
   kc.loadFromString(kubeconfigYaml);
@@ -197,7 +224,7 @@ export async function reconcileCluster(
   let stepCaUnavailable: string | undefined;
   if (platform.stepCa && passwordRef) {
     try {
-      platform.stepCa = { ...platform.stepCa, password: await secretValue(ctx, passwordRef) };
+      platform.stepCa = { ...platform.stepCa, password: secrets.add(await secretValue(ctx, passwordRef)) };
     } catch (err) {
       stepCaUnavailable = describeError(err);
     }
@@ -216,7 +243,8 @@ export async function reconcileCluster(
     }
     const secretValues: Record<string, string> = {};
     try {
-      for (const vf of c.valuesFrom ?? []) secretValues[vf.name] = await secretValue(ctx, vf.secretKeyRef);
+      for (const vf of c.valuesFrom ?? [])
+        secretValues[vf.name] = secrets.add(await secretValue(ctx, vf.secretKeyRef));
     } catch (err) {
       // Names the Secret and key only; the value is never read into a message.
       preResults.push({
@@ -236,7 +264,7 @@ export async function reconcileCluster(
       secretValues,
     });
   }
-  const results = [
+  const passResults = [
     ...preResults,
     ...(await reconcileComponents(
       {
@@ -258,6 +286,8 @@ export async function reconcileCluster(
       desired,
     )),
   ];
+  // Before anything reaches status or an Event.
+  const results = passResults.map((r) => ({ ...r, message: secrets.redact(r.message) }));
   for (const r of results) {
     if (!r.action) continue;
     await ctx.recorder.record(hc, {
