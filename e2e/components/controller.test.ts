@@ -218,7 +218,7 @@ describe.skipIf(!existsSync(join(CHARTS, "cilium-1.19.6")))("platform-components
 
   it("reads valuesFrom Secrets at install time and never shows them, in status or Events, even when the install fails", async () => {
     const token = "glagent-tok-7d1f0c9e-not-for-status";
-    const tokenRef = { name: "gitlab-agent-token", namespace: NS, key: "token" };
+    const tokenRef = { name: "gitlab-agent-token", key: "token" };
     const withAgent = (extra: Record<string, unknown>) =>
       mgmt.patch(
         HC,
@@ -418,5 +418,40 @@ describe.skipIf(!existsSync(join(CHARTS, "cilium-1.19.6")))("platform-components
     expect(reasons.length).toBeGreaterThan(1);
     const after = await helm.status("cilium", "kube-system");
     expect(after?.revision).toBe(before?.revision);
+  });
+
+  it("keeps a dependency installed under an enabled dependent whose Secret is missing", async () => {
+    const helm = new Helm({ helmPath, stateDir }, await readFile(cp.kubeconfigPath, "utf8"));
+    expect((await helm.status("cilium", "kube-system"))?.status).toBe("deployed");
+    await mgmt.patch(
+      HC,
+      { name },
+      {
+        spec: {
+          components: [
+            { name: "gateway-api", repository: `${repo.url}/gateway-api` },
+            // Disabled, but gitlab-agent (enabled) depends on it: it must stay.
+            { name: "cilium", enabled: false, repository: repo.url },
+            {
+              name: "gitlab-agent",
+              repository: repo.url,
+              version: "2.18.9",
+              valuesFrom: [
+                { name: "token", secretKeyRef: { name: "no-such-secret", key: "t" } },
+              ],
+            },
+          ],
+        },
+      },
+      "merge",
+    );
+    const result = await passBy({ abort: new AbortController(), fence: async () => {} });
+    expect(result).not.toBeInstanceOf(Error);
+    expect(await helm.status("cilium", "kube-system")).toMatchObject({ status: "deployed" });
+    expect(await cond("CiliumReady")).toMatchObject({ status: "False", reason: "RequiredByOthers" });
+    const agent = await cond("GitlabAgentReady");
+    expect(agent).toMatchObject({ status: "False", reason: "SecretUnavailable" });
+    expect(agent?.message).toContain("no-such-secret");
+    expect(JSON.stringify(await conditions())).not.toContain("DependencyDisabled");
   });
 });

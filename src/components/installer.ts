@@ -25,6 +25,11 @@ export interface DesiredComponent {
   values?: Record<string, unknown>;
   /** Values read from Secrets by the controller, keyed by the catalog's `from` name. Never logged. */
   secretValues?: Record<string, string>;
+  /**
+   * Set when the controller could not read a Secret this component needs: it stays enabled (so what it
+   * depends on is not removed from under it) and only its Helm call is skipped, with this as its result.
+   */
+  unavailable?: { reason: string; message: string };
 }
 
 export type ComponentState =
@@ -416,6 +421,7 @@ async function reconcileOne(
   byName: Map<string, DesiredComponent>,
 ): Promise<ComponentResult> {
   const { entry } = d;
+  if (d.unavailable) return { name: entry.name, state: "Failed", ...d.unavailable };
   const waiting = blockers(entry, ready);
   if (waiting.length > 0) {
     const disabled = waiting.filter((w) => !byName.get(w)?.enabled);

@@ -49,13 +49,19 @@ export interface PlatformComponentsOptions {
   fetchText?: (url: string) => Promise<string>;
 }
 
+/** A key of a Secret in the operator's namespace: the spec cannot point the operator at anyone else's. */
+interface SecretKeyRef {
+  name: string;
+  key: string;
+}
+
 interface SpecComponent {
   name: string;
   enabled: boolean;
   version?: string;
   repository?: string;
   values?: Record<string, unknown>;
-  valuesFrom?: { name: string; secretKeyRef: { name: string; namespace: string; key: string } }[];
+  valuesFrom?: { name: string; secretKeyRef: SecretKeyRef }[];
 }
 
 interface ClusterObject extends KubeObject {
@@ -65,7 +71,7 @@ interface ClusterObject extends KubeObject {
       domain: string;
       loadBalancerPool?: { start: string; stop: string };
       stepCa?: PlatformSettings["stepCa"] & {
-        passwordRef?: { name: string; namespace: string; key: string };
+        passwordRef?: SecretKeyRef;
       };
     };
   };
@@ -133,10 +139,11 @@ function platformOf(hc: ClusterObject): PlatformSettings {
 }
 
 function componentCondition(r: ComponentResult): ConditionInput {
-  const ready = r.state === "Ready" || r.state === "Disabled" || r.state === "Removed";
+  // Only a component whose readiness checks passed is Ready=True; a disabled or removed one is False with
+  // its reason (Disabled, Uninstalled, Deleted, NotOurs): nothing about it was checked for readiness.
   return {
     type: conditionTypeFor(r.name),
-    status: ready ? "True" : "False",
+    status: r.state === "Ready" ? "True" : "False",
     reason: r.reason,
     message: r.message,
   };
@@ -218,13 +225,12 @@ export async function reconcileCluster(
   );
 
   const desired: DesiredComponent[] = [];
-  const preResults: ComponentResult[] = [];
   const platform = platformOf(hc);
   const passwordRef = hc.spec.platform?.stepCa?.passwordRef;
   let stepCaUnavailable: string | undefined;
   if (platform.stepCa && passwordRef) {
     try {
-      platform.stepCa = { ...platform.stepCa, password: secrets.add(await secretValue(ctx, passwordRef)) };
+      platform.stepCa = { ...platform.stepCa, password: secrets.add(await secretValue(ctx, { ...passwordRef, namespace: opts.operatorNamespace })) };
     } catch (err) {
       stepCaUnavailable = describeError(err);
     }
@@ -232,60 +238,48 @@ export async function reconcileCluster(
   for (const c of spec) {
     const entry = catalogEntry(c.name);
     if (!entry) continue; // the CRD's enum already refuses unknown names
-    if (c.name === "step-issuer" && stepCaUnavailable) {
-      preResults.push({
-        name: c.name,
-        state: "Failed",
-        reason: "SecretUnavailable",
-        message: stepCaUnavailable,
-      });
-      continue;
-    }
+    // A Secret that cannot be read skips this component's Helm call only: it stays in the plan as enabled,
+    // so nothing it depends on is uninstalled from under its running release.
+    let unavailable = c.name === "step-issuer" ? stepCaUnavailable : undefined;
     const secretValues: Record<string, string> = {};
     try {
       for (const vf of c.valuesFrom ?? [])
-        secretValues[vf.name] = secrets.add(await secretValue(ctx, vf.secretKeyRef));
+        secretValues[vf.name] = secrets.add(await secretValue(ctx, { ...vf.secretKeyRef, namespace: opts.operatorNamespace }));
     } catch (err) {
       // Names the Secret and key only; the value is never read into a message.
-      preResults.push({
-        name: c.name,
-        state: "Failed",
-        reason: "SecretUnavailable",
-        message: describeError(err),
-      });
-      continue;
+      unavailable ??= describeError(err);
     }
     desired.push({
       entry,
       enabled: c.enabled,
+      ...(unavailable && c.enabled
+        ? { unavailable: { reason: "SecretUnavailable", message: unavailable } }
+        : {}),
       ...(c.version ? { version: c.version } : {}),
       ...(c.repository ? { repository: c.repository } : {}),
       ...(c.values ? { values: c.values } : {}),
       secretValues,
     });
   }
-  const passResults = [
-    ...preResults,
-    ...(await reconcileComponents(
-      {
-        clusterName: name,
-        workload,
-        helm,
-        platform,
-        // Helm and the workload cluster sit outside the management cluster, where no resourceVersion fences
-        // a stale leader: the installer asks before each write.
-        fence: (reason) => ctx.fence(reason),
-        fetchText:
-          opts.fetchText ??
-          (async (url) => {
-            const res = await fetch(url, { signal: ctx.signal });
-            if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
-            return res.text();
-          }),
-      },
-      desired,
-    )),
-  ];
+  const passResults = await reconcileComponents(
+    {
+      clusterName: name,
+      workload,
+      helm,
+      platform,
+      // Helm and the workload cluster sit outside the management cluster, where no resourceVersion fences
+      // a stale leader: the installer asks before each write.
+      fence: (reason) => ctx.fence(reason),
+      fetchText:
+        opts.fetchText ??
+        (async (url) => {
+          const res = await fetch(url, { signal: ctx.signal });
+          if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
+          return res.text();
+        }),
+    },
+    desired,
+  );
   // Before anything reaches status or an Event.
   const results = passResults.map((r) => ({ ...r, message: secrets.redact(r.message) }));
   for (const r of results) {
