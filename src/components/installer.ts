@@ -93,6 +93,23 @@ class MissingSecretValue extends Error {
   }
 }
 
+/** Labels (of a release or an object) that say this operator made it for this very cluster. */
+function isOurs(ctx: InstallContext, labels: Record<string, string>): boolean {
+  return labels[OWNER_LABEL] === OWNER_VALUE && labels[CLUSTER_LABEL] === ctx.clusterName;
+}
+
+/** Refuses removal while something enabled depends on the component. */
+function requiredByOthers(entry: CatalogEntry, enabled: CatalogEntry[]): ComponentResult | undefined {
+  const needed = dependents(entry.name, enabled);
+  if (needed.length === 0) return undefined;
+  return {
+    name: entry.name,
+    state: "Refused",
+    reason: "RequiredByOthers",
+    message: `not removed: ${needed.join(", ")} depend${needed.length === 1 ? "s" : ""} on it`,
+  };
+}
+
 function ownedLabels(ctx: InstallContext, component: string): Record<string, string> {
   return {
     [OWNER_LABEL]: OWNER_VALUE,
@@ -185,10 +202,7 @@ async function reconcileChart(
 ): Promise<ComponentResult | { action?: ComponentResult["action"] }> {
   const { entry } = d;
   const release = await ctx.helm.status(entry.release, entry.namespace);
-  if (
-    release &&
-    (release.labels[OWNER_LABEL] !== OWNER_VALUE || release.labels[CLUSTER_LABEL] !== ctx.clusterName)
-  ) {
+  if (release && !isOurs(ctx, release.labels)) {
     return {
       name: entry.name,
       state: "Refused",
@@ -293,10 +307,7 @@ async function reconcileDisabled(
   const { entry } = d;
   const hasRelease = !isBuiltin(entry) && entry.source.kind === "chart";
   const release = hasRelease ? await ctx.helm.status(entry.release, entry.namespace) : undefined;
-  if (
-    release &&
-    (release.labels[OWNER_LABEL] !== OWNER_VALUE || release.labels[CLUSTER_LABEL] !== ctx.clusterName)
-  ) {
+  if (release && !isOurs(ctx, release.labels)) {
     return {
       name: entry.name,
       state: "Disabled",
@@ -308,15 +319,8 @@ async function reconcileDisabled(
   // The Gateway API CRDs (a manifest) are kept: deleting a CRD deletes every Gateway and route with it.
   if (!release)
     return { name: entry.name, state: "Disabled", reason: "Disabled", message: "disabled and not installed" };
-  const needed = dependents(entry.name, enabled);
-  if (needed.length > 0) {
-    return {
-      name: entry.name,
-      state: "Refused",
-      reason: "RequiredByOthers",
-      message: `not removed: ${needed.join(", ")} depend${needed.length === 1 ? "s" : ""} on it`,
-    };
-  }
+  const required = requiredByOthers(entry, enabled);
+  if (required) return required;
   if (entry.protects) {
     const objects = await protectedObjects(ctx, entry.protects.crdCategory);
     if (objects.length > 0) {
@@ -346,15 +350,8 @@ async function removeBuiltin(
   entry: CatalogEntry,
   enabled: CatalogEntry[],
 ): Promise<ComponentResult> {
-  const needed = dependents(entry.name, enabled);
-  if (needed.length > 0) {
-    return {
-      name: entry.name,
-      state: "Refused",
-      reason: "RequiredByOthers",
-      message: `not removed: ${needed.join(", ")} depend${needed.length === 1 ? "s" : ""} on it`,
-    };
-  }
+  const required = requiredByOthers(entry, enabled);
+  if (required) return required;
   let removed = 0;
   // Namespaces last (reverse order): deleting one first would take foreign objects in it along.
   for (const obj of [...entry.platformObjects(ctx.platform)].reverse()) {
@@ -366,7 +363,7 @@ async function removeBuiltin(
     };
     const live = await ctx.workload.getOrUndefined(gvk, key).catch(() => undefined);
     const labels = live?.metadata?.labels ?? {};
-    if (!live || labels[OWNER_LABEL] !== OWNER_VALUE || labels[CLUSTER_LABEL] !== ctx.clusterName) continue;
+    if (!live || !isOurs(ctx, labels)) continue;
     await ctx.fence(`delete ${entry.name} ${obj.kind} ${key.name}`);
     // The very object whose labels were just checked: a same-named object made since (someone else's),
     // or a change since the GET, makes the server refuse instead of deleting what was not checked.
@@ -476,31 +473,28 @@ async function reconcileOne(
   const extra = { ...(version ? { version } : {}), ...(action ? { action } : {}) };
   // A chart's platform objects go after its readiness (their CRDs and webhooks come with it); a builtin
   // component is only its objects, and its readiness is theirs (KnativeServing Ready).
-  const apply = () => applyAll(ctx, entry.name, entry.platformObjects(ctx.platform));
+  const apply = async (): Promise<ComponentResult | undefined> => {
+    const applyError = await applyAll(ctx, entry.name, entry.platformObjects(ctx.platform));
+    return applyError
+      ? {
+          name: entry.name,
+          state: "Progressing",
+          reason: "PlatformObjectsPending",
+          message: applyError,
+          ...extra,
+        }
+      : undefined;
+  };
   if (isBuiltin(entry)) {
-    const applyError = await apply();
-    if (applyError)
-      return {
-        name: entry.name,
-        state: "Progressing",
-        reason: "PlatformObjectsPending",
-        message: applyError,
-        ...extra,
-      };
+    const pending = await apply();
+    if (pending) return pending;
   }
   const unready = await firstUnready(ctx.workload, entry.readiness);
   if (unready)
     return { name: entry.name, state: "Progressing", reason: "NotReady", message: unready, ...extra };
   if (!isBuiltin(entry)) {
-    const applyError = await apply();
-    if (applyError)
-      return {
-        name: entry.name,
-        state: "Progressing",
-        reason: "PlatformObjectsPending",
-        message: applyError,
-        ...extra,
-      };
+    const pending = await apply();
+    if (pending) return pending;
   }
   ready.add(entry.name);
   return {
