@@ -291,7 +291,7 @@ describe.skipIf(!existsSync(join(CHARTS, "cilium-1.19.6")))("platform-components
     expect(JSON.stringify(events.items)).not.toContain(Buffer.from(token).toString("base64"));
     // cilium is unaffected by the failing agent: it depends on nothing that failed.
     expect((await cond("CiliumReady"))?.status).toBe("True");
-  });
+  }, 360_000);
 
   it("leaves a paused cluster alone: a spec change installs nothing until the annotation is removed", async () => {
     const helm = new Helm({ helmPath, stateDir }, await readFile(cp.kubeconfigPath, "utf8"));
