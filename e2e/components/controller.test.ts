@@ -436,9 +436,7 @@ describe.skipIf(!existsSync(join(CHARTS, "cilium-1.19.6")))("platform-components
               name: "gitlab-agent",
               repository: repo.url,
               version: "2.18.9",
-              valuesFrom: [
-                { name: "token", secretKeyRef: { name: "no-such-secret", key: "t" } },
-              ],
+              valuesFrom: [{ name: "token", secretKeyRef: { name: "no-such-secret", key: "t" } }],
             },
           ],
         },

@@ -230,7 +230,10 @@ export async function reconcileCluster(
   let stepCaUnavailable: string | undefined;
   if (platform.stepCa && passwordRef) {
     try {
-      platform.stepCa = { ...platform.stepCa, password: secrets.add(await secretValue(ctx, { ...passwordRef, namespace: opts.operatorNamespace })) };
+      platform.stepCa = {
+        ...platform.stepCa,
+        password: secrets.add(await secretValue(ctx, { ...passwordRef, namespace: opts.operatorNamespace })),
+      };
     } catch (err) {
       stepCaUnavailable = describeError(err);
     }
@@ -244,7 +247,9 @@ export async function reconcileCluster(
     const secretValues: Record<string, string> = {};
     try {
       for (const vf of c.valuesFrom ?? [])
-        secretValues[vf.name] = secrets.add(await secretValue(ctx, { ...vf.secretKeyRef, namespace: opts.operatorNamespace }));
+        secretValues[vf.name] = secrets.add(
+          await secretValue(ctx, { ...vf.secretKeyRef, namespace: opts.operatorNamespace }),
+        );
     } catch (err) {
       // Names the Secret and key only; the value is never read into a message.
       unavailable ??= describeError(err);
