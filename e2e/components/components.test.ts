@@ -497,7 +497,9 @@ describe.skipIf(!haveCharts)(`components installer (real charts from ${CHARTS})`
     const abort = new AbortController();
     const { readFile } = await import("node:fs/promises");
     const dying = new Helm(
-      { helmPath, stateDir, signal: abort.signal },
+      // SIGKILL: a crash gives Helm no chance to record anything (a SIGTERM sometimes lets it mark the
+      // release failed, which is not the state under test).
+      { helmPath, stateDir, signal: abort.signal, killSignal: "SIGKILL" },
       await readFile(cp.kubeconfigPath, "utf8"),
     );
     // The post-install hook Job never completes here (no kubelet), so this helm waits until it is killed.
