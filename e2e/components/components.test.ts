@@ -70,6 +70,8 @@ describe.skipIf(!haveCharts)(`components installer (real charts from ${CHARTS})`
       if (!res.ok) throw new Error(`GET ${url}: ${res.status}`);
       return res.text();
     },
+    // One replica in this suite: nobody to be fenced from (controller.test.ts tests a refused fence).
+    fence: async () => {},
   });
   const pass = () => reconcileComponents(ctx(), desired);
   const byName = (rs: ComponentResult[]) => Object.fromEntries(rs.map((r) => [r.name, r]));
@@ -361,6 +363,39 @@ describe.skipIf(!haveCharts)(`components installer (real charts from ${CHARTS})`
     );
   });
 
+  it("drift is exact content: a listener another field manager added to the Gateway is removed", async () => {
+    const GW = { apiVersion: "gateway.networking.k8s.io/v1", kind: "Gateway" };
+    // Its own list entry (listeners are keyed by name), so a force-apply of ours never conflicts with it.
+    await new KubeClient(cp.kubeConfig(), { fieldManager: "intruder" }).apply(
+      {
+        ...GW,
+        metadata: { namespace: "gateway", name: "main-gateway" },
+        spec: { listeners: [{ name: "evil", protocol: "HTTP", port: 8080, hostname: "*.evil.example" }] },
+      },
+      { force: false },
+    );
+    const listeners = async () =>
+      (
+        (await workload.get<KubeObject>(GW, { namespace: "gateway", name: "main-gateway" })).spec as {
+          listeners: { name: string; hostname?: string }[];
+        }
+      ).listeners;
+    expect((await listeners()).map((l) => l.name)).toEqual(expect.arrayContaining(["http", "evil"]));
+    await pass();
+    const after = await listeners();
+    expect(after.map((l) => l.name)).toEqual(["http"]);
+    expect(JSON.stringify(after)).not.toContain("evil.example");
+    // Converged: a second pass finds nothing foreign and leaves the object as it is.
+    const rv = (await workload.get<KubeObject>(GW, { namespace: "gateway", name: "main-gateway" })).metadata
+      ?.resourceVersion;
+    await pass();
+    expect(
+      (await workload.get<KubeObject>(GW, { namespace: "gateway", name: "main-gateway" })).metadata
+        ?.resourceVersion,
+    ).toBe(rv);
+    await untilAllReady("Ready after the foreign listener");
+  });
+
   it("a failing component blocks only what depends on it, and its running release stays", async () => {
     const withBadVersion = desired.map((d) =>
       d.entry.name === "cert-manager" ? { ...d, version: "v9.9.9" } : d,
@@ -389,6 +424,33 @@ describe.skipIf(!haveCharts)(`components installer (real charts from ${CHARTS})`
     expect(rs["main-gateway"]?.state).toBe("Ready");
     await untilAllReady("route back");
     expect(await workload.getOrUndefined(route, key)).toBeDefined();
+  });
+
+  it("deletes only the object it checked: one replaced by someone else's between the check and the delete stays", async () => {
+    const route = { apiVersion: "gateway.networking.k8s.io/v1", kind: "HTTPRoute" };
+    const key = { namespace: "kube-system", name: "hubble-ui" };
+    const ours = await workload.get<KubeObject>(route, key);
+    const off = desired.map((d) => (d.entry.name === "hubble-ui-route" ? { ...d, enabled: false } : d));
+    // The fence runs between the label check (GET) and the DELETE: swap the route for a foreign one there.
+    const racing: InstallContext = {
+      ...ctx(),
+      fence: async (reason) => {
+        if (!reason.startsWith("delete hubble-ui-route")) return;
+        await workload.delete(route, key);
+        await waitFor("old route gone", async () => !(await workload.getOrUndefined(route, key)), 30_000);
+        await workload.create({
+          ...route,
+          metadata: { ...key, labels: ours.metadata?.labels ?? {} },
+          spec: { parentRefs: [{ name: "someone-elses", namespace: "gateway" }] },
+        });
+      },
+    };
+    await reconcileComponents(racing, off);
+    const left = await workload.getOrUndefined<KubeObject>(route, key);
+    expect(left).toBeDefined();
+    expect(left?.metadata?.uid).not.toBe(ours.metadata?.uid);
+    await workload.delete(route, key);
+    await untilAllReady("route back after the race");
   });
 
   it("refuses to remove Crossplane while managed resources exist, removes it once none do", async () => {
@@ -435,7 +497,9 @@ describe.skipIf(!haveCharts)(`components installer (real charts from ${CHARTS})`
     const abort = new AbortController();
     const { readFile } = await import("node:fs/promises");
     const dying = new Helm(
-      { helmPath, stateDir, signal: abort.signal },
+      // SIGKILL: a crash gives Helm no chance to record anything (a SIGTERM sometimes lets it mark the
+      // release failed, which is not the state under test).
+      { helmPath, stateDir, signal: abort.signal, killSignal: "SIGKILL" },
       await readFile(cp.kubeconfigPath, "utf8"),
     );
     // The post-install hook Job never completes here (no kubelet), so this helm waits until it is killed.

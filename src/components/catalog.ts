@@ -382,36 +382,8 @@ export const CATALOG: readonly CatalogEntry[] = [
     ],
     platformObjects: (p) => platformObjectsFor("knative", p),
   },
-  {
-    name: "otel-collector",
-    release: "otel-collector-agent",
-    namespace: "opentelemetry",
-    source: {
-      kind: "chart",
-      repository: "https://open-telemetry.github.io/opentelemetry-helm-charts",
-      chart: "opentelemetry-collector",
-      version: "0.170.0",
-    },
-    dependsOn: ["cilium"],
-    values: (p) => otelValues("daemonset", p),
-    readiness: [daemonSet("opentelemetry", "otel-collector-agent-opentelemetry-collector-agent")],
-    platformObjects: () => [],
-  },
-  {
-    name: "otel-collector-gateway",
-    release: "otel-collector-gateway",
-    namespace: "opentelemetry",
-    source: {
-      kind: "chart",
-      repository: "https://open-telemetry.github.io/opentelemetry-helm-charts",
-      chart: "opentelemetry-collector",
-      version: "0.170.0",
-    },
-    dependsOn: ["cilium"],
-    values: (p) => otelValues("deployment", p),
-    readiness: [deployment("opentelemetry", "otel-collector-gateway-opentelemetry-collector")],
-    platformObjects: () => [],
-  },
+  otelCollector("otel-collector", "daemonset"),
+  otelCollector("otel-collector-gateway", "deployment"),
   {
     name: "gitlab-agent",
     release: "gitlab-agent",
@@ -436,6 +408,33 @@ export const CATALOG: readonly CatalogEntry[] = [
     platformObjects: (p) => platformObjectsFor("hubble-ui-route", p),
   },
 ];
+
+/**
+ * The two OpenTelemetry Collector releases of one chart: a per-node agent (kubelet metrics, logs) and a
+ * cluster-wide gateway (cluster metrics).
+ */
+function otelCollector(name: string, mode: "daemonset" | "deployment"): CatalogEntry {
+  const release = mode === "daemonset" ? "otel-collector-agent" : "otel-collector-gateway";
+  return {
+    name,
+    release,
+    namespace: "opentelemetry",
+    source: {
+      kind: "chart",
+      repository: "https://open-telemetry.github.io/opentelemetry-helm-charts",
+      chart: "opentelemetry-collector",
+      version: "0.170.0",
+    },
+    dependsOn: ["cilium"],
+    values: (p) => otelValues(mode, p),
+    readiness: [
+      mode === "daemonset"
+        ? daemonSet("opentelemetry", "otel-collector-agent-opentelemetry-collector-agent")
+        : deployment("opentelemetry", "otel-collector-gateway-opentelemetry-collector"),
+    ],
+    platformObjects: () => [],
+  };
+}
 
 /** The collector chart needs `mode` and an image (it has no default); one release per mode. */
 function otelValues(mode: "daemonset" | "deployment", p: PlatformSettings): Record<string, unknown> {

@@ -19,6 +19,11 @@ export interface HelmOptions {
   /** Per-command limit, also passed as --timeout for hooks. */
   timeoutMs?: number;
   signal?: AbortSignal;
+  /**
+   * How an aborted helm is stopped (default SIGTERM, which lets Helm record the release as failed when it
+   * gets the chance; tests pass SIGKILL to stand in for an operator crash).
+   */
+  killSignal?: NodeJS.Signals;
 }
 
 export class HelmError extends Error {
@@ -87,6 +92,7 @@ export class Helm {
             timeout: this.#opts.timeoutMs ?? 300_000,
             maxBuffer: 64 * 1024 * 1024,
             ...(this.#opts.signal ? { signal: this.#opts.signal } : {}),
+            ...(this.#opts.killSignal ? { killSignal: this.#opts.killSignal } : {}),
           },
           (err, stdout, stderr) => {
             if (err) {

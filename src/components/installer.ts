@@ -2,8 +2,9 @@
 // component on its own readiness, keep platform objects applied, refuse what must not be done. Pure of
 // the management cluster: the controller resolves Secrets and turns the results into Conditions.
 import { parseAllDocuments } from "yaml";
-import type { KubeClient } from "../runtime/client.ts";
-import { describeError, isNotFound } from "../runtime/errors.ts";
+import { deleteExactly, type KubeClient } from "../runtime/client.ts";
+import { describeError, isConflict, isNotFound } from "../runtime/errors.ts";
+import { isFencingError } from "../runtime/fencing.ts";
 import type { KubeObject } from "../runtime/object.ts";
 import { type CatalogEntry, type ChartSource, isBuiltin, type PlatformSettings } from "./catalog.ts";
 import { CLUSTER_LABEL, type Helm, OWNER_LABEL, OWNER_VALUE } from "./helm.ts";
@@ -24,6 +25,11 @@ export interface DesiredComponent {
   values?: Record<string, unknown>;
   /** Values read from Secrets by the controller, keyed by the catalog's `from` name. Never logged. */
   secretValues?: Record<string, string>;
+  /**
+   * Set when the controller could not read a Secret this component needs: it stays enabled (so what it
+   * depends on is not removed from under it) and only its Helm call is skipped, with this as its result.
+   */
+  unavailable?: { reason: string; message: string };
 }
 
 export type ComponentState =
@@ -52,6 +58,12 @@ export interface InstallContext {
   platform: PlatformSettings;
   /** Fetches a manifest URL (injected so a proxy/CA can be configured; tests pass plain fetch). */
   fetchText(url: string): Promise<string>;
+  /**
+   * Called right before every write to the workload cluster (apply, delete, helm install/upgrade/rollback/
+   * uninstall): a pass can take minutes of Helm, far longer than one lease check stays valid, and no
+   * resourceVersion in the workload cluster fences a deposed leader.
+   */
+  fence(reason: string): Promise<void>;
 }
 
 function sourceOf(d: DesiredComponent): CatalogEntry["source"] {
@@ -81,6 +93,23 @@ class MissingSecretValue extends Error {
   }
 }
 
+/** Labels (of a release or an object) that say this operator made it for this very cluster. */
+function isOurs(ctx: InstallContext, labels: Record<string, string>): boolean {
+  return labels[OWNER_LABEL] === OWNER_VALUE && labels[CLUSTER_LABEL] === ctx.clusterName;
+}
+
+/** Refuses removal while something enabled depends on the component. */
+function requiredByOthers(entry: CatalogEntry, enabled: CatalogEntry[]): ComponentResult | undefined {
+  const needed = dependents(entry.name, enabled);
+  if (needed.length === 0) return undefined;
+  return {
+    name: entry.name,
+    state: "Refused",
+    reason: "RequiredByOthers",
+    message: `not removed: ${needed.join(", ")} depend${needed.length === 1 ? "s" : ""} on it`,
+  };
+}
+
 function ownedLabels(ctx: InstallContext, component: string): Record<string, string> {
   return {
     [OWNER_LABEL]: OWNER_VALUE,
@@ -94,19 +123,55 @@ async function applyAll(
   component: string,
   objects: KubeObject[],
 ): Promise<string | undefined> {
+  if (objects.length > 0) await ctx.fence(`apply ${component} platform objects`);
   for (const obj of objects) {
     const labelled: KubeObject = {
       ...obj,
       metadata: { ...obj.metadata, labels: { ...obj.metadata?.labels, ...ownedLabels(ctx, component) } },
     };
     try {
-      // Force: these objects are ours; a hand edit of a field we set is drift and is put back.
-      await ctx.workload.apply(labelled, { force: true });
+      await applyExactly(ctx.workload, labelled);
     } catch (err) {
       return `${obj.kind} ${obj.metadata?.name}: ${describeError(err)}`;
     }
   }
   return undefined;
+}
+
+/** Everything but metadata and status: what "the same object" means for drift. */
+function content(obj: KubeObject): string {
+  const { metadata: _m, status: _s, ...rest } = obj as KubeObject & { status?: unknown };
+  return canonicalJson(rest);
+}
+
+/**
+ * Makes the live object's content exactly `desired`. Force-apply puts back the fields we set, but leaves
+ * whatever another field manager added (an extra listener on the shared Gateway survives an SSA); so a
+ * dry-run PUT of the desired content (defaulted by the server the same way as the live object) tells
+ * whether anything foreign is left, and only then a PUT at the applied resourceVersion replaces it.
+ * Labels, annotations and finalizers others set on metadata stay (controllers add those legitimately).
+ */
+async function applyExactly(client: KubeClient, desired: KubeObject): Promise<void> {
+  // Force: these objects are ours; a hand edit of a field we set is drift and is put back.
+  const live = await client.apply(desired, { force: true });
+  const { managedFields: _mf, ...liveMeta } = live.metadata ?? {};
+  const replacement = {
+    ...desired,
+    metadata: { ...liveMeta, labels: { ...liveMeta.labels, ...desired.metadata?.labels } },
+    ...((live as { status?: unknown }).status ? { status: (live as { status?: unknown }).status } : {}),
+  } as KubeObject;
+  const path = await client.pathFor(
+    { apiVersion: desired.apiVersion as string, kind: desired.kind as string },
+    {
+      ...(live.metadata?.namespace ? { namespace: live.metadata.namespace } : {}),
+      name: live.metadata?.name as string,
+    },
+  );
+  const asDesired = await client.request<KubeObject>("PUT", path, {
+    body: replacement,
+    query: { fieldManager: client.fieldManager, dryRun: "All" },
+  });
+  if (content(asDesired) !== content(live)) await client.replace(replacement);
 }
 
 /** Objects of a release that no longer exist (deleted by hand): Helm recreates them on upgrade. */
@@ -137,10 +202,7 @@ async function reconcileChart(
 ): Promise<ComponentResult | { action?: ComponentResult["action"] }> {
   const { entry } = d;
   const release = await ctx.helm.status(entry.release, entry.namespace);
-  if (
-    release &&
-    (release.labels[OWNER_LABEL] !== OWNER_VALUE || release.labels[CLUSTER_LABEL] !== ctx.clusterName)
-  ) {
+  if (release && !isOurs(ctx, release.labels)) {
     return {
       name: entry.name,
       state: "Refused",
@@ -164,9 +226,11 @@ async function reconcileChart(
     // pending-install of a first revision has nothing to keep: uninstall and install again; a pending
     // upgrade or rollback goes back to the previous revision first.
     if (release.status === "pending-install" && release.revision === 1) {
+      await ctx.fence(`uninstall ${entry.name} left pending-install`);
       await ctx.helm.uninstall(entry.release, entry.namespace);
       action = "installed";
     } else {
+      await ctx.fence(`roll back ${entry.name}`);
       await ctx.helm.rollback(entry.release, entry.namespace);
       action = "upgraded";
     }
@@ -186,6 +250,7 @@ async function reconcileChart(
     action = "restored";
   }
   if (action) {
+    await ctx.fence(`helm upgrade --install ${entry.name}`);
     await ctx.helm.upgradeInstall({
       release: entry.release,
       namespace: entry.namespace,
@@ -242,10 +307,7 @@ async function reconcileDisabled(
   const { entry } = d;
   const hasRelease = !isBuiltin(entry) && entry.source.kind === "chart";
   const release = hasRelease ? await ctx.helm.status(entry.release, entry.namespace) : undefined;
-  if (
-    release &&
-    (release.labels[OWNER_LABEL] !== OWNER_VALUE || release.labels[CLUSTER_LABEL] !== ctx.clusterName)
-  ) {
+  if (release && !isOurs(ctx, release.labels)) {
     return {
       name: entry.name,
       state: "Disabled",
@@ -257,15 +319,8 @@ async function reconcileDisabled(
   // The Gateway API CRDs (a manifest) are kept: deleting a CRD deletes every Gateway and route with it.
   if (!release)
     return { name: entry.name, state: "Disabled", reason: "Disabled", message: "disabled and not installed" };
-  const needed = dependents(entry.name, enabled);
-  if (needed.length > 0) {
-    return {
-      name: entry.name,
-      state: "Refused",
-      reason: "RequiredByOthers",
-      message: `not removed: ${needed.join(", ")} depend${needed.length === 1 ? "s" : ""} on it`,
-    };
-  }
+  const required = requiredByOthers(entry, enabled);
+  if (required) return required;
   if (entry.protects) {
     const objects = await protectedObjects(ctx, entry.protects.crdCategory);
     if (objects.length > 0) {
@@ -278,6 +333,7 @@ async function reconcileDisabled(
       };
     }
   }
+  await ctx.fence(`uninstall ${entry.name}`);
   await ctx.helm.uninstall(entry.release, entry.namespace);
   return {
     name: entry.name,
@@ -294,15 +350,8 @@ async function removeBuiltin(
   entry: CatalogEntry,
   enabled: CatalogEntry[],
 ): Promise<ComponentResult> {
-  const needed = dependents(entry.name, enabled);
-  if (needed.length > 0) {
-    return {
-      name: entry.name,
-      state: "Refused",
-      reason: "RequiredByOthers",
-      message: `not removed: ${needed.join(", ")} depend${needed.length === 1 ? "s" : ""} on it`,
-    };
-  }
+  const required = requiredByOthers(entry, enabled);
+  if (required) return required;
   let removed = 0;
   // Namespaces last (reverse order): deleting one first would take foreign objects in it along.
   for (const obj of [...entry.platformObjects(ctx.platform)].reverse()) {
@@ -314,8 +363,21 @@ async function removeBuiltin(
     };
     const live = await ctx.workload.getOrUndefined(gvk, key).catch(() => undefined);
     const labels = live?.metadata?.labels ?? {};
-    if (!live || labels[OWNER_LABEL] !== OWNER_VALUE || labels[CLUSTER_LABEL] !== ctx.clusterName) continue;
-    await ctx.workload.delete(gvk, key, { ignoreNotFound: true });
+    if (!live || !isOurs(ctx, labels)) continue;
+    await ctx.fence(`delete ${entry.name} ${obj.kind} ${key.name}`);
+    // The very object whose labels were just checked: a same-named object made since (someone else's),
+    // or a change since the GET, makes the server refuse instead of deleting what was not checked.
+    try {
+      await deleteExactly(ctx.workload, live);
+    } catch (err) {
+      if (!isConflict(err)) throw err;
+      return {
+        name: entry.name,
+        state: "Progressing",
+        reason: "ChangedSinceChecked",
+        message: `not removed: ${obj.kind} ${key.name} changed since it was checked; looked at again next pass`,
+      };
+    }
     removed++;
   }
   return removed > 0
@@ -356,6 +418,7 @@ async function reconcileOne(
   byName: Map<string, DesiredComponent>,
 ): Promise<ComponentResult> {
   const { entry } = d;
+  if (d.unavailable) return { name: entry.name, state: "Failed", ...d.unavailable };
   const waiting = blockers(entry, ready);
   if (waiting.length > 0) {
     const disabled = waiting.filter((w) => !byName.get(w)?.enabled);
@@ -396,6 +459,8 @@ async function reconcileOne(
         };
     }
   } catch (err) {
+    // A refused fence (or an abort) ends the whole pass: nothing after it may touch the workload cluster.
+    if (isFencingError(err)) throw err;
     return {
       name: entry.name,
       state: "Failed",
@@ -408,31 +473,28 @@ async function reconcileOne(
   const extra = { ...(version ? { version } : {}), ...(action ? { action } : {}) };
   // A chart's platform objects go after its readiness (their CRDs and webhooks come with it); a builtin
   // component is only its objects, and its readiness is theirs (KnativeServing Ready).
-  const apply = () => applyAll(ctx, entry.name, entry.platformObjects(ctx.platform));
+  const apply = async (): Promise<ComponentResult | undefined> => {
+    const applyError = await applyAll(ctx, entry.name, entry.platformObjects(ctx.platform));
+    return applyError
+      ? {
+          name: entry.name,
+          state: "Progressing",
+          reason: "PlatformObjectsPending",
+          message: applyError,
+          ...extra,
+        }
+      : undefined;
+  };
   if (isBuiltin(entry)) {
-    const applyError = await apply();
-    if (applyError)
-      return {
-        name: entry.name,
-        state: "Progressing",
-        reason: "PlatformObjectsPending",
-        message: applyError,
-        ...extra,
-      };
+    const pending = await apply();
+    if (pending) return pending;
   }
   const unready = await firstUnready(ctx.workload, entry.readiness);
   if (unready)
     return { name: entry.name, state: "Progressing", reason: "NotReady", message: unready, ...extra };
   if (!isBuiltin(entry)) {
-    const applyError = await apply();
-    if (applyError)
-      return {
-        name: entry.name,
-        state: "Progressing",
-        reason: "PlatformObjectsPending",
-        message: applyError,
-        ...extra,
-      };
+    const pending = await apply();
+    if (pending) return pending;
   }
   ready.add(entry.name);
   return {

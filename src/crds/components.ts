@@ -26,8 +26,9 @@ export const COMPONENT_NAMES = [
 
 const secretKeyRef = z
   .object({
-    name: dnsLabel().describe("Name of the Secret (in the management cluster)."),
-    namespace: dnsLabel().describe("Namespace of the Secret."),
+    name: dnsLabel().describe(
+      "Name of the Secret, in the operator's namespace (where the cluster's kubeconfig Secret is kept): a HomelabCluster cannot point the operator at Secrets of other namespaces.",
+    ),
     key: matching(/^[-._a-zA-Z0-9]+$/, 253, "must be a Secret key").describe("Key inside the Secret."),
   })
   .describe("One key of a Secret, read at install time; its value never appears in spec or status.");

@@ -24,6 +24,7 @@ import {
   type ReconcileResult,
 } from "../../runtime/index.ts";
 import { StatusWriter } from "../../runtime/status.ts";
+import { PAUSED_ANNOTATION } from "../shared/paused.ts";
 
 export const GVK = { apiVersion: HomelabCluster.apiVersion, kind: HomelabCluster.kind };
 /** The provisioning controller's condition that says the admin kubeconfig Secret is stored. */
@@ -48,13 +49,19 @@ export interface PlatformComponentsOptions {
   fetchText?: (url: string) => Promise<string>;
 }
 
+/** A key of a Secret in the operator's namespace: the spec cannot point the operator at anyone else's. */
+interface SecretKeyRef {
+  name: string;
+  key: string;
+}
+
 interface SpecComponent {
   name: string;
   enabled: boolean;
   version?: string;
   repository?: string;
   values?: Record<string, unknown>;
-  valuesFrom?: { name: string; secretKeyRef: { name: string; namespace: string; key: string } }[];
+  valuesFrom?: { name: string; secretKeyRef: SecretKeyRef }[];
 }
 
 interface ClusterObject extends KubeObject {
@@ -64,7 +71,7 @@ interface ClusterObject extends KubeObject {
       domain: string;
       loadBalancerPool?: { start: string; stop: string };
       stepCa?: PlatformSettings["stepCa"] & {
-        passwordRef?: { name: string; namespace: string; key: string };
+        passwordRef?: SecretKeyRef;
       };
     };
   };
@@ -92,6 +99,32 @@ async function secretValue(
   return Buffer.from(v, "base64").toString("utf8");
 }
 
+/**
+ * Every secret value this reconcile read, so that no message leaves it with one inside: Helm's stderr (a
+ * template's `fail`, a schema error) and API errors can quote values verbatim, encoded or not.
+ */
+export class Redactor {
+  readonly #needles = new Set<string>();
+
+  add(value: string): string {
+    // Very short values would blank out ordinary words; a Secret that short protects nothing anyway.
+    if (value.length >= 4) {
+      this.#needles.add(value);
+      this.#needles.add(Buffer.from(value).toString("base64"));
+      this.#needles.add(JSON.stringify(value).slice(1, -1));
+    }
+    return value;
+  }
+
+  redact(text: string): string {
+    let out = text;
+    // Longest first: a value's base64 can contain a shorter value.
+    for (const n of [...this.#needles].sort((a, b) => b.length - a.length))
+      out = out.split(n).join("[redacted]");
+    return out;
+  }
+}
+
 function platformOf(hc: ClusterObject): PlatformSettings {
   const p = hc.spec.platform;
   return {
@@ -106,10 +139,11 @@ function platformOf(hc: ClusterObject): PlatformSettings {
 }
 
 function componentCondition(r: ComponentResult): ConditionInput {
-  const ready = r.state === "Ready" || r.state === "Disabled" || r.state === "Removed";
+  // Only a component whose readiness checks passed is Ready=True; a disabled or removed one is False with
+  // its reason (Disabled, Uninstalled, Deleted, NotOurs): nothing about it was checked for readiness.
   return {
     type: conditionTypeFor(r.name),
-    status: ready ? "True" : "False",
+    status: r.state === "Ready" ? "True" : "False",
     reason: r.reason,
     message: r.message,
   };
@@ -178,23 +212,28 @@ export async function reconcileCluster(
     name: `${name}-kubeconfig`,
     namespace: opts.operatorNamespace,
   };
+  const secrets = new Redactor();
   const kubeconfigYaml = await secretValue(ctx, { ...ref, key: "value" });
   const kc = new KubeConfig();
   kc.loadFromString(kubeconfigYaml);
-  const workload = new KubeClient(kc, { fieldManager: COMPONENTS_FIELD_MANAGER });
+  // Bound to the reconcile's signal: once leadership is lost or the manager stops, no further write
+  // reaches the workload cluster, and requests in flight are cancelled.
+  const workload = new KubeClient(kc, { fieldManager: COMPONENTS_FIELD_MANAGER }).withSignal(ctx.signal);
   const helm = new Helm(
     { helmPath: opts.helmPath, stateDir: opts.helmStateDir, signal: ctx.signal },
     kubeconfigYaml,
   );
 
   const desired: DesiredComponent[] = [];
-  const preResults: ComponentResult[] = [];
   const platform = platformOf(hc);
   const passwordRef = hc.spec.platform?.stepCa?.passwordRef;
   let stepCaUnavailable: string | undefined;
   if (platform.stepCa && passwordRef) {
     try {
-      platform.stepCa = { ...platform.stepCa, password: await secretValue(ctx, passwordRef) };
+      platform.stepCa = {
+        ...platform.stepCa,
+        password: secrets.add(await secretValue(ctx, { ...passwordRef, namespace: opts.operatorNamespace })),
+      };
     } catch (err) {
       stepCaUnavailable = describeError(err);
     }
@@ -202,58 +241,52 @@ export async function reconcileCluster(
   for (const c of spec) {
     const entry = catalogEntry(c.name);
     if (!entry) continue; // the CRD's enum already refuses unknown names
-    if (c.name === "step-issuer" && stepCaUnavailable) {
-      preResults.push({
-        name: c.name,
-        state: "Failed",
-        reason: "SecretUnavailable",
-        message: stepCaUnavailable,
-      });
-      continue;
-    }
+    // A Secret that cannot be read skips this component's Helm call only: it stays in the plan as enabled,
+    // so nothing it depends on is uninstalled from under its running release.
+    let unavailable = c.name === "step-issuer" ? stepCaUnavailable : undefined;
     const secretValues: Record<string, string> = {};
     try {
-      for (const vf of c.valuesFrom ?? []) secretValues[vf.name] = await secretValue(ctx, vf.secretKeyRef);
+      for (const vf of c.valuesFrom ?? [])
+        secretValues[vf.name] = secrets.add(
+          await secretValue(ctx, { ...vf.secretKeyRef, namespace: opts.operatorNamespace }),
+        );
     } catch (err) {
       // Names the Secret and key only; the value is never read into a message.
-      preResults.push({
-        name: c.name,
-        state: "Failed",
-        reason: "SecretUnavailable",
-        message: describeError(err),
-      });
-      continue;
+      unavailable ??= describeError(err);
     }
     desired.push({
       entry,
       enabled: c.enabled,
+      ...(unavailable && c.enabled
+        ? { unavailable: { reason: "SecretUnavailable", message: unavailable } }
+        : {}),
       ...(c.version ? { version: c.version } : {}),
       ...(c.repository ? { repository: c.repository } : {}),
       ...(c.values ? { values: c.values } : {}),
       secretValues,
     });
   }
-  // Helm acts outside the management cluster, where no resourceVersion fences a stale leader: ask first.
-  await ctx.fence("install or upgrade platform components");
-  const results = [
-    ...preResults,
-    ...(await reconcileComponents(
-      {
-        clusterName: name,
-        workload,
-        helm,
-        platform,
-        fetchText:
-          opts.fetchText ??
-          (async (url) => {
-            const res = await fetch(url, { signal: ctx.signal });
-            if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
-            return res.text();
-          }),
-      },
-      desired,
-    )),
-  ];
+  const passResults = await reconcileComponents(
+    {
+      clusterName: name,
+      workload,
+      helm,
+      platform,
+      // Helm and the workload cluster sit outside the management cluster, where no resourceVersion fences
+      // a stale leader: the installer asks before each write.
+      fence: (reason) => ctx.fence(reason),
+      fetchText:
+        opts.fetchText ??
+        (async (url) => {
+          const res = await fetch(url, { signal: ctx.signal });
+          if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
+          return res.text();
+        }),
+    },
+    desired,
+  );
+  // Before anything reaches status or an Event.
+  const results = passResults.map((r) => ({ ...r, message: secrets.redact(r.message) }));
   for (const r of results) {
     if (!r.action) continue;
     await ctx.recorder.record(hc, {
@@ -296,11 +329,16 @@ export function platformComponentsController(opts: PlatformComponentsOptions): C
   return {
     name: "platform-components",
     for: GVK,
+    // While paused the runtime skips the cluster without writing anything (not even to the workload cluster).
+    pausedAnnotation: PAUSED_ANNOTATION,
     // Status writes of either controller re-trigger this one only when the gate or spec moved: the
     // periodic requeue is what notices drift in the workload cluster.
     predicate: (oldObj, newObj) => {
       if (!oldObj) return true;
       if (oldObj.metadata?.generation !== newObj.metadata?.generation) return true;
+      // Unpausing must bring the cluster back: the spec may have changed meanwhile.
+      const paused = (o: KubeObject) => o.metadata?.annotations?.[PAUSED_ANNOTATION];
+      if (paused(oldObj) !== paused(newObj)) return true;
       const gate = (o: KubeObject) =>
         ((o.status as ClusterObject["status"])?.conditions ?? []).find((c) => c.type === KUBECONFIG_CONDITION)
           ?.status;
