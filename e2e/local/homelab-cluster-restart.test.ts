@@ -3,7 +3,6 @@
 // again on the same state each time, and the cluster still converges with exactly three VMs and one
 // Talos image, counted from the Proxmox simulator's own records through the seed's address.
 import { execFile } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,7 +13,7 @@ import { SEED_PROXMOX, seedDial } from "../../src/local/seed-addresses.ts";
 import { ProxmoxClient } from "../../src/proxmox/client.ts";
 import { KubeClient, type KubeObject } from "../../src/runtime/index.ts";
 import { waitFor } from "../harness/wait.ts";
-import { type LocalProcess, startLocal } from "./local-process.ts";
+import { type LocalProcess, recordedPids, startLocal } from "./local-process.ts";
 
 interface Condition {
   type: string;
@@ -40,17 +39,6 @@ let local: LocalProcess | undefined;
 
 const condition = (hc: Hc | undefined, type: string) => hc?.status?.conditions?.find((c) => c.type === type);
 
-function recordedPids(): number[] {
-  const pids: number[] = [];
-  for (const cluster of ["management", "workload"]) {
-    const dir = join(stateDir, cluster);
-    if (!existsSync(dir)) continue;
-    for (const f of readdirSync(dir).filter((f) => f.startsWith("pids-")))
-      pids.push(...readFileSync(join(dir, f), "utf8").split("\n").filter(Boolean).map(Number));
-  }
-  return pids;
-}
-
 const alive = (pid: number) => {
   try {
     process.kill(pid, 0);
@@ -71,7 +59,7 @@ afterAll(async () => {
   if (local) await local.exited;
   await waitFor(
     "the local homelab's processes to be gone",
-    () => recordedPids().every((p) => !alive(p)),
+    () => recordedPids(stateDir).every((p) => !alive(p)),
     30_000,
   ).catch(() => {});
   if (dataHome) await rm(dataHome, { recursive: true, force: true });

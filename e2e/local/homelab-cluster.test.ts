@@ -5,7 +5,6 @@
 // CNI agent runs on them, which this test provides the way src/local/README.md documents (a kube-system
 // DaemonSet labelled k8s-app=cilium), then Ready, and the HomelabCluster's status says so.
 import { execFile } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,7 +15,7 @@ import { ensureControlPlaneBinaries, ensureKwokBinary } from "../../src/local/co
 import { NOT_READY_MESSAGE } from "../../src/local/kwok-stages.ts";
 import { KubeClient, type KubeObject } from "../../src/runtime/index.ts";
 import { waitFor } from "../harness/wait.ts";
-import { type LocalProcess, startLocal } from "./local-process.ts";
+import { type LocalProcess, recordedPids, startLocal } from "./local-process.ts";
 
 interface Condition {
   type: string;
@@ -47,17 +46,6 @@ let local: LocalProcess | undefined;
 const condition = (hc: Hc | undefined, type: string) => hc?.status?.conditions?.find((c) => c.type === type);
 const nodeReady = (n: Node) => n.status?.conditions?.find((c) => c.type === "Ready");
 
-function recordedPids(): number[] {
-  const pids: number[] = [];
-  for (const cluster of ["management", "workload"]) {
-    const dir = join(stateDir, cluster);
-    if (!existsSync(dir)) continue;
-    for (const f of readdirSync(dir).filter((f) => f.startsWith("pids-")))
-      pids.push(...readFileSync(join(dir, f), "utf8").split("\n").filter(Boolean).map(Number));
-  }
-  return pids;
-}
-
 const alive = (pid: number) => {
   try {
     process.kill(pid, 0);
@@ -78,7 +66,7 @@ afterAll(async () => {
   if (local) await local.exited;
   await waitFor(
     "the local homelab's processes to be gone",
-    () => recordedPids().every((p) => !alive(p)),
+    () => recordedPids(stateDir).every((p) => !alive(p)),
     30_000,
   ).catch(() => {});
   if (dataHome) await rm(dataHome, { recursive: true, force: true });

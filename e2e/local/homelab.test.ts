@@ -3,7 +3,7 @@
 // cluster (NotReady without a CNI, Ready once a CNI agent runs on them, and then pods run); a SIGKILLed
 // `npm start` resumes the same objects; Ctrl-C keeps the state; --reset clears it.
 import { execFile } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,7 +21,7 @@ import { generateClusterConfigs } from "../../src/talos/config/machine-config.ts
 import { ensureSecretsBundle } from "../../src/talos/config/secrets.ts";
 import { generateAdminTalosconfig } from "../../src/talos/config/talosconfig.ts";
 import { waitFor } from "../harness/wait.ts";
-import { type LocalProcess, startLocal } from "./local-process.ts";
+import { type LocalProcess, recordedPids, startLocal } from "./local-process.ts";
 
 interface Condition {
   type: string;
@@ -108,18 +108,6 @@ function workloadClient(kubeconfigYaml: string): KubeClient {
   return new KubeClient(kc);
 }
 
-/** The processes the local homelab started (both control planes and kwok), from their pid files. */
-function recordedPids(): number[] {
-  const pids: number[] = [];
-  for (const cluster of ["management", "workload"]) {
-    const dir = join(stateDir, cluster);
-    for (const f of readdirSync(dir).filter((f) => f.startsWith("pids-"))) {
-      pids.push(...readFileSync(join(dir, f), "utf8").split("\n").filter(Boolean).map(Number));
-    }
-  }
-  return pids;
-}
-
 const alive = (pid: number) => {
   try {
     process.kill(pid, 0);
@@ -143,7 +131,7 @@ afterAll(async () => {
   // The SIGKILLed owners' reapers stop what is left; then the folder can go.
   await waitFor(
     "the local homelab's processes to be gone",
-    () => (existsSync(stateDir) ? recordedPids().every((p) => !alive(p)) : true),
+    () => (existsSync(stateDir) ? recordedPids(stateDir).every((p) => !alive(p)) : true),
     30_000,
   ).catch(() => {});
   if (dataHome) await rm(dataHome, { recursive: true, force: true });
@@ -406,11 +394,11 @@ describe("npm start: the local homelab", () => {
     }
     const kube = new KubeClient(local!.kubeConfig());
     expect(await kube.getOrUndefined(CM, { namespace: "default", name: "before-the-crash" })).toBeDefined();
-    expect(recordedPids().every(alive)).toBe(true);
+    expect(recordedPids(stateDir).every(alive)).toBe(true);
   }, 300_000);
 
   it("Ctrl-C stops every process and keeps the state", async () => {
-    const pids = recordedPids();
+    const pids = recordedPids(stateDir);
     expect(pids.length).toBeGreaterThanOrEqual(8); // 2 x (etcd, apiserver, controller-manager) + scheduler + kwok
     expect(pids.every(alive)).toBe(true);
     local!.child.kill("SIGINT");

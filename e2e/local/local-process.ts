@@ -1,8 +1,11 @@
 // Runs `npm start`'s process (node src/main.ts) in local mode against a state folder of the test's own
 // (XDG_DATA_HOME), and reads what it prints.
 import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { freePort } from "../../src/local/control-plane/ports.ts";
+import { parsePids } from "../../src/local/control-plane/stale.ts";
 import { waitFor } from "../harness/wait.ts";
 
 export interface LocalProcess {
@@ -71,4 +74,19 @@ export async function startLocal(dataHome: string, args: string[] = []): Promise
       return kc;
     },
   };
+}
+
+/**
+ * The processes the local homelab started (both control planes and kwok), from their pid files. Parsed
+ * as the reaper parses them: the first line is the owner's start time, not a pid.
+ */
+export function recordedPids(stateDir: string): number[] {
+  const pids: number[] = [];
+  for (const cluster of ["management", "workload"]) {
+    const dir = join(stateDir, cluster);
+    if (!existsSync(dir)) continue;
+    for (const f of readdirSync(dir).filter((f) => f.startsWith("pids-")))
+      pids.push(...parsePids(readFileSync(join(dir, f), "utf8")));
+  }
+  return pids;
 }
