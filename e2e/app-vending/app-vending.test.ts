@@ -37,6 +37,7 @@ const bob = `bob${RUN}`;
 const carol = `carol${RUN}`;
 const aliceNs = `peers-${alice}`;
 const bobNs = `peers-${bob}`;
+const bobDomain = `${bob}.apps.home.shdr.ch`;
 const host = `portfolio-${RUN}.apps.home.shdr.ch`;
 
 function av(name: string, ns: string, spec: Record<string, unknown>): Obj {
@@ -127,7 +128,12 @@ beforeAll(async () => {
   // As local mode does: the providers' and Knative's CRDs, the platform's ProviderConfigs, the stand-in.
   standIn = await startProviderStandIn(manager, admin, { pollMs: 500 });
   await manager.start();
-  const tenantSpec = (user: string, vending: Record<string, unknown>) => ({
+  const tenantSpec = (
+    user: string,
+    vending: Record<string, unknown>,
+    extra: Record<string, unknown> = {},
+  ) => ({
+    ...extra,
     owners: { users: [user] },
     quota: { perNamespace: { "requests.memory": "4Gi", "limits.memory": "8Gi", pods: "20" } },
     limits: { defaultRequest: { cpu: "100m", memory: "128Mi" }, default: { cpu: "500m", memory: "512Mi" } },
@@ -145,7 +151,8 @@ beforeAll(async () => {
   );
   await tenants(admin).create(
     bob,
-    tenantSpec(bob, { allowedDomains: [`${bob}.apps.test`, "apps.home.shdr.ch"] }),
+    // bob's own subdomain lies inside the domain both vend in: only the operator's check keeps alice out.
+    tenantSpec(bob, { allowedDomains: ["apps.home.shdr.ch"] }, { hostnameDomain: bobDomain }),
   );
   await tenants(admin).create(
     carol,
@@ -368,12 +375,13 @@ describe("AppVending: alice cannot get around it", () => {
   it("refuses a hostname in bob's subdomain and one another app holds", async () => {
     const asAlice = new KubeClient(await impersonating(alice));
     await asAlice.create(
-      av("evil", aliceNs, { app: { image: "registry.example/app:1", hostname: `www.${bob}.apps.test` } }),
+      av("evil", aliceNs, { app: { image: "registry.example/app:1", hostname: `www.${bobDomain}` } }),
     );
     const evil = await waitCondition(aliceNs, "evil", "Route", (c) => c.status === "False");
     expect(cond(evil, "Route")?.reason).toBe("HostnameNotAllowed");
+    expect(cond(evil, "Route")?.message).toMatch(/another tenant's domain/);
     expect(
-      await client.getOrUndefined(GVK.domainMapping, { namespace: aliceNs, name: `www.${bob}.apps.test` }),
+      await client.getOrUndefined(GVK.domainMapping, { namespace: aliceNs, name: `www.${bobDomain}` }),
     ).toBeUndefined();
     // bob may use apps.home.shdr.ch, but alice's portfolio holds its hostname.
     const asBob = new KubeClient(await impersonating(bob));

@@ -14,6 +14,7 @@ import {
 } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as z from "zod";
+import { TENANT_LABEL } from "../../src/controllers/peer-tenant/labels.ts";
 import { type ExampleDocument, example, loadExamples } from "../../src/crds/examples.ts";
 import { KINDS } from "../../src/crds/index.ts";
 import { CRDInstallError, describeApiError, installCRDs } from "../../src/crds/install.ts";
@@ -58,10 +59,29 @@ const created: KubernetesObject[] = [];
 const createdNamespaces: string[] = [];
 const examples = loadExamples();
 
+/**
+ * Namespaces of the PeerTenant examples, labelled as the operator would: an AppVending is admitted only in a
+ * tenant's namespace, and the operator's cluster-wide admission policies outlive other test files on the
+ * shared control plane (this file checks the schemas, not those policies).
+ */
+const tenantOfNamespace = new Map(
+  examples
+    .filter((d) => d.object.kind === "PeerTenant")
+    .map((d) => {
+      const tenant = d.object.metadata.name;
+      const primary = (d.object as { spec?: { namespaces?: { primary?: string } } }).spec?.namespaces
+        ?.primary;
+      return [primary ?? `peers-${tenant}`, tenant] as const;
+    }),
+);
+
 async function ensureNamespace(name: string) {
   const core = kc.makeApiClient(CoreV1Api);
+  const tenant = tenantOfNamespace.get(name);
   try {
-    await core.createNamespace({ body: { metadata: { name } } });
+    await core.createNamespace({
+      body: { metadata: { name, ...(tenant ? { labels: { [TENANT_LABEL]: tenant } } : {}) } },
+    });
     createdNamespaces.push(name);
   } catch (error) {
     if (!describeApiError(error).includes("already exists")) throw error;

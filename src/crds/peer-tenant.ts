@@ -224,7 +224,9 @@ const Vending = z
       8,
     )
       .default(["apps.home.shdr.ch"])
-      .describe("Domains app hostnames may end with (default [apps.home.shdr.ch])."),
+      .describe(
+        "Shared domains where the operator may claim AppVending hostnames for the tenant, besides its hostnameDomain; never inside another tenant's hostnameDomain (default [apps.home.shdr.ch]).",
+      ),
   })
   .default({
     maxApps: 5,
@@ -265,7 +267,7 @@ const PeerTenantSpec = z
     )
       .optional()
       .describe(
-        "The DNS domain the tenant's hostnames (HTTPRoute hostnames, Knative DomainMapping names) must be or end in, e.g. alice.apps.home.shdr.ch. Without it the tenant may claim no hostname, so peers cannot squat each other's names.",
+        "The tenant's own DNS domain, e.g. alice.apps.home.shdr.ch: hostnames the tenant writes itself (HTTPRoute hostnames, Knative DomainMapping names) must be it or end in it, and no other tenant's app may take a name in it. Without it the tenant's own routes may claim no hostname; its AppVendings still may, in vending.allowedDomains.",
       ),
     clusterRef: dnsLabel()
       .optional()

@@ -236,7 +236,7 @@ export function desiredGuardrailPolicies(opts: GuardrailOptions): Record<string,
     ...tenantNetworkPolicyPolicy(),
     ...priorityClassPolicy(opts.allowedPriorityClasses),
     ...reservedLabelsPolicy(opts.operatorUsernames),
-    policy(POLICY_NAMES.hostnames, hostnamesSpec()),
+    policy(POLICY_NAMES.hostnames, hostnamesSpec(opts.operatorUsernames)),
     paramsBinding(POLICY_NAMES.hostnames),
     managedObjects,
     binding(POLICY_NAMES.managedObjects),
@@ -437,12 +437,18 @@ function reservedLabelsPolicy(operatorUsernames: string[]): Record<string, unkno
 }
 
 /**
- * Hostnames a tenant claims (HTTPRoute and GRPCRoute hostnames, Knative DomainMapping names) must be
- * the tenant's own domain or below it, so peers cannot squat each other's names. A route without
+ * Hostnames a tenant claims itself (HTTPRoute and GRPCRoute hostnames, Knative DomainMapping names) must
+ * be its `hostnameDomain` or below it, so peers cannot squat each other's names. A route without
  * hostnames would take every hostname of its Gateway listener, so it is refused too. The domain comes
  * from the tenant's parameters ConfigMap; no domain means no hostname at all.
+ *
+ * The operator is exempt like in the other guardrails: it writes the DomainMappings of AppVendings, whose
+ * names may also lie in the shared `vending.allowedDomains`, and only after its own checks (not inside
+ * another tenant's `hostnameDomain`, claimed cluster-wide by one app), which a policy seeing a single
+ * tenant's parameters could not make. An update that keeps the hostnames is not a new claim (Knative adds
+ * finalizers to DomainMappings; a DomainMapping's name cannot change anyway).
  */
-function hostnamesSpec(): Record<string, unknown> {
+function hostnamesSpec(operatorUsernames: string[]): Record<string, unknown> {
   return {
     paramKind: { apiVersion: "v1", kind: "ConfigMap" },
     matchConstraints: {
@@ -462,6 +468,9 @@ function hostnamesSpec(): Record<string, unknown> {
         },
       ],
     },
+    matchConditions: [
+      { name: "not-a-trusted-actor", expression: `!(${trustedActorCondition(operatorUsernames)})` },
+    ],
     variables: [
       { name: "domain", expression: "params.data[?'hostnameDomain'].orValue('')" },
       {
@@ -469,17 +478,24 @@ function hostnamesSpec(): Record<string, unknown> {
         expression: cel(`request.resource.resource == 'domainmappings' ? [object.metadata.name] :
           object.spec.?hostnames.orValue([])`),
       },
+      {
+        name: "unchanged",
+        expression: cel(`request.operation == 'UPDATE' &&
+          (request.resource.resource == 'domainmappings' ||
+            oldObject.spec.?hostnames.orValue([]) == variables.hosts)`),
+      },
     ],
     validations: [
       {
-        expression: "request.resource.resource == 'domainmappings' || size(variables.hosts) > 0",
+        expression: cel(`variables.unchanged || request.resource.resource == 'domainmappings' ||
+          size(variables.hosts) > 0`),
         message:
           "routes in tenant namespaces must list their hostnames (without them a route takes every hostname of its Gateway listener)",
         reason: "Forbidden",
       },
       {
-        expression: cel(`variables.domain != '' &&
-          variables.hosts.all(h, h == variables.domain || h.endsWith('.' + variables.domain))`),
+        expression: cel(`variables.unchanged || (variables.domain != '' &&
+          variables.hosts.all(h, h == variables.domain || h.endsWith('.' + variables.domain)))`),
         messageExpression: cel(`variables.domain == '' ?
           'this tenant has no hostnameDomain: it may not claim hostnames' :
           'hostnames in this tenant must be ' + variables.domain + ' or end in .' + variables.domain`),
