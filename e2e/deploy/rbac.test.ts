@@ -676,7 +676,7 @@ describe("deploy/manifests", () => {
       await adminClient.apply({
         apiVersion: "v1",
         kind: "Secret",
-        metadata: { namespace: "default", name: valuesSecret },
+        metadata: { namespace: NAMESPACE, name: valuesSecret },
         stringData: { k: "v" },
       });
       await manager.start();
@@ -692,11 +692,9 @@ describe("deploy/manifests", () => {
             {
               name: "gateway-api",
               repository: `${repo.url}/gateway-api`,
-              // A valuesFrom Secret outside the operator's namespace: the API lets a spec name any, so
-              // the ServiceAccount must be able to read it there (by name; gateway-api maps no values).
-              valuesFrom: [
-                { name: "unused", secretKeyRef: { namespace: "default", name: valuesSecret, key: "k" } },
-              ],
+              // valuesFrom names a Secret in the operator's namespace only (the API has no namespace
+              // field): the ServiceAccount reads it by name (gateway-api maps no values).
+              valuesFrom: [{ name: "unused", secretKeyRef: { name: valuesSecret, key: "k" } }],
             },
           ],
         },

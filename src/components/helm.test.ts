@@ -108,6 +108,51 @@ describe("Helm driver", () => {
     expect(await gone(await read("kubeconfig.path"))).toBe(true);
   });
 
+  it("stops an aborted helm with killSignal: SIGKILL gives it no chance to run its SIGTERM handler", async () => {
+    // Stands in for Helm, which marks the release failed when it gets SIGTERM during an install.
+    const trapping = join(dir, "trapping-helm");
+    await writeFile(
+      trapping,
+      `#!/bin/sh
+trap 'echo term > "$MARK"; exit 3' TERM
+: > "$MARK.started"
+while :; do sleep 0.05; done
+`,
+    );
+    await chmod(trapping, 0o755);
+    const exists = (p: string) =>
+      stat(p).then(
+        () => true,
+        () => false,
+      );
+    const abortedRun = async (killSignal: NodeJS.Signals | undefined, mark: string) => {
+      const abort = new AbortController();
+      // The driver gives helm only the environment it builds, so a wrapper sets MARK.
+      const wrapper = join(dir, `helm-${mark}`);
+      await writeFile(wrapper, `#!/bin/sh\nMARK="${join(dir, mark)}" exec "${trapping}" "$@"\n`);
+      await chmod(wrapper, 0o755);
+      const h = new Helm(
+        { helmPath: wrapper, stateDir: dir, signal: abort.signal, ...(killSignal ? { killSignal } : {}) },
+        "x",
+      );
+      const run = h.values("r", "n").catch((err: unknown) => err);
+      while (!(await exists(join(dir, `${mark}.started`)))) await new Promise((r) => setTimeout(r, 20));
+      abort.abort(new Error("leadership lost"));
+      const err = await run;
+      expect((err as Error).message).toBe("leadership lost");
+      // The handler runs within one sleep of the signal; give it ample time before looking.
+      await new Promise((r) => setTimeout(r, 300));
+      return exists(join(dir, mark));
+    };
+    expect(await abortedRun(undefined, "term-default")).toBe(true);
+    expect(await abortedRun("SIGKILL", "term-kill")).toBe(false);
+    // Already aborted: no helm is started at all.
+    const abort = new AbortController();
+    abort.abort(new Error("stopped"));
+    const never = new Helm({ helmPath: join(dir, "no-such-helm"), stateDir: dir, signal: abort.signal }, "x");
+    await expect(never.values("r", "n")).rejects.toThrow("stopped");
+  });
+
   it("reports a failing command as HelmError with helm's last line", async () => {
     const broken = new Helm({ helmPath: join(dir, "no-such-helm"), stateDir: dir }, "x");
     await expect(broken.values("r", "n")).rejects.toBeInstanceOf(HelmError);

@@ -75,8 +75,14 @@ export class Helm {
       const full = args.map((a) => (a.startsWith("@file:") ? (paths[a.slice(6)] ?? a) : a));
       full.push("--kubeconfig", kubeconfig);
       const s = this.#opts.stateDir;
+      const { signal } = this.#opts;
+      signal?.throwIfAborted();
       return await new Promise<string>((resolve, reject) => {
-        execFile(
+        // The abort is ours, not execFile's `signal` option: Node's execFile does not hand its killSignal
+        // to spawn, whose abort always sends SIGTERM (found when SIGKILL still let Helm mark a release
+        // failed). killSignal below covers the timeout only.
+        const onAbort = () => child.kill(this.#opts.killSignal ?? "SIGTERM");
+        const child = execFile(
           this.#opts.helmPath,
           full,
           {
@@ -91,17 +97,19 @@ export class Helm {
             },
             timeout: this.#opts.timeoutMs ?? 300_000,
             maxBuffer: 64 * 1024 * 1024,
-            ...(this.#opts.signal ? { signal: this.#opts.signal } : {}),
             ...(this.#opts.killSignal ? { killSignal: this.#opts.killSignal } : {}),
           },
           (err, stdout, stderr) => {
-            if (err) {
+            signal?.removeEventListener("abort", onAbort);
+            if (signal?.aborted) reject(signal.reason);
+            else if (err) {
               // Only the last stderr line (Helm's "Error: ..." summary) goes into the Condition message.
               const first = stderr.trim().split("\n").slice(-1)[0] ?? err.message;
               reject(new HelmError(`helm ${args[0]} failed: ${first}`, stderr));
             } else resolve(stdout);
           },
         );
+        signal?.addEventListener("abort", onAbort, { once: true });
       });
     } finally {
       await rm(dir, { recursive: true, force: true });
