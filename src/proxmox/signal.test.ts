@@ -1,24 +1,17 @@
 // A Proxmox client bound to a reconcile's signal: nothing is sent after the abort, and nothing retried.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ProxmoxClient } from "./client.ts";
-import { type ProxmoxSimulator, startProxmoxSimulator } from "./simulator/index.ts";
+import type { ProxmoxClient } from "./client.ts";
+import type { ProxmoxSimulator } from "./simulator/index.ts";
+import { type SimulatorWithClient, startSimulatorWithClient } from "./simulator/test-support.ts";
 
+let rig: SimulatorWithClient;
 let sim: ProxmoxSimulator;
 let client: ProxmoxClient;
 beforeAll(async () => {
-  sim = await startProxmoxSimulator();
-  client = new ProxmoxClient({
-    url: sim.url,
-    tokenId: sim.tokenId,
-    tokenSecret: sim.tokenSecret,
-    tls: { caPem: sim.caPem },
-    retry: { baseMs: 5 },
-  });
+  rig = await startSimulatorWithClient();
+  ({ sim, client } = rig);
 });
-afterAll(async () => {
-  await client.close();
-  await sim.stop();
-});
+afterAll(() => rig.stop());
 
 describe("ProxmoxClient.withSignal", () => {
   it("refuses reads and writes after the abort without sending a request", async () => {

@@ -1,8 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { deleteExactly, KubeClient } from "./client.ts";
+import { kubeConfigFor } from "./test-support.ts";
 
 // A loopback server that records every request that reaches it; `/slow` answers only when told.
 interface Seen {
@@ -31,19 +31,7 @@ beforeAll(async () => {
     });
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [
-      {
-        name: "c",
-        server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-        skipTLSVerify: true,
-      },
-    ],
-    users: [{ name: "u" }],
-    contexts: [{ name: "x", cluster: "c", user: "u" }],
-    currentContext: "x",
-  });
+  const kc = kubeConfigFor(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
   client = new KubeClient(kc, { userAgent: "fencing-test/1" });
 });
 afterAll(() => {

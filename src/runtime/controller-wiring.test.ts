@@ -1,5 +1,4 @@
 import { Writable } from "node:stream";
-import { KubeConfig } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import { KubeClient } from "./client.ts";
 import { Controller, type ControllerSpec } from "./controller.ts";
@@ -8,6 +7,7 @@ import type { EventHandler, Informer, InformerFactory } from "./informer.ts";
 import { createLogger } from "./logger.ts";
 import { RuntimeMetrics } from "./metrics.ts";
 import { type KubeObject, keyOf, objectKeyOf } from "./object.ts";
+import { kubeConfigFor, tick, until } from "./test-support.ts";
 
 // How the controller turns informer events into queue priorities and how it treats paused objects. The
 // informer is a scripted one (the real informer's protocol is tested in informer.test.ts and on a real API
@@ -60,13 +60,7 @@ const cm = (name: string, annotations?: Record<string, string>): KubeObject => (
 });
 
 function setUp(spec: Omit<ControllerSpec, "for" | "name">) {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: "c", server: "https://127.0.0.1:1", skipTLSVerify: true }],
-    users: [{ name: "u" }],
-    contexts: [{ name: "x", cluster: "c", user: "u" }],
-    currentContext: "x",
-  });
+  const kc = kubeConfigFor("https://127.0.0.1:1");
   const client = new KubeClient(kc);
   const informer = new ScriptedInformer();
   const informers = { informerFor: () => informer as unknown as Informer } as unknown as InformerFactory;
@@ -80,15 +74,6 @@ function setUp(spec: Omit<ControllerSpec, "for" | "name">) {
     { client, informers, metrics, logger, recorder: new EventRecorder(client) },
   );
   return { controller, informer, metrics };
-}
-
-const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until(done: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error("condition not reached in time");
-    await tick(5);
-  }
 }
 
 describe("Controller queue priority", () => {

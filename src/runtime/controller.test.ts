@@ -1,5 +1,4 @@
 import { Writable } from "node:stream";
-import { KubeConfig } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import { KubeClient } from "./client.ts";
 import { Controller, type ControllerSpec, type ReconcileResult } from "./controller.ts";
@@ -8,17 +7,12 @@ import { EventRecorder } from "./events.ts";
 import { InformerFactory } from "./informer.ts";
 import { createLogger } from "./logger.ts";
 import { RuntimeMetrics } from "./metrics.ts";
+import { kubeConfigFor, tick, until } from "./test-support.ts";
 
 // The controller is exercised for real (queue, workers, metrics); keys are fed the way informer handlers
 // feed them, so no API server is needed. The kubeconfig points nowhere and is never dialled.
 function setUp(spec: Omit<ControllerSpec, "for" | "name"> & { name?: string }) {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: "c", server: "https://127.0.0.1:1", skipTLSVerify: true }],
-    users: [{ name: "u" }],
-    contexts: [{ name: "x", cluster: "c", user: "u" }],
-    currentContext: "x",
-  });
+  const kc = kubeConfigFor("https://127.0.0.1:1");
   const client = new KubeClient(kc);
   const metrics = new RuntimeMetrics({ defaultMetrics: false });
   const logLines: string[] = [];
@@ -36,16 +30,6 @@ function setUp(spec: Omit<ControllerSpec, "for" | "name"> & { name?: string }) {
     { client, informers: new InformerFactory(client), metrics, logger, recorder: new EventRecorder(client) },
   );
   return { controller, metrics, logLines };
-}
-
-const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(done: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error("condition not reached in time");
-    await tick(5);
-  }
 }
 
 async function counter(

@@ -1,7 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Writable } from "node:stream";
-import { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cacheReaderOver } from "./cache-reader.ts";
 import { KubeClient } from "./client.ts";
@@ -12,6 +11,7 @@ import { type FenceTarget, FencingError, fenceVerdict, leaseFence } from "./fenc
 import { InformerFactory } from "./informer.ts";
 import { createLogger } from "./logger.ts";
 import { RuntimeMetrics } from "./metrics.ts";
+import { kubeConfigFor } from "./test-support.ts";
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -73,19 +73,7 @@ beforeAll(async () => {
     res.end(JSON.stringify(lease));
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [
-      {
-        name: "c",
-        server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-        skipTLSVerify: true,
-      },
-    ],
-    users: [{ name: "u" }],
-    contexts: [{ name: "x", cluster: "c", user: "u" }],
-    currentContext: "x",
-  });
+  const kc = kubeConfigFor(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
   client = new KubeClient(kc);
 });
 afterAll(() => new Promise<void>((r) => server.close(() => r())));

@@ -74,6 +74,28 @@ function carriedFields(wm: WorkloadMigration): MigrationFields {
   ) as MigrationFields;
 }
 
+/**
+ * Runs `steps` in order, recording each one's condition. The first step that is not done sets the phase
+ * (its own, or Failed) and its outcome is returned for the caller to finish with; undefined when all are done.
+ */
+async function runSteps(
+  steps: readonly { step: Step; phase: string }[],
+  run: MigrationRun,
+  fields: MigrationFields,
+  conditions: ConditionInput[],
+  generation: number,
+): Promise<StepOutcome | undefined> {
+  for (const { step, phase } of steps) {
+    const o = await step.run(run);
+    conditions.push(conditionOf(step.condition, o, generation));
+    if (!o.done) {
+      fields.phase = "failed" in o ? "Failed" : phase;
+      return o;
+    }
+  }
+  return undefined;
+}
+
 function conditionOf(type: string, o: StepOutcome, generation: number): ConditionInput {
   return {
     type,
@@ -261,14 +283,8 @@ async function reconcileMigration(
     return finish(o);
   }
 
-  for (const { step, phase } of STEPS) {
-    const o = await step.run(run);
-    conditions.push(conditionOf(step.condition, o, generation));
-    if (!o.done) {
-      fields.phase = "failed" in o ? "Failed" : phase;
-      return finish(o);
-    }
-  }
+  const stopped = await runSteps(STEPS, run, fields, conditions, generation);
+  if (stopped) return finish(stopped);
   // Unreachable in practice: retire's success is seen as "VM gone" on the next reconcile.
   fields.phase = "BackedUp";
   return finish({
@@ -308,14 +324,8 @@ async function newWorkload(
     if (o.done) fields.phase = "RolledBack";
     return finish(o);
   }
-  for (const { step, phase } of STEPS.slice(0, 4)) {
-    const o = await step.run(run);
-    conditions.push(conditionOf(step.condition, o, generation));
-    if (!o.done) {
-      fields.phase = "failed" in o ? "Failed" : phase;
-      return finish(o);
-    }
-  }
+  const stopped = await runSteps(STEPS.slice(0, 4), run, fields, conditions, generation);
+  if (stopped) return finish(stopped);
   fields.phase = "CutOver";
   return finish({
     done: true,

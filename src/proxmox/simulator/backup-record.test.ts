@@ -1,25 +1,18 @@
 // vzdump is recorded like creates, deletes and power requests, so a test can order a backup against them
 // and see how it ended; a refused vzdump (no such VM) leaves no record.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ProxmoxClient } from "../client.ts";
-import { type ProxmoxSimulator, startProxmoxSimulator } from "./server.ts";
+import type { ProxmoxClient } from "../client.ts";
+import type { ProxmoxSimulator } from "./server.ts";
+import { type SimulatorWithClient, startSimulatorWithClient } from "./test-support.ts";
 
+let rig: SimulatorWithClient;
 let sim: ProxmoxSimulator;
 let client: ProxmoxClient;
 beforeAll(async () => {
-  sim = await startProxmoxSimulator({ taskDurationMs: 20 });
-  client = new ProxmoxClient({
-    url: sim.url,
-    tokenId: sim.tokenId,
-    tokenSecret: sim.tokenSecret,
-    tls: { caPem: sim.caPem },
-    retry: { baseMs: 5 },
-  });
+  rig = await startSimulatorWithClient({ taskDurationMs: 20 });
+  ({ sim, client } = rig);
 });
-afterAll(async () => {
-  await client.close();
-  await sim.stop();
-});
+afterAll(() => rig.stop());
 
 describe("simulator records of vzdump", () => {
   it("records one backup per vzdump task with its vmid and outcome, after the stop it follows", async () => {

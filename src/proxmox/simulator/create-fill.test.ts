@@ -1,36 +1,27 @@
 // What Proxmox fills in when a VM is created, and the endpoints real clients read before they create
 // anything (node status, cluster status, permissions, task history).
 
-import { Agent, fetch } from "undici";
+import { type Agent, fetch } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ProxmoxClient } from "../client.ts";
+import type { ProxmoxClient } from "../client.ts";
 import { normalizeNet } from "./cluster.ts";
 import { ALL_PRIVILEGES } from "./permissions.ts";
-import { type ProxmoxSimulator, startProxmoxSimulator } from "./server.ts";
+import type { ProxmoxSimulator } from "./server.ts";
+import { type SimulatorWithClient, startSimulatorWithClient } from "./test-support.ts";
 
+let rig: SimulatorWithClient;
 let sim: ProxmoxSimulator;
 let client: ProxmoxClient;
 let agent: Agent;
 
 beforeAll(async () => {
-  sim = await startProxmoxSimulator({
+  rig = await startSimulatorWithClient({
     taskDurationMs: 5,
     tokens: [{ tokenId: "reader@pve!ro", secret: "ro-secret", acl: { "/vms": ["VM.Audit"] } }],
   });
-  client = new ProxmoxClient({
-    url: sim.url,
-    tokenId: sim.tokenId,
-    tokenSecret: sim.tokenSecret,
-    tls: { caPem: sim.caPem },
-    retry: { baseMs: 5 },
-  });
-  agent = new Agent({ connect: { ca: sim.caPem } });
+  ({ sim, client, agent } = rig);
 });
-afterAll(async () => {
-  await agent.close();
-  await client.close();
-  await sim.stop();
-});
+afterAll(() => rig.stop());
 
 async function get(path: string, token = `${sim.tokenId}=${sim.tokenSecret}`) {
   const response = await fetch(`${sim.url}/api2/json${path}`, {

@@ -2,13 +2,15 @@
 // download_file_from_url, qemu-server's import-from checks): every refusal, in the place Proxmox makes
 // it — the request (400/500) or the download task.
 import { createHash } from "node:crypto";
-import { Agent, fetch } from "undici";
+import { type Agent, fetch } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ProxmoxClient } from "../client.ts";
+import type { ProxmoxClient } from "../client.ts";
 import { ProxmoxApiError, type ProxmoxParameterError, ProxmoxTaskFailedError } from "../errors.ts";
 import { parseUpid, type Upid } from "../upid.ts";
-import { type ProxmoxSimulator, simulatedDownload, startProxmoxSimulator } from "./server.ts";
+import { type ProxmoxSimulator, simulatedDownload } from "./server.ts";
+import { type SimulatorWithClient, startSimulatorWithClient } from "./test-support.ts";
 
+let rig: SimulatorWithClient;
 let sim: ProxmoxSimulator;
 let client: ProxmoxClient;
 let agent: Agent;
@@ -17,46 +19,49 @@ const FACTORY =
 const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
 beforeAll(async () => {
-  sim = await startProxmoxSimulator({
-    taskDurationMs: 10,
-    storages: [
-      { storage: "local", type: "dir", content: ["iso", "vztmpl", "backup"], shared: false, total: 2 ** 40 },
-      {
-        storage: "cephfs",
-        type: "cephfs",
-        content: ["iso", "import", "snippets"],
-        shared: true,
-        total: 2 ** 40,
-      },
-      { storage: "ceph-vm-disks", type: "rbd", content: ["images", "rootdir"], shared: true, total: 2 ** 40 },
-      { storage: "pbs", type: "pbs", content: ["backup"], shared: true, total: 2 ** 40 },
-      {
-        storage: "old-nfs",
-        type: "nfs",
-        content: ["iso", "import"],
-        shared: true,
-        total: 2 ** 40,
-        disabled: true,
-      },
-    ],
-    remoteFiles: { [`${FACTORY}/known.qcow2`]: Buffer.from("a known qcow2 image") },
-    tokens: [{ tokenId: "audit@pve!ro", secret: "ro", acl: { "/storage": ["Datastore.Audit"] } }],
-  });
-  agent = new Agent({ connect: { ca: sim.caPem } });
-  client = new ProxmoxClient({
-    url: sim.url,
-    tokenId: sim.tokenId,
-    tokenSecret: sim.tokenSecret,
-    tls: { caPem: sim.caPem },
-    retry: { baseMs: 5 },
-    timeoutMs: 10_000,
-  });
+  rig = await startSimulatorWithClient(
+    {
+      taskDurationMs: 10,
+      storages: [
+        {
+          storage: "local",
+          type: "dir",
+          content: ["iso", "vztmpl", "backup"],
+          shared: false,
+          total: 2 ** 40,
+        },
+        {
+          storage: "cephfs",
+          type: "cephfs",
+          content: ["iso", "import", "snippets"],
+          shared: true,
+          total: 2 ** 40,
+        },
+        {
+          storage: "ceph-vm-disks",
+          type: "rbd",
+          content: ["images", "rootdir"],
+          shared: true,
+          total: 2 ** 40,
+        },
+        { storage: "pbs", type: "pbs", content: ["backup"], shared: true, total: 2 ** 40 },
+        {
+          storage: "old-nfs",
+          type: "nfs",
+          content: ["iso", "import"],
+          shared: true,
+          total: 2 ** 40,
+          disabled: true,
+        },
+      ],
+      remoteFiles: { [`${FACTORY}/known.qcow2`]: Buffer.from("a known qcow2 image") },
+      tokens: [{ tokenId: "audit@pve!ro", secret: "ro", acl: { "/storage": ["Datastore.Audit"] } }],
+    },
+    { timeoutMs: 10_000 },
+  );
+  ({ sim, client, agent } = rig);
 });
-afterAll(async () => {
-  await agent.close();
-  await client.close();
-  await sim.stop();
-});
+afterAll(() => rig.stop());
 
 type Download = Parameters<ProxmoxClient["downloadUrl"]>[2];
 const download = (storage: string, request: Download) => client.downloadUrl("pve1", storage, request);

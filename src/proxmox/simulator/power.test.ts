@@ -1,34 +1,24 @@
 // Power operations with qemu-server's split between what the API call refuses (HTTP 500 at once) and
 // what its worker decides (a task that fails, or ends OK having done nothing). Each case tries the
 // request in the state where a naive simulator would answer differently.
-import { Agent, fetch } from "undici";
+import { type Agent, fetch } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ProxmoxClient } from "../client.ts";
+import type { ProxmoxClient } from "../client.ts";
 import { ProxmoxApiError, ProxmoxTaskFailedError } from "../errors.ts";
 import type { Upid } from "../upid.ts";
-import { type ProxmoxSimulator, startProxmoxSimulator } from "./server.ts";
+import type { ProxmoxSimulator } from "./server.ts";
+import { type SimulatorWithClient, startSimulatorWithClient } from "./test-support.ts";
 
+let rig: SimulatorWithClient;
 let sim: ProxmoxSimulator;
 let client: ProxmoxClient;
 let agent: Agent;
 
 beforeAll(async () => {
-  sim = await startProxmoxSimulator({ taskDurationMs: 20 });
-  client = new ProxmoxClient({
-    url: sim.url,
-    tokenId: sim.tokenId,
-    tokenSecret: sim.tokenSecret,
-    tls: { caPem: sim.caPem },
-    retry: { baseMs: 5 },
-    timeoutMs: 10_000,
-  });
-  agent = new Agent({ connect: { ca: sim.caPem } });
+  rig = await startSimulatorWithClient({ taskDurationMs: 20 }, { timeoutMs: 10_000 });
+  ({ sim, client, agent } = rig);
 });
-afterAll(async () => {
-  await agent.close();
-  await client.close();
-  await sim.stop();
-});
+afterAll(() => rig.stop());
 
 async function vm(vmid: number, running = false) {
   await client.waitForTask(await client.createVm("pve1", vmid, { name: `vm${vmid}`, scsi0: "local-lvm:1" }));

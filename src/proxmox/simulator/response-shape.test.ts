@@ -3,12 +3,13 @@
 // type, every field sent has the declared type, and a field the schema does not declare is sent only
 // where it is listed below with the reason (Proxmox sends it; its schema omits it).
 
-import { Agent, fetch } from "undici";
+import { type Agent, fetch } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ProxmoxClient } from "../client.ts";
+import type { ProxmoxClient } from "../client.ts";
 import { methodSchema } from "./api-schema.ts";
 import type { PropertySchema } from "./formats.ts";
-import { type ProxmoxSimulator, startProxmoxSimulator } from "./server.ts";
+import type { ProxmoxSimulator } from "./server.ts";
+import { type SimulatorWithClient, startSimulatorWithClient } from "./test-support.ts";
 
 /** Fields real Proxmox VE returns beyond its own schema, per endpoint (path of the field: reason). */
 const UNDECLARED: Record<string, Record<string, string>> = {
@@ -44,20 +45,14 @@ const UNDECLARED: Record<string, Record<string, string>> = {
   ),
 };
 
+let rig: SimulatorWithClient;
 let sim: ProxmoxSimulator;
 let client: ProxmoxClient;
 let agent: Agent;
 
 beforeAll(async () => {
-  sim = await startProxmoxSimulator({ taskDurationMs: 5 });
-  client = new ProxmoxClient({
-    url: sim.url,
-    tokenId: sim.tokenId,
-    tokenSecret: sim.tokenSecret,
-    tls: { caPem: sim.caPem },
-    retry: { baseMs: 5 },
-  });
-  agent = new Agent({ connect: { ca: sim.caPem } });
+  rig = await startSimulatorWithClient({ taskDurationMs: 5 });
+  ({ sim, client, agent } = rig);
   await client.waitForTask(
     await client.createVm("pve1", 100, {
       name: "shape",
@@ -79,11 +74,7 @@ beforeAll(async () => {
   await client.addHaResource({ sid: "vm:100", state: "started" });
   await client.addHaRule({ rule: "r1", type: "node-affinity", resources: ["vm:100"], nodes: ["pve1"] });
 });
-afterAll(async () => {
-  await agent.close();
-  await client.close();
-  await sim.stop();
-});
+afterAll(() => rig.stop());
 
 function typeErrors(
   value: unknown,
