@@ -5,10 +5,10 @@ import { createHash } from "node:crypto";
 import { type Agent, fetch } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ProxmoxClient } from "../client.ts";
-import { ProxmoxApiError, type ProxmoxParameterError, ProxmoxTaskFailedError } from "../errors.ts";
+import { ProxmoxApiError, type ProxmoxParameterError } from "../errors.ts";
 import { parseUpid, type Upid } from "../upid.ts";
 import { type ProxmoxSimulator, simulatedDownload } from "./server.ts";
-import { type SimulatorWithClient, startSimulatorWithClient } from "./test-support.ts";
+import { type SimulatorWithClient, startSimulatorWithClient, taskOutcome } from "./test-support.ts";
 
 let rig: SimulatorWithClient;
 let sim: ProxmoxSimulator;
@@ -66,14 +66,7 @@ afterAll(() => rig.stop());
 type Download = Parameters<ProxmoxClient["downloadUrl"]>[2];
 const download = (storage: string, request: Download) => client.downloadUrl("pve1", storage, request);
 
-async function outcome(task: Promise<Upid>): Promise<string> {
-  try {
-    return (await client.waitForTask(await task)).exitstatus ?? "";
-  } catch (err) {
-    if (err instanceof ProxmoxTaskFailedError) return err.exitstatus;
-    throw err;
-  }
-}
+const outcome = (task: Promise<Upid>) => taskOutcome(client, task);
 
 async function refusal(call: Promise<unknown>) {
   const err = await call.then(

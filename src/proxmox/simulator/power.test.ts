@@ -4,10 +4,10 @@
 import { type Agent, fetch } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ProxmoxClient } from "../client.ts";
-import { ProxmoxApiError, ProxmoxTaskFailedError } from "../errors.ts";
+import { ProxmoxApiError } from "../errors.ts";
 import type { Upid } from "../upid.ts";
 import type { ProxmoxSimulator } from "./server.ts";
-import { type SimulatorWithClient, startSimulatorWithClient } from "./test-support.ts";
+import { type SimulatorWithClient, startSimulatorWithClient, taskOutcome } from "./test-support.ts";
 
 let rig: SimulatorWithClient;
 let sim: ProxmoxSimulator;
@@ -26,14 +26,7 @@ async function vm(vmid: number, running = false) {
 }
 
 /** The task's exit status ("OK" or the failure text). */
-async function outcome(task: Promise<Upid>): Promise<string> {
-  try {
-    return (await client.waitForTask(await task)).exitstatus ?? "";
-  } catch (err) {
-    if (err instanceof ProxmoxTaskFailedError) return err.exitstatus;
-    throw err;
-  }
-}
+const outcome = (task: Promise<Upid>) => taskOutcome(client, task);
 
 async function refusal(call: Promise<unknown>): Promise<[number, string]> {
   const err = await call.then(

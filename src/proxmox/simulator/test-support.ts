@@ -2,6 +2,8 @@
 // trusts its CA and retries fast, plus an undici Agent for tests that send raw requests past the client.
 import { Agent } from "undici";
 import { ProxmoxClient, type ProxmoxClientOptions } from "../client.ts";
+import { ProxmoxTaskFailedError } from "../errors.ts";
+import type { Upid } from "../upid.ts";
 import { type ProxmoxSimulator, type ProxmoxSimulatorOptions, startProxmoxSimulator } from "./server.ts";
 
 export interface SimulatorWithClient {
@@ -36,4 +38,14 @@ export async function startSimulatorWithClient(
       await sim.stop();
     },
   };
+}
+
+/** The task's exit status: "OK", or the failure text of a task that ended in error. */
+export async function taskOutcome(client: ProxmoxClient, task: Promise<Upid>): Promise<string> {
+  try {
+    return (await client.waitForTask(await task)).exitstatus ?? "";
+  } catch (err) {
+    if (err instanceof ProxmoxTaskFailedError) return err.exitstatus;
+    throw err;
+  }
 }
