@@ -43,6 +43,7 @@ export async function assertLocalCredentials(
   namespace: string,
   sims: LocalSimulators,
   read: Read = liveRead(client, namespace),
+  onWritten: (obj: KubeObject) => void = () => {},
 ): Promise<string[]> {
   const written: string[] = [];
   for (const s of desiredSecrets(namespace, sims)) {
@@ -50,13 +51,14 @@ export async function assertLocalCredentials(
     // Only our keys are compared (and applied): keys someone else added are theirs to keep.
     const same = Object.entries(s.data).every(([k, v]) => current?.data?.[k] === b64(v));
     if (same) continue;
-    await client.apply({
+    const applied = await client.apply({
       apiVersion: "v1",
       kind: "Secret",
       metadata: { name: s.name, namespace, labels: LABELS },
       type: "Opaque",
       data: Object.fromEntries(Object.entries(s.data).map(([k, v]) => [k, b64(v)])),
     });
+    onWritten(applied);
     written.push(s.name);
   }
   const data = {
@@ -66,12 +68,13 @@ export async function assertLocalCredentials(
   };
   const current = (await read("ConfigMap", CONFIG_MAP)) as { data?: Record<string, string> } | undefined;
   if (!Object.entries(data).every(([k, v]) => current?.data?.[k] === v)) {
-    await client.apply({
+    const applied = await client.apply({
       apiVersion: "v1",
       kind: "ConfigMap",
       metadata: { name: CONFIG_MAP, namespace, labels: LABELS },
       data,
     });
+    onWritten(applied);
     written.push(CONFIG_MAP);
   }
   return written;
@@ -90,8 +93,15 @@ export function watchLocalCredentials(
 ): { ready: Promise<void>; stop(): Promise<void> } {
   const secrets = new Informer(client, { apiVersion: "v1", kind: "Secret" }, { namespace, logger });
   const configMaps = new Informer(client, { apiVersion: "v1", kind: "ConfigMap" }, { namespace, logger });
-  const read: Read = async (kind, name) =>
-    (kind === "Secret" ? secrets : configMaps).get(keyOf({ namespace, name }));
+  // Our own last write of each object: until its watch event reaches the cache, the cache is older than
+  // what we wrote, and comparing with it would write the same content again.
+  const lastWritten = new Map<string, KubeObject>();
+  const read: Read = async (kind, name) => {
+    const cached = (kind === "Secret" ? secrets : configMaps).get(keyOf({ namespace, name }));
+    const mine = lastWritten.get(`${kind}/${name}`);
+    return mine && isOlder(cached, mine) ? mine : cached;
+  };
+  const remember = (obj: KubeObject) => lastWritten.set(`${obj.kind}/${obj.metadata?.name}`, obj);
   const ours = new Set([...desiredSecrets(namespace, sims).map((s) => s.name), CONFIG_MAP]);
   let stopped = false;
   let synced = false;
@@ -99,7 +109,7 @@ export function watchLocalCredentials(
   let running: Promise<void> | undefined;
   let again = false;
   const assertNow = (): Promise<void> =>
-    assertLocalCredentials(client, namespace, sims, read).then((written) => {
+    assertLocalCredentials(client, namespace, sims, read, remember).then((written) => {
       if (written.length > 0)
         logger.info(
           { written, namespace },
@@ -132,7 +142,15 @@ export function watchLocalCredentials(
     if (ours.has(obj.metadata?.name ?? "")) kick();
   };
   for (const informer of [secrets, configMaps]) {
-    informer.addHandler({ onAdd: onChange, onUpdate: (_old, obj) => onChange(obj), onDelete: onChange });
+    informer.addHandler({
+      onAdd: onChange,
+      onUpdate: (_old, obj) => onChange(obj),
+      onDelete: (obj) => {
+        // Gone after our write: what we wrote no longer stands for it.
+        lastWritten.delete(`${obj.kind}/${obj.metadata?.name}`);
+        onChange(obj);
+      },
+    });
     informer.start();
   }
   const abort = new AbortController();
@@ -157,4 +175,18 @@ export function watchLocalCredentials(
       await running;
     },
   };
+}
+
+/**
+ * Whether the cached object is older than one we wrote (absent counts as older). Resource versions are
+ * opaque to clients in general; kube-apiserver's are etcd revisions, so a smaller number is an older write.
+ * Anything unparsable is treated as not older: the cache wins, as before.
+ */
+function isOlder(cached: KubeObject | undefined, written: KubeObject): boolean {
+  if (!cached) return true;
+  try {
+    return BigInt(cached.metadata?.resourceVersion ?? "0") < BigInt(written.metadata?.resourceVersion ?? "0");
+  } catch {
+    return false;
+  }
 }
