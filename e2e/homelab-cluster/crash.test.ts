@@ -39,6 +39,16 @@ afterAll(async () => {
   await homelab?.stop();
 });
 
+/** Index in PHASE_CONDITIONS of the first phase not yet True (its length once all are). */
+async function phaseIndex(): Promise<number> {
+  const hc = await client.get<{ status?: { conditions?: { type: string; status: string }[] } }>(HC, {
+    name: "k8s",
+  });
+  const conds = hc.status?.conditions ?? [];
+  const i = PHASE_CONDITIONS.findIndex((t) => conds.find((c) => c.type === t)?.status !== "True");
+  return i === -1 ? PHASE_CONDITIONS.length : i;
+}
+
 describe("HomelabCluster crash safety", () => {
   it("converges with no duplicate VM, download or bootstrap after 20 kill -9s", async () => {
     await client.create(seedCluster(homelab));
@@ -53,16 +63,20 @@ describe("HomelabCluster crash safety", () => {
         60_000,
         50,
       );
-      await new Promise((r) => setTimeout(r, Math.random() * 1_500));
+      // Kills walk through the slow phases (Validated … TalosConfigured): the i-th waits (up to 10 s)
+      // until provisioning has reached phase i·5/20, then lands within 0.5 s. Spread by progress, not by
+      // wall time, so a slow machine still kills in several phases instead of 20 times in the first one.
+      const target = Math.floor((i * 5) / 20);
+      await waitFor(
+        "provisioning to reach the next phase to kill in",
+        async () => (await phaseIndex()) >= target,
+        10_000,
+        50,
+      ).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, Math.random() * 500));
       await operator.kill("SIGKILL");
       // Where it was: the first phase condition not yet True.
-      const hc = await client.get<{ status?: { conditions?: { type: string; status: string }[] } }>(HC, {
-        name: "k8s",
-      });
-      const conds = hc.status?.conditions ?? [];
-      phases.push(
-        PHASE_CONDITIONS.find((t) => conds.find((c) => c.type === t)?.status !== "True") ?? "Ready",
-      );
+      phases.push(PHASE_CONDITIONS[await phaseIndex()] ?? "Ready");
     }
     const killedBeforeReady = phases.filter((p) => p !== "Ready").length;
     operator = startOperator(homelab);
