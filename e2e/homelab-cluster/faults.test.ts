@@ -122,6 +122,18 @@ describe("HomelabCluster faults", () => {
   });
 
   it("20 % 500s, slow tasks and a node stuck in maintenance: TalosConfigured=False names it, then Ready", async () => {
+    // The 500s hit provisioning, not the pre-flight: Validate makes ~20 reads that are not retried on a
+    // 500 (Proxmox answers most errors with 500), so under 20 % it would pass ~1 pass in 50 and this
+    // would measure the backoff. The previous test's bridge change must be validated first.
+    const generation = (await client.get<{ metadata: { generation: number } }>(HC, { name: "k8s" })).metadata
+      .generation;
+    await waitCondition(
+      client,
+      "k8s",
+      "Validated",
+      (x) => x.status === "True" && x.observedGeneration === generation,
+      120_000,
+    ).catch(explain);
     homelab.proxmox.faults.set({
       errors: [{ path: ".*", rate: 0.2, status: 500, message: "simulated failure" }],
     });

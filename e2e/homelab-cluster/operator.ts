@@ -87,7 +87,13 @@ export async function setCredentials(client: KubeClient, tokenID: string, secret
   });
 }
 
-export type Cond = { type: string; status: string; reason: string; message: string };
+export type Cond = {
+  type: string;
+  status: string;
+  reason: string;
+  message: string;
+  observedGeneration?: number;
+};
 
 export async function conditionOf(client: KubeClient, name: string, type: string): Promise<Cond | undefined> {
   const hc = await client.getOrUndefined<Loose>(HC, { name });
