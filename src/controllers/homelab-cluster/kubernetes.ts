@@ -1,8 +1,7 @@
 // Phase 7: the admin kubeconfig in `<cluster>-kubeconfig` (key `value`, Cluster API's convention), then
 // the cluster's health: one etcd member per control plane, the API answering, every node registered.
 import { createHash } from "node:crypto";
-import { KubeConfig } from "@kubernetes/client-node";
-import { KubeClient, type KubeObject } from "../../runtime/index.ts";
+import { KubeClient, type KubeObject, parseKubeconfig } from "../../runtime/index.ts";
 import { bootstrapNode, controlPlanes, secretNames } from "./names.ts";
 import { done, type Outcome, waiting } from "./outcome.ts";
 import { milestone, nodeStatus, type Scope } from "./scope.ts";
@@ -36,9 +35,8 @@ export class WorkloadClients {
     const hash = createHash("sha256").update(kubeconfig).digest("hex");
     const cached = this.clients.get(cluster);
     if (cached?.hash === hash) return cached.client;
-    const kc = new KubeConfig();
-    kc.loadFromString(kubeconfig);
-    const client = new KubeClient(kc, { requestTimeoutMs: 10_000 });
+    // The runtime's own loader: the operator process never loads client-node (src/runtime/kubeconfig.ts).
+    const client = new KubeClient(parseKubeconfig(kubeconfig), { requestTimeoutMs: 10_000 });
     this.clients.set(cluster, { hash, client });
     return client;
   }

@@ -3,7 +3,6 @@
 // one `<Component>Ready` Condition per component in the spec, and status.components. It writes them by
 // server-side apply under its own field manager: conditions and components are list-maps keyed by type
 // and name, so the API server merges our entries with the provisioning controller's, never replacing them.
-import { KubeConfig } from "@kubernetes/client-node";
 import { catalogEntry, type PlatformSettings } from "../../components/catalog.ts";
 import { Helm } from "../../components/helm.ts";
 import {
@@ -20,6 +19,7 @@ import {
   describeError,
   KubeClient,
   type KubeObject,
+  parseKubeconfig,
   type ReconcileContext,
   type ReconcileResult,
 } from "../../runtime/index.ts";
@@ -214,11 +214,11 @@ export async function reconcileCluster(
   };
   const secrets = new Redactor();
   const kubeconfigYaml = await secretValue(ctx, { ...ref, key: "value" });
-  const kc = new KubeConfig();
-  kc.loadFromString(kubeconfigYaml);
   // Bound to the reconcile's signal: once leadership is lost or the manager stops, no further write
   // reaches the workload cluster, and requests in flight are cancelled.
-  const workload = new KubeClient(kc, { fieldManager: COMPONENTS_FIELD_MANAGER }).withSignal(ctx.signal);
+  const workload = new KubeClient(parseKubeconfig(kubeconfigYaml), {
+    fieldManager: COMPONENTS_FIELD_MANAGER,
+  }).withSignal(ctx.signal);
   const helm = new Helm(
     { helmPath: opts.helmPath, stateDir: opts.helmStateDir, signal: ctx.signal },
     kubeconfigYaml,

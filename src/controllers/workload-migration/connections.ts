@@ -1,7 +1,6 @@
 // Where a migration reaches: the Proxmox API (its own spec.proxmox, else its HomelabCluster's) and the
 // cluster the targets run in (the management cluster, or the HomelabCluster's workload cluster through
 // the <cluster>-kubeconfig Secret, key value).
-import { KubeConfig } from "@kubernetes/client-node";
 import type { HomelabCluster } from "../../crds/homelab-cluster.ts";
 import type { WorkloadMigration } from "../../crds/workload-migration.ts";
 import { ProxmoxClient, type TlsTrust } from "../../proxmox/index.ts";
@@ -9,6 +8,7 @@ import {
   KubeClient as Client,
   type KubeClient,
   type KubeObject,
+  parseKubeconfig,
   TerminalError,
 } from "../../runtime/index.ts";
 
@@ -87,7 +87,5 @@ export async function targetClusterFor(
     { name: `${ref.name}-kubeconfig`, namespace: operatorNamespace },
     "value",
   );
-  const kc = new KubeConfig();
-  kc.loadFromString(kubeconfig);
-  return { client: new Client(kc).withSignal(signal), local: false };
+  return { client: new Client(parseKubeconfig(kubeconfig)).withSignal(signal), local: false };
 }
