@@ -17,6 +17,7 @@ import { createLogger, KubeClient, type KubeObject, Manager } from "../../src/ru
 import { adminKubeConfig, impersonating } from "../harness/test-cluster.ts";
 import { statusMessage, statusOf, waitFor } from "../harness/wait.ts";
 import { RUN, tenants, waitReady } from "../peer-tenant/tenant-fixtures.ts";
+import { vendingGuardrailsCleanup } from "./guardrails.ts";
 
 const OPERATOR_NS = "homelab-system";
 // biome-ignore lint/suspicious/noExplicitAny: the assertions read deep fields of API objects as JSON
@@ -32,6 +33,7 @@ let admin: KubeConfig;
 let client: KubeClient;
 let manager: Manager;
 let standIn: ProviderStandIn;
+let removeGuardrails: (() => Promise<void>) | undefined;
 const alice = `alice${RUN}`;
 const bob = `bob${RUN}`;
 const carol = `carol${RUN}`;
@@ -117,6 +119,7 @@ beforeAll(async () => {
     if (o?.kind === "ClusterRole" && /-appvending-(edit|view)$/.test(o.metadata?.name ?? ""))
       await client.apply(o);
   }
+  removeGuardrails = await vendingGuardrailsCleanup(client);
   manager = new Manager({
     kubeConfig: admin,
     logger: createLogger({ level: process.env.LOG_LEVEL ?? "warn" }),
@@ -180,6 +183,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await manager?.stop();
+  await removeGuardrails?.();
 });
 
 describe("AppVending: the portfolio example", () => {

@@ -14,6 +14,7 @@ import {
   type OperatorProcess,
   prepareCluster,
   removeCluster,
+  removeCredentials,
   seedCluster,
   startOperator,
   waitCondition,
@@ -36,6 +37,7 @@ beforeAll(async () => {
 afterAll(async () => {
   if (client && operator) await removeCluster(client).catch(() => {});
   await operator?.kill();
+  if (client) await removeCredentials(client);
   await homelab?.stop();
 });
 

@@ -12,6 +12,7 @@ import {
   type OperatorProcess,
   prepareCluster,
   removeCluster,
+  removeCredentials,
   seedCluster,
   setCredentials,
   startOperator,
@@ -31,6 +32,7 @@ beforeAll(async () => {
 afterAll(async () => {
   if (client && operator) await removeCluster(client).catch(() => {});
   await operator?.kill();
+  if (client) await removeCredentials(client);
   await homelab?.stop();
 });
 

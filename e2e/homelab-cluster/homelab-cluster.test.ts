@@ -16,6 +16,7 @@ import {
   type OperatorProcess,
   prepareCluster,
   removeCluster,
+  removeCredentials,
   seedCluster,
   startOperator,
   waitCondition,
@@ -39,6 +40,7 @@ beforeAll(async () => {
 afterAll(async () => {
   if (client && operator) await removeCluster(client).catch(() => {});
   await operator?.kill();
+  if (client) await removeCredentials(client);
   await homelab?.stop();
 });
 

@@ -118,6 +118,20 @@ export function waitCondition(
   );
 }
 
+/**
+ * Takes away what prepareCluster stored: the next suite on the shared control plane (e2e/crds creates
+ * examples/secrets-homelab-system.yaml) expects no Proxmox credentials there. Call it after the
+ * HomelabCluster is gone, since deleting one reads them.
+ */
+export async function removeCredentials(client: KubeClient): Promise<void> {
+  for (const name of ["proxmox-token", "proxmox-ca"])
+    await client.delete(
+      { apiVersion: "v1", kind: "Secret" },
+      { namespace: OPERATOR_NAMESPACE, name },
+      { ignoreNotFound: true },
+    );
+}
+
 /** Leaves the management cluster as the next suite expects it: no HomelabCluster, no cluster Secrets. */
 export async function removeCluster(client: KubeClient, name = "k8s"): Promise<void> {
   await client.delete(HC, { name }, { ignoreNotFound: true });

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../../src/local/control-plane/ports.ts";
 import type { KubeClient } from "../../src/runtime/client.ts";
+import { vendingGuardrailsCleanup } from "../app-vending/guardrails.ts";
 import { adminKubeConfig, kubeconfigPath } from "../harness/test-cluster.ts";
 import { startFaultProxy } from "./fault-proxy.ts";
 import { adminClient, CONFIGMAP, eventually, freshNamespace, sleep } from "./support.ts";
@@ -19,6 +20,8 @@ let dir: string;
 let journal: string;
 const children: ChildProcess[] = [];
 let ticker: NodeJS.Timeout | undefined;
+/** Run after the processes are killed: what a test left on the shared control plane. */
+const cleanups: (() => Promise<void>)[] = [];
 
 interface Line {
   at: number;
@@ -94,6 +97,7 @@ beforeAll(async () => {
 afterAll(async () => {
   clearInterval(ticker);
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+  for (const cleanup of cleanups) await cleanup();
   await admin?.delete({ apiVersion: "v1", kind: "Namespace" }, { name: ns }, { ignoreNotFound: true });
   rmSync(dir, { recursive: true, force: true });
 });
@@ -222,6 +226,11 @@ describe("leader election between two operator processes on one Lease", () => {
       const viaProxy = join(dir, "main-via-proxy.kubeconfig");
       writeFileSync(viaProxy, proxy.kubeConfig().exportConfig());
       const operatorNs = await freshNamespace(admin, "main-lease");
+      // main.ts runs every controller; the AppVending one leaves cluster-wide admission policies behind.
+      cleanups.push(await vendingGuardrailsCleanup(admin));
+      cleanups.push(() =>
+        admin.delete({ apiVersion: "v1", kind: "Namespace" }, { name: operatorNs }, { ignoreNotFound: true }),
+      );
       const env: NodeJS.ProcessEnv = {
         ...process.env,
         KUBECONFIG: viaProxy,

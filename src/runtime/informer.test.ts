@@ -152,6 +152,27 @@ describe("Informer default transform", () => {
     const kept = (i.get("ns/a")!.metadata!["managedFields"] as { manager: string }[]).map((e) => e.manager);
     expect(kept).toEqual(["homelab-operator/peertenant", "homelab-operator"]);
   });
+
+  it("a metadata-only informer keeps no managedFields at all, not even its own status entries", async () => {
+    api = await fakeApi();
+    const managedFields = [
+      {
+        manager: "homelab-operator",
+        operation: "Apply",
+        subresource: "status",
+        fieldsV1: { "f:status": {} },
+      },
+      { manager: "kubectl", operation: "Update", fieldsV1: { "f:data": { "f:password": {} } } },
+    ];
+    api.pages.push({
+      items: [{ ...cm("a", "5"), metadata: { ...cm("a", "5").metadata, managedFields } }],
+      rv: "10",
+    });
+    const { informer: i } = start(api, undefined, { metadataOnly: true });
+    await i.waitForSync();
+    expect(i.get("ns/a")?.metadata?.name).toBe("a");
+    expect(i.get("ns/a")?.metadata).not.toHaveProperty("managedFields");
+  });
 });
 
 describe("Informer protocol handling", () => {
@@ -325,7 +346,7 @@ describe("Informer protocol handling", () => {
     data: { big: "x".repeat(1000) },
   });
 
-  it("strips other managers' managedFields and kubectl's last-applied annotation by default, from lists and watch events alike", async () => {
+  it("strips others' managedFields entries and kubectl's last-applied annotation by default, from lists and watch events alike", async () => {
     api = await fakeApi();
     api.pages.push({ items: [managed("a", "5")], rv: "10" });
     api.watchScripts.push((res) => {
@@ -338,7 +359,7 @@ describe("Informer protocol handling", () => {
     await until(() => i.get("ns/b") !== undefined);
     for (const key of ["ns/a", "ns/b"]) {
       const o = i.get(key)!;
-      // kubectl's entry is dropped; an empty list says "this client owns nothing here" (StatusWriter).
+      // Emptied, not removed: an empty list tells StatusWriter this client owns nothing of the object.
       expect(o.metadata?.managedFields).toEqual([]);
       expect(o.metadata?.annotations).toEqual({ keep: "me" });
       expect((o as { data?: unknown }).data).toEqual({ big: "x".repeat(1000) });
@@ -346,9 +367,7 @@ describe("Informer protocol handling", () => {
       expect(o.kind).toBe("ConfigMap");
     }
     // Handlers get the cached (stripped) object, not the one off the wire.
-    expect(
-      seen.every((o) => Array.isArray(o.metadata?.managedFields) && o.metadata.managedFields.length === 0),
-    ).toBe(true);
+    expect(seen.map((o) => o.metadata?.managedFields)).toEqual([[], []]);
   });
 
   it("runs a custom transform on every object, deletes included, before handlers see it", async () => {

@@ -131,8 +131,11 @@ export class Informer<T extends KubeObject = KubeObject> {
     this.namespace = opts.namespace;
     this.labelSelector = opts.labelSelector;
     this.metadataOnly = opts.metadataOnly ?? false;
-    // The default keeps this client's own status managedFields entries (StatusWriter reads them).
-    this.transform = opts.transform ?? ((o: KubeObject) => defaultTransform(o, client.fieldManager));
+    // The default keeps this client's own status managedFields entries (StatusWriter reads them). A
+    // metadata-only cache holds no status to write against, and a Secret's managedFields name its data
+    // keys: there they all go.
+    const ownFieldManager = this.metadataOnly ? undefined : client.fieldManager;
+    this.transform = opts.transform ?? ((o: KubeObject) => defaultTransform(o, ownFieldManager));
     this.opts = opts;
     this.backoff = new JitteredBackoff(opts.backoff);
     this.log = opts.logger?.child({
