@@ -3,7 +3,7 @@
 // again on the same state each time, and the cluster still converges with exactly three VMs and one
 // Talos image, counted from the Proxmox simulator's own records through the seed's address.
 import { execFile } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -13,7 +13,7 @@ import { SEED_PROXMOX, seedDial } from "../../src/local/seed-addresses.ts";
 import { ProxmoxClient } from "../../src/proxmox/client.ts";
 import { KubeClient, type KubeObject } from "../../src/runtime/index.ts";
 import { waitFor } from "../harness/wait.ts";
-import { type LocalProcess, recordedPids, startLocal } from "./local-process.ts";
+import { type LocalProcess, removeLocal, startLocal } from "./local-process.ts";
 
 interface Condition {
   type: string;
@@ -39,15 +39,6 @@ let local: LocalProcess | undefined;
 
 const condition = (hc: Hc | undefined, type: string) => hc?.status?.conditions?.find((c) => c.type === type);
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
 beforeAll(async () => {
   await ensureKwokBinary();
   dataHome = await mkdtemp(join(tmpdir(), "homelab-local-hc-kill-e2e-"));
@@ -55,14 +46,7 @@ beforeAll(async () => {
 }, 1_200_000);
 
 afterAll(async () => {
-  local?.child.kill("SIGKILL");
-  if (local) await local.exited;
-  await waitFor(
-    "the local homelab's processes to be gone",
-    () => recordedPids(stateDir).every((p) => !alive(p)),
-    30_000,
-  ).catch(() => {});
-  if (dataHome) await rm(dataHome, { recursive: true, force: true });
+  await removeLocal(local, stateDir, dataHome);
 });
 
 /** A Proxmox client as the controller makes one: the seed's URL, the stored credentials, the seam. */

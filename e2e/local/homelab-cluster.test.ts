@@ -5,7 +5,7 @@
 // CNI agent runs on them, which this test provides the way src/local/README.md documents (a kube-system
 // DaemonSet labelled k8s-app=cilium), then Ready, and the HomelabCluster's status says so.
 import { execFile } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -15,7 +15,7 @@ import { ensureControlPlaneBinaries, ensureKwokBinary } from "../../src/local/co
 import { NOT_READY_MESSAGE } from "../../src/local/kwok-stages.ts";
 import { KubeClient, type KubeObject } from "../../src/runtime/index.ts";
 import { waitFor } from "../harness/wait.ts";
-import { type LocalProcess, recordedPids, startLocal } from "./local-process.ts";
+import { type LocalProcess, removeLocal, startLocal } from "./local-process.ts";
 
 interface Condition {
   type: string;
@@ -46,15 +46,6 @@ let local: LocalProcess | undefined;
 const condition = (hc: Hc | undefined, type: string) => hc?.status?.conditions?.find((c) => c.type === type);
 const nodeReady = (n: Node) => n.status?.conditions?.find((c) => c.type === "Ready");
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
 beforeAll(async () => {
   await ensureKwokBinary();
   dataHome = await mkdtemp(join(tmpdir(), "homelab-local-hc-e2e-"));
@@ -62,14 +53,7 @@ beforeAll(async () => {
 }, 1_200_000);
 
 afterAll(async () => {
-  local?.child.kill("SIGKILL");
-  if (local) await local.exited;
-  await waitFor(
-    "the local homelab's processes to be gone",
-    () => recordedPids(stateDir).every((p) => !alive(p)),
-    30_000,
-  ).catch(() => {});
-  if (dataHome) await rm(dataHome, { recursive: true, force: true });
+  await removeLocal(local, stateDir, dataHome);
 });
 
 describe("local mode: the seed's HomelabCluster from kubectl apply -f examples/", () => {

@@ -4,7 +4,7 @@
 // `npm start` resumes the same objects; Ctrl-C keeps the state; --reset clears it.
 import { execFile } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -21,7 +21,7 @@ import { generateClusterConfigs } from "../../src/talos/config/machine-config.ts
 import { ensureSecretsBundle } from "../../src/talos/config/secrets.ts";
 import { generateAdminTalosconfig } from "../../src/talos/config/talosconfig.ts";
 import { waitFor } from "../harness/wait.ts";
-import { type LocalProcess, recordedPids, startLocal } from "./local-process.ts";
+import { alive, type LocalProcess, recordedPids, removeLocal, startLocal } from "./local-process.ts";
 
 interface Condition {
   type: string;
@@ -108,15 +108,6 @@ function workloadClient(kubeconfigYaml: string): KubeClient {
   return new KubeClient(kc);
 }
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
 beforeAll(async () => {
   // A cold cache builds kwok here (minutes) rather than inside the first test's deadline.
   await ensureKwokBinary();
@@ -126,15 +117,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const c of clients) c.close();
-  local?.child.kill("SIGKILL");
-  if (local) await local.exited;
-  // The SIGKILLed owners' reapers stop what is left; then the folder can go.
-  await waitFor(
-    "the local homelab's processes to be gone",
-    () => (existsSync(stateDir) ? recordedPids(stateDir).every((p) => !alive(p)) : true),
-    30_000,
-  ).catch(() => {});
-  if (dataHome) await rm(dataHome, { recursive: true, force: true });
+  await removeLocal(local, stateDir, dataHome);
 });
 
 describe("npm start: the local homelab", () => {

@@ -2,6 +2,7 @@
 // (XDG_DATA_HOME), and reads what it prints.
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { freePort } from "../../src/local/control-plane/ports.ts";
@@ -89,4 +90,29 @@ export function recordedPids(stateDir: string): number[] {
       pids.push(...parsePids(readFileSync(join(dir, f), "utf8")));
   }
   return pids;
+}
+
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Kills a suite's `npm start`, waits for its reapers to stop what it left, and removes its data folder. */
+export async function removeLocal(
+  local: LocalProcess | undefined,
+  stateDir: string,
+  dataHome: string | undefined,
+) {
+  local?.child.kill("SIGKILL");
+  if (local) await local.exited;
+  await waitFor(
+    "the local homelab's processes to be gone",
+    () => (existsSync(stateDir) ? recordedPids(stateDir).every((p) => !alive(p)) : true),
+    30_000,
+  ).catch(() => {});
+  if (dataHome) await rm(dataHome, { recursive: true, force: true });
 }
