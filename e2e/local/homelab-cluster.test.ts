@@ -15,7 +15,7 @@ import { ensureControlPlaneBinaries, ensureKwokBinary } from "../../src/local/co
 import { NOT_READY_MESSAGE } from "../../src/local/kwok-stages.ts";
 import { KubeClient, type KubeObject } from "../../src/runtime/index.ts";
 import { waitFor } from "../harness/wait.ts";
-import { type LocalProcess, removeLocal, startLocal } from "./local-process.ts";
+import { applyExamples, type LocalProcess, removeLocal, startLocal } from "./local-process.ts";
 
 interface Condition {
   type: string;
@@ -65,11 +65,9 @@ describe("local mode: the seed's HomelabCluster from kubectl apply -f examples/"
     const run = (...args: string[]) => promisify(execFile)(kubectl, args, { env });
     // The README's steps (the second apply creates the AppVending once alice's namespace exists).
     await run("create", "namespace", "infra");
-    await run("apply", "-f", "examples/").catch(() => {});
-    await waitFor("the peers-alice namespace of the alice PeerTenant", () =>
+    await applyExamples(run, () =>
       kube.getOrUndefined({ apiVersion: "v1", kind: "Namespace" }, { name: "peers-alice" }),
     );
-    await run("apply", "-f", "examples/");
 
     // Validate passes only because the machines do not answer before their VMs run (power follows the
     // VM in local mode); the example placeholders' token is put back by local mode.

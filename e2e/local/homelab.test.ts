@@ -21,7 +21,14 @@ import { generateClusterConfigs } from "../../src/talos/config/machine-config.ts
 import { ensureSecretsBundle } from "../../src/talos/config/secrets.ts";
 import { generateAdminTalosconfig } from "../../src/talos/config/talosconfig.ts";
 import { waitFor } from "../harness/wait.ts";
-import { alive, type LocalProcess, recordedPids, removeLocal, startLocal } from "./local-process.ts";
+import {
+  alive,
+  applyExamples,
+  type LocalProcess,
+  recordedPids,
+  removeLocal,
+  startLocal,
+} from "./local-process.ts";
 
 interface Condition {
   type: string;
@@ -287,17 +294,11 @@ describe("npm start: the local homelab", () => {
     // The README's steps: the migrations' namespace first; the AppVending's namespace peers-alice is
     // made by the alice PeerTenant, so the first apply reports it missing and a second one creates it.
     await run("create", "namespace", "infra");
-    const first = await run("apply", "-f", "examples/").then(
-      () => "",
-      (err: { stderr?: string }) => err.stderr ?? String(err),
-    );
-    const failures = first.split("\n").filter((l) => l.startsWith("Error"));
-    for (const line of failures)
-      expect(line).toMatch(/app-vending-portfolio\.yaml": namespaces "peers-alice" not found/);
-    await waitFor("the peers-alice namespace of the alice PeerTenant", () =>
+    const failures = await applyExamples(run, () =>
       kube.getOrUndefined({ apiVersion: "v1", kind: "Namespace" }, { name: "peers-alice" }),
     );
-    await run("apply", "-f", "examples/");
+    for (const line of failures)
+      expect(line).toMatch(/app-vending-portfolio\.yaml": namespaces "peers-alice" not found/);
     await waitFor(
       "local mode to put its Proxmox token and CA back",
       async () => {

@@ -116,3 +116,29 @@ export async function removeLocal(
   ).catch(() => {});
   if (dataHome) await rm(dataHome, { recursive: true, force: true });
 }
+
+type Run = (...args: string[]) => Promise<unknown>;
+
+/**
+ * The README's `kubectl apply -f examples/`, twice: the first apply cannot create the AppVending (its
+ * namespace peers-alice is made by the alice PeerTenant); the second can once that namespace exists and
+ * kube-controller-manager has counted the tenant's AppVending quota — until then quota admission refuses
+ * with "status unknown for quota", which a user meets too and answers by applying again.
+ * Returns the first apply's error lines so a test can check they are only the expected ones.
+ */
+export async function applyExamples(run: Run, namespaceExists: () => Promise<unknown>): Promise<string[]> {
+  const stderrOf = (err: unknown) => (err as { stderr?: string }).stderr ?? String(err);
+  const first = await run("apply", "-f", "examples/").then(() => "", stderrOf);
+  await waitFor("the peers-alice namespace of the alice PeerTenant", namespaceExists, 120_000, 500);
+  const second = await waitFor(
+    "the second kubectl apply -f examples/ to get past the uncounted AppVending quota",
+    async () => {
+      const out = await run("apply", "-f", "examples/").then(() => "", stderrOf);
+      return /status unknown for quota: tenant-vending-quota/.test(out) ? undefined : out;
+    },
+    180_000,
+    2_000,
+  );
+  if (second !== "") throw new Error(`the second kubectl apply -f examples/ failed:\n${second}`);
+  return first.split("\n").filter((l) => l.startsWith("Error"));
+}
