@@ -47,6 +47,9 @@ export interface Homelab {
   stop(): Promise<void>;
 }
 
+/** What the stand-in Image Factory lists: two patches per minor and a pre-release, as the real one does. */
+export const TALOS_VERSIONS = ["v1.11.0", "v1.12.0", "v1.12.1", "v1.13.0", "v1.13.1", "v1.14.0-beta.1"];
+
 const IMAGE = Buffer.alloc(2 * 1024 * 1024, 0x54); // stands in for nocloud-amd64.qcow2
 
 export async function startHomelab(
@@ -54,6 +57,11 @@ export async function startHomelab(
 ): Promise<Homelab> {
   let served = 0;
   const server: Server = createServer((req, res) => {
+    // The Image Factory's version list (GET /versions), which a Talos upgrade plans its path from.
+    if (req.url === "/versions") {
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(TALOS_VERSIONS));
+      return;
+    }
     if (!/^\/image\/[0-9a-f]{64}\/v[0-9.]+\/nocloud-amd64\.qcow2$/.test(req.url ?? "")) {
       res.writeHead(404).end();
       return;

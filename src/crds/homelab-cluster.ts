@@ -492,12 +492,38 @@ const NodeStatus = z
       .optional()
       .describe("Maintenance (waiting for its config) or Configured (installed, mTLS API)."),
     talosVersion: text(32).optional().describe("Talos version reported by the node."),
+    installImage: text(512)
+      .optional()
+      .describe(
+        "Installer image the node's system was last installed or upgraded from (its schematic and version).",
+      ),
     kubeletVersion: text(32).optional().describe("Kubelet version reported by the Kubernetes Node."),
     etcdMemberID: text(32).optional().describe("etcd member id of a control-plane node, in hex."),
     ready: z.boolean().default(false).describe("Whether the Kubernetes Node is Ready."),
     message: text(1024).optional().describe("What the node is waiting for, when not ready."),
   })
   .describe("Observed state of one node.");
+
+const TalosRollout = z
+  .object({
+    target: text(32).describe("The talos.version being rolled out."),
+    version: text(32).describe("The version of the current step (one minor at a time)."),
+    image: text(512).describe("The installer image of the current step."),
+    node: dnsLabel().optional().describe("The node being drained, upgraded or waited for."),
+    stage: z
+      .enum(["Draining", "Upgrading"])
+      .optional()
+      .describe(
+        "Draining (cordoned, pods being evicted) or Upgrading (upgrade requested, waiting for it back).",
+      ),
+    startedTime: text(64)
+      .optional()
+      .describe("When the node's stage began (RFC 3339): healthTimeout counts from it."),
+    requestedTime: text(64)
+      .optional()
+      .describe("When the node's upgrade was requested (RFC 3339), written before the request is sent."),
+  })
+  .describe("The Talos rollout in progress.");
 
 const ComponentStatus = z
   .object({
@@ -531,6 +557,10 @@ const HomelabClusterStatus = z
       .optional()
       .describe("The Talos nocloud image on Proxmox."),
     nodes: mapListOf(NodeStatus, "name", 32).optional().describe("Per-node state, keyed by name."),
+    upgrade: z
+      .object({ talos: TalosRollout.optional() })
+      .optional()
+      .describe("Rollouts in progress, so a restarted operator resumes where it stopped."),
     components: mapListOf(ComponentStatus, "name", 32)
       .optional()
       .describe("Per-component state, keyed by name."),

@@ -27,12 +27,13 @@ import { ProxmoxClients } from "./proxmox-connection.ts";
 import type { ControllerOptions, NodeStatus, Scope, Timings } from "./scope.ts";
 import { ensureSecrets } from "./secrets.ts";
 import { bootstrapEtcd, configureNodes } from "./talos.ts";
+import { upgradeTalos } from "./upgrade-talos.ts";
 import { validate } from "./validate.ts";
 import { ensureVms } from "./vms.ts";
 
 export const GVK = { apiVersion: HomelabCluster.apiVersion, kind: HomelabCluster.kind };
 
-type Phase = "Pending" | "Provisioning" | "Bootstrapping";
+type Phase = "Pending" | "Provisioning" | "Bootstrapping" | "Upgrading";
 
 /** The phases in order: the Condition each owns, the coarse phase it belongs to, what it does. */
 const PHASES: { condition: string; phase: Phase; run: (scope: Scope) => Promise<Outcome> }[] = [
@@ -44,6 +45,8 @@ const PHASES: { condition: string; phase: Phase; run: (scope: Scope) => Promise<
   { condition: "EtcdBootstrapped", phase: "Bootstrapping", run: bootstrapOnce },
   { condition: "KubeconfigReady", phase: "Bootstrapping", run: ensureKubeconfig },
   { condition: "KubernetesHealthy", phase: "Bootstrapping", run: checkHealth },
+  // Day 2: runs only on a healthy cluster, so nothing is upgraded past a failing earlier phase.
+  { condition: "TalosUpToDate", phase: "Upgrading", run: upgradeTalos },
 ];
 export const PHASE_CONDITIONS = PHASES.map((p) => p.condition);
 
@@ -182,7 +185,8 @@ async function runPhases(scope: Scope): Promise<ReconcileResult> {
     }
   }
 
-  const wasReady = previous.phase === "Ready" || previous.phase === "Degraded";
+  const wasReady =
+    previous.phase === "Ready" || previous.phase === "Degraded" || previous.phase === "Upgrading";
   if (stopped)
     set("Ready", false, stopped.outcome.reason, `${stopped.condition}: ${stopped.outcome.message}`);
   else
@@ -192,7 +196,13 @@ async function runPhases(scope: Scope): Promise<ReconcileResult> {
       "ClusterReady",
       `${scope.spec.nodes.length} node(s), etcd and the Kubernetes API healthy`,
     );
-  const phase = !stopped ? "Ready" : wasReady ? "Degraded" : stopped.phase;
+  const phase = !stopped
+    ? "Ready"
+    : stopped.phase === "Upgrading"
+      ? "Upgrading"
+      : wasReady
+        ? "Degraded"
+        : stopped.phase;
 
   const nodes = scope.spec.nodes.map(
     (n) => scope.nodes.get(n.name) ?? ({ name: n.name, ready: false } as NodeStatus),
@@ -322,6 +332,7 @@ const OWNED_STATUS_FIELDS = [
   "image",
   "nodes",
   "secretRefs",
+  "upgrade",
 ] as const satisfies readonly (keyof HomelabClusterStatus)[];
 const OWNED_CONDITIONS = new Set<string>([...PHASE_CONDITIONS, "Ready"]);
 

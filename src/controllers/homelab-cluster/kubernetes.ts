@@ -7,6 +7,7 @@ import { done, type Outcome, waiting } from "./outcome.ts";
 import { milestone, nodeStatus, type Scope } from "./scope.ts";
 import { readOrCreateSecret } from "./secrets.ts";
 import { adminClient, withClient } from "./talos.ts";
+import { healthCheckNode } from "./upgrade-talos.ts";
 
 export async function ensureKubeconfig(scope: Scope): Promise<Outcome> {
   const name = secretNames(scope.name).kubeconfig;
@@ -52,7 +53,8 @@ type Node = KubeObject & {
 export async function checkHealth(scope: Scope): Promise<Outcome> {
   const { spec } = scope;
   const cps = controlPlanes(spec);
-  const members = await withClient(adminClient(scope, bootstrapNode(spec).ip), (c) => c.etcdMemberList());
+  // Never through a node that is being upgraded: it is about to go down.
+  const members = await withClient(adminClient(scope, healthCheckNode(scope).ip), (c) => c.etcdMemberList());
   const missingMembers: string[] = [];
   for (const cp of cps) {
     const m = members.find((x) => x.hostname === cp.name);

@@ -7,6 +7,7 @@ import { generateNodeConfig } from "../../talos/config/machine-config.ts";
 import { bootstrapNode, controlPlanes } from "./names.ts";
 import { done, type Outcome, waiting } from "./outcome.ts";
 import { milestone, nodeStatus, type Scope } from "./scope.ts";
+import { nodeBeingUpgraded } from "./upgrade-talos.ts";
 
 const CALL_TIMEOUT_MS = 10_000;
 /** The node status note after ApplyConfiguration: the next pass knows the config was sent. */
@@ -63,6 +64,8 @@ export async function configureNodes(scope: Scope): Promise<Outcome> {
   const input = talosInput(scope.spec);
   const waits: string[] = [];
   for (const node of scope.spec.nodes) {
+    // Rebooting into its upgrade: the TalosUpToDate phase waits for it (and its healthTimeout).
+    if (node.name === nodeBeingUpgraded(scope)) continue;
     const status = nodeStatus(scope, node.name);
     // mTLS first: a configured node (the steady state) costs one call.
     try {

@@ -63,6 +63,8 @@ export interface ServiceState {
   healthy: boolean;
   healthUnknown: boolean;
   lastMessage: string;
+  /** Time of the oldest event the service reports: machined keeps a service's events since it started. */
+  since: Date | undefined;
 }
 
 interface Metadata {
@@ -119,6 +121,16 @@ function channelCredentials(creds: TalosCredentials): grpc.ChannelCredentials {
   // Node's TLS cannot read Talos' "ED25519 PRIVATE KEY" label: re-encode as PKCS#8.
   const key = parsePrivateKeyPem(creds.keyPem).export({ type: "pkcs8", format: "pem" });
   return grpc.credentials.createSsl(Buffer.from(creds.caPem), Buffer.from(key), Buffer.from(creds.certPem));
+}
+
+function oldestEvent(events: { ts?: { seconds?: string; nanos?: number } | null }[]): Date | undefined {
+  let oldest: number | undefined;
+  for (const e of events) {
+    if (!e.ts?.seconds) continue;
+    const ms = Number(e.ts.seconds) * 1000 + Math.floor((e.ts.nanos ?? 0) / 1e6);
+    if (oldest === undefined || ms < oldest) oldest = ms;
+  }
+  return oldest === undefined ? undefined : new Date(oldest);
 }
 
 export class TalosClient {
@@ -317,6 +329,7 @@ export class TalosClient {
       id: string;
       state: string;
       health?: { healthy?: boolean; unknown?: boolean; lastMessage?: string };
+      events?: { events?: { ts?: { seconds?: string; nanos?: number } | null }[] } | null;
     };
     const res = await this.unary<{ messages: (WithMetadata & { services: Info[] })[] }>(
       this.machine,
@@ -330,6 +343,7 @@ export class TalosClient {
         healthy: s.health?.healthy ?? false,
         healthUnknown: s.health?.unknown ?? true,
         lastMessage: s.health?.lastMessage ?? "",
+        since: oldestEvent(s.events?.events ?? []),
       })),
     );
   }

@@ -80,12 +80,25 @@ export class SimulatedEtcd {
     return this.leaderId ? (this.members.get(this.leaderId)?.hostname ?? "") : "";
   }
 
-  /** Talos refuses a control-plane upgrade without force when etcd is not healthy (ValidateForUpgrade). */
-  assertHealthyForUpgrade(): void {
+  /**
+   * Talos refuses a control-plane upgrade without force unless every member is started and healthy
+   * (ValidateForUpgrade): a member whose machine is down or rebooting counts as not healthy.
+   */
+  assertHealthyForUpgrade(running: (nodeName: string) => boolean = () => true): void {
     for (const m of this.members.values()) {
-      if (this.unhealthy.has(m.nodeName)) {
-        throw new SimStatusError(Status.FAILED_PRECONDITION, `etcd member ${m.hostname} is not healthy`);
+      if (this.unhealthy.has(m.nodeName) || !running(m.nodeName)) {
+        throw new SimStatusError(
+          Status.FAILED_PRECONDITION,
+          `etcd member ${m.hostname} is not healthy; all members must be healthy to perform an upgrade`,
+        );
       }
     }
+  }
+
+  /** Members that are started and healthy right now. */
+  healthyMembers(running: (nodeName: string) => boolean): number {
+    let n = 0;
+    for (const m of this.members.values()) if (!this.unhealthy.has(m.nodeName) && running(m.nodeName)) n++;
+    return n;
   }
 }

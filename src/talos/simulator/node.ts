@@ -57,6 +57,10 @@ export interface SimulatorContext {
   changed(): void;
   /** etcd membership changed (bootstrap, removal): running control planes of that cluster retry joining. */
   onEtcdChanged(clusterId: string): void;
+  /** The node's mode or version changed: the simulator keeps the record of node states over time. */
+  observe(node: SimulatedNode): void;
+  /** Whether the named node runs (its etcd member answers): Talos' pre-upgrade check asks every member. */
+  isRunning(nodeName: string): boolean;
   rebootDelayMs: number;
   log(line: string): void;
 }
@@ -64,6 +68,21 @@ export interface SimulatorContext {
 type Handler = (request: Record<string, unknown>, write?: (m: unknown) => void) => Promise<unknown>;
 
 const VERSION_RE = /:(v\d+\.\d+\.\d+(?:-[\w.]+)?)$/;
+
+/**
+ * The installer images an upgrade can name: the Image Factory's `<registry>/[nocloud-]installer/<schematic>:<version>`
+ * or Sidero's `ghcr.io/siderolabs/installer:<version>`. Anything else fails the pull, as a missing image does.
+ */
+const INSTALLER_RE =
+  /^([^/]+\/(nocloud-|metal-)?installer\/[0-9a-f]{64}|ghcr\.io\/siderolabs\/installer):v\d+\.\d+\.\d+(-[\w.]+)?$/;
+
+export function assertInstallerImage(image: string): void {
+  if (!INSTALLER_RE.test(image))
+    throw new SimStatusError(
+      S.NOT_FOUND,
+      `failed to pull image "${image}": not found (not an installer image)`,
+    );
+}
 
 export function versionFromImage(image: string): string {
   const m = VERSION_RE.exec(image);
@@ -132,6 +151,9 @@ export interface NodeState {
   configYaml: string | null;
   stagedConfigYaml: string | null;
   stagedVersion: string | null;
+  /** The installer image the node last installed from (null: none recorded). */
+  image?: string | null;
+  stagedImage?: string | null;
   leftEtcd: boolean;
   etcdDataWiped: boolean;
   etcdRemoved: boolean;
@@ -152,6 +174,9 @@ export class SimulatedNode {
   config: NodeConfigState | null = null;
   stagedConfig: NodeConfigState | null = null;
   stagedVersion: string | null = null;
+  /** Installer image of the installed system: the config's at first install, then each upgrade's. */
+  image: string | null = null;
+  stagedImage: string | null = null;
   /** Set by EtcdLeaveCluster: the node stays out of etcd until it is reset. */
   leftEtcd = false;
   /** Set by Reset: the node's etcd data is gone, so a member still registered under its name is stale
@@ -203,17 +228,23 @@ export class SimulatedNode {
   async boot(): Promise<void> {
     if (this.down) {
       this.mode = "down";
+      this.ctx.observe(this);
       return;
     }
     if (this.stagedVersion) {
       this.version = this.stagedVersion;
       this.stagedVersion = null;
     }
+    if (this.stagedImage) {
+      this.image = this.stagedImage;
+      this.stagedImage = null;
+    }
     if (this.stagedConfig) {
       // installFails: the install did not take (a wrong install disk, say), so it boots the image again,
       // in maintenance mode, as Talos does.
       if (!this.faults.installFails) this.config = this.stagedConfig;
       this.stagedConfig = null;
+      if (this.config && !this.image) this.image = this.config.installImage || null;
     }
     // The mode changes only once the listener is up, so waitForMode("running") means "answering".
     // (Server credentials depend on whether a config exists, not on the mode.)
@@ -221,11 +252,13 @@ export class SimulatedNode {
     // Powered off while the listener was starting (setDown found no server to close): go down now.
     if (this.down) {
       this.mode = "down";
+      this.ctx.observe(this);
       await this.shutdown();
       return;
     }
     this.mode = this.config ? "running" : "maintenance";
     this.bootedAt = new Date();
+    this.ctx.observe(this);
     this.joinEtcdIfRunning();
     this.ctx.log(`${this.name} booted in ${this.mode} mode, Talos ${this.version}, ${this.endpoint}`);
     this.ctx.changed();
@@ -239,6 +272,8 @@ export class SimulatedNode {
       configYaml: this.config?.yaml ?? null,
       stagedConfigYaml: this.stagedConfig?.yaml ?? null,
       stagedVersion: this.stagedVersion,
+      image: this.image,
+      stagedImage: this.stagedImage,
       leftEtcd: this.leftEtcd,
       etcdDataWiped: this.etcdDataWiped,
       etcdRemoved: this.etcdRemoved,
@@ -257,6 +292,8 @@ export class SimulatedNode {
     this.config = state.configYaml ? parseConfig(state.configYaml) : null;
     this.stagedConfig = state.stagedConfigYaml ? parseConfig(state.stagedConfigYaml) : null;
     this.stagedVersion = state.stagedVersion;
+    this.image = state.image ?? null;
+    this.stagedImage = state.stagedImage ?? null;
     this.leftEtcd = state.leftEtcd;
     this.etcdDataWiped = state.etcdDataWiped;
     this.etcdRemoved = state.etcdRemoved;
@@ -270,6 +307,7 @@ export class SimulatedNode {
     await this.listen();
     this.mode = this.config ? "running" : "maintenance";
     this.bootedAt = new Date(state.bootedAt);
+    this.ctx.observe(this);
     this.ctx.log(`${this.name} resumed in ${this.mode} mode, Talos ${this.version}, ${this.endpoint}`);
     if (this.mode === "running") this.ctx.nodeRunning(this);
   }
@@ -306,6 +344,7 @@ export class SimulatedNode {
   /** Reboot: unavailable for rebootDelay (+ slowReboot), then boots staged version/config. */
   scheduleReboot(reason: string): void {
     this.mode = "rebooting";
+    this.ctx.observe(this);
     this.ctx.log(`${this.name} rebooting (${reason})`);
     this.ctx.changed();
     // Let the current RPC's response leave before the listener closes.
@@ -325,6 +364,7 @@ export class SimulatedNode {
     this.down = down;
     if (down) {
       this.mode = "down";
+      this.ctx.observe(this);
       await this.shutdown();
       this.ctx.log(`${this.name} is down`);
       this.ctx.changed();
@@ -712,7 +752,12 @@ export class SimulatedNode {
       if (!this.config) throw unimplementedInMaintenance();
       const image = String(req.image ?? "");
       const version = versionFromImage(image);
-      if (this.config.role === "controlplane" && !req.force) this.etcd()?.assertHealthyForUpgrade();
+      // The installer is pulled before the answer (v1alpha1_server.go Upgrade): a wrong image fails here.
+      assertInstallerImage(image);
+      if (this.faults.failUpgrade === "pull")
+        throw new SimStatusError(S.NOT_FOUND, `failed to pull image "${image}": not found (injected fault)`);
+      if (this.config.role === "controlplane" && !req.force)
+        this.etcd()?.assertHealthyForUpgrade((n) => this.ctx.isRunning(n));
       // The legacy API acknowledges at once and upgrades asynchronously (v1alpha1_server.go Upgrade).
       setTimeout(() => {
         if (this.faults.failUpgrade) {
@@ -720,6 +765,7 @@ export class SimulatedNode {
           return;
         }
         this.stagedVersion = version;
+        this.stagedImage = image;
         this.scheduleReboot(`upgrade to ${version}`);
       }, 20);
       return { messages: [{ ack: "Upgrade request received", actorId: randomUUID() }] };
@@ -728,6 +774,7 @@ export class SimulatedNode {
     "/machine.ImageService/Pull": async (req, write) => {
       if (!this.config) throw unimplementedInMaintenance();
       const ref = String(req.imageRef ?? "");
+      assertInstallerImage(ref);
       if (this.faults.failUpgrade === "pull") {
         throw new SimStatusError(S.NOT_FOUND, `failed to pull image "${ref}": not found (injected fault)`);
       }
@@ -745,7 +792,9 @@ export class SimulatedNode {
       if (!this.config) throw unimplementedInMaintenance();
       const image = String((req.source as { imageName?: string } | undefined)?.imageName ?? "");
       const version = versionFromImage(image);
-      if (this.config.role === "controlplane") this.etcd()?.assertHealthyForUpgrade();
+      assertInstallerImage(image);
+      if (this.config.role === "controlplane")
+        this.etcd()?.assertHealthyForUpgrade((n) => this.ctx.isRunning(n));
       write?.({ progress: { message: `installing ${image}` } });
       if (this.faults.failUpgrade) {
         write?.({ progress: { message: "installer failed (injected fault)" } });
@@ -753,6 +802,7 @@ export class SimulatedNode {
         return undefined;
       }
       this.stagedVersion = version;
+      this.stagedImage = image;
       write?.({ progress: { message: "upgrade staged, reboot to activate" } });
       write?.({ progress: { exitCode: 0 } });
       return undefined;

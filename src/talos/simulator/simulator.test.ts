@@ -208,6 +208,24 @@ describe("Talos simulator driven by our client", () => {
     expect((await admin("cp2").version()).tag).toBe("v1.13.0");
   });
 
+  it("refuses a control-plane upgrade while a member's machine is down, and an image that is no installer", async () => {
+    const since = Date.now();
+    const version = sim.node("cp1").version;
+    await sim.faults.nodeDown("cp2");
+    // Talos' ValidateForUpgrade: every member started and healthy, or no upgrade without force.
+    const err = await expectKind(admin("cp1").upgrade(`${INSTALLER}:v1.13.1`), "failed-precondition");
+    expect(err.message).toMatch(/cp2 is not healthy/);
+    await sim.faults.nodeDown("cp2", false);
+    // A reference that names no installer image fails its pull, as a missing image does.
+    await expectKind(admin("cp1").upgrade("docker.io/library/nginx:v1.13.1"), "not-found");
+    await new Promise((r) => setTimeout(r, 200));
+    expect(sim.node("cp1").version).toBe(version);
+    // The record of node states over time saw cp2 go down and come back, with 3 of 4 members healthy.
+    const record = sim.history().filter((r) => r.at >= since && r.node === "cp2");
+    expect(record.map((r) => r.mode)).toEqual(["down", "running"]);
+    expect(record.map((r) => r.etcdHealthy)).toEqual([3, 4]);
+  });
+
   it("etcd: forfeit leadership, leave, remove by id (NotFound = done)", async () => {
     expect(await admin("cp1").etcdForfeitLeadership()).not.toBe("cp1");
     await admin("cp3").etcdLeaveCluster();

@@ -89,10 +89,23 @@ export interface TalosSimulatorFaults {
   etcdUnhealthy(name: string, unhealthy?: boolean): void;
 }
 
+/** One entry of the simulator's record of node states over time. */
+export interface NodeStateRecord {
+  /** Date.now() when the state began. */
+  at: number;
+  node: string;
+  mode: NodeMode;
+  version: string;
+  /** Started and healthy etcd members of the node's cluster at that moment (null: no etcd yet). */
+  etcdHealthy: number | null;
+}
+
 export interface NodeSnapshot {
   name: string;
   mode: NodeMode;
   version: string;
+  /** Installer image of the installed system (the config's, then each upgrade's). */
+  image: string | null;
   role: "controlplane" | "worker" | null;
   configYaml: string | null;
   reboots: number;
@@ -106,6 +119,8 @@ export interface TalosSimulator {
   node(name: string): NodeSnapshot;
   faults: TalosSimulatorFaults;
   setKubeconfig(source: KubeconfigSource | undefined): void;
+  /** Every change of a node's mode or version, and of etcd health, since the simulator started. */
+  history(): readonly NodeStateRecord[];
   /** Resolves when the node reaches `mode` (after a reboot, for example). */
   waitForMode(name: string, mode: NodeMode, timeoutMs?: number): Promise<void>;
   /** Resolves once the node has booted again after `reboots` (a count read from node(name).reboots). */
@@ -191,7 +206,22 @@ export async function startTalosSimulator(options: TalosSimulatorOptions): Promi
     attempt();
   };
 
+  const history: NodeStateRecord[] = [];
+  const isRunning = (name: string) => nodes.get(name)?.mode === "running";
+  const observe = (node: SimulatedNode) => {
+    const etcd = node.config ? etcds.get(node.config.clusterId) : undefined;
+    history.push({
+      at: Date.now(),
+      node: node.name,
+      mode: node.mode,
+      version: node.version,
+      etcdHealthy: etcd?.bootstrapped ? etcd.healthyMembers(isRunning) : null,
+    });
+  };
+
   const ctx: SimulatorContext = {
+    observe,
+    isRunning,
     etcdFor(clusterId) {
       let etcd = etcds.get(clusterId);
       if (!etcd) {
@@ -290,6 +320,7 @@ export async function startTalosSimulator(options: TalosSimulatorOptions): Promi
         name: n.name,
         mode: n.mode,
         version: n.version,
+        image: n.image,
         role: n.config?.role ?? null,
         configYaml: n.config?.yaml ?? null,
         reboots: n.reboots,
@@ -314,8 +345,10 @@ export async function startTalosSimulator(options: TalosSimulatorOptions): Promi
         const etcd = ctx.etcdFor(n.config.clusterId);
         if (unhealthy) etcd.unhealthy.add(name);
         else etcd.unhealthy.delete(name);
+        observe(n);
       },
     },
+    history: () => [...history],
     setKubeconfig(source) {
       kubeconfigSource = source;
     },

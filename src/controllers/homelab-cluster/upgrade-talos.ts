@@ -1,0 +1,332 @@
+// Phase TalosUpToDate: a rolling Talos upgrade (a new talos.version or schematic), one node at a time.
+// For each node in a stable order, and only while every etcd member is healthy: cordon and drain it
+// (Eviction API, so PodDisruptionBudgets hold; a drain that takes longer than healthTimeout pauses, it
+// is never forced), forfeit etcd leadership, request the upgrade to the nocloud installer image, wait
+// for the node back on the new version with etcd healthy and its Node Ready, uncordon. Progress lives
+// in status.upgrade.talos, written before the upgrade request leaves, and every decision is taken from
+// what the node reports (its version and boot time), so a restarted operator resumes and never sends a
+// node a second upgrade to the version it already runs.
+import type { KubeObject } from "../../runtime/index.ts";
+import { TalosApiError } from "../../talos/client/errors.ts";
+import { installerImage } from "../../talos/config/machine-config.ts";
+import { parseDuration } from "../workload-migration/duration.ts";
+import { drainPass, setUnschedulable } from "./drain.ts";
+import { controlPlanes } from "./names.ts";
+import { blocked, done, type Outcome, waiting } from "./outcome.ts";
+import { milestone, nodeStatus, type Scope } from "./scope.ts";
+import { adminClient, withClient } from "./talos.ts";
+import { lowestVersion, talosPath, upgradeOrder } from "./upgrade-plan.ts";
+
+type Rollout = NonNullable<NonNullable<Scope["previous"]["upgrade"]>["talos"]>;
+type SpecNode = Scope["spec"]["nodes"][number];
+
+/** The node whose upgrade was requested and is not confirmed back: health checks must not go through it. */
+export function nodeBeingUpgraded(scope: Scope): string | undefined {
+  const r = scope.previous.upgrade?.talos;
+  return r?.stage === "Upgrading" ? r.node : undefined;
+}
+
+/** The control plane the cluster's health is read through: the first in spec order not being upgraded. */
+export function healthCheckNode(scope: Scope): SpecNode {
+  const busy = nodeBeingUpgraded(scope);
+  const cps = controlPlanes(scope.spec);
+  return cps.find((n) => n.name !== busy) ?? cps[0]!;
+}
+
+function imageFor(scope: Scope, version: string): string {
+  const { schematic, imageFactory } = scope.spec.talos;
+  return installerImage({ schematic, imageFactory, talosVersion: version });
+}
+
+function setRollout(scope: Scope, rollout: Rollout | undefined): void {
+  // Undefined (not {}): the field is left out of the status apply, so it goes.
+  scope.status.upgrade = rollout ? { ...scope.previous.upgrade, talos: rollout } : undefined;
+}
+
+async function factoryVersions(scope: Scope): Promise<string[]> {
+  const url = `${scope.spec.talos.imageFactory.replace(/\/+$/, "")}/versions`;
+  const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+  if (!res.ok) throw new Error(`GET ${url}: ${res.status}`);
+  const list = (await res.json()) as unknown;
+  if (!Array.isArray(list)) throw new Error(`GET ${url}: not a list of versions`);
+  return list.filter((v): v is string => typeof v === "string");
+}
+
+interface LiveNode {
+  reachable: boolean;
+  version?: string;
+  /** When machined's events begin: the node's last boot. */
+  bootedAt?: Date;
+  why?: string;
+}
+
+async function readNode(scope: Scope, node: SpecNode): Promise<LiveNode> {
+  try {
+    return await withClient(adminClient(scope, node.ip), async (c) => {
+      const v = await c.version();
+      const machined = (await c.serviceList()).find((s) => s.id === "machined");
+      return { reachable: true, version: v.tag, bootedAt: machined?.since };
+    });
+  } catch (err) {
+    if (!(err instanceof TalosApiError)) throw err;
+    return { reachable: false, why: `Talos API at ${node.ip} ${err.kind}` };
+  }
+}
+
+/** What is wrong with etcd: every control plane's etcd service healthy and one member per control plane. */
+async function etcdProblems(scope: Scope): Promise<string[]> {
+  const cps = controlPlanes(scope.spec);
+  const problems: string[] = [];
+  let healthy: SpecNode | undefined;
+  for (const cp of cps) {
+    try {
+      const bad = await withClient(adminClient(scope, cp.ip), (c) => c.unhealthyServices(["etcd"]));
+      if (bad.length) problems.push(`etcd on ${cp.name} is not healthy`);
+      else healthy ??= cp;
+    } catch (err) {
+      if (!(err instanceof TalosApiError)) throw err;
+      problems.push(`${cp.name}: Talos API ${err.kind}`);
+    }
+  }
+  if (healthy) {
+    const members = await withClient(adminClient(scope, healthy.ip), (c) => c.etcdMemberList());
+    if (members.length !== cps.length)
+      problems.push(`etcd has ${members.length} member(s) for ${cps.length} control plane(s)`);
+  }
+  return problems;
+}
+
+type K8sNode = KubeObject & { status?: { conditions?: { type: string; status: string }[] } };
+
+/**
+ * Nodes that are not Ready. A cluster where no Node is Ready has no CNI yet (Talos' nodes stay NotReady
+ * without one), so readiness says nothing there and is not waited for; registration still is.
+ */
+async function notReadyNodes(scope: Scope): Promise<{ notReady: string[]; readinessMatters: boolean }> {
+  const client = scope.workload(scope.kubeconfig ?? "");
+  const list = await client.list<K8sNode>({ apiVersion: "v1", kind: "Node" });
+  const ready = new Set(
+    list.items
+      .filter((n) => n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"))
+      .map((n) => n.metadata?.name ?? ""),
+  );
+  const notReady = scope.spec.nodes.map((n) => n.name).filter((n) => !ready.has(n));
+  return { notReady, readinessMatters: ready.size > 0 };
+}
+
+export async function upgradeTalos(scope: Scope): Promise<Outcome> {
+  const { spec } = scope;
+  const target = spec.talos.version;
+  const poll = scope.opts.timings.pollMs;
+  const rollout = scope.previous.upgrade?.talos ? { ...scope.previous.upgrade.talos } : undefined;
+
+  // What each node runs, as configureNodes read it this pass; the installed image as last confirmed
+  // (a node without one was installed from the spec's schematic: provisioning used it).
+  for (const n of spec.nodes) {
+    const s = nodeStatus(scope, n.name);
+    if (!s.installImage && s.talosVersion && n.name !== rollout?.node)
+      s.installImage = imageFor(scope, s.talosVersion);
+  }
+
+  if (rollout?.node && spec.nodes.some((n) => n.name === rollout.node))
+    return continueNode(scope, rollout, spec.nodes.find((n) => n.name === rollout.node)!);
+
+  const versions = spec.nodes.map((n) => scope.nodes.get(n.name)?.talosVersion ?? "");
+  if (versions.some((v) => !v))
+    return waiting("WaitingForTalos", "not every node reported its Talos version", poll);
+  const lowest = lowestVersion(versions)!;
+  const targetImage = imageFor(scope, target);
+  const upToDate = spec.nodes.every((n) => {
+    const s = scope.nodes.get(n.name);
+    return s?.talosVersion === target && s.installImage === targetImage;
+  });
+  if (upToDate) {
+    setRollout(scope, undefined);
+    return done("UpToDate", `${spec.nodes.length} node(s) on Talos ${target} (${targetImage})`);
+  }
+
+  let available: string[] = [];
+  if (lowest !== target) {
+    try {
+      available = await factoryVersions(scope);
+    } catch (err) {
+      return waiting(
+        "ImageFactoryUnreachable",
+        `listing Talos versions: ${(err as Error).message}`,
+        scope.opts.timings.blockedMs,
+      );
+    }
+  }
+  const path = talosPath(lowest, target, available);
+  if (!path.ok) return blocked(path.reason, path.message, scope.opts.timings.blockedMs);
+  const version = path.hops[0] ?? target;
+  const image = imageFor(scope, version);
+  const step = `step ${version} of ${[...path.hops].join(" → ") || target}`;
+
+  // The next node, in a stable order: below this step's version, or on it from another image. A node
+  // already past the step (a rollout that changed target) waits for the others.
+  const order = upgradeOrder(spec.nodes);
+  const next = order.find((n) => {
+    const s = scope.nodes.get(n.name);
+    const cmp = lowestVersion([s?.talosVersion ?? "", version]);
+    return (
+      (s?.talosVersion !== version && cmp === s?.talosVersion) ||
+      (s?.talosVersion === version && s.installImage !== image)
+    );
+  });
+  if (!next) {
+    setRollout(scope, undefined);
+    return waiting("Upgrading", `${step}: every node done`, poll);
+  }
+  if (spec.upgrade.paused)
+    return waiting(
+      "UpgradePaused",
+      `upgrade.paused is set; ${next.name} is next for Talos ${version} (${step})`,
+      scope.opts.timings.blockedMs,
+    );
+
+  const unhealthy = await etcdProblems(scope);
+  if (unhealthy.length)
+    return waiting("EtcdUnhealthy", `not starting ${next.name}: ${unhealthy.join("; ")}`, poll);
+  const { notReady, readinessMatters } = await notReadyNodes(scope);
+  if (readinessMatters && notReady.length)
+    return waiting(
+      "NodesNotReady",
+      `not starting ${next.name}: Node(s) not Ready: ${notReady.join(", ")}`,
+      poll,
+    );
+
+  const started: Rollout = {
+    target,
+    version,
+    image,
+    node: next.name,
+    stage: "Draining",
+    startedTime: new Date().toISOString(),
+  };
+  setRollout(scope, started);
+  milestone(scope, "NodeUpgradeStarted", "Upgrade", `${next.name}: draining for Talos ${version} (${step})`);
+  return continueNode(scope, started, next);
+}
+
+async function continueNode(scope: Scope, rollout: Rollout, node: SpecNode): Promise<Outcome> {
+  const timeoutMs = parseDuration(scope.spec.upgrade.healthTimeout);
+  const poll = scope.opts.timings.pollMs;
+  const elapsed = Date.now() - Date.parse(rollout.startedTime ?? new Date().toISOString());
+  setRollout(scope, rollout);
+
+  if (rollout.stage === "Draining") {
+    const pass = await drainPass(scope.workload(scope.kubeconfig ?? ""), node.name);
+    if (pass.remaining.length) {
+      const why = pass.blocked.length
+        ? `eviction refused: ${pass.blocked.map((b) => `${b.pod} (${b.message})`).join("; ")}`
+        : `${pass.remaining.length} pod(s) still terminating`;
+      if (elapsed > timeoutMs)
+        return blocked(
+          "DrainTimeout",
+          `${node.name} not drained within ${scope.spec.upgrade.healthTimeout}: ${why}; still trying, never forcing`,
+          poll,
+        );
+      return waiting("Draining", `${node.name}: ${why}`, poll);
+    }
+    return requestUpgrade(scope, rollout, node);
+  }
+
+  // Upgrading. Not requested (refused or failed before): ask again, once etcd is healthy.
+  if (!rollout.requestedTime) return requestUpgrade(scope, rollout, node);
+  const requested = Date.parse(rollout.requestedTime);
+  const live = await readNode(scope, node);
+  const booted = live.bootedAt ? live.bootedAt.getTime() >= requested - 1_000 : true;
+  let why: string;
+  if (!live.reachable) why = live.why ?? "not answering";
+  else if (live.version !== rollout.version) why = `reports Talos ${live.version}, not ${rollout.version}`;
+  else if (!booted) why = `has not rebooted since its upgrade was requested`;
+  else {
+    const status = nodeStatus(scope, node.name);
+    status.talosVersion = live.version;
+    const etcd = node.role === "controlplane" ? await etcdProblems(scope) : [];
+    const { notReady, readinessMatters } = await notReadyNodes(scope);
+    if (etcd.length) why = `back on ${live.version}, but ${etcd.join("; ")}`;
+    else if (readinessMatters && notReady.includes(node.name))
+      why = `back on ${live.version}, Node not Ready yet`;
+    else {
+      await setUnschedulable(scope.workload(scope.kubeconfig ?? ""), node.name, false);
+      status.installImage = rollout.image;
+      milestone(
+        scope,
+        "NodeUpgraded",
+        "Upgrade",
+        `${node.name} runs Talos ${live.version} (${rollout.image})`,
+      );
+      setRollout(scope, { target: rollout.target, version: rollout.version, image: rollout.image });
+      return waiting("Upgrading", `${node.name} upgraded to Talos ${live.version}; next node`, poll);
+    }
+    if (Date.now() - requested > timeoutMs)
+      return blocked(
+        "UpgradeStalled",
+        `${node.name} not healthy within ${scope.spec.upgrade.healthTimeout} of its upgrade: ${why}`,
+        poll,
+      );
+    return waiting("WaitingForNode", `${node.name} ${why}`, poll);
+  }
+  if (Date.now() - requested <= timeoutMs) return waiting("WaitingForNode", `${node.name} ${why}`, poll);
+  // Past the timeout and still on the old system: the upgrade did not take. Asking again is safe (the
+  // node runs and does not have the new version); the rollout stays on this node until it does.
+  if (live.reachable) {
+    const outcome = await requestUpgrade(scope, rollout, node);
+    if (outcome.done || outcome.reason !== "Upgrading") return outcome;
+    return blocked(
+      "UpgradeStalled",
+      `${node.name} ${why} ${scope.spec.upgrade.healthTimeout} after its upgrade was requested; requested again`,
+      poll,
+    );
+  }
+  return blocked(
+    "UpgradeStalled",
+    `${node.name} not back within ${scope.spec.upgrade.healthTimeout} of its upgrade to ${rollout.version}: ${why}`,
+    poll,
+  );
+}
+
+async function requestUpgrade(scope: Scope, rollout: Rollout, node: SpecNode): Promise<Outcome> {
+  const poll = scope.opts.timings.pollMs;
+  // Never with fewer than all members healthy: with three, the node going down leaves two.
+  const unhealthy = await etcdProblems(scope);
+  if (unhealthy.length) {
+    setRollout(scope, { ...rollout, stage: "Upgrading", requestedTime: undefined });
+    return waiting("EtcdUnhealthy", `not upgrading ${node.name}: ${unhealthy.join("; ")}`, poll);
+  }
+  const now = new Date().toISOString();
+  const requestedRollout: Rollout = { ...rollout, stage: "Upgrading", startedTime: now, requestedTime: now };
+  return withClient(adminClient(scope, node.ip), async (c) => {
+    // An etcd leader going down costs an election; handing leadership over first does not.
+    if (node.role === "controlplane") await c.etcdForfeitLeadership();
+    // In status before it is sent: a crash after this line finds the request and decides from the node.
+    setRollout(scope, requestedRollout);
+    await scope.writeProgress();
+    await scope.ctx.fence(`upgrade Talos on ${node.name}`);
+    try {
+      const { method } = await c.upgrade(rollout.image);
+      milestone(
+        scope,
+        "NodeUpgradeRequested",
+        "Upgrade",
+        `${node.name}: upgrade to ${rollout.image} requested (${method} API)`,
+      );
+      return waiting(
+        "Upgrading",
+        `${node.name}: upgrade to ${rollout.version} requested, waiting for it back`,
+        poll,
+      );
+    } catch (err) {
+      if (!(err instanceof TalosApiError) || err.retryable) throw err; // may have reached it: the node decides
+      // Refused or failed before any reboot: nothing was changed, so the request is forgotten.
+      setRollout(scope, { ...requestedRollout, requestedTime: undefined });
+      return blocked(
+        err.kind === "failed-precondition" ? "UpgradeRefused" : "UpgradeFailed",
+        `${node.name}: ${err.message}`,
+        scope.opts.timings.blockedMs,
+      );
+    }
+  });
+}
