@@ -141,10 +141,7 @@ describe("npm start: the local homelab", () => {
     expect((await workload.list<Node>(NODE)).items).toEqual([]);
   }, 900_000);
 
-  // SKIPPED (known failure, issue #11 stays open): since today's last merges a pod is bound to a Node that
-  // is NotReady and carries the not-ready taint, deterministically; the two tests below depend on the
-  // state this one builds. Passed 7/7 on branch h-fixes (d74c09e); not bisected before the session ended.
-  it.skip("configured Talos machines become NotReady Nodes of the workload cluster, Ready once a CNI runs; then pods run", async () => {
+  it("configured Talos machines become NotReady Nodes of the workload cluster, Ready once a CNI runs; then pods run", async () => {
     const kube = new KubeClient(local!.kubeConfig());
     const endpoints = await talosEndpoints(kube);
     // A machine answers only while its VM runs (local mode's power follows the Proxmox VM): silent first.
@@ -326,10 +323,7 @@ describe("npm start: the local homelab", () => {
     );
   }, 120_000);
 
-  // SKIPPED (known failure, issue #11 stays open): since today's last merges a pod is bound to a Node that
-  // is NotReady and carries the not-ready taint, deterministically; the two tests below depend on the
-  // state this one builds. Passed 7/7 on branch h-fixes (d74c09e); not bisected before the session ended.
-  it.skip("SIGKILL of npm start, then npm start again: the same clusters, machines and objects", async () => {
+  it("SIGKILL of npm start, then npm start again: the same clusters, machines and objects", async () => {
     local!.child.kill("SIGKILL");
     await local!.exited;
     local = await startLocal(dataHome);
@@ -373,10 +367,7 @@ describe("npm start: the local homelab", () => {
     ]);
   }, 900_000);
 
-  // SKIPPED (known failure, issue #11 stays open): since today's last merges a pod is bound to a Node that
-  // is NotReady and carries the not-ready taint, deterministically; the two tests below depend on the
-  // state this one builds. Passed 7/7 on branch h-fixes (d74c09e); not bisected before the session ended.
-  it.skip("a second npm start on the same state, with or without --reset, is refused and changes nothing", async () => {
+  it("a second npm start on the same state, with or without --reset, is refused and changes nothing", async () => {
     for (const args of [[], ["--reset"]]) {
       const err = await startLocal(dataHome, args).then(
         () => undefined,

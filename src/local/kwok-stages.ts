@@ -15,6 +15,18 @@ export const CNI_READY_ANNOTATION = "local.homelab.shdr.ch/cni-pod";
 export const NOT_READY_MESSAGE =
   "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized";
 
+/** The Ready condition of a node without a CNI, as the kubelet posts it (also at registration). */
+export const NOT_READY = { status: "False", reason: "KubeletNotReady", message: NOT_READY_MESSAGE } as const;
+/** The pressure conditions a healthy kubelet reports (pkg/kubelet/nodestatus), in the order it lists them. */
+export const PRESSURE_CONDITIONS = (["MemoryPressure", "DiskPressure", "PIDPressure"] as const).map(
+  (type) => ({
+    type,
+    status: "False",
+    reason: `KubeletHasNo${type}`,
+    message: `kubelet has no ${type.replace("Pressure", "").toLowerCase()} pressure`,
+  }),
+);
+
 const annotation = `.metadata.annotations["${CNI_READY_ANNOTATION}"]`;
 const readyStatus = '.status.conditions.[] | select( .type == "Ready" ) | .status';
 const readyReason = '.status.conditions.[] | select( .type == "Ready" ) | .reason';
@@ -24,11 +36,11 @@ const readyReason = '.status.conditions.[] | select( .type == "Ready" ) | .reaso
  * same); addresses, capacity and nodeInfo the kubelet posted are kept.
  */
 function statusTemplate(ready: { status: string; reason: string; message: string }): string {
-  const pressure = ["MemoryPressure", "DiskPressure", "PIDPressure"].map(
-    (type) => `- type: ${type}
-  status: "False"
-  reason: KubeletHasNo${type}
-  message: kubelet has no ${type.replace("Pressure", "").toLowerCase()} pressure
+  const pressure = PRESSURE_CONDITIONS.map(
+    (c) => `- type: ${c.type}
+  status: ${JSON.stringify(c.status)}
+  reason: ${c.reason}
+  message: ${c.message}
   lastHeartbeatTime: {{ $now | Quote }}
   lastTransitionTime: {{ or .creationTimestamp $now | Quote }}
 `,
@@ -93,7 +105,6 @@ function nodeStage(
   };
 }
 
-const NOT_READY = { status: "False", reason: "KubeletNotReady", message: NOT_READY_MESSAGE };
 const READY = { status: "True", reason: "KubeletReady", message: "kubelet is posting ready status" };
 
 export function nodeStages(): Stage[] {

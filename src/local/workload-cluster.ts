@@ -11,7 +11,7 @@ import { ensureKwokBinary } from "./control-plane/binaries.ts";
 import { type ControlPlane, startControlPlane } from "./control-plane/control-plane.ts";
 import { startProcess, waitUntilReady } from "./control-plane/managed-process.ts";
 import { freePort } from "./control-plane/ports.ts";
-import { kwokConfigYaml } from "./kwok-stages.ts";
+import { kwokConfigYaml, NOT_READY, PRESSURE_CONDITIONS } from "./kwok-stages.ts";
 
 export interface NodeRegistration {
   /** The Node's name: the machine's hostname, as the kubelet uses it. */
@@ -139,6 +139,17 @@ export async function registerNode(client: KubeClient, node: NodeRegistration): 
   const gvk = { apiVersion: "v1", kind: "Node" };
   const existing = await client.getOrUndefined<KubeObject>(gvk, { name: node.name });
   if (!existing) {
+    // The kubelet fills in its whole status before registering (initialNode ends in setNodeStatus), the
+    // conditions included. A Node without a Ready condition makes the node lifecycle controller take off
+    // the not-ready:NoSchedule taint that admission (TaintNodesByCondition) put on at create, judged from
+    // its cache; that removal can land after KWOK's first Ready=False, leaving a NotReady Node without the
+    // taint until the controller sees its mistake - long enough for kube-scheduler to bind a pod there.
+    const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+    const conditions = [{ type: "Ready", ...NOT_READY }, ...PRESSURE_CONDITIONS].map((c) => ({
+      ...c,
+      lastHeartbeatTime: now,
+      lastTransitionTime: now,
+    }));
     try {
       // One request with the status, as the kubelet registers: KWOK never sees a Node without nodeInfo.
       await client.create<KubeObject>({
@@ -152,7 +163,7 @@ export async function registerNode(client: KubeClient, node: NodeRegistration): 
           },
         },
         spec: { ...(node.taints?.length ? { taints: node.taints } : {}) },
-        status,
+        status: { ...status, conditions },
       });
       return;
     } catch (err) {

@@ -14,8 +14,17 @@ export interface EtcdMemberState {
   isLearner: boolean;
 }
 
+/** One Bootstrap call this cluster's etcd answered: who asked, when, and whether it formed the cluster. */
+export interface BootstrapRecord {
+  nodeName: string;
+  at: number;
+  accepted: boolean;
+}
+
 export class SimulatedEtcd {
   bootstrapped = false;
+  /** Every Bootstrap call, refused ones included, kept with the state: what crash tests count. */
+  readonly bootstraps: BootstrapRecord[] = [];
   readonly members = new Map<string, EtcdMemberState>();
   leaderId: string | null = null;
   readonly unhealthy = new Set<string>(); // node names
@@ -32,9 +41,11 @@ export class SimulatedEtcd {
 
   bootstrap(nodeName: string, hostname: string, ip: string): EtcdMemberState {
     if (this.bootstrapped || this.memberOf(nodeName)) {
+      this.bootstraps.push({ nodeName, at: Date.now(), accepted: false });
       // Talos: AlreadyExists "etcd data directory is not empty" (v1alpha1_server.go Bootstrap).
       throw new SimStatusError(Status.ALREADY_EXISTS, "etcd data directory is not empty");
     }
+    this.bootstraps.push({ nodeName, at: Date.now(), accepted: true });
     this.bootstrapped = true;
     const m = this.add(nodeName, hostname, ip);
     this.leaderId = m.id;

@@ -6,7 +6,7 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { TALOS_API_PORT } from "../client/talos-client.ts";
 import { DEFAULT_TALOS_VERSION } from "../config/defaults.ts";
-import { type EtcdMemberState, SimulatedEtcd } from "./etcd.ts";
+import { type BootstrapRecord, type EtcdMemberState, SimulatedEtcd } from "./etcd.ts";
 import { type NodeMode, type NodeState, SimulatedNode, type SimulatorContext } from "./node.ts";
 
 export interface SimulatorNodeSpec {
@@ -136,13 +136,16 @@ async function portFree(ip: string, port: number): Promise<boolean> {
   });
 }
 
-interface EtcdState {
+export interface EtcdState {
   bootstrapped: boolean;
   leaderId: string | null;
   members: EtcdMemberState[];
+  /** Absent in state files written before bootstrap calls were recorded. */
+  bootstraps?: BootstrapRecord[];
 }
 
-interface SimulatorState {
+/** What `stateFile` holds. */
+export interface SimulatorState {
   nodes: Record<string, NodeState>;
   etcd: Record<string, EtcdState>;
 }
@@ -164,7 +167,12 @@ export async function startTalosSimulator(options: TalosSimulatorOptions): Promi
       etcd: Object.fromEntries(
         [...etcds.entries()].map(([id, e]) => [
           id,
-          { bootstrapped: e.bootstrapped, leaderId: e.leaderId, members: [...e.members.values()] },
+          {
+            bootstrapped: e.bootstrapped,
+            leaderId: e.leaderId,
+            members: [...e.members.values()],
+            bootstraps: e.bootstraps,
+          },
         ]),
       ),
     };
@@ -290,6 +298,7 @@ export async function startTalosSimulator(options: TalosSimulatorOptions): Promi
     etcd.bootstrapped = e.bootstrapped;
     etcd.leaderId = e.leaderId;
     for (const m of e.members) etcd.members.set(m.id, m);
+    etcd.bootstraps.push(...(e.bootstraps ?? []));
   }
   try {
     for (const n of nodes.values()) {

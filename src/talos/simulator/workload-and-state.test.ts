@@ -1,6 +1,7 @@
 // The simulator's two seams for local mode: the workload-cluster hook (kubeconfig after bootstrap, one
 // kubelet registration per configured node) and the state file (a restarted simulator resumes its
 // machines instead of booting them blank).
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,7 +12,12 @@ import { exampleClusterInput as homelabInput } from "../config/example-input.ts"
 import { generateClusterConfigs } from "../config/machine-config.ts";
 import { ensureSecretsBundle } from "../config/secrets.ts";
 import { generateAdminTalosconfig, type Talosconfig } from "../config/talosconfig.ts";
-import { type JoinedNode, startTalosSimulator, type TalosSimulator } from "./simulator.ts";
+import {
+  type JoinedNode,
+  type SimulatorState,
+  startTalosSimulator,
+  type TalosSimulator,
+} from "./simulator.ts";
 
 // Addresses of our own so parallel suites do not collide.
 const NODES = [
@@ -150,6 +156,13 @@ describe("state file", () => {
       expect(again.node("w1").reboots).toBe(1);
       // Still the same etcd: bootstrapping again is refused as on a real cluster.
       expect(await admin(again, "w2").bootstrap()).toBe("already-bootstrapped");
+      // Both calls are on record in the state file, across the restart: what crash tests count.
+      const saved = JSON.parse(readFileSync(file, "utf8")) as SimulatorState;
+      const calls = Object.values(saved.etcd).flatMap((e) => e.bootstraps ?? []);
+      expect(calls.map((c) => [c.nodeName, c.accepted])).toEqual([
+        ["w1", true],
+        ["w2", false],
+      ]);
       const listed = await admin(again, "w2").etcdMemberList();
       expect(listed.map((m) => m.id).sort()).toEqual([...members].sort());
       // The staged config is applied by the next real reboot.
