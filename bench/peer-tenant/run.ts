@@ -7,13 +7,14 @@
 // Usage: npm run bench:peer-tenant [-- --tenants 1000 --idle 60 --heap-snapshot]
 //        (or BENCH_TENANTS=1000; --node-options passes flags to the operator's node, e.g. heap limits;
 //        --compiled runs the operator from JavaScript emitted by tsc instead of type-stripped src/main.ts)
-import { execFile, spawn } from "node:child_process";
-import { copyFile, mkdtemp, readdir, readFile, rm, stat, symlink } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseArgs, promisify } from "node:util";
+import { parseArgs } from "node:util";
 import { RbacAuthorizationV1Api } from "@kubernetes/client-node";
 import { startControlPlane } from "../../e2e/harness/control-plane.ts";
+import { buildAppDir } from "../../scripts/build.ts";
 import { installCRDs } from "../../src/crds/install.ts";
 import { freePort } from "../../src/local/control-plane/ports.ts";
 import { KubeClient } from "../../src/runtime/index.ts";
@@ -35,6 +36,8 @@ const { values } = parseArgs({
 const TENANTS = Number(values.tenants);
 const IDLE_SECONDS = Number(values.idle);
 const OPERATOR_USER = "homelab-operator";
+// Issue #9's target for the operator managing 1000 PeerTenants: peak RSS (VmHWM) at most this.
+const TARGET_PEAK_RSS_MIB = 150;
 const TENANT_GVK = { apiVersion: "homelab.shdr.ch/v1alpha1", kind: "PeerTenant" };
 
 function percentile(sorted: number[], p: number): number {
@@ -79,25 +82,6 @@ async function scrape(port: number): Promise<string> {
 
 function metric(text: string, name: string): number {
   return Number(new RegExp(`^${name} (\\S+)`, "m").exec(text)?.[1] ?? Number.NaN);
-}
-
-/** Emits the project's JavaScript with tsc into `dir` (imports rewritten to .js); returns main.js's path. */
-async function compileOperator(dir: string): Promise<string> {
-  const root = new URL("../../", import.meta.url).pathname;
-  const tsc = join(root, "node_modules/typescript/bin/tsc");
-  await promisify(execFile)(process.execPath, [
-    tsc,
-    "-p",
-    join(root, "tsconfig.json"),
-    "--noEmit",
-    "false",
-    "--outDir",
-    dir,
-  ]);
-  // package.json for "type": "module"; node_modules for the dependencies, as in the image.
-  await copyFile(join(root, "package.json"), join(dir, "package.json"));
-  await symlink(join(root, "node_modules"), join(dir, "node_modules"));
-  return join(dir, "src/main.js");
 }
 
 /** Signals the operator to write a heap snapshot, waits for it, and sums self sizes by constructor. */
@@ -189,7 +173,7 @@ try {
     ...(nodeOptions.trim() ? nodeOptions.trim().split(/\s+/) : []),
     ...(values["heap-snapshot"] ? ["--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${work}`] : []),
   ];
-  const entry = values.compiled ? await compileOperator(join(work, "js")) : "src/main.ts";
+  const entry = values.compiled ? buildAppDir(join(work, "app")) : "src/main.ts";
   operator = spawn(process.execPath, [...nodeFlags, entry], {
     env: {
       ...process.env,
@@ -308,6 +292,9 @@ try {
     console.log(`    by resource                   ${JSON.stringify(idleByResource)}`);
   console.log(
     `  operator peak RSS               ${rss.toFixed(0)} MiB (at rest: RSS ${rssNowMiB.toFixed(0)} MiB, heap used ${heapUsedMiB.toFixed(0)} of ${heapTotalMiB.toFixed(0)} MiB, external ${externalMiB.toFixed(0)} MiB)`,
+  );
+  console.log(
+    `  target (1000 tenants)           peak RSS <= ${TARGET_PEAK_RSS_MIB} MiB: ${rss <= TARGET_PEAK_RSS_MIB ? "met" : "NOT met"} (${Math.abs(rss - TARGET_PEAK_RSS_MIB).toFixed(0)} MiB ${rss <= TARGET_PEAK_RSS_MIB ? "under" : "over"})${TENANTS === 1000 ? "" : `; this run had ${TENANTS} tenants`}`,
   );
   console.log(
     `  operator RSS before tenants     ${rssBeforeTenantsMiB.toFixed(0)} MiB (caches synced, nothing to do)`,

@@ -116,7 +116,7 @@ describe("parseKubeconfig", () => {
 });
 
 describe("the operator process", () => {
-  it("never loads @kubernetes/client-node through the runtime, the controllers or the config", async () => {
+  it("never loads @kubernetes/client-node or gRPC at start through the runtime, the controllers or the config", async () => {
     const { execFile } = await import("node:child_process");
     const { promisify } = await import("node:util");
     const root = new URL("../../", import.meta.url).pathname;
@@ -136,5 +136,7 @@ describe("the operator process", () => {
     const packages = JSON.parse(stdout) as string[];
     expect(packages).toContain("undici"); // the hook saw the imports
     expect(packages.filter((p) => p.startsWith("@kubernetes/"))).toEqual([]);
+    // gRPC comes with the first Talos client (src/talos/grpc.ts), not with the modules that can build one.
+    expect(packages.filter((p) => p.startsWith("@grpc/") || p.startsWith("protobufjs"))).toEqual([]);
   });
 });

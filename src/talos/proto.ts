@@ -1,8 +1,9 @@
 // Loads our Talos proto subset for @grpc/grpc-js. longs as strings: etcd member ids are uint64 and do
 // not fit a JS number.
 import { fileURLToPath } from "node:url";
-import * as grpc from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
+import type * as grpc from "@grpc/grpc-js";
+import type * as protoLoader from "@grpc/proto-loader";
+import { grpcJs, protoLoader as loadProtoLoader } from "./grpc.ts";
 
 const PROTO_ROOT = fileURLToPath(new URL("./proto/", import.meta.url));
 const FILES = ["machine/machine.proto", "machine/image.proto", "machine/lifecycle.proto"];
@@ -31,8 +32,8 @@ let cached: TalosServices | undefined;
 
 export function loadTalosServices(): TalosServices {
   if (cached) return cached;
-  const definition = protoLoader.loadSync(FILES, LOADER_OPTIONS);
-  const pkg = grpc.loadPackageDefinition(definition) as unknown as { machine: TalosServices };
+  const definition = loadProtoLoader().loadSync(FILES, LOADER_OPTIONS);
+  const pkg = grpcJs().loadPackageDefinition(definition) as unknown as { machine: TalosServices };
   cached = pkg.machine;
   return cached;
 }

@@ -17,7 +17,9 @@ export interface ControlPlaneBinaries {
 
 /** Runs a build script and resolves with the last line it prints (the binary or folder it made). */
 function runBuildScript(name: string): Promise<string> {
-  const script = fileURLToPath(new URL(`./${name}`, import.meta.url));
+  // From the checkout's src/ even when this module runs from tsc's output in dist/ (scripts/build.ts):
+  // the scripts source scripts/lib/ relative to themselves. Both folders sit one level below the root.
+  const script = fileURLToPath(new URL(`../../../src/local/control-plane/${name}`, import.meta.url));
   return new Promise((resolve, reject) => {
     const child = spawn("bash", [script], { stdio: ["ignore", "pipe", "inherit"] });
     let out = "";

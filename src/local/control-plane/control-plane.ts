@@ -162,7 +162,8 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   const reaper = spawn(
     process.execPath,
     [
-      fileURLToPath(new URL("./reaper.ts", import.meta.url)),
+      // reaper.js beside this module when it runs from tsc's output (scripts/build.ts).
+      fileURLToPath(new URL(import.meta.url.endsWith(".js") ? "./reaper.js" : "./reaper.ts", import.meta.url)),
       String(process.pid),
       dir,
       keep ? "keep" : "remove",

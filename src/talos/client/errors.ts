@@ -4,7 +4,8 @@
 // AlreadyExists from Bootstrap = etcd already bootstrapped; NotFound from EtcdRemoveMemberByID = no such
 // member (v1alpha1_server.go @v1.12.0).
 
-import { type ServiceError, status as Status } from "@grpc/grpc-js";
+import type { ServiceError } from "@grpc/grpc-js";
+import { grpcJs } from "../grpc.ts";
 
 export type TalosErrorKind =
   | "unimplemented"
@@ -19,17 +20,24 @@ export type TalosErrorKind =
   | "upgrade-failed"
   | "unknown";
 
-const KIND_BY_CODE: Partial<Record<number, TalosErrorKind>> = {
-  [Status.UNIMPLEMENTED]: "unimplemented",
-  [Status.UNAVAILABLE]: "unavailable",
-  [Status.DEADLINE_EXCEEDED]: "deadline-exceeded",
-  [Status.UNAUTHENTICATED]: "unauthenticated",
-  [Status.PERMISSION_DENIED]: "permission-denied",
-  [Status.NOT_FOUND]: "not-found",
-  [Status.ALREADY_EXISTS]: "already-exists",
-  [Status.FAILED_PRECONDITION]: "failed-precondition",
-  [Status.INVALID_ARGUMENT]: "invalid-argument",
-};
+let kindByCode: Partial<Record<number, TalosErrorKind>> | undefined;
+
+/** Built on first use: gRPC's status codes come from @grpc/grpc-js, loaded only with a client (../grpc.ts). */
+function kindOf(code: number): TalosErrorKind | undefined {
+  const Status = grpcJs().status;
+  kindByCode ??= {
+    [Status.UNIMPLEMENTED]: "unimplemented",
+    [Status.UNAVAILABLE]: "unavailable",
+    [Status.DEADLINE_EXCEEDED]: "deadline-exceeded",
+    [Status.UNAUTHENTICATED]: "unauthenticated",
+    [Status.PERMISSION_DENIED]: "permission-denied",
+    [Status.NOT_FOUND]: "not-found",
+    [Status.ALREADY_EXISTS]: "already-exists",
+    [Status.FAILED_PRECONDITION]: "failed-precondition",
+    [Status.INVALID_ARGUMENT]: "invalid-argument",
+  };
+  return kindByCode[code];
+}
 
 export class TalosApiError extends Error {
   override name = "TalosApiError";
@@ -66,7 +74,7 @@ export function toTalosError(err: unknown, method: string, endpoint: string): Ta
   if (err instanceof TalosApiError) return err;
   if (isServiceError(err)) {
     return new TalosApiError(
-      KIND_BY_CODE[err.code] ?? "unknown",
+      kindOf(err.code) ?? "unknown",
       method,
       endpoint,
       err.details || err.message,

@@ -7,9 +7,10 @@
 // Every call carries a deadline; the `node` metadata header asks the endpoint's apid to proxy the call
 // to that node (apid director: one value = one-to-one proxy).
 
-import * as grpc from "@grpc/grpc-js";
+import type * as grpc from "@grpc/grpc-js";
 import { parsePrivateKeyPem } from "../../pki/index.ts";
 import { type Talosconfig, talosconfigCredentials } from "../config/talosconfig.ts";
+import { grpcJs } from "../grpc.ts";
 import { loadTalosServices } from "../proto.ts";
 import { readTarGz } from "../tar.ts";
 import { TalosApiError, toTalosError } from "./errors.ts";
@@ -113,14 +114,18 @@ function dialled(
 
 function channelCredentials(creds: TalosCredentials): grpc.ChannelCredentials {
   if (creds.kind === "maintenance") {
-    return grpc.credentials.createSsl(null, null, null, {
+    return grpcJs().credentials.createSsl(null, null, null, {
       rejectUnauthorized: false,
       checkServerIdentity: () => undefined,
     });
   }
   // Node's TLS cannot read Talos' "ED25519 PRIVATE KEY" label: re-encode as PKCS#8.
   const key = parsePrivateKeyPem(creds.keyPem).export({ type: "pkcs8", format: "pem" });
-  return grpc.credentials.createSsl(Buffer.from(creds.caPem), Buffer.from(key), Buffer.from(creds.certPem));
+  return grpcJs().credentials.createSsl(
+    Buffer.from(creds.caPem),
+    Buffer.from(key),
+    Buffer.from(creds.certPem),
+  );
 }
 
 function oldestEvent(events: { ts?: { seconds?: string; nanos?: number } | null }[]): Date | undefined {
@@ -209,7 +214,7 @@ export class TalosClient {
   }
 
   private metadata(): grpc.Metadata {
-    const md = new grpc.Metadata();
+    const md = new (grpcJs().Metadata)();
     if (this.node) md.set("node", this.node);
     return md;
   }
@@ -263,7 +268,7 @@ export class TalosClient {
     for (const m of messages) {
       if (m.metadata?.error) {
         const code = m.metadata.status?.code;
-        const kind = code === grpc.status.UNAVAILABLE ? "unavailable" : "unknown";
+        const kind = code === grpcJs().status.UNAVAILABLE ? "unavailable" : "unknown";
         throw new TalosApiError(kind, method, m.metadata.hostname || this.endpoint, m.metadata.error, code);
       }
     }
