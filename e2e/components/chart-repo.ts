@@ -1,7 +1,7 @@
 // A Helm chart repository on loopback, served exactly as a real one is (index.yaml + .tgz over HTTP), plus
 // the Gateway API release asset path, so the installer's code path is the one that pulls from the internet.
 import { execFile } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { cp, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,6 +13,11 @@ export interface ChartToServe {
   dir: string;
   /** Sets the packaged version (cert-manager's and Crossplane's repo trees say v0.0.0 / 0.0.1). */
   version?: string;
+  /**
+   * The steps of the project's own packaging that its repository tree has not run yet, done on a copy of
+   * the folder (the original is never changed), e.g. External Secrets' generated CRD templates.
+   */
+  prepare?: (copy: string) => Promise<void>;
 }
 
 export interface ChartRepo {
@@ -56,10 +61,17 @@ export async function startChartRepo(
   if (!address || typeof address === "string") throw new Error("no address");
   const url = `http://127.0.0.1:${address.port}`;
   for (const chart of charts) {
-    const args = ["package", chart.dir, "--destination", dir];
+    let source = chart.dir;
+    if (chart.prepare) {
+      source = join(dir, ".work", chart.dir.split("/").pop() as string);
+      await cp(chart.dir, source, { recursive: true });
+      await chart.prepare(source);
+    }
+    const args = ["package", source, "--destination", dir];
     if (chart.version) args.push("--version", chart.version, "--app-version", chart.version);
     await run(helmPath, args, { env: helmEnv });
   }
+  await rm(join(dir, ".work"), { recursive: true, force: true });
   await run(helmPath, ["repo", "index", dir, "--url", url], { env: helmEnv });
   return {
     url,

@@ -2,9 +2,11 @@
 // charts (Cilium with the Talos values, cert-manager, Crossplane) pulled from a chart repository on
 // loopback, releases by the pinned Helm v4 binary, readiness from the objects' own status.
 //
-// Readiness that needs pods: this control plane has no kubelets (KWOK is not merged yet), so workload.ts
-// writes Deployment/DaemonSet status through the status subresource, as kubelets and the workload
-// controllers would, and registers the CRDs the Cilium agent and Crossplane's init container create.
+// The workload cluster is local mode's (workload.ts): kube-scheduler, every kube-controller-manager
+// controller, and KWOK as the kubelet of two Nodes that stay NotReady until a Cilium agent pod runs on
+// them. The charts' pods are scheduled and run there, and Deployment/DaemonSet status comes from the real
+// controllers. Only what a running container would do to the API (the Cilium agent's and Crossplane
+// init's CRDs, cilium-operator accepting its GatewayClass) is done by workload.ts, once that pod runs.
 import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -27,10 +29,17 @@ import {
 } from "../../src/components/installer.ts";
 import { KubeClient } from "../../src/runtime/client.ts";
 import type { KubeObject } from "../../src/runtime/object.ts";
-import { type ControlPlane, startControlPlane } from "../harness/control-plane.ts";
 import { waitFor } from "../harness/wait.ts";
 import { type ChartRepo, manifestOf, startChartRepo } from "./chart-repo.ts";
-import { applyCrdFile, CRDS_DIR, helmBinary, startStandIns } from "./workload.ts";
+import {
+  applyCrdFile,
+  CRDS_DIR,
+  helmBinary,
+  type KwokWorkload,
+  nodeReadiness,
+  runningPods,
+  startKwokWorkload,
+} from "./workload.ts";
 
 const CHARTS = "/work/shared/reference/charts";
 const haveCharts = existsSync(join(CHARTS, "cilium-1.19.6"));
@@ -44,13 +53,12 @@ const platform: PlatformSettings = {
 };
 
 describe.skipIf(!haveCharts)(`components installer (real charts from ${CHARTS})`, () => {
-  let cp: ControlPlane;
+  let cp: KwokWorkload;
   let repo: ChartRepo;
   let workload: KubeClient;
   let helm: Helm;
   let helmPath: string;
   let stateDir: string;
-  let stopStandIns: () => Promise<void>;
   const seen: string[] = [];
   let stopObserver: () => Promise<void>;
 
@@ -90,11 +98,12 @@ describe.skipIf(!haveCharts)(`components installer (real charts from ${CHARTS})`
 
   beforeAll(async () => {
     helmPath = await helmBinary();
-    cp = await startControlPlane({ name: "workload" });
-    workload = new KubeClient(cp.kubeConfig(), { fieldManager: COMPONENTS_FIELD_MANAGER });
+    cp = await startKwokWorkload("components");
+    workload = new KubeClient(cp.cluster.controlPlane.kubeConfig(), {
+      fieldManager: COMPONENTS_FIELD_MANAGER,
+    });
     stateDir = await mkdtemp(join(tmpdir(), "homelab-helm-state-"));
-    const { readFile } = await import("node:fs/promises");
-    helm = new Helm({ helmPath, stateDir, timeoutMs: 120_000 }, await readFile(cp.kubeconfigPath, "utf8"));
+    helm = new Helm({ helmPath, stateDir, timeoutMs: 180_000 }, cp.kubeconfigYaml);
     repo = await startChartRepo(
       helmPath,
       [
@@ -126,6 +135,13 @@ describe.skipIf(!haveCharts)(`components installer (real charts from ${CHARTS})`
           )
           .catch(() => undefined);
         if (gw && !seen.includes("gateway-api")) seen.push("gateway-api");
+        const nodes = await nodeReadiness(workload).catch(() => ({}));
+        if (
+          Object.keys(nodes).length === cp.nodes.length &&
+          Object.values(nodes).every((r) => r === "True") &&
+          !seen.includes("nodes-ready")
+        )
+          seen.push("nodes-ready");
         await new Promise((r) => setTimeout(r, 100));
       }
     })();
@@ -133,7 +149,6 @@ describe.skipIf(!haveCharts)(`components installer (real charts from ${CHARTS})`
       observing = false;
       await observer;
     };
-    stopStandIns = startStandIns(workload);
     const mirror = (name: string, extra: Partial<DesiredComponent> = {}): DesiredComponent => ({
       entry: entry(name),
       enabled: true,
@@ -147,22 +162,22 @@ describe.skipIf(!haveCharts)(`components installer (real charts from ${CHARTS})`
       mirror("cilium"),
       mirror("main-gateway"),
       mirror("hubble-ui-route"),
-      // startupapicheck is a post-install hook Job: with no kubelet it never completes, and Helm waits
-      // for hooks. A real cluster keeps the default.
-      mirror("cert-manager", { values: { startupapicheck: { enabled: false } } }),
+      // With the chart's defaults: its post-install startupapicheck Job runs (KWOK completes its pod).
+      mirror("cert-manager"),
       mirror("crossplane"),
     ];
   }, 600_000);
 
   afterAll(async () => {
     await stopObserver?.();
-    await stopStandIns?.();
     await repo?.stop();
     await cp?.stop();
     if (stateDir) await rm(stateDir, { recursive: true, force: true });
   });
 
   it("installs from nothing to all Ready, in dependency order, with the real charts accepted", async () => {
+    // A Talos cluster with `cni: none`: every Node is NotReady until Cilium runs on it.
+    expect(Object.values(await nodeReadiness(workload))).toEqual(cp.nodes.map(() => "False"));
     const results = await untilAllReady("all components Ready");
     expect(results.map((r) => r.state)).toEqual(results.map(() => "Ready"));
     // Dependencies appear first: gateway-api before cilium, cilium before everything that needs pods.
@@ -170,6 +185,29 @@ describe.skipIf(!haveCharts)(`components installer (real charts from ${CHARTS})`
     expect(at("gateway-api")).toBeGreaterThanOrEqual(0);
     expect(at("gateway-api")).toBeLessThan(at("cilium"));
     for (const later of ["cert-manager", "crossplane"]) expect(at("cilium")).toBeLessThan(at(later));
+    // The Nodes turned Ready after the Cilium release, once its agent pods ran on them.
+    expect(at("cilium")).toBeLessThan(at("nodes-ready"));
+    expect(Object.values(await nodeReadiness(workload))).toEqual(cp.nodes.map(() => "True"));
+    // Readiness came from the real DaemonSet controller counting pods KWOK runs on both Nodes.
+    const ciliumStatus = (
+      await workload.get<KubeObject>(
+        { apiVersion: "apps/v1", kind: "DaemonSet" },
+        { namespace: "kube-system", name: "cilium" },
+      )
+    ).status as { desiredNumberScheduled: number; numberAvailable: number };
+    expect([ciliumStatus.desiredNumberScheduled, ciliumStatus.numberAvailable]).toEqual([2, 2]);
+    const webhook = await workload.get<KubeObject>(
+      { apiVersion: "apps/v1", kind: "Deployment" },
+      { namespace: "cert-manager", name: "cert-manager-webhook" },
+    );
+    const managers = ((webhook.metadata?.managedFields ?? []) as { manager: string; subresource?: string }[])
+      .filter((m) => m.subresource === "status")
+      .map((m) => m.manager);
+    expect(managers).toEqual(["kube-controller-manager"]);
+    const running = await runningPods(workload, "cert-manager");
+    expect(running.map((p) => p.metadata?.name)).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^cert-manager-webhook-/)]),
+    );
     // The real Cilium chart with the Talos values: accepted, and the values are what the API holds.
     const ds = await workload.get<KubeObject>(
       { apiVersion: "apps/v1", kind: "DaemonSet" },
@@ -299,7 +337,7 @@ describe.skipIf(!haveCharts)(`components installer (real charts from ${CHARTS})`
       { apiVersion: "apps/v1", kind: "Deployment" },
       { namespace: "cert-manager", name: "cert-manager-webhook" },
     );
-    const byHand = new KubeClient(cp.kubeConfig(), { fieldManager: "kubectl-edit" });
+    const byHand = new KubeClient(cp.cluster.controlPlane.kubeConfig(), { fieldManager: "kubectl-edit" });
     await byHand.apply(
       {
         apiVersion: "gateway.networking.k8s.io/v1",
@@ -366,7 +404,7 @@ describe.skipIf(!haveCharts)(`components installer (real charts from ${CHARTS})`
   it("drift is exact content: a listener another field manager added to the Gateway is removed", async () => {
     const GW = { apiVersion: "gateway.networking.k8s.io/v1", kind: "Gateway" };
     // Its own list entry (listeners are keyed by name), so a force-apply of ours never conflicts with it.
-    await new KubeClient(cp.kubeConfig(), { fieldManager: "intruder" }).apply(
+    await new KubeClient(cp.cluster.controlPlane.kubeConfig(), { fieldManager: "intruder" }).apply(
       {
         ...GW,
         metadata: { namespace: "gateway", name: "main-gateway" },
@@ -502,7 +540,7 @@ describe.skipIf(!haveCharts)(`components installer (real charts from ${CHARTS})`
       { helmPath, stateDir, signal: abort.signal, killSignal: "SIGKILL" },
       await readFile(cp.kubeconfigPath, "utf8"),
     );
-    // The post-install hook Job never completes here (no kubelet), so this helm waits until it is killed.
+    // The post-install hook's pod fits no Node, so the Job never completes and helm waits until killed.
     const install = dying
       .upgradeInstall({
         release: "hook-app",

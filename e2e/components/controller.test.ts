@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { Helm } from "../../src/components/helm.ts";
+import { findHelm, type HelmLookup } from "../../src/components/helm-binary.ts";
 import { COMPONENTS_FIELD_MANAGER } from "../../src/components/installer.ts";
 import {
   platformComponentsController,
@@ -25,11 +26,10 @@ import {
   type ReconcileContext,
 } from "../../src/runtime/index.ts";
 import { StatusWriter } from "../../src/runtime/status.ts";
-import { type ControlPlane, startControlPlane } from "../harness/control-plane.ts";
 import { adminKubeConfig } from "../harness/test-cluster.ts";
 import { waitFor } from "../harness/wait.ts";
 import { type ChartRepo, manifestOf, startChartRepo } from "./chart-repo.ts";
-import { CRDS_DIR, helmBinary, startStandIns } from "./workload.ts";
+import { CRDS_DIR, helmBinary, type KwokWorkload, startKwokWorkload } from "./workload.ts";
 
 const CHARTS = "/work/shared/reference/charts";
 const NS = "homelab-components-e2e";
@@ -37,20 +37,19 @@ const HC = { apiVersion: "homelab.shdr.ch/v1alpha1", kind: "HomelabCluster" };
 type Cond = { type: string; status: string; reason: string; message: string };
 
 describe.skipIf(!existsSync(join(CHARTS, "cilium-1.19.6")))("platform-components controller", () => {
-  let cp: ControlPlane;
+  let cp: KwokWorkload;
   let repo: ChartRepo;
   let manager: Manager;
   let stateDir: string;
   let helmPath: string;
   let failingChart: string;
-  let stopStandIns: () => Promise<void>;
   const mgmt = new KubeClient(adminKubeConfig(), { fieldManager: "homelab-operator" });
   const name = "components-e2e";
 
   beforeAll(async () => {
     helmPath = await helmBinary();
-    cp = await startControlPlane({ name: "workload-ctl" });
-    stopStandIns = startStandIns(new KubeClient(cp.kubeConfig()));
+    // One Node is enough here: Cilium's DaemonSet, Deployments and the Node turning Ready are real.
+    cp = await startKwokWorkload("components-ctl", 1);
     // A gitlab-agent chart that fails while rendering and quotes its token in the error, as a chart's
     // `required`/`fail` or a schema error can: Helm's stderr then carries the secret.
     failingChart = await mkdtemp(join(tmpdir(), "homelab-failing-chart-"));
@@ -94,7 +93,6 @@ describe.skipIf(!existsSync(join(CHARTS, "cilium-1.19.6")))("platform-components
   afterAll(async () => {
     await manager?.stop();
     await mgmt.delete(HC, { name }, { ignoreNotFound: true }).catch(() => {});
-    await stopStandIns?.();
     await repo?.stop();
     await cp?.stop();
     if (stateDir) await rm(stateDir, { recursive: true, force: true });
@@ -132,7 +130,7 @@ describe.skipIf(!existsSync(join(CHARTS, "cilium-1.19.6")))("platform-components
     expect(waiting.status).toBe("False");
     // Nothing was installed before the gate opened.
     expect(
-      await new KubeClient(cp.kubeConfig()).getOrUndefined(
+      await new KubeClient(cp.cluster.controlPlane.kubeConfig()).getOrUndefined(
         { apiVersion: "apiextensions.k8s.io/v1", kind: "CustomResourceDefinition" },
         { name: "gateways.gateway.networking.k8s.io" },
       ),
@@ -327,6 +325,7 @@ describe.skipIf(!existsSync(join(CHARTS, "cilium-1.19.6")))("platform-components
     abort: AbortController;
     fence: (reason: string) => Promise<void>;
     fetchText?: (url: string) => Promise<string>;
+    helm?: HelmLookup;
   }): Promise<unknown> {
     const hc = await mgmt.get<KubeObject>(HC, { name });
     const ctx = {
@@ -342,7 +341,8 @@ describe.skipIf(!existsSync(join(CHARTS, "cilium-1.19.6")))("platform-components
     return reconcileCluster(
       ctx,
       {
-        helmPath,
+        helmPath: opts.helm ? opts.helm.path : helmPath,
+        ...(opts.helm ? { helmChecked: opts.helm.checked } : {}),
         helmStateDir: stateDir,
         operatorNamespace: NS,
         ...(opts.fetchText ? { fetchText: opts.fetchText } : {}),
@@ -350,7 +350,8 @@ describe.skipIf(!existsSync(join(CHARTS, "cilium-1.19.6")))("platform-components
       new StatusWriter(mgmt, { fieldManager: COMPONENTS_FIELD_MANAGER }),
     ).catch((err: unknown) => err);
   }
-  const workloadAdmin = () => new KubeClient(cp.kubeConfig(), { fieldManager: "kubectl-edit" });
+  const workloadAdmin = () =>
+    new KubeClient(cp.cluster.controlPlane.kubeConfig(), { fieldManager: "kubectl-edit" });
   const CRD = { apiVersion: "apiextensions.k8s.io/v1", kind: "CustomResourceDefinition" };
   const GATEWAYS_CRD = { name: "gateways.gateway.networking.k8s.io" };
   const ciliumOnly = (values: Record<string, unknown>) =>
@@ -418,6 +419,22 @@ describe.skipIf(!existsSync(join(CHARTS, "cilium-1.19.6")))("platform-components
     expect(reasons.length).toBeGreaterThan(1);
     const after = await helm.status("cilium", "kube-system");
     expect(after?.revision).toBe(before?.revision);
+  });
+
+  it("without a Helm binary says where it looked, and touches nothing in the workload cluster", async () => {
+    // The manager was stopped by the abort test above: only this pass reconciles.
+    const helm = new Helm({ helmPath, stateDir }, await readFile(cp.kubeconfigPath, "utf8"));
+    const before = await helm.status("cilium", "kube-system");
+    await ciliumOnly({ e2eMarker: "no-helm" });
+    // What findHelm reports on a machine with none: HOMELAB_OPERATOR_HELM unset, no cache, none on PATH.
+    const lookup = findHelm({ XDG_CACHE_HOME: join(stateDir, "no-cache"), PATH: join(stateDir, "no-bin") });
+    expect(lookup.path).toBeUndefined();
+    await passBy({ abort: new AbortController(), fence: async () => {}, helm: lookup });
+    const c = await cond("ComponentsReady");
+    expect(c).toMatchObject({ status: "False", reason: "HelmNotFound" });
+    expect(c?.message).toContain("HOMELAB_OPERATOR_HELM (unset)");
+    expect(c?.message).toContain("helm on PATH (absent)");
+    expect((await helm.status("cilium", "kube-system"))?.revision).toBe(before?.revision);
   });
 
   it("keeps a dependency installed under an enabled dependent whose Secret is missing", async () => {

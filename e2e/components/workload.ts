@@ -1,13 +1,20 @@
-// What stands in for the parts of a workload cluster that the harness's control plane has no processes
-// for: kubelets (rollout status), the Cilium agent (its CRDs, registered at start-up), cilium-operator
-// (GatewayClass Accepted) and Crossplane's init container (its CRDs). Each writes exactly what the real
-// process writes, through the same API (status subresource, CRD create), so readiness checks see real
-// objects; what they never do is decide anything about our components.
+// The workload cluster of the components e2e: local mode's (src/local/workload-cluster.ts), a control
+// plane with kube-scheduler and every kube-controller-manager controller, and KWOK playing the kubelet of
+// each Node. Pods the charts create are scheduled and run there, Nodes turn Ready once a Cilium agent pod
+// runs on them, and Deployment/DaemonSet status is written by the real controllers.
+//
+// What KWOK cannot do is run a container, so the few things the charts' processes do to the API at start
+// are done here, each only once the pod that does it really runs: the Cilium agent registers its CRDs,
+// cilium-operator accepts its GatewayClass, Crossplane's init container installs its CRDs. Nothing here
+// decides anything about our components; readiness comes from the objects' own status.
 import { execFile } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { parse } from "yaml";
+import { startWorkloadCluster, type WorkloadCluster } from "../../src/local/workload-cluster.ts";
 import type { KubeClient } from "../../src/runtime/client.ts";
 import type { KubeObject } from "../../src/runtime/object.ts";
 
@@ -24,52 +31,58 @@ export async function applyCrdFile(client: KubeClient, file: string): Promise<vo
   await client.apply(crd, { force: true });
 }
 
-const exists = async (
-  client: KubeClient,
-  apiVersion: string,
-  kind: string,
-  key: { namespace?: string; name: string },
-) => (await client.getOrUndefined({ apiVersion, kind }, key)) !== undefined;
+export interface KwokWorkload {
+  cluster: WorkloadCluster;
+  client: KubeClient;
+  kubeconfigPath: string;
+  kubeconfigYaml: string;
+  nodes: string[];
+  stop(): Promise<void>;
+}
 
-/** One round of what kubelets, the Cilium agent/operator and Crossplane's init would have done by now. */
+/** A KWOK workload cluster with `nodeCount` worker Nodes (NotReady until Cilium runs on them). */
+export async function startKwokWorkload(name: string, nodeCount = 2): Promise<KwokWorkload> {
+  const dir = await mkdtemp(join(tmpdir(), `homelab-${name}-`));
+  let cluster: WorkloadCluster;
+  try {
+    cluster = await startWorkloadCluster({ dir });
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+  const nodes = Array.from({ length: nodeCount }, (_, i) => `${name}-worker-${i + 1}`);
+  for (const [i, node] of nodes.entries()) {
+    await cluster.registerNode({
+      name: node,
+      address: `10.0.3.${30 + i}`,
+      roles: ["worker"],
+      kubeletVersion: "v1.36.3",
+    });
+  }
+  const client = cluster.client();
+  const stopStandIns = startStandIns(client);
+  return {
+    cluster,
+    client,
+    kubeconfigPath: cluster.controlPlane.kubeconfigPath,
+    kubeconfigYaml: await cluster.kubeconfig(),
+    nodes,
+    async stop() {
+      await stopStandIns();
+      await cluster.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function runningPod(client: KubeClient, namespace: string, labelSelector: string): Promise<boolean> {
+  const pods = await client.list<KubeObject>({ apiVersion: "v1", kind: "Pod" }, { namespace, labelSelector });
+  return pods.items.some((p) => (p.status as { phase?: string } | undefined)?.phase === "Running");
+}
+
+/** One round of what the charts' running processes would have done to the API by now. */
 export async function standInRound(client: KubeClient): Promise<void> {
-  const deployments = await client.list<KubeObject>({ apiVersion: "apps/v1", kind: "Deployment" });
-  for (const d of deployments.items) {
-    const replicas = (d.spec as { replicas?: number }).replicas ?? 1;
-    const status = d.status as { observedGeneration?: number; availableReplicas?: number } | undefined;
-    if (status?.observedGeneration === d.metadata?.generation && status?.availableReplicas === replicas)
-      continue;
-    await client.patchStatus(
-      { apiVersion: "apps/v1", kind: "Deployment" },
-      { namespace: d.metadata?.namespace as string, name: d.metadata?.name as string },
-      {
-        observedGeneration: d.metadata?.generation,
-        replicas,
-        updatedReplicas: replicas,
-        readyReplicas: replicas,
-        availableReplicas: replicas,
-      },
-    );
-  }
-  const daemonSets = await client.list<KubeObject>({ apiVersion: "apps/v1", kind: "DaemonSet" });
-  for (const d of daemonSets.items) {
-    const status = d.status as { observedGeneration?: number; numberAvailable?: number } | undefined;
-    if (status?.observedGeneration === d.metadata?.generation && status?.numberAvailable === 1) continue;
-    await client.patchStatus(
-      { apiVersion: "apps/v1", kind: "DaemonSet" },
-      { namespace: d.metadata?.namespace as string, name: d.metadata?.name as string },
-      {
-        observedGeneration: d.metadata?.generation,
-        desiredNumberScheduled: 1,
-        currentNumberScheduled: 1,
-        updatedNumberScheduled: 1,
-        numberReady: 1,
-        numberAvailable: 1,
-        numberMisscheduled: 0,
-      },
-    );
-  }
-  if (await exists(client, "apps/v1", "DaemonSet", { namespace: "kube-system", name: "cilium" })) {
+  if (await runningPod(client, "kube-system", "k8s-app=cilium")) {
     await applyCrdFile(client, "v2_ciliumloadbalancerippools.yaml");
     await applyCrdFile(client, "v2alpha1_ciliuml2announcementpolicies.yaml");
   }
@@ -79,7 +92,11 @@ export async function standInRound(client: KubeClient): Promise<void> {
   );
   const gcConditions =
     (gc?.status as { conditions?: { type: string; status: string }[] } | undefined)?.conditions ?? [];
-  if (gc && !gcConditions.some((c) => c.type === "Accepted" && c.status === "True")) {
+  if (
+    gc &&
+    !gcConditions.some((c) => c.type === "Accepted" && c.status === "True") &&
+    (await runningPod(client, "kube-system", "io.cilium/app=operator"))
+  ) {
     await client.patchStatus(
       { apiVersion: "gateway.networking.k8s.io/v1", kind: "GatewayClass" },
       { name: "cilium" },
@@ -97,22 +114,43 @@ export async function standInRound(client: KubeClient): Promise<void> {
       },
     );
   }
-  if (await exists(client, "apps/v1", "Deployment", { namespace: "crossplane-system", name: "crossplane" })) {
+  if (await runningPod(client, "crossplane-system", "app=crossplane")) {
     await applyCrdFile(client, "pkg.crossplane.io_providers.yaml");
   }
 }
 
 /** Runs stand-in rounds until stopped; errors of one round are retried in the next. */
-export function startStandIns(client: KubeClient): () => Promise<void> {
+function startStandIns(client: KubeClient): () => Promise<void> {
   let stopped = false;
   const loop = (async () => {
     while (!stopped) {
       await standInRound(client).catch(() => {});
-      await new Promise((r) => setTimeout(r, 300));
+      await new Promise((r) => setTimeout(r, 500));
     }
   })();
   return async () => {
     stopped = true;
     await loop;
   };
+}
+
+type Pod = KubeObject & { spec: { nodeName?: string }; status?: { phase?: string } };
+
+/** The Ready condition of every Node, by name. */
+export async function nodeReadiness(client: KubeClient): Promise<Record<string, string>> {
+  const nodes = await client.list<KubeObject>({ apiVersion: "v1", kind: "Node" });
+  return Object.fromEntries(
+    nodes.items.map((n) => [
+      n.metadata?.name as string,
+      ((n.status as { conditions?: { type: string; status: string }[] } | undefined)?.conditions ?? []).find(
+        (c) => c.type === "Ready",
+      )?.status ?? "Unknown",
+    ]),
+  );
+}
+
+/** Running pods of a namespace, with the Node each is bound to (what KWOK runs). */
+export async function runningPods(client: KubeClient, namespace: string): Promise<Pod[]> {
+  const pods = await client.list<Pod>({ apiVersion: "v1", kind: "Pod" }, { namespace });
+  return pods.items.filter((p) => p.status?.phase === "Running" && p.spec.nodeName);
 }

@@ -37,7 +37,7 @@ describe("catalog", () => {
 
   it("serves apps under *.apps.<domain> on the main gateway", () => {
     const gw = CATALOG.find((e) => e.name === "main-gateway")
-      ?.platformObjects(platform)
+      ?.platformObjects(platform, {})
       .find((o) => o.kind === "Gateway");
     const spec = gw?.spec as { listeners: { hostname: string }[] } | undefined;
     expect(spec?.listeners[0]?.hostname).toBe("*.apps.home.shdr.ch");

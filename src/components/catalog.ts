@@ -4,6 +4,7 @@
 // README's components section).
 import type { KubeObject } from "../runtime/object.ts";
 import { platformObjectsFor } from "./platform-objects.ts";
+import { PROVIDER_CONFIG_CRDS, providerConfigObjects, providerConfigsMissing } from "./provider-configs.ts";
 import type { ReadinessCheck } from "./readiness.ts";
 
 /** What the user configures for the whole platform (HomelabCluster spec.platform). */
@@ -25,6 +26,10 @@ export interface PlatformSettings {
   gitlabKasAddress?: string;
   /** Talos' KubePrism port on every node (7445 unless changed in the machine config). */
   kubePrismPort: number;
+  /** Ceph RGW's S3 endpoint, for the ceph-rgw ProviderConfig. */
+  s3Endpoint?: string;
+  /** The PostgreSQL server provider-sql manages databases on (its credentials come from valuesFrom). */
+  postgres?: { host: string; port: number; sslMode: "disable" | "require" | "verify-ca" | "verify-full" };
 }
 
 /** A chart in a Helm repository (https://…) or an OCI registry (oci://…). */
@@ -63,7 +68,10 @@ export interface CatalogEntry {
   values(p: PlatformSettings): Record<string, unknown>;
   secretValues?: SecretValue[];
   readiness: ReadinessCheck[];
-  platformObjects(p: PlatformSettings): KubeObject[];
+  /** `secrets`: the component's valuesFrom values (only builtin components put them into objects). */
+  platformObjects(p: PlatformSettings, secrets: Readonly<Record<string, string>>): KubeObject[];
+  /** What the user has to supply before the platform objects can be written; undefined when nothing. */
+  missing?(p: PlatformSettings, secrets: Readonly<Record<string, string>>): string | undefined;
   /**
    * Set when removing the component destroys data outside the cluster's own objects: the operator
    * refuses to disable it while any such object exists.
@@ -336,6 +344,18 @@ export const CATALOG: readonly CatalogEntry[] = [
       { kind: "packageHealthy", name: "provider-keycloak" },
     ],
     platformObjects: (p) => platformObjectsFor("crossplane-providers", p),
+  },
+  {
+    name: "crossplane-provider-configs",
+    release: "crossplane-provider-configs",
+    namespace: "crossplane-system",
+    source: { kind: "manifest", repository: "", file: "", version: "builtin" },
+    // The ClusterProviderConfig kinds are the providers' CRDs: they exist once the packages are Healthy.
+    dependsOn: ["crossplane-providers"],
+    values: () => ({}),
+    readiness: [crds(...PROVIDER_CONFIG_CRDS)],
+    platformObjects: providerConfigObjects,
+    missing: providerConfigsMissing,
   },
   {
     name: "knative-operator",

@@ -181,6 +181,12 @@ export class Helm {
         "@file:values.json",
         // Start from the chart's defaults every time: --reuse-values would keep a value the user removed.
         "--reset-values",
+        // Server-side apply, and our own release's fields taken back from whoever changed them by hand
+        // (kubectl edit leaves that field to another manager, and a plain apply would then conflict). Only
+        // ever run on releases that carry our labels (installer.ts refuses the others).
+        "--server-side",
+        "true",
+        "--force-conflicts",
         "--labels",
         labels,
         "--timeout",

@@ -49,6 +49,8 @@ export interface ComponentResult {
   version?: string;
   /** What this pass did to the release: for Events. */
   action?: "installed" | "upgraded" | "restored" | "uninstalled";
+  /** With action "restored": the objects found deleted or changed by hand. */
+  restored?: string[];
 }
 
 export interface InstallContext {
@@ -174,32 +176,59 @@ async function applyExactly(client: KubeClient, desired: KubeObject): Promise<vo
   if (content(asDesired) !== content(live)) await client.replace(replacement);
 }
 
-/** Objects of a release that no longer exist (deleted by hand): Helm recreates them on upgrade. */
-async function missingObjects(ctx: InstallContext, manifest: string, namespace: string): Promise<string[]> {
-  const missing: string[] = [];
-  for (const doc of parseAllDocuments(manifest)) {
+/**
+ * Kubernetes and Helm read YAML as YAML 1.1 (sigs.k8s.io/yaml): `defaultMode: 0400` is the octal 256 there
+ * and 400 in YAML 1.2, so a 1.2 reading of Cilium's manifest would see drift in every DaemonSet volume.
+ */
+const GO_YAML = { version: "1.1" } as const;
+
+/** Helm v4's field manager for the objects of a release it applies server-side. */
+const HELM_FIELD_MANAGER = "helm";
+
+/**
+ * Objects of a release deleted or changed by hand. Changed: a dry-run server-side apply of the object as
+ * the release has it, forced as Helm's own field manager, gives something other than the live object, so
+ * a field the chart sets holds another value (kubectl edit, a patch). Fields the chart does not set are
+ * not drift: controllers add some legitimately (a webhook's caBundle), and Helm leaves them too.
+ */
+async function driftedObjects(ctx: InstallContext, manifest: string, namespace: string): Promise<string[]> {
+  const drifted: string[] = [];
+  for (const doc of parseAllDocuments(manifest, GO_YAML)) {
     const obj = doc.toJS() as KubeObject | null;
     if (!obj?.kind || !obj.apiVersion || !obj.metadata?.name) continue;
+    const gvk = { apiVersion: obj.apiVersion, kind: obj.kind };
+    let live: KubeObject | undefined;
+    let key: { namespace?: string; name: string };
     try {
-      const info = await ctx.workload.resourceInfo({ apiVersion: obj.apiVersion, kind: obj.kind });
-      const key = info.namespaced
+      const info = await ctx.workload.resourceInfo(gvk);
+      key = info.namespaced
         ? { namespace: obj.metadata.namespace ?? namespace, name: obj.metadata.name }
         : { name: obj.metadata.name };
-      const got = await ctx.workload.getOrUndefined({ apiVersion: obj.apiVersion, kind: obj.kind }, key);
-      if (!got) missing.push(`${obj.kind} ${obj.metadata.name}`);
+      live = await ctx.workload.getOrUndefined(gvk, key);
     } catch (err) {
       if (!isNotFound(err)) throw err;
-      missing.push(`${obj.kind} ${obj.metadata.name}`);
+      drifted.push(`${obj.kind} ${obj.metadata.name} (its kind is gone)`);
+      continue;
     }
+    if (!live) {
+      drifted.push(`${obj.kind} ${obj.metadata.name} (deleted)`);
+      continue;
+    }
+    const asReleased = await ctx.workload.request<KubeObject>("PATCH", await ctx.workload.pathFor(gvk, key), {
+      body: { ...obj, metadata: { ...obj.metadata, ...(key.namespace ? { namespace: key.namespace } : {}) } },
+      contentType: "application/apply-patch+yaml",
+      query: { fieldManager: HELM_FIELD_MANAGER, force: true, dryRun: "All" },
+    });
+    if (content(asReleased) !== content(live)) drifted.push(`${obj.kind} ${obj.metadata.name} (changed)`);
   }
-  return missing;
+  return drifted;
 }
 
 async function reconcileChart(
   ctx: InstallContext,
   d: DesiredComponent,
   source: ChartSource,
-): Promise<ComponentResult | { action?: ComponentResult["action"] }> {
+): Promise<ComponentResult | Pick<ComponentResult, "action" | "restored">> {
   const { entry } = d;
   const release = await ctx.helm.status(entry.release, entry.namespace);
   if (release && !isOurs(ctx, release.labels)) {
@@ -220,6 +249,7 @@ async function reconcileChart(
     throw err;
   }
   let action: ComponentResult["action"];
+  let drifted: string[] = [];
   if (release?.status.startsWith("pending-")) {
     // A helm process that died mid-operation (operator crash, lost leadership) leaves the release locked:
     // every later upgrade fails with "another operation is in progress" (verified with Helm v4.3.1).
@@ -243,11 +273,13 @@ async function reconcileChart(
   } else if (canonicalJson(await ctx.helm.values(entry.release, entry.namespace)) !== canonicalJson(values)) {
     // Changed values in the spec, or `helm upgrade` by hand: both converge to the spec.
     action = "upgraded";
-  } else if (
-    (await missingObjects(ctx, await ctx.helm.manifest(entry.release, entry.namespace), entry.namespace))
-      .length > 0
-  ) {
-    action = "restored";
+  } else {
+    drifted = await driftedObjects(
+      ctx,
+      await ctx.helm.manifest(entry.release, entry.namespace),
+      entry.namespace,
+    );
+    if (drifted.length > 0) action = "restored";
   }
   if (action) {
     await ctx.fence(`helm upgrade --install ${entry.name}`);
@@ -259,14 +291,14 @@ async function reconcileChart(
       labels: ownedLabels(ctx, entry.name),
     });
   }
-  return action ? { action } : {};
+  return action ? { action, ...(drifted.length > 0 ? { restored: drifted } : {}) } : {};
 }
 
 async function reconcileManifest(ctx: InstallContext, d: DesiredComponent): Promise<string | undefined> {
   const s = sourceOf(d);
   if (s.kind !== "manifest") return undefined;
   const url = `${s.repository.replace(/\/$/, "")}/${s.version}/${s.file}`;
-  const objects = parseAllDocuments(await ctx.fetchText(url))
+  const objects = parseAllDocuments(await ctx.fetchText(url), GO_YAML)
     .map((doc) => doc.toJS() as KubeObject | null)
     .filter((o): o is KubeObject => !!o?.kind);
   return applyAll(ctx, d.entry.name, objects);
@@ -354,7 +386,8 @@ async function removeBuiltin(
   if (required) return required;
   let removed = 0;
   // Namespaces last (reverse order): deleting one first would take foreign objects in it along.
-  for (const obj of [...entry.platformObjects(ctx.platform)].reverse()) {
+  // Only kinds and names are used here: no Secret has to be readable to remove what was written.
+  for (const obj of [...entry.platformObjects(ctx.platform, {})].reverse()) {
     if (obj.kind === "Namespace") continue;
     const gvk = { apiVersion: obj.apiVersion as string, kind: obj.kind as string };
     const key = {
@@ -434,6 +467,7 @@ async function reconcileOne(
   }
   const source = sourceOf(d);
   let action: ComponentResult["action"];
+  let restored: string[] | undefined;
   try {
     if (source.kind === "chart") {
       if (!source.version) {
@@ -447,6 +481,7 @@ async function reconcileOne(
       const r = await reconcileChart(ctx, d, source);
       if ("state" in r) return r;
       action = r.action;
+      restored = r.restored;
     } else if (!isBuiltin(entry)) {
       const err = await reconcileManifest(ctx, d);
       if (err)
@@ -470,11 +505,16 @@ async function reconcileOne(
     };
   }
   const version = isBuiltin(entry) ? undefined : source.version;
-  const extra = { ...(version ? { version } : {}), ...(action ? { action } : {}) };
+  const secrets = d.secretValues ?? {};
+  const extra = {
+    ...(version ? { version } : {}),
+    ...(action ? { action } : {}),
+    ...(restored ? { restored } : {}),
+  };
   // A chart's platform objects go after its readiness (their CRDs and webhooks come with it); a builtin
   // component is only its objects, and its readiness is theirs (KnativeServing Ready).
   const apply = async (): Promise<ComponentResult | undefined> => {
-    const applyError = await applyAll(ctx, entry.name, entry.platformObjects(ctx.platform));
+    const applyError = await applyAll(ctx, entry.name, entry.platformObjects(ctx.platform, secrets));
     return applyError
       ? {
           name: entry.name,
@@ -486,6 +526,8 @@ async function reconcileOne(
       : undefined;
   };
   if (isBuiltin(entry)) {
+    const missing = entry.missing?.(ctx.platform, secrets);
+    if (missing) return { name: entry.name, state: "Failed", reason: "SettingsMissing", message: missing };
     const pending = await apply();
     if (pending) return pending;
   }

@@ -1,6 +1,7 @@
 // Every controller the operator runs, registered on one manager.
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { findHelm } from "../components/helm-binary.ts";
 import type { OperatorConfig } from "../config.ts";
 import type { Dial } from "../proxmox/transport.ts";
 import type { Manager } from "../runtime/index.ts";
@@ -40,10 +41,13 @@ export function registerControllers(
       watchCilium: config.peerTenantWatchCilium,
     }),
   );
+  // The image ships the pinned binary at HOMELAB_OPERATOR_HELM (Dockerfile); a laptop (local mode too)
+  // finds build-helm.sh's cached build or a helm on PATH.
+  const helm = findHelm();
   manager.addController(
     platformComponentsController({
-      // The image ships the pinned binary there (Dockerfile); a laptop points it at build-helm.sh's output.
-      helmPath: process.env.HOMELAB_OPERATOR_HELM || "helm",
+      helmPath: helm.path,
+      helmChecked: helm.checked,
       helmStateDir: join(tmpdir(), "homelab-operator-helm"),
       operatorNamespace: config.namespace,
     }),

@@ -16,6 +16,7 @@ export const COMPONENT_NAMES = [
   "gatekeeper",
   "crossplane",
   "crossplane-providers",
+  "crossplane-provider-configs",
   "knative-operator",
   "knative",
   "otel-collector",
@@ -101,6 +102,22 @@ export const PlatformSpec = z
     gitlabKasAddress: url(["wss", "grpc", "grpcs"], "wss://kas.gitlab.com")
       .optional()
       .describe("GitLab agent server (KAS) address."),
+    s3Endpoint: url(["https", "http"], "https://rgw.home.shdr.ch")
+      .optional()
+      .describe("Ceph RGW S3 endpoint for the ceph-rgw ProviderConfig (crossplane-provider-configs)."),
+    postgres: z
+      .object({
+        host: hostname().describe("PostgreSQL server host name."),
+        port: z.number().int().min(1).max(65535).default(5432).describe("Port (default 5432)."),
+        sslMode: z
+          .enum(["disable", "require", "verify-ca", "verify-full"])
+          .default("verify-full")
+          .describe("provider-sql's sslMode (default verify-full)."),
+      })
+      .optional()
+      .describe(
+        "PostgreSQL server of the postgres ProviderConfig (crossplane-provider-configs); its username and password come from that component's valuesFrom.",
+      ),
     kubePrismPort: z
       .number()
       .int()

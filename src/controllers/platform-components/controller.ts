@@ -39,7 +39,10 @@ const EVENT_ACTION = {
 } as const;
 
 export interface PlatformComponentsOptions {
-  helmPath: string;
+  /** Unset when no Helm binary was found: ComponentsReady then says where it was looked for. */
+  helmPath: string | undefined;
+  /** What was looked at to find helmPath (src/components/helm-binary.ts), for that Condition. */
+  helmChecked?: string[];
   /** Helm's cache/config homes (chart downloads survive between reconciles). */
   helmStateDir: string;
   /** Where the kubeconfig Secret is when status.secretRefs.kubeconfig is not set yet. */
@@ -67,8 +70,13 @@ interface SpecComponent {
 interface ClusterObject extends KubeObject {
   spec: {
     components?: SpecComponent[];
-    platform?: Partial<PlatformSettings> & {
+    platform?: Partial<Omit<PlatformSettings, "postgres">> & {
       domain: string;
+      postgres?: {
+        host: string;
+        port?: number;
+        sslMode?: NonNullable<PlatformSettings["postgres"]>["sslMode"];
+      };
       loadBalancerPool?: { start: string; stop: string };
       stepCa?: PlatformSettings["stepCa"] & {
         passwordRef?: SecretKeyRef;
@@ -135,6 +143,16 @@ function platformOf(hc: ClusterObject): PlatformSettings {
     ...(p?.openBaoAddress ? { openBaoAddress: p.openBaoAddress } : {}),
     ...(p?.otlpEndpoint ? { otlpEndpoint: p.otlpEndpoint } : {}),
     ...(p?.gitlabKasAddress ? { gitlabKasAddress: p.gitlabKasAddress } : {}),
+    ...(p?.s3Endpoint ? { s3Endpoint: p.s3Endpoint } : {}),
+    ...(p?.postgres
+      ? {
+          postgres: {
+            host: p.postgres.host,
+            port: p.postgres.port ?? 5432,
+            sslMode: p.postgres.sslMode ?? "verify-full",
+          },
+        }
+      : {}),
   };
 }
 
@@ -207,6 +225,18 @@ export async function reconcileCluster(
     ]);
     return { requeueAfter: 30_000 };
   }
+  if (!opts.helmPath) {
+    await writeStatus(ctx, writer, hc, [
+      {
+        type: COMPONENTS_READY,
+        status: "False",
+        reason: "HelmNotFound",
+        message: `no Helm binary to install components with; looked at: ${(opts.helmChecked ?? []).join("; ")}`,
+      },
+    ]);
+    return { requeueAfter: 60_000 };
+  }
+  const helmPath = opts.helmPath;
   const name = hc.metadata?.name as string;
   const ref = hc.status?.secretRefs?.kubeconfig ?? {
     name: `${name}-kubeconfig`,
@@ -218,10 +248,7 @@ export async function reconcileCluster(
   // Bound to the reconcile's signal: once leadership is lost or the manager stops, no further write
   // reaches the workload cluster, and requests in flight are cancelled.
   const workload = new KubeClient(kc, { fieldManager: COMPONENTS_FIELD_MANAGER }).withSignal(ctx.signal);
-  const helm = new Helm(
-    { helmPath: opts.helmPath, stateDir: opts.helmStateDir, signal: ctx.signal },
-    kubeconfigYaml,
-  );
+  const helm = new Helm({ helmPath, stateDir: opts.helmStateDir, signal: ctx.signal }, kubeconfigYaml);
 
   const desired: DesiredComponent[] = [];
   const platform = platformOf(hc);
@@ -277,7 +304,10 @@ export async function reconcileCluster(
       fetchText:
         opts.fetchText ??
         (async (url) => {
-          const res = await fetch(url, { signal: ctx.signal });
+          // fetch's own message is only "fetch failed": the cause says what was tried (no DNS, refused).
+          const res = await fetch(url, { signal: ctx.signal }).catch((err: Error & { cause?: Error }) => {
+            throw new Error(`GET ${url}: ${err.cause?.message ?? err.message}`);
+          });
           if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
           return res.text();
         }),
@@ -292,7 +322,10 @@ export async function reconcileCluster(
       type: "Normal",
       reason: `Component${r.action[0]?.toUpperCase()}${r.action.slice(1)}`,
       action: EVENT_ACTION[r.action],
-      note: `${r.name}${r.version ? ` ${r.version}` : ""} ${r.action}`,
+      note: `${r.name}${r.version ? ` ${r.version}` : ""} ${r.action}${r.restored ? `: ${r.restored.slice(0, 5).join(", ")}` : ""}`.slice(
+        0,
+        1024,
+      ),
     });
   }
   const notReady = results.filter((r) => !["Ready", "Disabled", "Removed"].includes(r.state));
