@@ -14,6 +14,7 @@ import { externalNames, managedName } from "../../src/controllers/app-vending/na
 import { ensureControlPlaneBinaries } from "../../src/local/control-plane/binaries.ts";
 import { EXTERNAL_NAME, MR_FINALIZER } from "../../src/local/provider-stand-in/stand-in.ts";
 import { KubeClient, type KubeObject } from "../../src/runtime/index.ts";
+import { waitFor } from "../harness/wait.ts";
 import { applyExamples, type LocalProcess, removeLocal, startLocal } from "./local-process.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: the assertions read deep fields of API objects as JSON
@@ -23,6 +24,7 @@ interface Cond {
   status: string;
   reason?: string;
   message?: string;
+  lastTransitionTime?: string;
 }
 
 const NS = "peers-alice";
@@ -126,5 +128,57 @@ describe("local mode: the portfolio AppVending from kubectl apply -f examples/",
       new RegExp(`^portfolio\\s+True\\s+https://${HOST.replace(/\./g, "\\.")}`),
     );
     expect(local.output()).toMatch(/AppVending peers-alice\/portfolio Ready=True/);
+  }, 240_000);
+
+  it("after a kill -9 and npm start again, takes a change without recreating a part or a credential", async () => {
+    if (!local) throw new Error("the first test did not start the local homelab");
+    const kube = new KubeClient(local.kubeConfig());
+    const mr = managedName("portfolio");
+    const uids = async (kube: KubeClient) =>
+      Promise.all(
+        [GVK.bucket, GVK.bucketAcl, GVK.role, GVK.database, GVK.oidcClient].map(
+          async (gvk) => (await kube.get<Obj>(gvk, { namespace: NS, name: mr })).metadata?.uid,
+        ),
+      );
+    const dbSecret = (kube: KubeClient) =>
+      kube.get<Obj>({ apiVersion: "v1", kind: "Secret" }, { namespace: NS, name: "portfolio-db" });
+    const before = await kube.get<Obj>(GVK.appVending, { namespace: NS, name: "portfolio" });
+    const uidsBefore = await uids(kube);
+    const secretBefore = await dbSecret(kube);
+
+    local.child.kill("SIGKILL");
+    await local.exited;
+    local = await startLocal(dataHome);
+    const after = new KubeClient(local.kubeConfig());
+    // A spec change only the restarted operator can have taken up (observedGeneration follows it).
+    const changed = await after.patch<Obj>(
+      GVK.appVending,
+      { namespace: NS, name: "portfolio" },
+      { spec: { app: { env: [{ name: "LOG_LEVEL", value: "debug" }] } } },
+      "merge",
+    );
+    const settled = await waitFor(
+      "portfolio Ready at its new generation after the restart",
+      async () => {
+        const o = await after.get<Obj>(GVK.appVending, { namespace: NS, name: "portfolio" });
+        return o.status?.observedGeneration === changed.metadata?.generation &&
+          cond(o, "Ready")?.status === "True"
+          ? o
+          : undefined;
+      },
+      150_000,
+      1_000,
+    ).catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}\n--- npm start output ---\n${local?.output().slice(-4000)}`);
+    });
+    // Ready never went False: its transition time is the one from before the kill.
+    expect(cond(settled, "Ready")?.lastTransitionTime).toBe(cond(before, "Ready")?.lastTransitionTime);
+    const ksvc = await after.get<Obj>(GVK.knativeService, { namespace: NS, name: "portfolio" });
+    expect(ksvc.spec.template.spec.containers[0].env).toContainEqual({ name: "LOG_LEVEL", value: "debug" });
+    expect(await uids(after)).toEqual(uidsBefore);
+    // The database password the app holds is the one from before: a restarted provider does not rotate it.
+    const secretAfter = await dbSecret(after);
+    expect(secretAfter.metadata?.uid).toBe(secretBefore.metadata?.uid);
+    expect(secretAfter.data.password).toBe(secretBefore.data.password);
   }, 240_000);
 });
