@@ -376,6 +376,76 @@ describe("AppVending: alice cannot get around it", () => {
     );
   }, 120_000);
 
+  it("refuses deleting her vended MRs or letting the provider delete their data", async () => {
+    const asAlice = new KubeClient(await impersonating(alice));
+    const key = { namespace: aliceNs, name: managedName("portfolio") };
+    // Under Retain the database's MR lacks Delete: widening it would let the provider drop the data.
+    await refused(
+      "widening her Database's managementPolicies",
+      asAlice.patch(GVK.database, key, { spec: { managementPolicies: ["*"] } }, "merge"),
+    );
+    const del = await refused("deleting her vended Database", asAlice.delete(GVK.database, key));
+    expect(del).toContain("vended through an AppVending");
+    await refused(
+      "removing the provider's finalizer",
+      asAlice.patch(GVK.role, key, { metadata: { finalizers: null } }, "merge"),
+    );
+    const db = await client.get<Obj>(GVK.database, key);
+    expect(db.metadata?.deletionTimestamp).toBeUndefined();
+    expect(db.spec.managementPolicies).toEqual(RETAIN_POLICIES);
+  }, 60_000);
+
+  it("never lets her pick the ProviderConfig through the AppVending: the field does not exist", async () => {
+    const asAlice = new KubeClient(await impersonating(alice));
+    await asAlice.create(
+      av("chooser", aliceNs, {
+        bucket: { acl: "private", providerConfigRef: { kind: "ProviderConfig", name: "mine" } },
+      }),
+    );
+    expect((await getAv(aliceNs, "chooser")).spec.bucket).toEqual({ acl: "private", versioning: false });
+    await waitCondition(aliceNs, "chooser", "Bucket", (c) => c.status === "True");
+    const bucket = await client.get<Obj>(GVK.bucket, { namespace: aliceNs, name: managedName("chooser") });
+    expect(bucket.spec.providerConfigRef).toEqual({ kind: "ClusterProviderConfig", name: "ceph-rgw" });
+    await client.delete(GVK.appVending, { namespace: aliceNs, name: "chooser" });
+  }, 90_000);
+
+  it("cannot have another app's connection Secret, or a Secret of her own, overwritten", async () => {
+    const asAlice = new KubeClient(await impersonating(alice));
+    const secretKey = { namespace: aliceNs, name: "portfolio-db" };
+    const before = await client.get<Obj>({ apiVersion: "v1", kind: "Secret" }, secretKey);
+    // Her second app asks for its database credentials under the portfolio's Secret name.
+    await asAlice.create(
+      av("thief", aliceNs, { database: {}, connectionSecrets: { database: "portfolio-db" } }),
+    );
+    const thief = await waitCondition(aliceNs, "thief", "Database", (c) => c.reason === "ReconcileError");
+    expect(cond(thief, "Database")?.status).toBe("False");
+    expect(cond(thief, "Database")?.message).toContain("existing secret is not controlled by UID");
+    const after = await client.get<Obj>({ apiVersion: "v1", kind: "Secret" }, secretKey);
+    expect(after.data).toEqual(before.data);
+    expect(after.metadata?.ownerReferences).toEqual(before.metadata?.ownerReferences);
+    // A Secret she wrote herself is no connection Secret: the provider leaves it alone too.
+    await asAlice.create({
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: `mine-${RUN}`, namespace: aliceNs },
+      stringData: { token: "hers" },
+    } as Obj);
+    await asAlice.create(
+      av("overwriter", aliceNs, { database: {}, connectionSecrets: { database: `mine-${RUN}` } }),
+    );
+    const over = await waitCondition(aliceNs, "overwriter", "Database", (c) => c.reason === "ReconcileError");
+    expect(cond(over, "Database")?.message).toContain(
+      'refusing to modify uncontrolled secret of type "Opaque"',
+    );
+    const mine = await client.get<Obj>(
+      { apiVersion: "v1", kind: "Secret" },
+      { namespace: aliceNs, name: `mine-${RUN}` },
+    );
+    expect(Object.keys(mine.data)).toEqual(["token"]);
+    for (const name of ["thief", "overwriter"])
+      await client.delete(GVK.appVending, { namespace: aliceNs, name });
+  }, 120_000);
+
   it("refuses a hostname in bob's subdomain and one another app holds", async () => {
     const asAlice = new KubeClient(await impersonating(alice));
     await asAlice.create(
