@@ -465,6 +465,33 @@ describe("AppVending: alice cannot get around it", () => {
     expect(await client.getOrUndefined(GVK.domainMapping, { namespace: bobNs, name: host })).toBeUndefined();
   }, 120_000);
 
+  it("gives a hostname two apps ask for at the same moment to exactly one of them", async () => {
+    const asBob = new KubeClient(await impersonating(bob));
+    const raced = `race-${RUN}.apps.home.shdr.ch`;
+    await Promise.all(
+      ["race-a", "race-b"].map((name) =>
+        asBob.create(av(name, bobNs, { app: { image: "registry.example/app:1", hostname: raced } })),
+      ),
+    );
+    const routes = await Promise.all(
+      ["race-a", "race-b"].map((name) =>
+        waitCondition(bobNs, name, "Route", (c) => c.status === "True" || c.reason === "HostnameTaken"),
+      ),
+    );
+    const winners = routes.filter((o) => cond(o, "Route")?.status === "True");
+    expect(winners.map((o) => o.metadata?.name)).toHaveLength(1);
+    const lease = await client.get<Obj>(GVK.lease, { namespace: OPERATOR_NS, name: `host.${raced}` });
+    expect(lease.spec.holderIdentity).toBe(
+      `${bobNs}/${winners[0]?.metadata?.name}/${winners[0]?.metadata?.uid}`,
+    );
+    const mappings = await client.list<Obj>(GVK.domainMapping, { namespace: bobNs });
+    expect(mappings.items.filter((m) => m.metadata?.name === raced)).toHaveLength(1);
+    expect(mappings.items.find((m) => m.metadata?.name === raced)?.spec.ref.name).toBe(
+      winners[0]?.metadata?.name,
+    );
+    for (const name of ["race-a", "race-b"]) await client.delete(GVK.appVending, { namespace: bobNs, name });
+  }, 120_000);
+
   it("refuses apps over her limit and AppVendings outside tenant namespaces", async () => {
     const asAlice = new KubeClient(await impersonating(alice));
     // maxApps is 2: portfolio and evil hold both.
@@ -556,7 +583,18 @@ describe("AppVending: data and failures", () => {
     await gone(GVK.appVending, { namespace: aliceNs, name: "portfolio" });
     await gone(GVK.knativeService, { namespace: aliceNs, name: "portfolio" });
     await gone(GVK.domainMapping, { namespace: aliceNs, name: host });
-    await gone(GVK.lease, { namespace: OPERATOR_NS, name: `host.${host}` });
+    // The claim is released; bob's app, which waits for the name, may already have claimed it anew.
+    await waitFor(
+      "portfolio's hostname claim released",
+      async () => {
+        const lease = await client.getOrUndefined<Obj>(GVK.lease, {
+          namespace: OPERATOR_NS,
+          name: `host.${host}`,
+        });
+        return lease?.spec.holderIdentity.startsWith(`${aliceNs}/portfolio/`) ? undefined : true;
+      },
+      60_000,
+    );
     // deletionPolicy Retain (the default): the public bucket's data and the database outlive the app.
     const ext = externalNames(aliceNs, "portfolio");
     expect(standIn.external.has(`Bucket/ceph-rgw/${ext.bucket}`)).toBe(true);
