@@ -376,6 +376,76 @@ describe("AppVending: alice cannot get around it", () => {
     );
   }, 120_000);
 
+  it("refuses deleting her vended MRs or letting the provider delete their data", async () => {
+    const asAlice = new KubeClient(await impersonating(alice));
+    const key = { namespace: aliceNs, name: managedName("portfolio") };
+    // Under Retain the database's MR lacks Delete: widening it would let the provider drop the data.
+    await refused(
+      "widening her Database's managementPolicies",
+      asAlice.patch(GVK.database, key, { spec: { managementPolicies: ["*"] } }, "merge"),
+    );
+    const del = await refused("deleting her vended Database", asAlice.delete(GVK.database, key));
+    expect(del).toContain("vended through an AppVending");
+    await refused(
+      "removing the provider's finalizer",
+      asAlice.patch(GVK.role, key, { metadata: { finalizers: null } }, "merge"),
+    );
+    const db = await client.get<Obj>(GVK.database, key);
+    expect(db.metadata?.deletionTimestamp).toBeUndefined();
+    expect(db.spec.managementPolicies).toEqual(RETAIN_POLICIES);
+  }, 60_000);
+
+  it("never lets her pick the ProviderConfig through the AppVending: the field does not exist", async () => {
+    const asAlice = new KubeClient(await impersonating(alice));
+    await asAlice.create(
+      av("chooser", aliceNs, {
+        bucket: { acl: "private", providerConfigRef: { kind: "ProviderConfig", name: "mine" } },
+      }),
+    );
+    expect((await getAv(aliceNs, "chooser")).spec.bucket).toEqual({ acl: "private", versioning: false });
+    await waitCondition(aliceNs, "chooser", "Bucket", (c) => c.status === "True");
+    const bucket = await client.get<Obj>(GVK.bucket, { namespace: aliceNs, name: managedName("chooser") });
+    expect(bucket.spec.providerConfigRef).toEqual({ kind: "ClusterProviderConfig", name: "ceph-rgw" });
+    await client.delete(GVK.appVending, { namespace: aliceNs, name: "chooser" });
+  }, 90_000);
+
+  it("cannot have another app's connection Secret, or a Secret of her own, overwritten", async () => {
+    const asAlice = new KubeClient(await impersonating(alice));
+    const secretKey = { namespace: aliceNs, name: "portfolio-db" };
+    const before = await client.get<Obj>({ apiVersion: "v1", kind: "Secret" }, secretKey);
+    // Her second app asks for its database credentials under the portfolio's Secret name.
+    await asAlice.create(
+      av("thief", aliceNs, { database: {}, connectionSecrets: { database: "portfolio-db" } }),
+    );
+    const thief = await waitCondition(aliceNs, "thief", "Database", (c) => c.reason === "ReconcileError");
+    expect(cond(thief, "Database")?.status).toBe("False");
+    expect(cond(thief, "Database")?.message).toContain("existing secret is not controlled by UID");
+    const after = await client.get<Obj>({ apiVersion: "v1", kind: "Secret" }, secretKey);
+    expect(after.data).toEqual(before.data);
+    expect(after.metadata?.ownerReferences).toEqual(before.metadata?.ownerReferences);
+    // A Secret she wrote herself is no connection Secret: the provider leaves it alone too.
+    await asAlice.create({
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: `mine-${RUN}`, namespace: aliceNs },
+      stringData: { token: "hers" },
+    } as Obj);
+    await asAlice.create(
+      av("overwriter", aliceNs, { database: {}, connectionSecrets: { database: `mine-${RUN}` } }),
+    );
+    const over = await waitCondition(aliceNs, "overwriter", "Database", (c) => c.reason === "ReconcileError");
+    expect(cond(over, "Database")?.message).toContain(
+      'refusing to modify uncontrolled secret of type "Opaque"',
+    );
+    const mine = await client.get<Obj>(
+      { apiVersion: "v1", kind: "Secret" },
+      { namespace: aliceNs, name: `mine-${RUN}` },
+    );
+    expect(Object.keys(mine.data)).toEqual(["token"]);
+    for (const name of ["thief", "overwriter"])
+      await client.delete(GVK.appVending, { namespace: aliceNs, name });
+  }, 120_000);
+
   it("refuses a hostname in bob's subdomain and one another app holds", async () => {
     const asAlice = new KubeClient(await impersonating(alice));
     await asAlice.create(
@@ -393,6 +463,33 @@ describe("AppVending: alice cannot get around it", () => {
     const copy = await waitCondition(bobNs, "copy", "Route", (c) => c.status === "False");
     expect(cond(copy, "Route")?.reason).toBe("HostnameTaken");
     expect(await client.getOrUndefined(GVK.domainMapping, { namespace: bobNs, name: host })).toBeUndefined();
+  }, 120_000);
+
+  it("gives a hostname two apps ask for at the same moment to exactly one of them", async () => {
+    const asBob = new KubeClient(await impersonating(bob));
+    const raced = `race-${RUN}.apps.home.shdr.ch`;
+    await Promise.all(
+      ["race-a", "race-b"].map((name) =>
+        asBob.create(av(name, bobNs, { app: { image: "registry.example/app:1", hostname: raced } })),
+      ),
+    );
+    const routes = await Promise.all(
+      ["race-a", "race-b"].map((name) =>
+        waitCondition(bobNs, name, "Route", (c) => c.status === "True" || c.reason === "HostnameTaken"),
+      ),
+    );
+    const winners = routes.filter((o) => cond(o, "Route")?.status === "True");
+    expect(winners.map((o) => o.metadata?.name)).toHaveLength(1);
+    const lease = await client.get<Obj>(GVK.lease, { namespace: OPERATOR_NS, name: `host.${raced}` });
+    expect(lease.spec.holderIdentity).toBe(
+      `${bobNs}/${winners[0]?.metadata?.name}/${winners[0]?.metadata?.uid}`,
+    );
+    const mappings = await client.list<Obj>(GVK.domainMapping, { namespace: bobNs });
+    expect(mappings.items.filter((m) => m.metadata?.name === raced)).toHaveLength(1);
+    expect(mappings.items.find((m) => m.metadata?.name === raced)?.spec.ref.name).toBe(
+      winners[0]?.metadata?.name,
+    );
+    for (const name of ["race-a", "race-b"]) await client.delete(GVK.appVending, { namespace: bobNs, name });
   }, 120_000);
 
   it("refuses apps over her limit and AppVendings outside tenant namespaces", async () => {
@@ -486,7 +583,18 @@ describe("AppVending: data and failures", () => {
     await gone(GVK.appVending, { namespace: aliceNs, name: "portfolio" });
     await gone(GVK.knativeService, { namespace: aliceNs, name: "portfolio" });
     await gone(GVK.domainMapping, { namespace: aliceNs, name: host });
-    await gone(GVK.lease, { namespace: OPERATOR_NS, name: `host.${host}` });
+    // The claim is released; bob's app, which waits for the name, may already have claimed it anew.
+    await waitFor(
+      "portfolio's hostname claim released",
+      async () => {
+        const lease = await client.getOrUndefined<Obj>(GVK.lease, {
+          namespace: OPERATOR_NS,
+          name: `host.${host}`,
+        });
+        return lease?.spec.holderIdentity.startsWith(`${aliceNs}/portfolio/`) ? undefined : true;
+      },
+      60_000,
+    );
     // deletionPolicy Retain (the default): the public bucket's data and the database outlive the app.
     const ext = externalNames(aliceNs, "portfolio");
     expect(standIn.external.has(`Bucket/ceph-rgw/${ext.bucket}`)).toBe(true);

@@ -29,6 +29,8 @@ import {
 export const MR_FINALIZER = "finalizer.managedresource.crossplane.io";
 export const EXTERNAL_NAME = "crossplane.io/external-name";
 const CONNECTION_SECRET_TYPE = "connection.crossplane.io/v1alpha1";
+/** crossplane-runtime's errCreateOrUpdateSecret, which wraps every refusal to publish. */
+const PUBLISH_FAILED = "cannot create or update connection secret";
 
 interface ManagedKind {
   gvk: GroupVersionKind;
@@ -193,7 +195,16 @@ export class ProviderStandIn {
       forProvider: forProvider(mr),
     });
     const ref = (mr.spec as { writeConnectionSecretToRef?: { name?: string } }).writeConnectionSecretToRef;
-    if (ref?.name && k.details) await this.publish(ctx, mr, ref.name, k.details);
+    const refused = ref?.name && k.details ? await this.publish(ctx, mr, ref.name, k.details) : undefined;
+    if (refused) {
+      // The managed reconciler marks only Synced on a publish failure; Ready stays what it was.
+      const ready = before.find((c) => c.type === "Ready");
+      await this.writeConditions(ctx, k.gvk, mr, [
+        { type: "Synced", status: "False", reason: "ReconcileError", message: refused },
+        ready ?? { type: "Ready", status: "False", reason: "Creating", message: "" },
+      ]);
+      return { requeueAfter: this.pollMs };
+    }
     await this.writeConditions(ctx, k.gvk, mr, [
       { type: "Synced", status: "True", reason: "ReconcileSuccess", message: "" },
       { type: "Ready", status: "True", reason: "Available", message: "" },
@@ -223,17 +234,30 @@ export class ProviderStandIn {
     return k.providerConfigApi;
   }
 
+  /**
+   * Writes the connection Secret, or returns why it may not (crossplane-runtime's
+   * ConnectionSecretMustBeControllableBy: a Secret another object controls, or an uncontrolled one that
+   * is not a connection Secret, is never overwritten; the error is the managed reconciler's message).
+   */
   private async publish(
     ctx: ReconcileContext,
     mr: Obj,
     name: string,
     details: NonNullable<ManagedKind["details"]>,
-  ): Promise<void> {
+  ): Promise<string | undefined> {
     const namespace = mr.metadata?.namespace as string;
     const existing = await ctx.client.getOrUndefined<Obj>(
       { apiVersion: "v1", kind: "Secret" },
       { namespace, name },
     );
+    if (existing) {
+      const controller = existing.metadata?.ownerReferences?.find((r) => r.controller);
+      const type = (existing.type as string | undefined) ?? "Opaque";
+      if (!controller && type !== CONNECTION_SECRET_TYPE)
+        return `${PUBLISH_FAILED}: refusing to modify uncontrolled secret of type "${type}"`;
+      if (controller && controller.uid !== mr.metadata?.uid)
+        return `${PUBLISH_FAILED}: existing secret is not controlled by UID "${mr.metadata?.uid}"`;
+    }
     const decoded: Record<string, string> = {};
     for (const [k, v] of Object.entries((existing?.data ?? {}) as Record<string, string>)) {
       decoded[k] = Buffer.from(v, "base64").toString("utf8");
@@ -243,7 +267,7 @@ export class ProviderStandIn {
       existing &&
       Object.keys(wanted).length === Object.keys(decoded).length &&
       Object.entries(wanted).every(([k, v]) => decoded[k] === v);
-    if (same) return;
+    if (same) return undefined;
     await ctx.client.apply({
       apiVersion: "v1",
       kind: "Secret",
@@ -265,6 +289,7 @@ export class ProviderStandIn {
         Object.entries(wanted).map(([k, v]) => [k, Buffer.from(v).toString("base64")]),
       ),
     } as Obj);
+    return undefined;
   }
 
   private async writeConditions(
