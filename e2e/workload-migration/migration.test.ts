@@ -8,9 +8,9 @@ import { waitFor } from "../harness/wait.ts";
 import {
   CLUSTER,
   createSourceVm,
-  provideVolume,
   type MigrationEnv,
   NAMESPACE,
+  provideVolume,
   startMigrationEnv,
   upsMigration,
 } from "./operator.ts";
