@@ -5,7 +5,15 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { KubeObject } from "../../src/runtime/index.ts";
 import { adminKubeConfig } from "../harness/test-cluster.ts";
 import { waitFor } from "../harness/wait.ts";
-import { createSourceVm, type MigrationEnv, NAMESPACE, startMigrationEnv, upsMigration } from "./operator.ts";
+import {
+  CLUSTER,
+  createSourceVm,
+  type MigrationEnv,
+  NAMESPACE,
+  provideVolume,
+  startMigrationEnv,
+  upsMigration,
+} from "./operator.ts";
 
 const WM = { apiVersion: "homelab.shdr.ch/v1alpha1", kind: "WorkloadMigration" } as const;
 const ROUTE = { apiVersion: "gateway.networking.k8s.io/v1", kind: "HTTPRoute" } as const;
@@ -57,7 +65,7 @@ const waitStatus = async (
   }
 };
 const recordsOf = (vmid: number) => env.sim.records().filter((r) => r.vmid === vmid);
-const routeOf = (name: string) => env.admin.getOrUndefined(ROUTE, { namespace: NAMESPACE, name });
+const routeOf = (name: string) => env.workload.getOrUndefined(ROUTE, { namespace: NAMESPACE, name });
 const vmOf = (vmid: number) => env.proxmox.locateVm(vmid);
 
 describe("WorkloadMigration", () => {
@@ -171,7 +179,7 @@ describe("WorkloadMigration", () => {
     expect(live?.hastate).toBe("started");
     expect(await routeOf("ups-rollback-peanut")).toBeUndefined();
     for (const name of ["ups-rollback-nut", "ups-rollback-peanut"]) {
-      const d = await env.admin.get<KubeObject>(DEPLOYMENT, { namespace: NAMESPACE, name });
+      const d = await env.workload.get<KubeObject>(DEPLOYMENT, { namespace: NAMESPACE, name });
       expect((d.spec as { replicas: number }).replicas).toBe(0);
     }
     expect(String(rolledBack["rollbackMessage"])).toContain("VM 1012 running");
@@ -186,6 +194,7 @@ describe("WorkloadMigration", () => {
     });
     const targets = (wm.spec as { targets: { template: Record<string, unknown> }[] }).targets;
     targets[1]!.template["volumes"] = [{ name: "data", mountPath: "/data", size: "1Gi" }];
+    await provideVolume(env.workload, "stateful-peanut-data");
     await env.admin.create(wm);
     await waitStatus("stateful", "VM stopped", (s) => cond(s, "VMStopped")?.status === "True");
     await env.admin.patch(
@@ -203,6 +212,7 @@ describe("WorkloadMigration", () => {
       ...WM,
       metadata: { name: "nuclei", namespace: NAMESPACE },
       spec: {
+        clusterRef: { name: CLUSTER },
         targets: [
           {
             name: "nuclei",
@@ -215,7 +225,7 @@ describe("WorkloadMigration", () => {
     });
     const s = await waitStatus("nuclei", "live", (x) => cond(x, "Ready")?.status === "True");
     expect(s.phase).toBe("CutOver");
-    const cron = await env.admin.get<KubeObject>(
+    const cron = await env.workload.get<KubeObject>(
       { apiVersion: "batch/v1", kind: "CronJob" },
       { namespace: NAMESPACE, name: "nuclei" },
     );
@@ -251,6 +261,6 @@ describe("WorkloadMigration", () => {
     }
     // Refused before anything was deployed.
     for (const name of ["cluster-vm-nut", "wrong-name-nut"])
-      expect(await env.admin.getOrUndefined(DEPLOYMENT, { namespace: NAMESPACE, name })).toBeUndefined();
+      expect(await env.workload.getOrUndefined(DEPLOYMENT, { namespace: NAMESPACE, name })).toBeUndefined();
   }, 120_000);
 });

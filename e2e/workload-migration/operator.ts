@@ -1,14 +1,18 @@
 // What the WorkloadMigration e2e tests share: a Proxmox simulator with the seed's nodes and PBS, the
-// controller running in-process on the real control plane, the Gateway API HTTPRoute CRD (the real
-// one, v1.6.1), a local HTTP endpoint for the user's checks, and a stand-in kubelet.
+// controller on the real control plane, the targets in a workload cluster where KWOK runs the pods
+// (with the real Gateway API HTTPRoute CRD, v1.6.1), and a local HTTP endpoint for the user's checks.
+// The RBAC scenario, which runs targets in the management cluster, keeps a stand-in kubelet.
 import { readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { parse } from "yaml";
 import { workloadMigrationController } from "../../src/controllers/workload-migration/controller.ts";
 import { MIGRATION_LABEL } from "../../src/controllers/workload-migration/names.ts";
 import { installCRDs } from "../../src/crds/install.ts";
+import { startWorkloadCluster, type WorkloadCluster } from "../../src/local/workload-cluster.ts";
 import { ProxmoxClient } from "../../src/proxmox/index.ts";
 import { type ProxmoxSimulator, startProxmoxSimulator } from "../../src/proxmox/simulator/index.ts";
 import { createLogger, KubeClient, type KubeObject, Manager } from "../../src/runtime/index.ts";
@@ -22,8 +26,9 @@ const GiB = 2 ** 30;
 export interface MigrationEnv {
   admin: KubeClient;
   sim: ProxmoxSimulator;
+  /** The workload cluster the targets (and sync Jobs, routes) go to. */
+  workload: KubeClient;
   proxmox: ProxmoxClient;
-  manager: Manager;
   checksUrl: string;
   stop(): Promise<void>;
 }
@@ -102,10 +107,118 @@ export function startDeploymentStandIn(admin: KubeClient, namespace = NAMESPACE)
   };
 }
 
-export async function startMigrationEnv(kc: KubeConfig): Promise<MigrationEnv> {
+/** The HomelabCluster name migrations point at: only its kubeconfig Secret exists (as that controller writes it). */
+export const CLUSTER = "wm-e2e";
+
+/** The seed's three Talos nodes, as their kubelets register in the workload cluster. */
+const NODES = ["talos-trinity", "talos-neo", "talos-niobe"];
+
+/**
+ * The workload cluster the targets run in: local mode's (kube-scheduler, every default controller,
+ * KWOK as each Node's kubelet), with the seed's three nodes registered and a CNI DaemonSet on them (so
+ * they turn Ready), the HTTPRoute CRD, and its kubeconfig in `<CLUSTER>-kubeconfig` as a HomelabCluster
+ * publishes it. Deployments become ready, and Jobs complete, by the real controllers and KWOK's pods.
+ */
+export async function startTargetCluster(
+  admin: KubeClient,
+): Promise<{ workload: WorkloadCluster; client: KubeClient; stop(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), "wm-workload-"));
+  const workload = await startWorkloadCluster({ dir });
+  const client = workload.client();
+  await installHttpRouteCrd(client);
+  for (const [i, name] of NODES.entries())
+    await workload.registerNode({
+      name,
+      address: `10.0.3.${16 + i}`,
+      roles: ["control-plane", "worker"],
+      kubeletVersion: "v1.34.0",
+    });
+  await client.apply({
+    apiVersion: "apps/v1",
+    kind: "DaemonSet",
+    metadata: { name: "cilium", namespace: "kube-system" },
+    spec: {
+      selector: { matchLabels: { "k8s-app": "cilium" } },
+      template: {
+        metadata: { labels: { "k8s-app": "cilium" } },
+        spec: {
+          tolerations: [{ operator: "Exists" }],
+          containers: [{ name: "agent", image: "quay.io/cilium/cilium:v1.18.2" }],
+        },
+      },
+    },
+  });
+  await waitFor(
+    "the workload cluster's nodes to be Ready",
+    async () => {
+      const nodes = await client.list<KubeObject>({ apiVersion: "v1", kind: "Node" });
+      return (
+        nodes.items.length === NODES.length &&
+        nodes.items.every((n) =>
+          ((n.status as { conditions?: { type: string; status: string }[] }).conditions ?? []).some(
+            (c) => c.type === "Ready" && c.status === "True",
+          ),
+        )
+      );
+    },
+    120_000,
+    250,
+  );
+  await admin.apply({
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name: `${CLUSTER}-kubeconfig`, namespace: OPERATOR_NAMESPACE },
+    type: "Opaque",
+    stringData: { value: await workload.kubeconfig() },
+  });
+  return {
+    workload,
+    client,
+    async stop() {
+      await admin
+        .delete(
+          { apiVersion: "v1", kind: "Secret" },
+          { namespace: OPERATOR_NAMESPACE, name: `${CLUSTER}-kubeconfig` },
+        )
+        .catch(() => {});
+      await workload.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * The workload cluster has no storage provisioner (nothing would bind a claim): an admin's static
+ * PersistentVolume, pre-bound to the claim a target will make, is what lets its pod schedule.
+ */
+export async function provideVolume(workload: KubeClient, claimName: string, size = "1Gi"): Promise<void> {
+  await workload.apply({
+    apiVersion: "v1",
+    kind: "PersistentVolume",
+    metadata: { name: `${NAMESPACE}-${claimName}` },
+    spec: {
+      capacity: { storage: size },
+      accessModes: ["ReadWriteOnce"],
+      persistentVolumeReclaimPolicy: "Retain",
+      storageClassName: "",
+      hostPath: { path: `/var/lib/wm-e2e/${claimName}` },
+      claimRef: { namespace: NAMESPACE, name: claimName },
+    },
+  });
+}
+
+export interface MigrationEnvOptions {
+  /** Run the controller in this process (default); false when the test runs the operator as a process. */
+  inProcess?: boolean;
+  taskDurationMs?: number | Record<string, number>;
+}
+
+export async function startMigrationEnv(
+  kc: KubeConfig,
+  options: MigrationEnvOptions = {},
+): Promise<MigrationEnv> {
   await installCRDs(kc);
   const admin = new KubeClient(kc);
-  await installHttpRouteCrd(admin);
   for (const name of [NAMESPACE, OPERATOR_NAMESPACE])
     await admin.apply({ apiVersion: "v1", kind: "Namespace", metadata: { name } });
   const sim = await startProxmoxSimulator({
@@ -115,7 +228,7 @@ export async function startMigrationEnv(kc: KubeConfig): Promise<MigrationEnv> {
       { storage: "ceph-vm-disks", type: "rbd", content: ["images"], shared: true, total: 4096 * GiB },
       { storage: "pbs", type: "pbs", content: ["backup"], shared: true, total: 8192 * GiB },
     ],
-    taskDurationMs: 100,
+    taskDurationMs: options.taskDurationMs ?? 100,
   });
   const proxmox = new ProxmoxClient({
     url: sim.url,
@@ -137,27 +250,30 @@ export async function startMigrationEnv(kc: KubeConfig): Promise<MigrationEnv> {
     type: "Opaque",
     stringData: { "ca.crt": sim.caPem },
   });
+  const target = await startTargetCluster(admin);
   const checks = await startChecksServer();
-  const stopKubelet = startDeploymentStandIn(admin);
-  const manager = new Manager({
-    kubeConfig: kc,
-    logger: createLogger({ level: process.env.LOG_LEVEL ?? "warn" }),
-    watchBackoff: { initialMs: 100, maxMs: 2_000 },
-  });
-  manager.addController(workloadMigrationController({ operatorNamespace: OPERATOR_NAMESPACE }));
-  await manager.start();
+  let manager: Manager | undefined;
+  if (options.inProcess ?? true) {
+    manager = new Manager({
+      kubeConfig: kc,
+      logger: createLogger({ level: process.env.LOG_LEVEL ?? "warn" }),
+      watchBackoff: { initialMs: 100, maxMs: 2_000 },
+    });
+    manager.addController(workloadMigrationController({ operatorNamespace: OPERATOR_NAMESPACE }));
+    await manager.start();
+  }
   return {
     admin,
+    workload: target.client,
     sim,
     proxmox,
-    manager,
     checksUrl: checks.url,
     async stop() {
-      await manager.stop();
-      stopKubelet();
+      await manager?.stop();
       checks.server.close();
       await proxmox.close();
       await sim.stop();
+      await target.stop();
     },
   };
 }
@@ -198,6 +314,7 @@ export function upsMigration(
     kind: "WorkloadMigration",
     metadata: { name, namespace: NAMESPACE },
     spec: {
+      clusterRef: { name: CLUSTER },
       proxmox: {
         endpoint: env.sim.url,
         credentialsRef: { name: "proxmox-token", namespace: NAMESPACE },

@@ -447,15 +447,18 @@ export class ProxmoxClient {
 
   // ---------- tasks ----------
 
-  /** A node's tasks, newest first; `source: "active"` for running ones, `typefilter` e.g. "download". */
+  /**
+   * A node's tasks, newest first; `source: "active"` for running ones, `typefilter` e.g. "download",
+   * `vmid` the guest a task is about.
+   */
   listTasks(
     node: string,
-    options: { source?: "active" | "archive" | "all"; typefilter?: string } = {},
+    options: { source?: "active" | "archive" | "all"; typefilter?: string; vmid?: number } = {},
   ): Promise<{ upid: string; type: string; id?: string; status?: string }[]> {
     return this.transport.call(
       "GET",
       `/nodes/${seg(node)}/tasks`,
-      { source: options.source, typefilter: options.typefilter },
+      { source: options.source, typefilter: options.typefilter, vmid: options.vmid },
       z.array(
         z.looseObject({
           upid: z.string(),

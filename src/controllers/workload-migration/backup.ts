@@ -3,7 +3,7 @@
 // the stop is adopted instead of taking a second one.
 
 import { parseUpid } from "../../proxmox/index.ts";
-import { pollTask } from "./proxmox-tasks.ts";
+import { pollTask, taskAbout } from "./proxmox-tasks.ts";
 import { done, type Step, sourceOf, waiting } from "./step.ts";
 
 export const backupStep: Step = {
@@ -45,6 +45,11 @@ export const backupStep: Step = {
         "BackupVerified",
         `backup ${adopted.volid} (taken after the stop) exists in ${backup.storage}`,
       );
+    }
+    const inFlight = await taskAbout(proxmox, vm.node, "vzdump", vmid, "active");
+    if (inFlight) {
+      f.backupTask = inFlight.upid;
+      return waiting("BackingUp", `vzdump task ${inFlight.upid} already running`, 2_000);
     }
     await run.ctx.fence(`vzdump VM ${vmid}`);
     const upid = await proxmox.backup(vm.node, { vmid, storage: backup.storage, mode: backup.mode });

@@ -205,7 +205,9 @@ async function reconcileMigration(
   const vm = await proxmox.locateVm(source.vmid);
   const verdict = judgeSourceVm(wm, vm, clusters);
   if (!verdict.ok) {
-    const gone = verdict.absent ? await confirmRetired({ fields, proxmox, now: at }) : "unexplained";
+    const gone = verdict.absent
+      ? await confirmRetired({ fields, proxmox, vmid: source.vmid, now: at })
+      : "unexplained";
     if (gone === "deleting")
       return finish({
         done: false,

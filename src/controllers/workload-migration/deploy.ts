@@ -2,6 +2,7 @@
 // object) and are Ready: a Deployment or StatefulSet with all replicas ready and available at its
 // current generation, a CronJob as soon as it exists.
 import type { KubeObject, OwnerReference } from "../../runtime/index.ts";
+import { MANAGED_BY, MANAGED_BY_LABEL } from "./names.ts";
 import { done, failed, type Step, waiting } from "./step.ts";
 import { BUILT_KINDS, type Target, workloadObjects } from "./workloads.ts";
 
@@ -55,6 +56,13 @@ export const deployStep: Step = {
         "KindNotSupported",
         `this operator builds Deployment, StatefulSet and CronJob targets; not ${unbuilt.map((t) => `${t.name} (${t.kind})`).join(", ")}`,
       );
+    // A workload cluster starts without the migration's namespace; the management cluster has it.
+    if (!run.local)
+      await run.target.apply({
+        apiVersion: "v1",
+        kind: "Namespace",
+        metadata: { name: run.wm.metadata.namespace, labels: { [MANAGED_BY_LABEL]: MANAGED_BY } },
+      });
     const states: { name: string; ready: boolean; message?: string }[] = [];
     for (const t of targets) {
       const objects = workloadObjects(run.wm, t, 1, ownerRefs(run));

@@ -15,3 +15,22 @@ export async function pollTask(proxmox: ProxmoxClient, raw: string): Promise<Tas
 export async function haResourceOf(proxmox: ProxmoxClient, sid: string) {
   return (await proxmox.listHaResources()).find((r) => r.sid === sid);
 }
+
+/** Proxmox's task types for what this controller asks of a VM. */
+export type VmTaskType = "qmshutdown" | "qmstart" | "vzdump" | "qmdestroy";
+
+/**
+ * The newest task of `type` about `vmid` on `node`: running ones only, or finished ones too. The
+ * operator can die between asking Proxmox for a task and saving its id in status; a restart finds the
+ * task it started here and waits on it, instead of asking a second time.
+ */
+export async function taskAbout(
+  proxmox: ProxmoxClient,
+  node: string,
+  type: VmTaskType,
+  vmid: number,
+  source: "active" | "all",
+): Promise<{ upid: string; status?: string } | undefined> {
+  const tasks = await proxmox.listTasks(node, { source, typefilter: type, vmid });
+  return tasks.find((t) => t.type === type && t.id === String(vmid));
+}

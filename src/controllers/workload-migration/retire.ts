@@ -3,10 +3,10 @@
 // stopped). HA is removed first, then the VM with purge. What it freed is recorded before the delete,
 // because afterwards nothing is left to read it from.
 
-import type { ProxmoxClient } from "../../proxmox/index.ts";
+import { type ProxmoxClient, parseUpid } from "../../proxmox/index.ts";
 import { retirementApproval } from "./approval.ts";
 import { haSid } from "./names.ts";
-import { haResourceOf, pollTask } from "./proxmox-tasks.ts";
+import { haResourceOf, pollTask, taskAbout } from "./proxmox-tasks.ts";
 import { type MigrationFields, type Step, sourceOf, waiting } from "./step.ts";
 
 const MiB = 2 ** 20;
@@ -54,8 +54,15 @@ export const retireStep: Step = {
       // Kept: the next reconcile sees the VM gone and needs this task's success to call it retired.
       return waiting("Deleting", `delete task ended; waiting to see VM ${vmid} gone`, 1_000);
     }
+    const inFlight = await taskAbout(proxmox, vm.node, "qmdestroy", vmid, "active");
+    if (inFlight) {
+      f.deleteTask = inFlight.upid;
+      return waiting("Deleting", `delete task ${inFlight.upid} already running`, 2_000);
+    }
     f.ramFreedMiB = Math.round((vm.maxmem ?? 0) / MiB);
     f.diskFreedGiB = Math.round(((vm.maxdisk ?? 0) / GiB) * 10) / 10;
+    // Saved before the delete: once the VM is gone nothing is left to read them from.
+    await run.save();
     const ha = await haResourceOf(proxmox, haSid(vmid));
     if (ha) {
       await run.ctx.fence(`remove HA resource of VM ${vmid}`);
@@ -79,9 +86,18 @@ export const retireStep: Step = {
 export async function confirmRetired(run: {
   fields: MigrationFields;
   proxmox: ProxmoxClient;
+  vmid: number;
   now: Date;
 }): Promise<"retired" | "deleting" | "unexplained"> {
   const f = run.fields;
+  // The operator may have died between asking for the delete and saving the task's id: the node's task
+  // list still names it. Only a migration that got as far as a verified backup and the grace period
+  // could have asked, so only such a one looks.
+  if (!f.deleteTask && f.backupVolumeID && f.deleteAfterTime && f.proxmoxNode) {
+    const ours = await taskAbout(run.proxmox, f.proxmoxNode, "qmdestroy", run.vmid, "all");
+    if (ours && Math.floor(Date.parse(f.deleteAfterTime) / 1000) <= parseUpid(ours.upid).starttime)
+      f.deleteTask = ours.upid;
+  }
   if (!f.deleteTask) return "unexplained";
   const t = await pollTask(run.proxmox, f.deleteTask);
   if (t.running) return "deleting";

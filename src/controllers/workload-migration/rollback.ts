@@ -4,7 +4,7 @@
 import { isNotFound } from "../../runtime/index.ts";
 import { ownerRefs } from "./deploy.ts";
 import { haSid } from "./names.ts";
-import { haResourceOf, pollTask } from "./proxmox-tasks.ts";
+import { haResourceOf, pollTask, taskAbout } from "./proxmox-tasks.ts";
 import { done, failed, type MigrationRun, type StepOutcome, sourceOf, waiting } from "./step.ts";
 import { isStateful, routeFor, servesTraffic, workloadObjects } from "./workloads.ts";
 
@@ -44,6 +44,11 @@ export async function rollBack(run: MigrationRun): Promise<StepOutcome> {
       f.startTask = undefined;
       if (!t.ok) return failed("StartFailed", `starting VM ${vmid} ended with ${t.exitstatus}`);
       return waiting("Starting", `start task ended; waiting to see VM ${vmid} running`, 1_000);
+    }
+    const inFlight = await taskAbout(proxmox, vm.node, "qmstart", vmid, "active");
+    if (inFlight) {
+      f.startTask = inFlight.upid;
+      return waiting("Starting", `start task ${inFlight.upid} already running`, 2_000);
     }
     await run.ctx.fence(`start VM ${vmid} (rollback)`);
     const upid = await proxmox.start(vm.node, vmid);

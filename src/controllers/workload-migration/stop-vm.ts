@@ -3,7 +3,7 @@
 // the live power state; the shutdown task is remembered so a restart never sends a second one while
 // the first still runs.
 import { haSid } from "./names.ts";
-import { haResourceOf, pollTask } from "./proxmox-tasks.ts";
+import { haResourceOf, pollTask, taskAbout } from "./proxmox-tasks.ts";
 import { done, failed, type Step, sourceOf, waiting } from "./step.ts";
 
 /** Seconds the guest gets to shut down before Proxmox stops it. */
@@ -37,6 +37,11 @@ export const stopVmStep: Step = {
         `shutdown task ended (${t.exitstatus}); waiting to see VM ${vmid} stopped`,
         1_000,
       );
+    }
+    const inFlight = await taskAbout(proxmox, vm.node, "qmshutdown", vmid, "active");
+    if (inFlight) {
+      f.stopTask = inFlight.upid;
+      return waiting("ShuttingDown", `shutdown task ${inFlight.upid} already running`, 2_000);
     }
     await run.ctx.fence(`shut down VM ${vmid}`);
     const upid = await proxmox.shutdown(vm.node, vmid, {
