@@ -8,7 +8,11 @@
 # when talos is the main module. So `go install .../cmd/talosctl@vX` cannot work: a throwaway main module
 # requires talos and machinery at the same version and re-declares upstream's non-local replaces.
 #
-# TALOSCTL=/path/to/talosctl skips the build (for a machine that already has one of the pinned version).
+# With no argument it builds TALOS_VERSION; `build-talosctl.sh seed` builds TALOSCTL_SEED_VERSION (the
+# seed's Talos minor, to validate the configs we generate for it with a talosctl of that minor).
+#
+# TALOSCTL=/path/to/talosctl (TALOSCTL_SEED for the seed's) skips the build (for a machine that already
+# has one of the pinned version).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
@@ -17,7 +21,11 @@ source "$here/versions.env"
 PEER=talosctl-build
 # shellcheck source=../../scripts/lib/peer-build.sh
 source "$here/../../scripts/lib/peer-build.sh"
-use_override TALOSCTL
+case "${1:-}" in
+  "") use_override TALOSCTL ;;
+  seed) TALOS_VERSION="$TALOSCTL_SEED_VERSION"; use_override TALOSCTL_SEED ;;
+  *) log "unknown argument $1 (none, or seed)"; exit 2 ;;
+esac
 out="$cache_root/talosctl-$TALOS_VERSION"
 use_cached "$out/talosctl"
 go_build_env
@@ -63,7 +71,10 @@ replaces=$(awk '
     fi
   done <<<"$replaces"
   echo ")"
-} > go.mod
+} > go.mod.tmp
+# Written aside and moved in: the availability probes above run in this folder, and a half-written
+# go.mod here made every one of them fail (all replaces were dropped as "not available").
+mv go.mod.tmp go.mod
 log "wrapper go.mod:"; sed 's/^/  /' go.mod >&2
 
 log "resolving github.com/siderolabs/talos/cmd/talosctl@$TALOS_VERSION"

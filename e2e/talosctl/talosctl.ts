@@ -8,10 +8,13 @@ const run = promisify(execFile);
 const BUILD_SCRIPT = fileURLToPath(new URL("./build-talosctl.sh", import.meta.url));
 
 /** Runs a peer build script once per process and resolves to the binary path it prints last. */
-function builtOnce(script: string): () => Promise<string> {
+function builtOnce(script: string, args: readonly string[] = []): () => Promise<string> {
   let pending: Promise<string> | undefined;
   return () => {
-    pending ??= run("bash", [script], { maxBuffer: 64 * 1024 * 1024, timeout: 20 * 60_000 }).then((r) => {
+    pending ??= run("bash", [script, ...args], {
+      maxBuffer: 64 * 1024 * 1024,
+      timeout: 20 * 60_000,
+    }).then((r) => {
       const path = r.stdout.trim().split("\n").pop();
       if (!path) throw new Error(`${script} printed no path:\n${r.stderr}`);
       return path;
@@ -21,6 +24,9 @@ function builtOnce(script: string): () => Promise<string> {
 }
 
 export const talosctlPath = builtOnce(BUILD_SCRIPT);
+
+/** talosctl of the seed's Talos release (versions.env TALOSCTL_SEED_VERSION). */
+export const seedTalosctlPath = builtOnce(BUILD_SCRIPT, ["seed"]);
 
 export interface TalosctlResult {
   code: number;
@@ -47,12 +53,13 @@ async function runCapturing(
   }
 }
 
-/** Runs talosctl; never throws on a non-zero exit. */
+/** Runs talosctl (the seed release's with `seed`); never throws on a non-zero exit. */
 export async function talosctl(
   args: readonly string[],
-  options: { timeoutMs?: number } = {},
+  options: { timeoutMs?: number; seed?: boolean } = {},
 ): Promise<TalosctlResult> {
-  return runCapturing(await talosctlPath(), args, options.timeoutMs ?? 60_000);
+  const bin = options.seed ? await seedTalosctlPath() : await talosctlPath();
+  return runCapturing(bin, args, options.timeoutMs ?? 60_000);
 }
 
 const VALIDATOR_SCRIPT = fileURLToPath(new URL("./build-config-validator.sh", import.meta.url));

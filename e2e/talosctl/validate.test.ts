@@ -7,17 +7,25 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { exampleClusterInput as homelabInput } from "../../src/talos/config/example-input.ts";
 import {
   bundleToYaml,
+  type ConfigPatch,
   ensureSecretsBundle,
   generateClusterConfigs,
   type TalosClusterInput,
 } from "../../src/talos/config/index.ts";
-import { configValidatorPath, talosctl, talosctlPath, validateConfigs } from "./talosctl.ts";
+import {
+  configValidatorPath,
+  seedTalosctlPath,
+  talosctl,
+  talosctlPath,
+  validateConfigs,
+} from "./talosctl.ts";
 
 const secrets = ensureSecretsBundle();
 let dir: string;
 
 beforeAll(async () => {
   await talosctlPath();
+  await seedTalosctlPath();
   await configValidatorPath();
   dir = await mkdtemp(join(tmpdir(), "talos-validate-"));
 }, 20 * 60_000);
@@ -117,6 +125,55 @@ describe("talosctl validate --mode cloud", () => {
     expect(controlplane).toContain(secrets.certs.k8s.key);
     const v = await talosctl(["validate", "--mode", "cloud", "--config", join(out, "controlplane.yaml")]);
     expect(v.code, v.stderr).toBe(0);
+  });
+});
+
+// The seed runs Talos v1.11.0: the configs we generate for that release (every variant above but the
+// v1.12 one) go through talosctl v1.11.0's own validation as well, which knows only that release's
+// documents.
+describe("talosctl v1.11.0 (the seed's release) validate --mode cloud", () => {
+  // RegistryMirrorConfig, a document of the patches variant, is not registered in v1.11 (its talosctl
+  // says so): there the same mirror is the v1alpha1 config's machine.registries.
+  const v111Patch = (p: ConfigPatch): ConfigPatch =>
+    typeof p === "string" && p.includes("kind: RegistryMirrorConfig")
+      ? "machine:\n  registries:\n    mirrors:\n      ghcr.io:\n        endpoints:\n          - https://ghcr.mirror.example\n"
+      : p;
+  const V111: [string, TalosClusterInput][] = VARIANTS.filter(([, input]) =>
+    input.talosVersion.startsWith("v1.11."),
+  ).map(([name, input]) => [
+    name,
+    input.configPatches ? { ...input, configPatches: input.configPatches.map(v111Patch) } : input,
+  ]);
+
+  it("the seed's variants are on v1.11 (so this checks something)", async () => {
+    expect(V111.length).toBeGreaterThanOrEqual(6);
+    const r = await talosctl(["version", "--client", "--short"], { seed: true });
+    expect(r.stdout).toMatch(/Talos v1\.11\.0/);
+  });
+
+  it.each(V111)("accepts every node config of %s", async (_name, input) => {
+    for (const config of generateClusterConfigs(input, secrets)) {
+      const file = join(dir, `v111-${config.node}.yaml`);
+      await writeFile(file, config.yaml);
+      const r = await talosctl(["validate", "--mode", "cloud", "--strict", "--config", file], { seed: true });
+      expect(`${r.stdout}${r.stderr}`).toContain("is valid for cloud mode");
+      expect(r.code, r.stderr).toBe(0);
+    }
+  });
+
+  it("refuses a document Talos v1.11 does not know (HostnameConfig, from v1.12): it is v1.11's own check", async () => {
+    const [config] = generateClusterConfigs(
+      {
+        ...homelabInput,
+        configPatches: ["apiVersion: v1alpha1\nkind: HostnameConfig\nhostname: talos-trinity\n"],
+      },
+      secrets,
+    );
+    const file = join(dir, "v111-hostname-config.yaml");
+    await writeFile(file, config?.yaml ?? "");
+    const r = await talosctl(["validate", "--mode", "cloud", "--config", file], { seed: true });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/"HostnameConfig" "v1alpha1": not registered/);
   });
 });
 
