@@ -55,7 +55,14 @@ import {
   TEMPLATE_GVK,
 } from "./gatekeeper.ts";
 import { desiredGuardrailPolicies, POLICY_NAMES } from "./guardrails.ts";
-import { MANAGED_BY, MANAGED_BY_LABEL, OBJECT_NAMES, RELEASED_LABEL, TENANT_LABEL } from "./labels.ts";
+import {
+  MANAGED_BY,
+  MANAGED_BY_LABEL,
+  OBJECT_NAMES,
+  RELEASED_LABEL,
+  TENANT_LABEL,
+  TENANT_SELECTOR,
+} from "./labels.ts";
 import { desiredReleasedObjects, releasedNamespaceLabels, tenantBindingsToRemove } from "./release.ts";
 
 export const FINALIZER = "homelab.shdr.ch/peertenant";
@@ -113,7 +120,7 @@ type Tenant = PeerTenant;
 type Obj = KubeObject & Record<string, unknown>;
 
 const managedSelector = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
-const tenantSelector = `${managedSelector},${TENANT_LABEL}`;
+const tenantSelector = TENANT_SELECTOR;
 
 function tenantOf(obj: KubeObject): string[] {
   const t = obj.metadata?.labels?.[TENANT_LABEL];

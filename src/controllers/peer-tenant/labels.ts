@@ -25,6 +25,12 @@ export const OBJECT_NAMES = {
   releasedQuota: "released-quota",
 } as const;
 
+/**
+ * Every tenant-owned object: the label selector of the caches that hold them. Controllers watching these
+ * kinds use this exact string, so they share one informer (the cache is keyed by the selector).
+ */
+export const TENANT_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY},${TENANT_LABEL}`;
+
 export function managedLabels(tenant: string): Record<string, string> {
   return { [MANAGED_BY_LABEL]: MANAGED_BY, [TENANT_LABEL]: tenant };
 }

@@ -13,7 +13,7 @@ import {
   type ReconcileContext,
 } from "../../runtime/index.ts";
 import { ensureObject } from "../shared/ensure.ts";
-import { managedLabels, TENANT_LABEL } from "./labels.ts";
+import { managedLabels, TENANT_LABEL, TENANT_SELECTOR } from "./labels.ts";
 
 export const VENDING_QUOTA_NAME = "tenant-vending-quota";
 export const APPVENDING_COUNT = "count/appvendings.homelab.shdr.ch";
@@ -34,7 +34,19 @@ export function vendingQuotaController(): ControllerSpec {
   return {
     name: "peertenant-vending-quota",
     for: GVK_TENANT,
-    owns: [{ ...GVK_QUOTA, ownerLabel: TENANT_LABEL }],
+    // Its quotas carry the tenant labels: watched with the PeerTenant controller's selector, they share
+    // its ResourceQuota cache instead of a second one holding every quota of the cluster (2000 objects
+    // at 1000 tenants; bench/peer-tenant). An unlabelled quota of that name is still applied over.
+    watches: [
+      {
+        gvk: GVK_QUOTA,
+        labelSelector: TENANT_SELECTOR,
+        map: (obj) => {
+          const tenant = obj.metadata?.labels?.[TENANT_LABEL];
+          return tenant ? [tenant] : [];
+        },
+      },
+    ],
     // No predicate: the namespaces come from the tenant's status, so status updates matter here (this
     // controller never writes the PeerTenant, so there is no loop).
     async reconcile(_req, ctx) {

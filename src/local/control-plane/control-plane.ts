@@ -163,7 +163,9 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     process.execPath,
     [
       // reaper.js beside this module when it runs from tsc's output (scripts/build.ts).
-      fileURLToPath(new URL(import.meta.url.endsWith(".js") ? "./reaper.js" : "./reaper.ts", import.meta.url)),
+      fileURLToPath(
+        new URL(import.meta.url.endsWith(".js") ? "./reaper.js" : "./reaper.ts", import.meta.url),
+      ),
       String(process.pid),
       dir,
       keep ? "keep" : "remove",
