@@ -4,7 +4,7 @@
 // importing it costs ~80 MiB RSS (src/runtime/kubeconfig.ts).
 import type { KubeConfig } from "@kubernetes/client-node";
 import { loadConfig, type OperatorConfig } from "./config.ts";
-import { registerControllers } from "./controllers/index.ts";
+import { type Connections, registerControllers } from "./controllers/index.ts";
 import { localLogDestination } from "./local/log-file.ts";
 import type { Dial } from "./proxmox/transport.ts";
 import { createLogger, KubeClient, Manager } from "./runtime/index.ts";
@@ -29,6 +29,8 @@ interface Cluster {
   clientNode(): Promise<KubeConfig>;
   /** Local mode's seam to the simulators at the seed's addresses; unset when managing a real homelab. */
   dial?: Dial;
+  /** Local mode's chart mirror (HOMELAB_LOCAL_CHARTS), when started with one. */
+  chartMirror?: Connections["chartMirror"];
   stop(): Promise<void>;
 }
 
@@ -74,7 +76,13 @@ async function connect(config: OperatorConfig): Promise<Cluster> {
         ...(localLog ? { logFile: localLog.file } : {}),
       });
       const kubeConfig = local.kubeConfig;
-      return { kubeConfig, clientNode: async () => kubeConfig, dial: local.dial, stop: local.stop };
+      return {
+        kubeConfig,
+        clientNode: async () => kubeConfig,
+        dial: local.dial,
+        ...(local.chartMirror ? { chartMirror: local.chartMirror } : {}),
+        stop: local.stop,
+      };
     }
   }
 }
@@ -102,7 +110,10 @@ async function main(): Promise<void> {
       ? { leaderElection: { name: "homelab-operator", namespace: config.namespace } }
       : {}),
   });
-  registerControllers(manager, config, cluster.dial ? { dial: cluster.dial } : {});
+  registerControllers(manager, config, {
+    ...(cluster.dial ? { dial: cluster.dial } : {}),
+    ...(cluster.chartMirror ? { chartMirror: cluster.chartMirror } : {}),
+  });
   if (config.cluster.mode === "local") {
     // Local mode plays the Crossplane providers (and Knative's readiness) so AppVendings turn Ready there.
     const { startProviderStandIn } = await import("./local/provider-stand-in/setup.ts");

@@ -27,13 +27,13 @@ import {
   type InstallContext,
   reconcileComponents,
 } from "../../src/components/installer.ts";
+import { type ChartRepo, manifestOf, startChartRepo } from "../../src/local/chart-mirror.ts";
+import { WORKLOAD_CRDS_DIR } from "../../src/local/container-stand-ins.ts";
 import { KubeClient } from "../../src/runtime/client.ts";
 import type { KubeObject } from "../../src/runtime/object.ts";
 import { waitFor } from "../harness/wait.ts";
-import { type ChartRepo, manifestOf, startChartRepo } from "./chart-repo.ts";
 import {
   applyCrdFile,
-  CRDS_DIR,
   helmBinary,
   type KwokWorkload,
   nodeReadiness,
@@ -114,7 +114,10 @@ describe.skipIf(!haveCharts)(`components installer (real charts from ${CHARTS})`
         { dir: HOOK_APP },
       ],
       {
-        "gateway-api/v1.6.1/standard-install.yaml": await manifestOf(CRDS_DIR, "gateway.networking.k8s.io_"),
+        "gateway-api/v1.6.1/standard-install.yaml": await manifestOf(
+          WORKLOAD_CRDS_DIR,
+          "gateway.networking.k8s.io_",
+        ),
       },
     );
     // The order releases (and the Gateway API CRDs) appeared, polled independently of the installer.

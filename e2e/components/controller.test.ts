@@ -17,6 +17,8 @@ import {
 } from "../../src/controllers/platform-components/controller.ts";
 import { PAUSED_ANNOTATION } from "../../src/controllers/shared/paused.ts";
 import { installCRDs } from "../../src/crds/install.ts";
+import { type ChartRepo, manifestOf, startChartRepo } from "../../src/local/chart-mirror.ts";
+import { WORKLOAD_CRDS_DIR } from "../../src/local/container-stand-ins.ts";
 import {
   createLogger,
   FencingError,
@@ -28,8 +30,7 @@ import {
 import { StatusWriter } from "../../src/runtime/status.ts";
 import { adminKubeConfig } from "../harness/test-cluster.ts";
 import { waitFor } from "../harness/wait.ts";
-import { type ChartRepo, manifestOf, startChartRepo } from "./chart-repo.ts";
-import { CRDS_DIR, helmBinary, type KwokWorkload, startKwokWorkload } from "./workload.ts";
+import { helmBinary, type KwokWorkload, startKwokWorkload } from "./workload.ts";
 
 const CHARTS = "/work/shared/reference/charts";
 const NS = "homelab-components-e2e";
@@ -63,7 +64,10 @@ describe.skipIf(!existsSync(join(CHARTS, "cilium-1.19.6")))("platform-components
       '{{ fail (printf "token %s (%s) rejected" .Values.config.token (b64enc .Values.config.token)) }}\n',
     );
     repo = await startChartRepo(helmPath, [{ dir: join(CHARTS, "cilium-1.19.6") }, { dir: failingChart }], {
-      "gateway-api/v1.6.1/standard-install.yaml": await manifestOf(CRDS_DIR, "gateway.networking.k8s.io_"),
+      "gateway-api/v1.6.1/standard-install.yaml": await manifestOf(
+        WORKLOAD_CRDS_DIR,
+        "gateway.networking.k8s.io_",
+      ),
     });
     await installCRDs(adminKubeConfig());
     await mgmt.apply({ apiVersion: "v1", kind: "Namespace", metadata: { name: NS } });
@@ -435,6 +439,32 @@ describe.skipIf(!existsSync(join(CHARTS, "cilium-1.19.6")))("platform-components
     expect(c?.message).toContain("HOMELAB_OPERATOR_HELM (unset)");
     expect(c?.message).toContain("helm on PATH (absent)");
     expect((await helm.status("cilium", "kube-system"))?.revision).toBe(before?.revision);
+  });
+
+  it("says what was tried when a source cannot be reached, and blocks only what depends on it", async () => {
+    await mgmt.patch(
+      HC,
+      { name },
+      {
+        spec: {
+          components: [
+            // .invalid never resolves (RFC 2606): what an offline local mode meets for every upstream.
+            { name: "gateway-api", repository: "https://gateway-api.invalid/releases" },
+            { name: "cilium", repository: "https://charts.invalid/" },
+          ],
+        },
+      },
+      "merge",
+    );
+    await passBy({ abort: new AbortController(), fence: async () => {} });
+    const gw = await cond("GatewayApiReady");
+    expect(gw).toMatchObject({ status: "False", reason: "InstallFailed" });
+    // The URL and the resolver's answer (EAI_AGAIN where DNS itself is unreachable), not "fetch failed".
+    expect(gw?.message).toMatch(
+      /^GET https:\/\/gateway-api\.invalid\/releases\/v1\.6\.1\/standard-install\.yaml: getaddrinfo (ENOTFOUND|EAI_AGAIN) gateway-api\.invalid$/,
+    );
+    expect(await cond("CiliumReady")).toMatchObject({ status: "False", reason: "DependencyNotReady" });
+    expect((await cond("ComponentsReady"))?.status).toBe("False");
   });
 
   it("keeps a dependency installed under an enabled dependent whose Secret is missing", async () => {

@@ -3,10 +3,9 @@
 // each Node. Pods the charts create are scheduled and run there, Nodes turn Ready once a Cilium agent pod
 // runs on them, and Deployment/DaemonSet status is written by the real controllers.
 //
-// What KWOK cannot do is run a container, so the few things the charts' processes do to the API at start
-// are done here, each only once the pod that does it really runs: the Cilium agent registers its CRDs,
-// cilium-operator accepts its GatewayClass, Crossplane's init container installs its CRDs. Nothing here
-// decides anything about our components; readiness comes from the objects' own status.
+// What KWOK cannot do is run a container: the few things the charts' processes do to the API at start
+// are played by local mode's workload cluster itself (src/local/container-stand-ins.ts), each only once
+// the pod that does it runs. Readiness comes from the objects' own status.
 import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -45,7 +44,8 @@ export async function startKwokWorkload(name: string, nodeCount = 2): Promise<Kw
   const dir = await mkdtemp(join(tmpdir(), `homelab-${name}-`));
   let cluster: WorkloadCluster;
   try {
-    cluster = await startWorkloadCluster({ dir });
+    // A loaded machine has taken more than the default 60 s to bring the API server up.
+    cluster = await startWorkloadCluster({ dir, startTimeoutMs: 240_000 });
   } catch (err) {
     await rm(dir, { recursive: true, force: true });
     throw err;
@@ -60,7 +60,6 @@ export async function startKwokWorkload(name: string, nodeCount = 2): Promise<Kw
     });
   }
   const client = cluster.client();
-  const stopStandIns = startStandIns(client);
   return {
     cluster,
     client,
@@ -68,69 +67,9 @@ export async function startKwokWorkload(name: string, nodeCount = 2): Promise<Kw
     kubeconfigYaml: await cluster.kubeconfig(),
     nodes,
     async stop() {
-      await stopStandIns();
       await cluster.stop();
       await rm(dir, { recursive: true, force: true });
     },
-  };
-}
-
-async function runningPod(client: KubeClient, namespace: string, labelSelector: string): Promise<boolean> {
-  const pods = await client.list<KubeObject>({ apiVersion: "v1", kind: "Pod" }, { namespace, labelSelector });
-  return pods.items.some((p) => (p.status as { phase?: string } | undefined)?.phase === "Running");
-}
-
-/** One round of what the charts' running processes would have done to the API by now. */
-export async function standInRound(client: KubeClient): Promise<void> {
-  if (await runningPod(client, "kube-system", "k8s-app=cilium")) {
-    await applyCrdFile(client, "v2_ciliumloadbalancerippools.yaml");
-    await applyCrdFile(client, "v2alpha1_ciliuml2announcementpolicies.yaml");
-  }
-  const gc = await client.getOrUndefined<KubeObject>(
-    { apiVersion: "gateway.networking.k8s.io/v1", kind: "GatewayClass" },
-    { name: "cilium" },
-  );
-  const gcConditions =
-    (gc?.status as { conditions?: { type: string; status: string }[] } | undefined)?.conditions ?? [];
-  if (
-    gc &&
-    !gcConditions.some((c) => c.type === "Accepted" && c.status === "True") &&
-    (await runningPod(client, "kube-system", "io.cilium/app=operator"))
-  ) {
-    await client.patchStatus(
-      { apiVersion: "gateway.networking.k8s.io/v1", kind: "GatewayClass" },
-      { name: "cilium" },
-      {
-        conditions: [
-          {
-            type: "Accepted",
-            status: "True",
-            reason: "Accepted",
-            message: "accepted by the cilium-operator stand-in",
-            observedGeneration: gc.metadata?.generation,
-            lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
-          },
-        ],
-      },
-    );
-  }
-  if (await runningPod(client, "crossplane-system", "app=crossplane")) {
-    await applyCrdFile(client, "pkg.crossplane.io_providers.yaml");
-  }
-}
-
-/** Runs stand-in rounds until stopped; errors of one round are retried in the next. */
-function startStandIns(client: KubeClient): () => Promise<void> {
-  let stopped = false;
-  const loop = (async () => {
-    while (!stopped) {
-      await standInRound(client).catch(() => {});
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  })();
-  return async () => {
-    stopped = true;
-    await loop;
   };
 }
 

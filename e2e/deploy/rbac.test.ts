@@ -33,11 +33,12 @@ import { vendingQuotaController } from "../../src/controllers/peer-tenant/vendin
 import { platformComponentsController } from "../../src/controllers/platform-components/controller.ts";
 import { workloadMigrationController } from "../../src/controllers/workload-migration/controller.ts";
 import { installCRDs } from "../../src/crds/install.ts";
+import { manifestOf, startChartRepo } from "../../src/local/chart-mirror.ts";
+import { WORKLOAD_CRDS_DIR } from "../../src/local/container-stand-ins.ts";
 import { ensureControlPlaneBinaries } from "../../src/local/control-plane/binaries.ts";
 import { startProviderStandIn } from "../../src/local/provider-stand-in/setup.ts";
 import { createLogger, KubeClient, type KubeObject, Manager } from "../../src/runtime/index.ts";
-import { manifestOf, startChartRepo } from "../components/chart-repo.ts";
-import { CRDS_DIR, helmBinary } from "../components/workload.ts";
+import { helmBinary } from "../components/workload.ts";
 import { statusOf, waitFor } from "../harness/wait.ts";
 import { startHomelab } from "../homelab-cluster/homelab.ts";
 import { HC, prepareCluster, seedCluster, waitCondition } from "../homelab-cluster/operator.ts";
@@ -652,7 +653,10 @@ describe("deploy/manifests", () => {
     // the installer do there is the admin's, so the audit log shows only the management-cluster side.
     const helmPath = await helmBinary();
     const repo = await startChartRepo(helmPath, [], {
-      "gateway-api/v1.6.1/standard-install.yaml": await manifestOf(CRDS_DIR, "gateway.networking.k8s.io_"),
+      "gateway-api/v1.6.1/standard-install.yaml": await manifestOf(
+        WORKLOAD_CRDS_DIR,
+        "gateway.networking.k8s.io_",
+      ),
     });
     const stateDir = await mkdtemp(join(tmpdir(), "homelab-helm-rbac-"));
     const adminClient = new KubeClient(admin, { fieldManager: "homelab-operator" });

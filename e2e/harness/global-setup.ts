@@ -23,7 +23,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
     project.provide("usersDir", usersDir);
     return () => rm(usersDir, { recursive: true, force: true });
   }
-  const cp = await startControlPlane({ name: "e2e" });
+  // A loaded shared machine has taken more than the default 60 s to bring the API server up.
+  const cp = await startControlPlane({ name: "e2e", startTimeoutMs: 240_000 });
   console.log(
     `[e2e] control plane ready at ${cp.server} in ${cp.startupMs} ms (kubeconfig ${cp.kubeconfigPath})`,
   );

@@ -1,6 +1,7 @@
 // Every controller the operator runs, registered on one manager.
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { CatalogEntry } from "../components/catalog.ts";
 import { findHelm } from "../components/helm-binary.ts";
 import type { OperatorConfig } from "../config.ts";
 import type { Dial } from "../proxmox/transport.ts";
@@ -19,6 +20,8 @@ import { workloadMigrationController } from "./workload-migration/controller.ts"
  */
 export interface Connections {
   dial?: Dial;
+  /** Local mode's loopback chart mirror (src/local/chart-mirror.ts), when it was started with one. */
+  chartMirror?: (entry: CatalogEntry, version: string) => string | undefined;
 }
 
 export function registerControllers(
@@ -48,6 +51,7 @@ export function registerControllers(
     platformComponentsController({
       helmPath: helm.path,
       helmChecked: helm.checked,
+      ...(connections.chartMirror ? { mirrorFor: connections.chartMirror } : {}),
       helmStateDir: join(tmpdir(), "homelab-operator-helm"),
       operatorNamespace: config.namespace,
     }),

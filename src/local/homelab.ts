@@ -6,8 +6,11 @@
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
+import type { CatalogEntry } from "../components/catalog.ts";
+import { findHelm } from "../components/helm-binary.ts";
 import type { Dial } from "../proxmox/transport.ts";
 import { KubeClient, type Logger } from "../runtime/index.ts";
+import { type LocalChartMirror, mirrorRepositoryFor, startLocalChartMirror } from "./chart-mirror.ts";
 import { type ControlPlane, startControlPlane } from "./control-plane/control-plane.ts";
 import { killStaleProcesses } from "./control-plane/stale.ts";
 import { watchLocalCredentials } from "./credentials.ts";
@@ -26,6 +29,8 @@ export interface LocalHomelab {
   simulators: LocalSimulators;
   /** Where connections to the seed's addresses go (pass to the Proxmox and Talos clients). */
   dial: Dial;
+  /** With HOMELAB_LOCAL_CHARTS: the loopback mirror's repository for a component it serves. */
+  chartMirror?: (entry: CatalogEntry, version: string) => string | undefined;
   stop(): Promise<void>;
 }
 
@@ -119,6 +124,8 @@ export async function startLocalHomelab(options: {
       ].join("\n"),
     );
     started.push(printProgress(client, terminal));
+    const mirror = await startMirror(logger);
+    if (mirror) started.push(mirror);
     return {
       stateDir,
       kubeConfig,
@@ -126,10 +133,40 @@ export async function startLocalHomelab(options: {
       workloadKubeconfigPath: workload.controlPlane.kubeconfigPath,
       simulators,
       dial: simulators.dial,
+      ...(mirror
+        ? {
+            chartMirror: (entry: CatalogEntry, version: string) =>
+              mirrorRepositoryFor(mirror, entry, version),
+          }
+        : {}),
       stop: stopAll,
     };
   } catch (err) {
     await stopAll();
     throw err;
   }
+}
+
+/**
+ * HOMELAB_LOCAL_CHARTS names a folder of unpacked charts (`<chart>-<version>/`, the layout of
+ * ../shared/reference/charts): served on loopback, so the components install without internet. Unset:
+ * none, and the components controller pulls from upstream (offline it says so per component).
+ */
+async function startMirror(logger: Logger): Promise<LocalChartMirror | undefined> {
+  const dir = process.env.HOMELAB_LOCAL_CHARTS;
+  if (!dir) return undefined;
+  const helm = findHelm();
+  if (!helm.path) {
+    logger.warn(
+      { checked: helm.checked },
+      "HOMELAB_LOCAL_CHARTS is set but no Helm binary was found: no chart mirror",
+    );
+    return undefined;
+  }
+  const mirror = await startLocalChartMirror(helm.path, dir);
+  logger.info(
+    { url: mirror.url, charts: Object.fromEntries(mirror.charts), skipped: mirror.skipped },
+    `Chart mirror for the platform components on ${mirror.url} (from ${dir})`,
+  );
+  return mirror;
 }

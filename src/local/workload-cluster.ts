@@ -2,11 +2,13 @@
 // control plane (etcd, kube-apiserver, kube-controller-manager with its default controllers,
 // kube-scheduler) plus KWOK, which plays every Node's kubelet: Nodes registered here become NotReady
 // and then Ready once a CNI runs on them (kwok-stages.ts, cni-readiness.ts), and pods bound to Ready
-// nodes run. State lives in `dir`, so a restart resumes the same cluster.
+// nodes run; what the platform charts' containers would do to the API at start is played for their
+// running pods (container-stand-ins.ts). State lives in `dir`, so a restart resumes the same cluster.
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { isAlreadyExists, KubeClient, type KubeObject } from "../runtime/index.ts";
 import { watchCniReadiness } from "./cni-readiness.ts";
+import { watchContainerStandIns } from "./container-stand-ins.ts";
 import { ensureKwokBinary } from "./control-plane/binaries.ts";
 import { type ControlPlane, startControlPlane } from "./control-plane/control-plane.ts";
 import { startProcess, waitUntilReady } from "./control-plane/managed-process.ts";
@@ -42,6 +44,8 @@ export interface WorkloadClusterOptions {
   /** Addresses the cluster's API is known by besides loopback (the seed's control-plane IPs). */
   apiAddresses?: string[];
   onError?: (err: unknown) => void;
+  /** How long the control plane may take to come up (default: the control plane's own, 60 s). */
+  startTimeoutMs?: number;
 }
 
 export async function startWorkloadCluster(options: WorkloadClusterOptions): Promise<WorkloadCluster> {
@@ -55,8 +59,10 @@ export async function startWorkloadCluster(options: WorkloadClusterOptions): Pro
     scheduler: true,
     servingNames: { ipAddresses: options.apiAddresses ?? [] },
     handleSignals: false,
+    ...(options.startTimeoutMs ? { startTimeoutMs: options.startTimeoutMs } : {}),
   });
   let cni: { stop(): Promise<void> } | undefined;
+  let containers: { stop(): Promise<void> } | undefined;
   try {
     const configFile = join(options.dir, "kwok.yaml");
     await writeFile(configFile, kwokConfigYaml());
@@ -86,6 +92,7 @@ export async function startWorkloadCluster(options: WorkloadClusterOptions): Pro
     );
     const client = new KubeClient(controlPlane.kubeConfig());
     cni = watchCniReadiness(client, options.onError ?? (() => {}));
+    containers = watchContainerStandIns(client, options.onError ?? (() => {}));
   } catch (err) {
     await controlPlane.stop();
     throw err;
@@ -97,6 +104,7 @@ export async function startWorkloadCluster(options: WorkloadClusterOptions): Pro
     client,
     registerNode: (node) => registerNode(client(), node),
     async stop() {
+      await containers?.stop();
       await cni?.stop();
       await controlPlane.stop();
     },

@@ -3,7 +3,7 @@
 // one `<Component>Ready` Condition per component in the spec, and status.components. It writes them by
 // server-side apply under its own field manager: conditions and components are list-maps keyed by type
 // and name, so the API server merges our entries with the provisioning controller's, never replacing them.
-import { catalogEntry, type PlatformSettings } from "../../components/catalog.ts";
+import { type CatalogEntry, catalogEntry, type PlatformSettings } from "../../components/catalog.ts";
 import { Helm } from "../../components/helm.ts";
 import {
   COMPONENTS_FIELD_MANAGER,
@@ -50,6 +50,11 @@ export interface PlatformComponentsOptions {
   /** Drift checks of a converged cluster (default 60 s); progressing clusters are looked at every 10 s. */
   resyncMs?: number;
   fetchText?: (url: string) => Promise<string>;
+  /**
+   * Where to pull a component from instead of its upstream source, when spec.components has no
+   * repository for it: local mode's loopback mirror of the charts it has. Undefined: upstream.
+   */
+  mirrorFor?: (entry: CatalogEntry, version: string) => string | undefined;
 }
 
 /** A key of a Secret in the operator's namespace: the spec cannot point the operator at anyone else's. */
@@ -84,6 +89,14 @@ interface ClusterObject extends KubeObject {
     };
   };
   status?: { conditions?: Condition[]; secretRefs?: { kubeconfig?: { name: string; namespace: string } } };
+}
+
+function mirrored(
+  opts: PlatformComponentsOptions,
+  entry: CatalogEntry,
+  version?: string,
+): string | undefined {
+  return opts.mirrorFor?.(entry, version ?? entry.source.version);
 }
 
 /** `cert-manager` → `CertManagerReady`. */
@@ -287,7 +300,11 @@ export async function reconcileCluster(
         ? { unavailable: { reason: "SecretUnavailable", message: unavailable } }
         : {}),
       ...(c.version ? { version: c.version } : {}),
-      ...(c.repository ? { repository: c.repository } : {}),
+      ...(c.repository
+        ? { repository: c.repository }
+        : mirrored(opts, entry, c.version)
+          ? { repository: mirrored(opts, entry, c.version) as string }
+          : {}),
       ...(c.values ? { values: c.values } : {}),
       secretValues,
     });
