@@ -309,6 +309,9 @@ describe("AppVending's database through the real provider-sql and PostgreSQL", (
     await gone(GVK.role, managedName("shop"), NS);
     await gone(GVK.database, managedName("shop"), NS);
     expect(await inPostgres(ext)).toEqual({ role: true, database: true });
+    // Its connection Secret goes with the Role MR, through kube-controller-manager's garbage collector.
+    // Until then a new Role is refused that Secret ("not controlled by"), so wait as a user would.
+    await gone(SECRET, "shop-db", NS);
 
     await client.create(av("shop", { database: {}, deletionPolicy: "Retain" }));
     await waitPart("shop", "Ready", (c) => c.status === "True");
@@ -347,5 +350,5 @@ describe("AppVending's database through the real provider-sql and PostgreSQL", (
       120_000,
       1_000,
     );
-  }, 240_000);
+  }, 360_000);
 });
