@@ -457,6 +457,26 @@ describe("AppVending: alice cannot get around it", () => {
     expect(
       await client.getOrUndefined(GVK.domainMapping, { namespace: aliceNs, name: `www.${bobDomain}` }),
     ).toBeUndefined();
+    // Outside every domain she may use: a name of the platform's own, and one that only ends like hers.
+    for (const outside of ["portfolio.shdr.ch", "evilapps.home.shdr.ch"]) {
+      await asAlice.patch(
+        GVK.appVending,
+        { namespace: aliceNs, name: "evil" },
+        { spec: { app: { hostname: outside } } },
+        "merge",
+      );
+      const moved = await waitCondition(aliceNs, "evil", "Route", (c) => c.status === "False");
+      expect(cond(moved, "Route")?.reason, outside).toBe("HostnameNotAllowed");
+      expect(cond(moved, "Route")?.message).toContain(
+        `hostname ${outside} is not within the tenant's allowed domains`,
+      );
+      expect(
+        await client.getOrUndefined(GVK.domainMapping, { namespace: aliceNs, name: outside }),
+      ).toBeUndefined();
+      expect(
+        await client.getOrUndefined(GVK.lease, { namespace: OPERATOR_NS, name: `host.${outside}` }),
+      ).toBeUndefined();
+    }
     // bob may use apps.home.shdr.ch, but alice's portfolio holds its hostname.
     const asBob = new KubeClient(await impersonating(bob));
     await asBob.create(av("copy", bobNs, { app: { image: "registry.example/app:1", hostname: host } }));

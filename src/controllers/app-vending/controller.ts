@@ -22,6 +22,7 @@ import {
 } from "../../runtime/index.ts";
 import { MANAGED_BY, MANAGED_BY_LABEL, TENANT_LABEL } from "../peer-tenant/labels.ts";
 import { ensureObject } from "../shared/ensure.ts";
+import { connectionSecretWait, requiredKeys, secretNameOf } from "./connection-secret.ts";
 import {
   APP_VENDING_LABEL,
   DEFAULT_PLATFORM,
@@ -62,7 +63,7 @@ interface PartState {
   message: string;
 }
 /** Reasons of a part that is on its way, not failing: no Warning event for them. */
-const WAITING = new Set(["Creating", "Waiting", "Pending", "Unknown"]);
+const WAITING = new Set(["Creating", "Waiting", "Pending", "Unknown", "ConnectionSecretPending"]);
 
 /** Knative Service names: DNS-1035 labels short enough for the revision suffix (-00001). */
 const KNATIVE_NAME = /^(?=.{1,57}$)[a-z]([-a-z0-9]*[a-z0-9])?$/;
@@ -187,7 +188,14 @@ async function reconcileParts(
       states[part] = { status: "False", reason: "LimitExceeded", message: limit };
       return;
     }
-    states[part] = await applyAndMirror(ctx, cached, desired);
+    const { state, applied } = await applyAndMirror(ctx, cached, desired);
+    states[part] = state;
+    // The Bucket's Secret is empty by design (S3_* come as env values); the others carry credentials.
+    if (state.status !== "True" || (part !== "Database" && part !== "OIDCClient")) return;
+    const publisher = applied.find((o) => o.metadata?.name && (o.spec as Obj)?.writeConnectionSecretToRef);
+    if (!publisher) return;
+    const wait = await connectionSecretWait(ctx, publisher, secretNameOf(av, part), requiredKeys(av, part));
+    if (wait) states[part] = wait;
   };
   await converge("Bucket", !!av.spec.bucket, desiredBucket(av, cached, p));
   await converge("Database", !!av.spec.database, desiredDatabase(av, cached, p));
@@ -257,29 +265,27 @@ function controlledBy(obj: KubeObject, owner: Obj): boolean {
 }
 
 /** Server-side applies each object (refusing to take over one this AppVending does not control). */
-async function applyAndMirror(ctx: ReconcileContext, owner: Obj, desired: Obj[]): Promise<PartState> {
+async function applyAndMirror(
+  ctx: ReconcileContext,
+  owner: Obj,
+  desired: Obj[],
+): Promise<{ state: PartState; applied: Obj[] }> {
   const applied: Obj[] = [];
   for (const d of desired) {
     const gvk = { apiVersion: d.apiVersion as string, kind: d.kind as string };
     const key = { namespace: d.metadata?.namespace as string, name: d.metadata?.name as string };
     if (!(await served(ctx, gvk))) {
-      return {
-        status: "False",
-        reason: "ProviderNotInstalled",
-        message: `${gvk.kind} (${gvk.apiVersion}) is not served: its provider is not installed`,
-      };
+      const message = `${gvk.kind} (${gvk.apiVersion}) is not served: its provider is not installed`;
+      return { state: { status: "False", reason: "ProviderNotInstalled", message }, applied };
     }
     const existing = await ctx.client.getOrUndefined<Obj>(gvk, key);
     if (existing && !controlledBy(existing, owner)) {
-      return {
-        status: "False",
-        reason: "NameConflict",
-        message: `${gvk.kind} ${key.name} exists and is not this AppVending's; it was left untouched`,
-      };
+      const message = `${gvk.kind} ${key.name} exists and is not this AppVending's; it was left untouched`;
+      return { state: { status: "False", reason: "NameConflict", message }, applied };
     }
     applied.push(await ctx.client.apply(d));
   }
-  return mirror(applied);
+  return { state: mirror(applied), applied };
 }
 
 /** Whether the API server serves a kind; a CRD installed later is found (discovery is re-read). */
@@ -444,7 +450,7 @@ async function convergeRoute(
       },
     };
   }
-  const state = await applyAndMirror(ctx, owner, desiredDomainMapping(av, owner));
+  const { state } = await applyAndMirror(ctx, owner, desiredDomainMapping(av, owner));
   const dm = await ctx.client
     .getOrUndefined<Obj>(GVK.domainMapping, { namespace: av.metadata.namespace as string, name: host })
     .catch(() => undefined);

@@ -1,11 +1,14 @@
 // A stand-in for Crossplane's providers (provider-upjet-aws S3, provider-sql, provider-keycloak) and for
 // the part of Knative Serving that reports readiness, for the e2e tests and the local homelab where no
-// real provider can run. It plays a provider as crossplane-runtime's managed reconciler does: a
+// real provider runs (only provider-sql can be built here; e2e/provider-sql holds the stand-in's
+// behaviour against it). It plays a provider as crossplane-runtime's managed reconciler does: a
 // finalizer on each managed resource, the external-name annotation defaulted to metadata.name, the
 // referenced ProviderConfig resolved (a missing one is a ReconcileError, as in a real provider), the
 // connection Secret written with the provider's own key names and owned by the MR, and the Synced and
 // Ready conditions. Deleting an MR deletes the external resource only when its managementPolicies allow
-// Delete. The "external systems" are an in-memory record that the tests read.
+// Delete. A connection Secret that another object controls, or an uncontrolled one of another type, is
+// never overwritten (crossplane-runtime's ConnectionSecretMustBeControllableBy). The "external systems"
+// are an in-memory record that the tests read.
 // It can be told to fail a kind with a message, which then shows as Synced=False ReconcileError.
 import {
   addFinalizer,
