@@ -51,6 +51,7 @@ const FIELD_NAMES = [
   "stopTask",
   "backupTask",
   "backupVolumeID",
+  "backupFailedTime",
   "approvedBy",
   "deleteTask",
   "ramFreedMiB",
@@ -58,6 +59,10 @@ const FIELD_NAMES = [
   "retiredTime",
   "startTask",
   "rollbackMessage",
+  "initialSyncTime",
+  "finalSyncStartedTime",
+  "finalSyncTime",
+  "rollbackSyncNote",
 ] as const satisfies readonly (keyof MigrationFields)[];
 
 export interface WorkloadMigrationControllerOptions {

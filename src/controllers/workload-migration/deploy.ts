@@ -63,18 +63,27 @@ export const deployStep: Step = {
         kind: "Namespace",
         metadata: { name: run.wm.metadata.namespace, labels: { [MANAGED_BY_LABEL]: MANAGED_BY } },
       });
+    // With data to sync, the targets wait at zero replicas until the final sync succeeded (sync.ts).
+    const held = run.wm.spec.dataSync.method !== "None" && !run.fields.finalSyncTime;
     const states: { name: string; ready: boolean; message?: string }[] = [];
     for (const t of targets) {
-      const objects = workloadObjects(run.wm, t, 1, ownerRefs(run));
+      const objects = workloadObjects(run.wm, t, held ? 0 : 1, ownerRefs(run));
       let workload: KubeObject | undefined;
       for (const o of objects) {
         const applied = await run.target.apply(o);
         if (o.kind !== "Service" && o.kind !== "PersistentVolumeClaim") workload = applied;
       }
-      const r = readiness(t, workload);
+      const r = held
+        ? { ready: false, message: "at zero replicas until the final data sync" }
+        : readiness(t, workload);
       states.push({ name: t.name, ready: r.ready, ...(r.message ? { message: r.message } : {}) });
     }
     run.fields.targets = states;
+    if (held)
+      return done(
+        "HeldForSync",
+        `${states.length} target(s) applied at zero replicas until the final data sync`,
+      );
     const notReady = states.filter((s) => !s.ready);
     if (notReady.length)
       return waiting("TargetsNotReady", notReady.map((s) => `${s.name}: ${s.message}`).join("; "));
