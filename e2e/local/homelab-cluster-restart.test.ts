@@ -2,6 +2,7 @@
 // SIGKILLed at two moments (once the image phase has started, once Talos configuration has), started
 // again on the same state each time, and the cluster still converges with exactly three VMs and one
 // Talos image, counted from the Proxmox simulator's own records through the seed's address.
+
 import { execFile } from "node:child_process";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -10,6 +11,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureControlPlaneBinaries, ensureKwokBinary } from "../../src/local/control-plane/binaries.ts";
 import { SEED_PROXMOX, seedDial } from "../../src/local/seed-addresses.ts";
+import { SEED_VMS } from "../../src/local/seed-vms.ts";
 import { ProxmoxClient } from "../../src/proxmox/client.ts";
 import { KubeClient, type KubeObject } from "../../src/runtime/index.ts";
 import { waitFor } from "../harness/wait.ts";
@@ -114,7 +116,10 @@ describe("local mode: npm start killed while the seed's HomelabCluster provision
     const proxmox = await seedProxmox(kube);
     try {
       const vms = await proxmox.listVms();
-      expect(vms.map((v) => v.name).sort()).toEqual(["talos-neo", "talos-niobe", "talos-trinity"]);
+      // The cluster's three, beside the seed's VMs that local mode's Proxmox starts with (seed-vms.ts).
+      expect(vms.map((v) => v.name).sort()).toEqual(
+        ["talos-neo", "talos-niobe", "talos-trinity", ...SEED_VMS.map((v) => v.name)].sort(),
+      );
       const images = await proxmox.storageContent("trinity", "cephfs", { content: "import" });
       expect(images.filter((v) => v.volid.includes("talos-v1.11.0"))).toHaveLength(1);
     } finally {

@@ -94,6 +94,18 @@ export async function runMigrationScenario(adminKc: KubeConfig, namespace: strin
         template: { image: "projectdiscovery/nuclei:v3", schedule: "@weekly" },
       },
     ];
+    // A user's sync Job: exercises the Job rules (get, create, and the delete before the final one).
+    (full.spec as Record<string, unknown>)["dataSync"] = {
+      method: "Job",
+      job: {
+        template: {
+          spec: {
+            restartPolicy: "Never",
+            containers: [{ name: "copy", image: "busybox:1.37", command: ["true"] }],
+          },
+        },
+      },
+    };
     spec.decommission = {
       stopVM: true,
       backup: { storage: "pbs" },

@@ -59,6 +59,7 @@ export function registerControllers(
     workloadMigrationController({
       operatorNamespace: config.namespace,
       maxConcurrentReconciles: config.maxConcurrentReconciles,
+      ...(connections.dial ? { dial: connections.dial } : {}),
     }),
   );
 }
