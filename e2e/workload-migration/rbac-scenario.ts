@@ -55,6 +55,8 @@ export async function runMigrationScenario(adminKc: KubeConfig, namespace: strin
       const spec = o.spec as {
         proxmox: { credentialsRef: { namespace: string }; caBundleRef: { namespace: string } };
       };
+      // Targets in the management cluster itself (no clusterRef): the path the chart's rules cover.
+      delete (o.spec as { clusterRef?: unknown }).clusterRef;
       spec.proxmox.credentialsRef.namespace = credentialsNs;
       spec.proxmox.caBundleRef.namespace = credentialsNs;
       return { ...o, metadata: { ...o.metadata, namespace } };
