@@ -169,6 +169,16 @@ describe("WorkloadMigration", () => {
       expect(await env.workload.getOrUndefined(DEPLOYMENT, { namespace: NAMESPACE, name })).toBeUndefined();
     expect((await vmOf(1016))?.status).toBe("running");
     expect(recordsOf(1016).filter((r) => r.kind !== "vm-create" && r.action !== "start")).toEqual([]);
+    // Rolled back from there: nothing to scale down, and nothing created by the rollback either.
+    await env.admin.patch(
+      WM,
+      { namespace: NAMESPACE, name: "ups-refused" },
+      { spec: { rollback: true } },
+      "merge",
+    );
+    await waitStatus("ups-refused", "rolled back", (s) => s.phase === "RolledBack");
+    for (const name of ["ups-refused-nut", "ups-refused-peanut"])
+      expect(await env.workload.getOrUndefined(DEPLOYMENT, { namespace: NAMESPACE, name })).toBeUndefined();
   }, 120_000);
 
   it("rolls back after the VM was stopped: VM running again, no route, targets at zero replicas", async () => {

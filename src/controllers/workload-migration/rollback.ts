@@ -26,9 +26,12 @@ export async function rollBack(run: MigrationRun): Promise<StepOutcome> {
       if (!isNotFound(err)) throw err;
     }
   }
-  for (const t of run.wm.spec.targets)
-    for (const o of workloadObjects(run.wm, t, 0, ownerRefs(run)))
-      if (o.kind !== "PersistentVolumeClaim") await run.target.apply(o);
+  // Targets are scaled down once deployed (status lists them; the dry run makes deploying all or
+  // nothing): a migration refused before that has nothing to scale, and applying would create it.
+  if (f.targets)
+    for (const t of run.wm.spec.targets)
+      for (const o of workloadObjects(run.wm, t, 0, ownerRefs(run)))
+        if (o.kind !== "PersistentVolumeClaim") await run.target.apply(o);
   if (!run.vm) {
     f.rollbackMessage = "Routes removed and targets scaled to zero (no source VM to start).";
     return done("RolledBack", f.rollbackMessage);
