@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PHASE_CONDITIONS } from "../../src/controllers/homelab-cluster/controller.ts";
 import { ensureControlPlaneBinaries, ensureKwokBinary } from "../../src/local/control-plane/binaries.ts";
 import { SEED_PROXMOX, seedDial } from "../../src/local/seed-addresses.ts";
+import { SEED_VMS } from "../../src/local/seed-vms.ts";
 import { ProxmoxClient } from "../../src/proxmox/client.ts";
 import type { SimRecord } from "../../src/proxmox/simulator/cluster.ts";
 import type { SimTask } from "../../src/proxmox/simulator/tasks.ts";
@@ -160,7 +161,10 @@ describe("local mode: npm start killed while the seed's HomelabCluster provision
     const proxmox = await seedProxmox(kube);
     try {
       const vms = await proxmox.listVms();
-      expect(vms.map((v) => v.name).sort()).toEqual(["talos-neo", "talos-niobe", "talos-trinity"]);
+      // The cluster's three, beside the seed's VMs that local mode's Proxmox starts with (seed-vms.ts).
+      expect(vms.map((v) => v.name).sort()).toEqual(
+        ["talos-neo", "talos-niobe", "talos-trinity", ...SEED_VMS.map((v) => v.name)].sort(),
+      );
       const images = await proxmox.storageContent("trinity", "cephfs", { content: "import" });
       expect(images.filter((v) => v.volid.includes("talos-v1.11.0"))).toHaveLength(1);
     } finally {

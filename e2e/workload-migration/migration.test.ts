@@ -153,6 +153,34 @@ describe("WorkloadMigration", () => {
     expect(recordsOf(1011).filter((r) => r.kind !== "vm-create" && r.action !== "start")).toEqual([]);
   }, 120_000);
 
+  it("creates nothing when the API server refuses one target (dry run first): phase Failed, VM untouched", async () => {
+    const vm = { vmid: 1016, name: "ups-refused", node: "neo", memoryMiB: 1024, diskGiB: 8 };
+    await createSourceVm(env.proxmox, vm);
+    const wm = upsMigration("ups-refused", vm, env);
+    // Valid for the CRD, refused by the API server's Deployment validation: a request above its limit.
+    const targets = (wm.spec as { targets: { template: Record<string, unknown> }[] }).targets;
+    targets[1]!.template["resources"] = { requests: { cpu: "2" }, limits: { cpu: "1" } };
+    await env.admin.create(wm);
+    const failed = await waitStatus("ups-refused", "refused", (s) => s.phase === "Failed");
+    expect(cond(failed, "Deployed")).toMatchObject({ status: "False", reason: "TargetRefused" });
+    expect(cond(failed, "Deployed")?.message).toContain("must be less than or equal to cpu limit");
+    // The valid first target was not created either.
+    for (const name of ["ups-refused-nut", "ups-refused-peanut"])
+      expect(await env.workload.getOrUndefined(DEPLOYMENT, { namespace: NAMESPACE, name })).toBeUndefined();
+    expect((await vmOf(1016))?.status).toBe("running");
+    expect(recordsOf(1016).filter((r) => r.kind !== "vm-create" && r.action !== "start")).toEqual([]);
+    // Rolled back from there: nothing to scale down, and nothing created by the rollback either.
+    await env.admin.patch(
+      WM,
+      { namespace: NAMESPACE, name: "ups-refused" },
+      { spec: { rollback: true } },
+      "merge",
+    );
+    await waitStatus("ups-refused", "rolled back", (s) => s.phase === "RolledBack");
+    for (const name of ["ups-refused-nut", "ups-refused-peanut"])
+      expect(await env.workload.getOrUndefined(DEPLOYMENT, { namespace: NAMESPACE, name })).toBeUndefined();
+  }, 120_000);
+
   it("rolls back after the VM was stopped: VM running again, no route, targets at zero replicas", async () => {
     const vm = { vmid: 1012, name: "ups-rollback", node: "trinity", memoryMiB: 2048, diskGiB: 8, ha: true };
     await createSourceVm(env.proxmox, vm);

@@ -63,7 +63,7 @@ export function startChecksServer(): Promise<{ server: Server; url: string }> {
 }
 
 /**
- * The shared e2e control plane runs neither the deployment and replicaset controllers nor a kubelet
+ * The shared e2e control plane runs neither the deployment, replicaset and job controllers nor a kubelet
  * (e2e/harness/control-plane.ts DEFAULT_CONTROLLERS), so no Deployment would ever report ready pods.
  * This loop plays their part and only that: it reports each migration Deployment as those controllers
  * would once all its pods are Ready (observedGeneration and replica counts), after it was created or
@@ -97,6 +97,36 @@ export function startDeploymentStandIn(admin: KubeClient, namespace = NAMESPACE)
         } catch {
           // An object changed between list and patch: the next round sees the new state.
         }
+      }
+      // Jobs: reported finished as the job controller would once their one pod succeeded.
+      try {
+        const gvk = { apiVersion: "batch/v1", kind: "Job" };
+        const list = await admin.list<KubeObject>(gvk, { namespace, labelSelector: MIGRATION_LABEL });
+        for (const j of list.items) {
+          if ((j.status as { completionTime?: string } | undefined)?.completionTime) continue;
+          const now = new Date().toISOString();
+          const cond = (type: string) => ({
+            type,
+            status: "True",
+            lastProbeTime: now,
+            lastTransitionTime: now,
+          });
+          await admin.patchStatus(
+            gvk,
+            { namespace, name: j.metadata!.name! },
+            {
+              startTime: now,
+              completionTime: now,
+              succeeded: 1,
+              ready: 0,
+              terminating: 0,
+              uncountedTerminatedPods: {},
+              conditions: [cond("SuccessCriteriaMet"), cond("Complete")],
+            },
+          );
+        }
+      } catch {
+        // As above: the next round sees the new state.
       }
       await new Promise((r) => setTimeout(r, 300));
     }

@@ -55,6 +55,8 @@ export async function runMigrationScenario(adminKc: KubeConfig, namespace: strin
       const spec = o.spec as {
         proxmox: { credentialsRef: { namespace: string }; caBundleRef: { namespace: string } };
       };
+      // Targets in the management cluster itself (no clusterRef): the path the chart's rules cover.
+      delete (o.spec as { clusterRef?: unknown }).clusterRef;
       spec.proxmox.credentialsRef.namespace = credentialsNs;
       spec.proxmox.caBundleRef.namespace = credentialsNs;
       return { ...o, metadata: { ...o.metadata, namespace } };
@@ -94,6 +96,18 @@ export async function runMigrationScenario(adminKc: KubeConfig, namespace: strin
         template: { image: "projectdiscovery/nuclei:v3", schedule: "@weekly" },
       },
     ];
+    // A user's sync Job: exercises the Job rules (get, create, and the delete before the final one).
+    (full.spec as Record<string, unknown>)["dataSync"] = {
+      method: "Job",
+      job: {
+        template: {
+          spec: {
+            restartPolicy: "Never",
+            containers: [{ name: "copy", image: "busybox:1.37", command: ["true"] }],
+          },
+        },
+      },
+    };
     spec.decommission = {
       stopVM: true,
       backup: { storage: "pbs" },

@@ -67,6 +67,7 @@ export function registerControllers(
     workloadMigrationController({
       operatorNamespace: config.namespace,
       maxConcurrentReconciles: config.maxConcurrentReconciles,
+      ...(connections.dial ? { dial: connections.dial } : {}),
     }),
   );
 }

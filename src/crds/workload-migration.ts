@@ -143,9 +143,11 @@ const DataSync = withRules(
   z
     .object({
       method: z
-        .enum(["None", "Rsync"])
+        .enum(["None", "Rsync", "Job"])
         .default("None")
-        .describe("None (stateless) or Rsync (copy files from the VM over SSH into the targets' volumes)."),
+        .describe(
+          "None (stateless), Rsync (copy directories from the VM over SSH into the targets' volumes) or Job (run your own Job, e.g. a database dump and restore).",
+        ),
       ssh: z
         .object({
           host: text(253).min(1).describe("Address of the source VM, e.g. 10.0.2.20."),
@@ -153,9 +155,24 @@ const DataSync = withRules(
             .default("root")
             .describe("SSH user (default root)."),
           privateKeySecretRef: localSecretKeyRef("Secret with the SSH private key.", "ssh-privatekey"),
+          stopCommand: text(2048)
+            .min(1)
+            .optional()
+            .describe(
+              "Run on the VM over SSH right before the final sync, to stop what writes to the copied directories (e.g. docker compose -f /opt/app/compose.yaml stop). Required for Rsync.",
+            ),
+          startCommand: text(2048)
+            .min(1)
+            .optional()
+            .describe(
+              "Run on the VM over SSH on rollback after the final sync began, to start the services again (e.g. docker compose -f /opt/app/compose.yaml start).",
+            ),
         })
         .optional()
         .describe("How to reach the source VM for Rsync."),
+      image: imageReference()
+        .default("instrumentisto/rsync-ssh:latest")
+        .describe("Image with rsync and an SSH client that runs the Rsync Jobs."),
       paths: mapListOf(
         z
           .object({
@@ -171,14 +188,30 @@ const DataSync = withRules(
       )
         .default([])
         .describe("Directories to copy, keyed by source path."),
+      job: freeForm()
+        .optional()
+        .describe(
+          "For method Job: a batch/v1 Job spec, run twice in the target cluster (env SYNC_PHASE=initial while the VM serves, SYNC_PHASE=final before cutover); it must verify what it copied and fail otherwise.",
+        ),
+      timeout: duration("1h")
+        .default("1h")
+        .describe("How long one sync Job may run (its activeDeadlineSeconds, default 1h)."),
     })
-    .default({ method: "None", paths: [] })
-    .describe("How data moves from the VM into the targets' volumes before cutover."),
+    .default({ method: "None", image: "instrumentisto/rsync-ssh:latest", paths: [], timeout: "1h" })
+    .describe(
+      "How data moves from the VM into the targets' volumes before cutover: a first sync while the VM serves, then a final one after its services stopped, each a Job; the targets start only after the final sync succeeded.",
+    ),
   [
     {
-      rule: "self.method != 'Rsync' || (has(self.ssh) && size(self.paths) > 0)",
-      message: "dataSync.method Rsync needs dataSync.ssh and at least one dataSync.paths entry",
-      check: (d) => d.method !== "Rsync" || (d.ssh !== undefined && d.paths.length > 0),
+      rule: "self.method != 'Rsync' || (has(self.ssh) && has(self.ssh.stopCommand) && size(self.paths) > 0)",
+      message:
+        "dataSync.method Rsync needs dataSync.ssh with stopCommand and at least one dataSync.paths entry",
+      check: (d) => d.method !== "Rsync" || (d.ssh?.stopCommand !== undefined && d.paths.length > 0),
+    },
+    {
+      rule: "(self.method == 'Job') == has(self.job)",
+      message: "dataSync.job is set exactly when dataSync.method is Job",
+      check: (d) => (d.method === "Job") === (d.job !== undefined),
     },
   ],
 );
@@ -451,12 +484,31 @@ const WorkloadMigrationStatus = z
     backupTask: text(512)
       .optional()
       .describe("UPID of the vzdump task, so a restart waits on it, never repeats it."),
+    backupFailedTime: z.iso
+      .datetime({ offset: true })
+      .optional()
+      .describe("When the last vzdump failed; the next one starts a minute later, not at once."),
     approvedBy: text(512)
       .optional()
       .describe("Field manager that set the approve-retirement annotation (from managedFields)."),
     retiredTime: z.iso.datetime({ offset: true }).optional().describe("When the VM was deleted."),
     diskFreedGiB: z.number().min(0).optional().describe("Disk the deleted VM occupied, in GiB."),
     rollbackMessage: text(2048).optional().describe("What rollback did and left, said plainly."),
+    initialSyncTime: z.iso
+      .datetime({ offset: true })
+      .optional()
+      .describe("When the first data sync Job succeeded (the VM still serving)."),
+    finalSyncStartedTime: z.iso
+      .datetime({ offset: true })
+      .optional()
+      .describe("When the final data sync Job was created (it stops the VM's services first)."),
+    finalSyncTime: z.iso
+      .datetime({ offset: true })
+      .optional()
+      .describe("When the final data sync Job succeeded; the targets start only after it."),
+    rollbackSyncNote: text(512)
+      .optional()
+      .describe("What rollback did about the VM services the final sync stopped."),
     ramFreedMiB: z
       .number()
       .int()

@@ -1,5 +1,5 @@
 // Local mode's stand-ins for the homelab: a Proxmox VE simulator with the seed's inventory (nodes
-// trinity, neo, niobe, smith; storages cephfs, ceph-vm-disks, pbs),
+// trinity, neo, niobe, smith; storages cephfs, ceph-vm-disks, pbs; the VMs Phase 5 retires, seed-vms.ts),
 // and a Talos simulator with one machine per seed VM (each on its own loopback address, known by its
 // seed address). The Talos machines' Kubernetes is the workload cluster (workload-cluster.ts). Their
 // credentials go into the operator's namespace, the way a user stores the real ones.
@@ -7,12 +7,14 @@ import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { ProxmoxClient } from "../proxmox/index.ts";
 import { SEED_HOMELAB_INVENTORY } from "../proxmox/simulator/inventory.ts";
 import { startProxmoxSimulator } from "../proxmox/simulator/server.ts";
 import type { Dial } from "../proxmox/transport.ts";
 import { startTalosSimulator } from "../talos/simulator/simulator.ts";
 import { followVmPower } from "./power.ts";
 import { SEED_NODES, SEED_PROXMOX, seedDial } from "./seed-addresses.ts";
+import { ensureSeedVms, SEED_VMS } from "./seed-vms.ts";
 import { talosWorkloadHook } from "./talos-hook.ts";
 import type { WorkloadCluster } from "./workload-cluster.ts";
 
@@ -49,6 +51,18 @@ export async function startLocalSimulators(options: {
   });
   let talos: Awaited<ReturnType<typeof startTalosSimulator>>;
   try {
+    const client = new ProxmoxClient({
+      url: proxmox.url,
+      tokenId: proxmox.tokenId,
+      tokenSecret: proxmox.tokenSecret,
+      tls: { caPem: proxmox.caPem },
+    });
+    try {
+      if ((await ensureSeedVms(client, options.dir)) === "created")
+        options.log?.(`Proxmox: the seed's ${SEED_VMS.length} VMs to migrate created and running`);
+    } finally {
+      await client.close();
+    }
     talos = await startTalosSimulator({
       nodes: SEED_NODES.map((n) => ({ name: n.talos, ip: n.loopback, advertisedIp: n.address })),
       stateFile: join(options.dir, "talos.json"),

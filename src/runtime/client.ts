@@ -430,11 +430,17 @@ export class KubeClient {
 
   /**
    * Server-side apply with the operator's single field manager. `force` defaults to true: the SSA docs
-   * recommend that controllers always force conflicts on objects they own and manage.
+   * recommend that controllers always force conflicts on objects they own and manage. `dryRun`: the
+   * server checks everything and stores nothing.
    */
   async apply<T extends KubeObject>(
     obj: T,
-    opts: { force?: boolean; subresource?: string; fieldManager?: string } & CallOptions = {},
+    opts: {
+      force?: boolean;
+      subresource?: string;
+      fieldManager?: string;
+      dryRun?: boolean;
+    } & CallOptions = {},
   ): Promise<T> {
     const path = await this.pathFor(gvkOf(obj), objectKeyOf(obj), opts.subresource);
     // An apply configuration must not carry managedFields (the API server rejects it); objects read back
@@ -443,7 +449,12 @@ export class KubeClient {
     return this.request<T>("PATCH", path, {
       body: { ...obj, metadata },
       contentType: "application/apply-patch+yaml",
-      query: { fieldManager: opts.fieldManager ?? this.fieldManager, force: opts.force ?? true },
+      query: {
+        fieldManager: opts.fieldManager ?? this.fieldManager,
+        force: opts.force ?? true,
+        // Validated, admitted and defaulted as a real apply, and nothing stored.
+        ...(opts.dryRun ? { dryRun: "All" } : {}),
+      },
       ...signalOnly(opts),
     });
   }

@@ -6,6 +6,8 @@ import { parseUpid } from "../../proxmox/index.ts";
 import { pollTask, taskAbout } from "./proxmox-tasks.ts";
 import { done, type Step, sourceOf, waiting } from "./step.ts";
 
+const RETRY_MS = 60_000;
+
 export const backupStep: Step = {
   condition: "BackedUp",
   async run(run) {
@@ -23,20 +25,35 @@ export const backupStep: Step = {
       if (t.running) return waiting("BackingUp", `vzdump task ${f.backupTask} running`, 2_000);
       const started = parseUpid(f.backupTask).starttime;
       f.backupTask = undefined;
-      if (!t.ok) return waiting("BackupFailed", `vzdump ended with ${t.exitstatus}; retrying`, 60_000);
+      if (!t.ok) {
+        f.backupFailedTime = run.now.toISOString();
+        return waiting("BackupFailed", `vzdump ended with ${t.exitstatus}; retrying in a minute`, RETRY_MS);
+      }
       const [archive] = await archives(started);
-      if (!archive)
+      if (!archive) {
+        f.backupFailedTime = run.now.toISOString();
         return waiting(
           "BackupMissing",
-          `vzdump said ${t.exitstatus} but ${backup.storage} holds no archive of VM ${vmid}; retrying`,
-          60_000,
+          `vzdump said ${t.exitstatus} but ${backup.storage} holds no archive of VM ${vmid}; retrying in a minute`,
+          RETRY_MS,
         );
+      }
       f.backupVolumeID = archive.volid;
+      f.backupFailedTime = undefined;
       return done(
         "BackupVerified",
         `backup ${archive.volid} (${archive.size} bytes) exists in ${backup.storage}`,
       );
     }
+    // A failed vzdump is retried a minute later: the status write that reports it wakes this again at
+    // once, and a full datastore would otherwise get a new backup many times a second.
+    const retryAt = f.backupFailedTime ? Date.parse(f.backupFailedTime) + RETRY_MS : 0;
+    if (run.now.getTime() < retryAt)
+      return waiting(
+        "BackupFailed",
+        `the last vzdump failed; retrying at ${new Date(retryAt).toISOString()}`,
+        retryAt - run.now.getTime() + 100,
+      );
     const since = Math.floor(Date.parse(f.stoppedTime ?? run.now.toISOString()) / 1000);
     const [adopted] = await archives(since);
     if (adopted) {

@@ -4,6 +4,7 @@
 import type { HomelabCluster } from "../../crds/homelab-cluster.ts";
 import type { WorkloadMigration } from "../../crds/workload-migration.ts";
 import { ProxmoxClient, type TlsTrust } from "../../proxmox/index.ts";
+import type { Dial } from "../../proxmox/transport.ts";
 import {
   KubeClient as Client,
   type KubeClient,
@@ -56,6 +57,7 @@ export async function proxmoxFor(
   wm: WorkloadMigration,
   cluster: HomelabCluster | undefined,
   signal: AbortSignal,
+  dial?: Dial,
 ): Promise<ProxmoxClient> {
   const src = proxmoxSource(wm, cluster);
   const tls: TlsTrust =
@@ -67,6 +69,7 @@ export async function proxmoxFor(
     tokenId: await secretValue(kube, src.credentialsRef, "tokenID"),
     tokenSecret: await secretValue(kube, src.credentialsRef, "secret"),
     tls,
+    ...(dial ? { dial } : {}),
   }).withSignal(signal);
 }
 

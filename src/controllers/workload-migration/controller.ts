@@ -4,6 +4,7 @@
 // never repeats a stop, backup or delete (each remembers its Proxmox task in status first).
 import type { HomelabCluster } from "../../crds/homelab-cluster.ts";
 import { WorkloadMigration } from "../../crds/workload-migration.ts";
+import type { Dial } from "../../proxmox/transport.ts";
 import type {
   ConditionInput,
   ControllerSpec,
@@ -51,6 +52,7 @@ const FIELD_NAMES = [
   "stopTask",
   "backupTask",
   "backupVolumeID",
+  "backupFailedTime",
   "approvedBy",
   "deleteTask",
   "ramFreedMiB",
@@ -58,6 +60,10 @@ const FIELD_NAMES = [
   "retiredTime",
   "startTask",
   "rollbackMessage",
+  "initialSyncTime",
+  "finalSyncStartedTime",
+  "finalSyncTime",
+  "rollbackSyncNote",
 ] as const satisfies readonly (keyof MigrationFields)[];
 
 export interface WorkloadMigrationControllerOptions {
@@ -65,6 +71,8 @@ export interface WorkloadMigrationControllerOptions {
   operatorNamespace: string;
   maxConcurrentReconciles?: number;
   now?: () => Date;
+  /** Where Proxmox connections go instead of the spec's address (local mode's seam to its simulator). */
+  dial?: Dial;
 }
 
 function carriedFields(wm: WorkloadMigration): MigrationFields {
@@ -201,7 +209,7 @@ async function reconcileMigration(
   // One list serves both the clusterRef lookup and the guard against any cluster's own VMs.
   const clusters = (await ctx.client.list(HOMELAB_CLUSTER)).items as unknown as HomelabCluster[];
   const cluster = clusters.find((c) => c.metadata?.name === wm.spec.clusterRef?.name);
-  const proxmox = await proxmoxFor(ctx.client, wm, cluster, ctx.signal);
+  const proxmox = await proxmoxFor(ctx.client, wm, cluster, ctx.signal, opts.dial);
   const vm = await proxmox.locateVm(source.vmid);
   const verdict = judgeSourceVm(wm, vm, clusters);
   if (!verdict.ok) {

@@ -1,7 +1,7 @@
 // Step 1: the targets exist in their cluster (server-side applied, so the API server validates every
 // object) and are Ready: a Deployment or StatefulSet with all replicas ready and available at its
 // current generation, a CronJob as soon as it exists.
-import type { KubeObject, OwnerReference } from "../../runtime/index.ts";
+import { ApiError, type KubeObject, type OwnerReference } from "../../runtime/index.ts";
 import { MANAGED_BY, MANAGED_BY_LABEL } from "./names.ts";
 import { done, failed, type Step, waiting } from "./step.ts";
 import { BUILT_KINDS, type Target, workloadObjects } from "./workloads.ts";
@@ -63,18 +63,53 @@ export const deployStep: Step = {
         kind: "Namespace",
         metadata: { name: run.wm.metadata.namespace, labels: { [MANAGED_BY_LABEL]: MANAGED_BY } },
       });
+    // With data to sync, the targets wait at zero replicas until the final sync succeeded (sync.ts).
+    const held = run.wm.spec.dataSync.method !== "None" && !run.fields.finalSyncTime;
+    // Every object of every target through the API server's validation and admission first, storing
+    // nothing: one refused object means none is created, rather than half a migration deployed.
+    const planned = targets.map((t) => ({
+      t,
+      objects: workloadObjects(run.wm, t, held ? 0 : 1, ownerRefs(run)),
+    }));
+    const refused: string[] = [];
+    for (const { objects } of planned)
+      for (const o of objects)
+        try {
+          await run.target.apply(o, { dryRun: true });
+        } catch (err) {
+          if (
+            !(err instanceof ApiError) ||
+            err.code < 400 ||
+            err.code >= 500 ||
+            err.code === 404 ||
+            err.code === 409
+          )
+            throw err;
+          refused.push(`${o.kind} ${o.metadata?.name}: ${err.message}`);
+        }
+    if (refused.length)
+      return failed(
+        "TargetRefused",
+        `the API server refused (dry run; nothing created): ${refused.join("; ")}`,
+      );
     const states: { name: string; ready: boolean; message?: string }[] = [];
-    for (const t of targets) {
-      const objects = workloadObjects(run.wm, t, 1, ownerRefs(run));
+    for (const { t, objects } of planned) {
       let workload: KubeObject | undefined;
       for (const o of objects) {
         const applied = await run.target.apply(o);
         if (o.kind !== "Service" && o.kind !== "PersistentVolumeClaim") workload = applied;
       }
-      const r = readiness(t, workload);
+      const r = held
+        ? { ready: false, message: "at zero replicas until the final data sync" }
+        : readiness(t, workload);
       states.push({ name: t.name, ready: r.ready, ...(r.message ? { message: r.message } : {}) });
     }
     run.fields.targets = states;
+    if (held)
+      return done(
+        "HeldForSync",
+        `${states.length} target(s) applied at zero replicas until the final data sync`,
+      );
     const notReady = states.filter((s) => !s.ready);
     if (notReady.length)
       return waiting("TargetsNotReady", notReady.map((s) => `${s.name}: ${s.message}`).join("; "));

@@ -6,6 +6,8 @@ import { ownerRefs } from "./deploy.ts";
 import { haSid } from "./names.ts";
 import { haResourceOf, pollTask, taskAbout } from "./proxmox-tasks.ts";
 import { done, failed, type MigrationRun, type StepOutcome, sourceOf, waiting } from "./step.ts";
+import { runSyncJob } from "./sync.ts";
+import { syncJobName } from "./sync-jobs.ts";
 import { isStateful, routeFor, servesTraffic, workloadObjects } from "./workloads.ts";
 
 export async function rollBack(run: MigrationRun): Promise<StepOutcome> {
@@ -24,9 +26,12 @@ export async function rollBack(run: MigrationRun): Promise<StepOutcome> {
       if (!isNotFound(err)) throw err;
     }
   }
-  for (const t of run.wm.spec.targets)
-    for (const o of workloadObjects(run.wm, t, 0, ownerRefs(run)))
-      if (o.kind !== "PersistentVolumeClaim") await run.target.apply(o);
+  // Targets are scaled down once deployed (status lists them; the dry run makes deploying all or
+  // nothing): a migration refused before that has nothing to scale, and applying would create it.
+  if (f.targets)
+    for (const t of run.wm.spec.targets)
+      for (const o of workloadObjects(run.wm, t, 0, ownerRefs(run)))
+        if (o.kind !== "PersistentVolumeClaim") await run.target.apply(o);
   if (!run.vm) {
     f.rollbackMessage = "Routes removed and targets scaled to zero (no source VM to start).";
     return done("RolledBack", f.rollbackMessage);
@@ -57,11 +62,52 @@ export async function rollBack(run: MigrationRun): Promise<StepOutcome> {
     return waiting("Starting", `VM ${vmid} start requested (task ${upid.raw})`, 2_000);
   }
   f.startTask = undefined;
+  const resumed = await resumeServices(run);
+  if (resumed) return resumed;
   const stateful = run.wm.spec.targets.filter(isStateful).map((t) => t.name);
   const writes =
     f.cutoverTime && stateful.length
       ? ` Targets ${stateful.join(", ")} are stateful and served traffic from ${f.cutoverTime}: what they wrote since stays in the cluster's volumes and is NOT on the VM.`
       : "";
-  f.rollbackMessage = `Routes removed, targets scaled to zero, VM ${vmid} running on ${vm.node}.${writes}`;
+  f.rollbackMessage = `Routes removed, targets scaled to zero, VM ${vmid} running on ${vm.node}.${writes}${f.rollbackSyncNote ?? ""}`;
   return done("RolledBack", f.rollbackMessage);
+}
+
+/**
+ * After the final sync began, the VM's services were stopped over SSH: a resume Job runs
+ * ssh.startCommand once the VM runs. Then the sync Jobs go and the sync is forgotten, so a migration
+ * taken up again copies anew (what the VM wrote since would otherwise be lost). Undefined when done.
+ */
+async function resumeServices(run: MigrationRun): Promise<StepOutcome | undefined> {
+  const f = run.fields;
+  const d = run.wm.spec.dataSync;
+  if (d.method === "None" || !(f.initialSyncTime || f.finalSyncStartedTime)) return undefined;
+  if (f.finalSyncStartedTime && d.method === "Rsync" && d.ssh?.startCommand) {
+    const r = await runSyncJob(run, "resume");
+    if (r.state === "running")
+      return waiting("ResumingServices", `${r.message} (ssh.startCommand on the VM)`, 2_000);
+    if (r.state === "failed")
+      return failed(
+        "ResumeFailed",
+        `${r.message}: the VM runs but its services stopped for the final sync may not; start them on the VM`,
+      );
+  }
+  const note =
+    f.finalSyncStartedTime && !(d.method === "Rsync" && d.ssh?.startCommand)
+      ? " The final sync had begun and no ssh.startCommand is set: start the services it stopped on the VM yourself."
+      : f.finalSyncStartedTime
+        ? " The VM's services were started again (ssh.startCommand)."
+        : "";
+  // The resume Job stays as the record of what ran; the next final sync removes it (sync.ts).
+  for (const phase of ["initial", "final"] as const)
+    await run.target.delete(
+      { apiVersion: "batch/v1", kind: "Job" },
+      { namespace: run.wm.metadata.namespace, name: syncJobName(run.wm, phase) },
+      { propagationPolicy: "Background", ignoreNotFound: true },
+    );
+  f.initialSyncTime = undefined;
+  f.finalSyncStartedTime = undefined;
+  f.finalSyncTime = undefined;
+  f.rollbackSyncNote = note;
+  return undefined;
 }

@@ -21,6 +21,7 @@ export interface MigrationFields {
   stopTask?: string;
   backupTask?: string;
   backupVolumeID?: string;
+  backupFailedTime?: string;
   approvedBy?: string;
   deleteTask?: string;
   startTask?: string;
@@ -28,6 +29,10 @@ export interface MigrationFields {
   diskFreedGiB?: number;
   retiredTime?: string;
   rollbackMessage?: string;
+  initialSyncTime?: string;
+  finalSyncStartedTime?: string;
+  finalSyncTime?: string;
+  rollbackSyncNote?: string;
 }
 
 export interface MigrationRun {

@@ -1,15 +1,135 @@
-// Step 2: data sync. This version moves stateless workloads only: a migration that declares Rsync is
-// stopped here, before its VM is touched, rather than cut over without its data.
-import { done, failed, type Step } from "./step.ts";
+// Step 2: data sync, as Jobs in the target cluster. A first Job copies while the VM still serves; then
+// a final Job (its services stopped first, for Rsync) copies what changed and proves the copy. The
+// targets stay at zero replicas until the final Job succeeded (deploy.ts), so nothing writes into the
+// volumes while they fill and nothing serves stale data; a failed Job stops the migration before
+// cutover. Decided from the live Jobs every pass: a restart finds the Job it created, a Job of an
+// earlier spec that failed is replaced once the spec changed, one of another migration is never trusted.
+import { isAlreadyExists, type KubeObject } from "../../runtime/index.ts";
+import { ownerRefs } from "./deploy.ts";
+import { done, failed, type MigrationRun, type Step, type StepOutcome, waiting } from "./step.ts";
+import {
+  SYNC_GENERATION_ANNOTATION,
+  SYNC_OWNER_ANNOTATION,
+  type SyncPhase,
+  syncJob,
+  syncJobName,
+  syncKeySecretName,
+} from "./sync-jobs.ts";
+
+const JOB = { apiVersion: "batch/v1", kind: "Job" } as const;
+const SECRET = { apiVersion: "v1", kind: "Secret" } as const;
+
+interface JobStatus {
+  active?: number;
+  succeeded?: number;
+  failed?: number;
+  conditions?: { type: string; status: string; reason?: string; message?: string }[];
+}
+
+export type JobOutcome =
+  | { state: "running"; message: string }
+  | { state: "succeeded"; message: string }
+  | { state: "failed"; message: string };
+
+/** The Secret the Rsync Job mounts: the user's own when the Job runs beside it, else a copy. */
+async function keySecretFor(run: MigrationRun): Promise<string> {
+  const ref = run.wm.spec.dataSync.ssh!.privateKeySecretRef;
+  if (run.local) return ref.name;
+  const source = await run.ctx.client.getOrUndefined<KubeObject & { data?: Record<string, string> }>(SECRET, {
+    namespace: run.wm.metadata.namespace,
+    name: ref.name,
+  });
+  const value = source?.data?.[ref.key];
+  if (value === undefined) throw new Error(`Secret ${ref.name} has no key ${ref.key}`);
+  const name = syncKeySecretName(run.wm);
+  await run.target.apply({
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: {
+      name,
+      namespace: run.wm.metadata.namespace,
+      labels: syncJob(run.wm, "initial", name, []).metadata!.labels,
+    },
+    type: "Opaque",
+    data: { [ref.key]: value },
+  });
+  return name;
+}
+
+/** Creates the Job of `phase` unless it exists, and reports how it stands. */
+export async function runSyncJob(run: MigrationRun, phase: SyncPhase): Promise<JobOutcome> {
+  const { wm } = run;
+  const key = { namespace: wm.metadata.namespace, name: syncJobName(wm, phase) };
+  const live = await run.target.getOrUndefined<KubeObject & { status?: JobStatus }>(JOB, key);
+  const annotations = live?.metadata?.annotations ?? {};
+  const finished = live?.status?.conditions?.find(
+    (c) => (c.type === "Complete" || c.type === "Failed") && c.status === "True",
+  );
+  const foreign = live !== undefined && annotations[SYNC_OWNER_ANNOTATION] !== (wm.metadata.uid ?? "");
+  const stale =
+    finished?.type === "Failed" &&
+    Number(annotations[SYNC_GENERATION_ANNOTATION] ?? 0) < (wm.metadata.generation ?? 0);
+  if (live && (foreign || stale)) {
+    await run.target.delete(JOB, key, { propagationPolicy: "Background", ignoreNotFound: true });
+    return {
+      state: "running",
+      message: `replacing Job ${key.name} (${foreign ? "not this migration's" : "failed under an earlier spec"})`,
+    };
+  }
+  if (!live) {
+    const keySecret = wm.spec.dataSync.method === "Rsync" ? await keySecretFor(run) : "";
+    // A resume Job of an earlier rollback must not pass for the next rollback's.
+    if (phase === "final")
+      await run.target.delete(
+        JOB,
+        { ...key, name: syncJobName(wm, "resume") },
+        { propagationPolicy: "Background", ignoreNotFound: true },
+      );
+    await run.ctx.fence(`create ${phase} sync Job ${key.name}`);
+    try {
+      await run.target.create(syncJob(wm, phase, keySecret, ownerRefs(run)));
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+    }
+    return { state: "running", message: `Job ${key.name} created` };
+  }
+  if (finished?.type === "Complete") return { state: "succeeded", message: `Job ${key.name} succeeded` };
+  if (finished?.type === "Failed")
+    return {
+      state: "failed",
+      message: `Job ${key.name} failed (${finished.reason ?? "Failed"}: ${finished.message ?? ""})`,
+    };
+  const s = live.status ?? {};
+  return {
+    state: "running",
+    message: `Job ${key.name}: ${s.active ?? 0} active, ${s.failed ?? 0} failed pod(s)`,
+  };
+}
 
 export const syncStep: Step = {
   condition: "DataSynced",
-  async run(run) {
+  async run(run): Promise<StepOutcome> {
+    const f = run.fields;
     if (run.wm.spec.dataSync.method === "None")
       return done("NoData", "dataSync.method None: nothing to copy");
-    return failed(
-      "SyncNotSupported",
-      "this operator version does not run rsync Jobs yet; the migration stops before cutover and the VM keeps running",
-    );
+    if (f.finalSyncTime) return done("Synced", `final sync succeeded at ${f.finalSyncTime}`);
+    if (!f.initialSyncTime) {
+      const first = await runSyncJob(run, "initial");
+      if (first.state === "running")
+        return waiting("InitialSync", `${first.message}; the VM keeps serving`, 2_000);
+      if (first.state === "failed")
+        return failed("SyncFailed", `${first.message}; nothing was cut over and the VM keeps serving`);
+      f.initialSyncTime = run.now.toISOString();
+    }
+    f.finalSyncStartedTime ??= run.now.toISOString();
+    const last = await runSyncJob(run, "final");
+    if (last.state === "running") return waiting("FinalSync", last.message, 2_000);
+    if (last.state === "failed")
+      return failed(
+        "SyncFailed",
+        `${last.message}; nothing was cut over and the targets stay at zero. The VM's services may be stopped for the final sync: set spec.rollback to start them again`,
+      );
+    f.finalSyncTime = run.now.toISOString();
+    return done("Synced", `${last.message}; final sync at ${f.finalSyncTime}, the targets start now`);
   },
 };

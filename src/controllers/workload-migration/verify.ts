@@ -12,6 +12,9 @@ export const verifyStep: Step = {
     const f = run.fields;
     const v = run.wm.spec.verify;
     if (f.verifiedTime) return done("ChecksPassed", `checks passed at ${f.verifiedTime}`);
+    const notReady = (f.targets ?? []).filter((t) => !t.ready);
+    if (notReady.length)
+      return waiting("TargetsNotReady", notReady.map((t) => `${t.name}: ${t.message}`).join("; "), 1_000);
     if (!f.verifyStartedTime) f.verifyStartedTime = run.now.toISOString();
     const deadline = Date.parse(f.verifyStartedTime) + parseDuration(v.timeout);
     const problems: string[] = [];

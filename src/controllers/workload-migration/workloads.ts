@@ -73,6 +73,15 @@ export function workloadObjects(
       },
     });
   } else if (t.kind === "StatefulSet") {
+    // Replica 0's claims, made ahead so a data sync can fill them before the first pod exists; the
+    // StatefulSet controller uses a claim of the name it would give.
+    for (const v of tpl.volumes)
+      out.push({
+        apiVersion: "v1",
+        kind: "PersistentVolumeClaim",
+        metadata: { ...meta, name: `${v.name}-${t.name}-0` },
+        spec: claimSpec(v),
+      });
     out.push({
       apiVersion: "apps/v1",
       kind: "StatefulSet",

@@ -1,0 +1,266 @@
+// Data sync as Jobs in the workload cluster, and the refusals that keep data safe. KWOK runs no
+// containers, so what rsync would copy is never claimed here: what is checked is the Job the operator
+// writes (its script, key, volumes), that the real job controller's verdict gates the migration, and
+// the order the records show — targets at zero until the final sync succeeded, cutover after it, the VM
+// stopped after cutover; a failed sync Job stops the migration with the VM serving, a failed backup
+// stops it before any delete, and rollback after the final sync starts the VM's services again.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { KubeObject } from "../../src/runtime/index.ts";
+import { adminKubeConfig } from "../harness/test-cluster.ts";
+import { waitFor } from "../harness/wait.ts";
+import {
+  createSourceVm,
+  type MigrationEnv,
+  NAMESPACE,
+  provideVolume,
+  startMigrationEnv,
+  upsMigration,
+} from "./operator.ts";
+
+const WM = { apiVersion: "homelab.shdr.ch/v1alpha1", kind: "WorkloadMigration" } as const;
+const JOB = { apiVersion: "batch/v1", kind: "Job" } as const;
+const ROUTE = { apiVersion: "gateway.networking.k8s.io/v1", kind: "HTTPRoute" } as const;
+const DEPLOYMENT = { apiVersion: "apps/v1", kind: "Deployment" } as const;
+const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nnot-a-real-key\n-----END OPENSSH PRIVATE KEY-----\n";
+
+interface Cond {
+  type: string;
+  status: string;
+  reason: string;
+  message: string;
+}
+interface Status {
+  phase?: string;
+  conditions?: Cond[];
+  [k: string]: unknown;
+}
+interface Job extends KubeObject {
+  spec: {
+    activeDeadlineSeconds?: number;
+    template: {
+      spec: {
+        containers: { image: string; command: string[]; env?: { name: string; value: string }[] }[];
+        volumes: { secret?: { secretName: string }; persistentVolumeClaim?: { claimName: string } }[];
+      };
+    };
+  };
+  status?: { completionTime?: string; conditions?: { type: string; status: string }[] };
+}
+
+let env: MigrationEnv;
+beforeAll(async () => {
+  env = await startMigrationEnv(adminKubeConfig());
+  await env.admin.apply({
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name: "vm-ssh", namespace: NAMESPACE },
+    type: "kubernetes.io/ssh-auth",
+    stringData: { "ssh-privatekey": KEY },
+  });
+}, 180_000);
+afterAll(async () => {
+  await env?.stop();
+});
+
+const statusOf = async (name: string): Promise<Status> =>
+  ((await env.admin.get<KubeObject>(WM, { namespace: NAMESPACE, name })).status ?? {}) as Status;
+const cond = (s: Status, type: string) => s.conditions?.find((c) => c.type === type);
+async function waitStatus(name: string, what: string, ok: (s: Status) => boolean, ms = 120_000) {
+  let last: Status = {};
+  return waitFor(
+    `${name}: ${what}`,
+    async () => (ok((last = await statusOf(name))) ? last : undefined),
+    ms,
+    200,
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}; last status ${JSON.stringify(last)}`);
+  });
+}
+const jobOf = (name: string) => env.workload.getOrUndefined<Job>(JOB, { namespace: NAMESPACE, name });
+const complete = (j: Job | undefined) =>
+  j?.status?.conditions?.some((c) => c.type === "Complete" && c.status === "True") ?? false;
+const replicasOf = async (name: string) =>
+  (await env.workload.getOrUndefined<KubeObject>(DEPLOYMENT, { namespace: NAMESPACE, name }))?.spec as
+    | { replicas?: number }
+    | undefined;
+const recordsOf = (vmid: number) =>
+  env.sim.records().filter((r) => r.vmid === vmid && r.kind !== "vm-create" && r.action !== "start");
+
+describe("WorkloadMigration data sync", () => {
+  it("Rsync: a first and a final Job, targets at zero until the final one succeeded, cutover after it; rollback starts the VM's services again", async () => {
+    const vm = { vmid: 1401, name: "ds-rsync", node: "neo", memoryMiB: 1024, diskGiB: 8, ha: true };
+    await createSourceVm(env.proxmox, vm);
+    await provideVolume(env.workload, "ds-rsync-peanut-data");
+    const wm = upsMigration("ds-rsync", vm, env, { spec: { decommission: { stopVM: true } } });
+    const spec = wm.spec as Record<string, unknown> & { targets: { template: Record<string, unknown> }[] };
+    spec.targets[1]!.template["volumes"] = [{ name: "data", mountPath: "/data", size: "1Gi" }];
+    spec["dataSync"] = {
+      method: "Rsync",
+      ssh: {
+        host: "10.0.2.20",
+        privateKeySecretRef: { name: "vm-ssh" },
+        stopCommand: "systemctl stop peanut",
+        startCommand: "systemctl start peanut",
+      },
+      paths: [{ from: "/srv/peanut", target: "ds-rsync-peanut", volume: "data" }],
+    };
+    await env.admin.create(wm);
+
+    // Sampled all along: never a replica while the final Job has not succeeded.
+    const samples: { replicas: number; finalDone: boolean }[] = [];
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const [d, final] = await Promise.all([replicasOf("ds-rsync-peanut"), jobOf("ds-rsync-sync-final")]);
+        if (d) samples.push({ replicas: d.replicas ?? 1, finalDone: complete(final) });
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+
+    const initial = await waitFor("the initial sync Job", () => jobOf("ds-rsync-sync-initial"), 60_000, 100);
+    const script = initial.spec.template.spec.containers[0]!.command.join(" ");
+    expect(initial.spec.template.spec.containers[0]!.image).toBe("instrumentisto/rsync-ssh:latest");
+    expect(script).toContain(
+      `rsync -aHAX --numeric-ids --delete -e "$SSH" 'root@10.0.2.20:/srv/peanut/' '/sync/ds-rsync-peanut/data/'`,
+    );
+    expect(script).not.toContain("systemctl stop peanut"); // the VM keeps serving during the first copy
+    const volumes = initial.spec.template.spec.volumes;
+    expect(volumes.map((v) => v.persistentVolumeClaim?.claimName).filter(Boolean)).toEqual([
+      "ds-rsync-peanut-data",
+    ]);
+    // The key reaches the workload cluster as a copy of the user's Secret, never in the Job's spec.
+    const keySecret = volumes.find((v) => v.secret)!.secret!.secretName;
+    const copy = await env.workload.get<KubeObject & { data: Record<string, string> }>(
+      { apiVersion: "v1", kind: "Secret" },
+      { namespace: NAMESPACE, name: keySecret },
+    );
+    expect(Buffer.from(copy.data["ssh-privatekey"]!, "base64").toString()).toBe(KEY);
+    expect(JSON.stringify(initial)).not.toContain("not-a-real-key");
+
+    const cut = await waitStatus("ds-rsync", "VM stopped", (s) => cond(s, "VMStopped")?.status === "True");
+    sampling = false;
+    await sampler;
+    const final = (await jobOf("ds-rsync-sync-final"))!;
+    const finalScript = final.spec.template.spec.containers[0]!.command.join(" ");
+    expect(finalScript.indexOf("'systemctl stop peanut'")).toBeGreaterThan(-1);
+    expect(finalScript.indexOf("'systemctl stop peanut'")).toBeLessThan(finalScript.indexOf("rsync -aHAX "));
+    expect(finalScript).toContain("--checksum --itemize-changes");
+    expect(complete(final)).toBe(true);
+    expect(samples.length).toBeGreaterThan(5);
+    expect(samples.filter((x) => x.replicas > 0 && !x.finalDone)).toEqual([]);
+    expect(samples.some((x) => x.replicas === 0)).toBe(true);
+    expect((await replicasOf("ds-rsync-peanut"))?.replicas).toBe(1);
+    const finalAt = Date.parse(String(cut["finalSyncTime"]));
+    expect(Date.parse(String(cut["initialSyncTime"]))).toBeLessThanOrEqual(finalAt);
+    expect(Date.parse(final.status!.completionTime!)).toBeLessThanOrEqual(
+      Date.parse(String(cut["cutoverTime"])),
+    );
+    expect(finalAt).toBeLessThanOrEqual(Date.parse(String(cut["cutoverTime"])));
+    const [shutdown] = recordsOf(1401);
+    expect(shutdown?.action).toBe("shutdown");
+    expect(shutdown!.at).toBeGreaterThanOrEqual(Date.parse(String(cut["cutoverTime"])));
+
+    await env.admin.patch(
+      WM,
+      { namespace: NAMESPACE, name: "ds-rsync" },
+      { spec: { rollback: true } },
+      "merge",
+    );
+    const back = await waitStatus("ds-rsync", "rolled back", (s) => s.phase === "RolledBack");
+    expect((await env.proxmox.locateVm(1401))?.status).toBe("running");
+    const resume = (await jobOf("ds-rsync-sync-resume"))!;
+    expect(resume.spec.template.spec.containers[0]!.command.join(" ")).toContain("'systemctl start peanut'");
+    expect(complete(resume)).toBe(true);
+    // The copies are forgotten: a migration taken up again syncs anew.
+    expect(await jobOf("ds-rsync-sync-initial")).toBeUndefined();
+    expect(await jobOf("ds-rsync-sync-final")).toBeUndefined();
+    expect(back["finalSyncTime"]).toBeUndefined();
+    expect(String(back["rollbackMessage"])).toContain("services were started again");
+  }, 200_000);
+
+  it("a failed sync Job refuses cutover and leaves the VM serving; after the spec is fixed a new Job runs and it goes on", async () => {
+    const vm = { vmid: 1402, name: "ds-fail", node: "trinity", memoryMiB: 1024, diskGiB: 8 };
+    await createSourceVm(env.proxmox, vm);
+    const wm = upsMigration("ds-fail", vm, env, { spec: { decommission: { stopVM: true } } });
+    // The user's dump Job, pinned to a node that does not exist: the real job controller fails it at
+    // its deadline, as it would a dump that hangs.
+    (wm.spec as Record<string, unknown>)["dataSync"] = {
+      method: "Job",
+      job: {
+        backoffLimit: 0,
+        activeDeadlineSeconds: 3,
+        template: {
+          spec: {
+            restartPolicy: "Never",
+            nodeSelector: { "kubernetes.io/hostname": "no-such-node" },
+            containers: [{ name: "dump", image: "postgres:17", command: ["sh", "-c", "pg_dump ..."] }],
+          },
+        },
+      },
+    };
+    await env.admin.create(wm);
+    const failed = await waitStatus("ds-fail", "failed", (s) => s.phase === "Failed");
+    expect(cond(failed, "DataSynced")).toMatchObject({ status: "False", reason: "SyncFailed" });
+    expect(cond(failed, "DataSynced")?.message).toContain("DeadlineExceeded");
+    expect(cond(failed, "DataSynced")?.message).toContain("VM keeps serving");
+    const job = (await jobOf("ds-fail-sync-initial"))!;
+    expect(job.spec.template.spec.containers[0]!.env).toContainEqual({
+      name: "SYNC_PHASE",
+      value: "initial",
+    });
+    await new Promise((r) => setTimeout(r, 3_000));
+    const still = await statusOf("ds-fail");
+    expect(still.phase).toBe("Failed");
+    expect(cond(still, "CutOver")).toBeUndefined();
+    expect(
+      await env.workload.getOrUndefined(ROUTE, { namespace: NAMESPACE, name: "ds-fail-peanut" }),
+    ).toBeUndefined();
+    expect((await replicasOf("ds-fail-peanut"))?.replicas).toBe(0);
+    expect((await env.proxmox.locateVm(1402))?.status).toBe("running");
+    expect(recordsOf(1402)).toEqual([]);
+
+    // Fixed (no pin): the failed Job of the old spec is replaced, both syncs run, and it cuts over.
+    await env.admin.patch(
+      WM,
+      { namespace: NAMESPACE, name: "ds-fail" },
+      [{ op: "remove", path: "/spec/dataSync/job/template/spec/nodeSelector" }],
+      "json",
+    );
+    const on = await waitStatus("ds-fail", "cut over", (s) => cond(s, "CutOver")?.status === "True");
+    expect(cond(on, "DataSynced")?.status).toBe("True");
+    const final = (await jobOf("ds-fail-sync-final"))!;
+    expect(final.spec.template.spec.containers[0]!.env).toContainEqual({
+      name: "SYNC_PHASE",
+      value: "final",
+    });
+  }, 200_000);
+
+  it("a failed backup refuses retirement: approved and past its grace period, the VM is not deleted", async () => {
+    const vm = { vmid: 1403, name: "ds-nobackup", node: "niobe", memoryMiB: 1024, diskGiB: 8 };
+    await createSourceVm(env.proxmox, vm);
+    env.sim.faults.set({ failTasks: [{ type: "vzdump", id: "1403", message: "pbs: datastore full" }] });
+    const wm = upsMigration("ds-nobackup", vm, env, {
+      spec: {
+        decommission: { stopVM: true, backup: { storage: "pbs" }, deleteAfter: "1s", requireApproval: true },
+      },
+    });
+    wm.metadata!.annotations = { "homelab.shdr.ch/approve-retirement": "true" };
+    await env.admin.create(wm);
+    const s = await waitStatus(
+      "ds-nobackup",
+      "backup failed",
+      (x) => cond(x, "BackedUp")?.reason === "BackupFailed",
+    );
+    expect(cond(s, "BackedUp")?.status).toBe("False");
+    await new Promise((r) => setTimeout(r, 4_000));
+    const later = await statusOf("ds-nobackup");
+    expect(cond(later, "Retired")).toBeUndefined();
+    expect(later["backupVolumeID"]).toBeUndefined();
+    expect((await env.proxmox.locateVm(1403))?.status).toBe("stopped");
+    // One vzdump, failed (the next waits a minute), and no delete.
+    expect(recordsOf(1403).map((r) => `${r.kind}:${r.exitstatus}`)).toEqual([
+      "power:OK",
+      "backup:pbs: datastore full",
+    ]);
+  }, 120_000);
+});

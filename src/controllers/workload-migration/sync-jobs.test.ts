@@ -1,0 +1,67 @@
+// The Rsync Job's script, attacked through the spec: paths and commands reach sh only quoted, so a
+// quote or a ; in them is data, never a second command. Run by a real sh with echo for ssh and rsync.
+import { execFileSync } from "node:child_process";
+import { describe, expect, it } from "vitest";
+import type { WorkloadMigration } from "../../crds/workload-migration.ts";
+import { rsyncScript, shQuote, syncJob } from "./sync-jobs.ts";
+
+const wm = (from: string, stopCommand: string) =>
+  ({
+    metadata: { name: "m", namespace: "infra", uid: "u1", generation: 3 },
+    spec: {
+      targets: [{ name: "app", kind: "Deployment", template: { image: "x", volumes: [{ name: "data" }] } }],
+      dataSync: {
+        method: "Rsync",
+        image: "instrumentisto/rsync-ssh:latest",
+        timeout: "90s",
+        ssh: {
+          host: "10.0.2.20",
+          user: "root",
+          privateKeySecretRef: { name: "k", key: "ssh-privatekey" },
+          stopCommand,
+        },
+        paths: [{ from, target: "app", volume: "data" }],
+      },
+    },
+  }) as unknown as WorkloadMigration;
+
+/** Runs the script with ssh and rsync replaced by functions that print their arguments, one a line. */
+function argsSeen(script: string): string[] {
+  // To stderr, which goes to the caller: the checksum pass's $(…) must read nothing, as when in sync.
+  const stubs = `exec 2>&1; ssh() { for a in "$@"; do printf 'ssh:%s\\n' "$a" >&2; done; }; rsync() { for a in "$@"; do printf 'rsync:%s\\n' "$a" >&2; done; }`;
+  return execFileSync("sh", ["-c", `${stubs}\n${script}`], {
+    encoding: "utf8",
+  })
+    .trim()
+    .split("\n");
+}
+
+describe("the Rsync Job", () => {
+  it("passes a path with quotes and ; to rsync as one argument", () => {
+    const evil = "/srv/a'; touch /tmp/pwned; echo '";
+    const seen = argsSeen(rsyncScript(wm(evil, "systemctl stop app"), "initial"));
+    expect(seen).toContain(`rsync:root@10.0.2.20:${evil}/`);
+    expect(seen.some((l) => l.includes("pwned") && !l.startsWith("rsync:"))).toBe(false);
+  });
+
+  it("sends the stop command to the VM as one ssh argument, before the copy, in the final run only", () => {
+    const stop = "docker compose stop; echo 'done'";
+    const final = argsSeen(rsyncScript(wm("/srv/app", stop), "final"));
+    expect(final.indexOf(`ssh:${stop}`)).toBeGreaterThan(-1);
+    expect(final.indexOf(`ssh:${stop}`)).toBeLessThan(final.indexOf("rsync:-aHAX"));
+    expect(argsSeen(rsyncScript(wm("/srv/app", stop), "initial"))).not.toContain(`ssh:${stop}`);
+  });
+
+  it("is marked with the migration's uid and generation, and its deadline is dataSync.timeout", () => {
+    const job = syncJob(wm("/srv/app", "x"), "final", "m-sync-ssh", []);
+    expect(job.metadata?.annotations).toEqual({
+      "homelab.shdr.ch/migration-uid": "u1",
+      "homelab.shdr.ch/migration-generation": "3",
+    });
+    expect((job.spec as { activeDeadlineSeconds: number }).activeDeadlineSeconds).toBe(90);
+  });
+
+  it("quotes like sh expects", () => {
+    expect(execFileSync("sh", ["-c", `printf %s ${shQuote("it's")}`], { encoding: "utf8" })).toBe("it's");
+  });
+});
