@@ -129,11 +129,13 @@ export async function upgradeTalos(scope: Scope): Promise<Outcome> {
   }
 
   const inFlight = rollout?.node ? spec.nodes.find((n) => n.name === rollout.node) : undefined;
-  // A node only being drained for a rollout the spec no longer asks for (a new version or schematic)
-  // has had nothing done to it yet: let it go and plan again. One whose upgrade was requested finishes.
+  // A node only drained (or whose request was refused) for a rollout the spec no longer asks for (a new
+  // version or schematic) has had nothing done to it yet: let it go and plan again. One whose upgrade
+  // was requested finishes.
   if (
     inFlight &&
-    rollout?.stage === "Draining" &&
+    rollout &&
+    (rollout.stage === "Draining" || !rollout.requestedTime) &&
     (rollout.target !== target || rollout.image !== imageFor(scope, rollout.version))
   ) {
     await setUnschedulable(scope.workload(scope.kubeconfig ?? ""), inFlight.name, false);
@@ -220,6 +222,8 @@ export async function upgradeTalos(scope: Scope): Promise<Outcome> {
     startedTime: new Date().toISOString(),
   };
   setRollout(scope, started);
+  // Recorded before the cordon: a restart finds the node it cordoned even if the spec changed meanwhile.
+  await scope.writeProgress();
   milestone(scope, "NodeUpgradeStarted", "Upgrade", `${next.name}: draining for Talos ${version} (${step})`);
   return continueNode(scope, started, next);
 }
@@ -308,7 +312,7 @@ async function requestUpgrade(scope: Scope, rollout: Rollout, node: SpecNode): P
   // Never with fewer than all members healthy: with three, the node going down leaves two.
   const unhealthy = await etcdProblems(scope);
   if (unhealthy.length) {
-    setRollout(scope, { ...rollout, stage: "Upgrading", requestedTime: undefined });
+    setRollout(scope, { ...rollout, requestedTime: undefined });
     return waiting("EtcdUnhealthy", `not upgrading ${node.name}: ${unhealthy.join("; ")}`, poll);
   }
   const now = new Date().toISOString();
