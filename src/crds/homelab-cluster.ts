@@ -558,7 +558,19 @@ const HomelabClusterStatus = z
       .describe("The Talos nocloud image on Proxmox."),
     nodes: mapListOf(NodeStatus, "name", 32).optional().describe("Per-node state, keyed by name."),
     upgrade: z
-      .object({ talos: TalosRollout.optional() })
+      .object({
+        talos: TalosRollout.optional(),
+        kubernetes: z
+          .object({
+            target: text(32).describe("The kubernetes.version being rolled out."),
+            step: text(128).describe(
+              "node/component being upgraded, e.g. talos-neo/kube-scheduler or talos-neo/kubelet.",
+            ),
+            startedTime: text(64).describe("When this step began (RFC 3339): healthTimeout counts from it."),
+          })
+          .optional()
+          .describe("The Kubernetes upgrade in progress."),
+      })
       .optional()
       .describe("Rollouts in progress, so a restarted operator resumes where it stopped."),
     components: mapListOf(ComponentStatus, "name", 32)

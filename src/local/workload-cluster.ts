@@ -27,6 +27,8 @@ export interface NodeRegistration {
   taints?: { key: string; value?: string; effect: "NoSchedule" | "PreferNoSchedule" | "NoExecute" }[];
   /** What Talos reports as the node's OS image. */
   osImage?: string;
+  /** Static pods the kubelet runs from its machine config: published as mirror pods in kube-system. */
+  staticPods?: readonly { name: string; image: string }[];
 }
 
 export interface WorkloadCluster {
@@ -173,6 +175,7 @@ export async function registerNode(client: KubeClient, node: NodeRegistration): 
         spec: { ...(node.taints?.length ? { taints: node.taints } : {}) },
         status: { ...status, conditions },
       });
+      await syncMirrorPods(client, node);
       return;
     } catch (err) {
       // Another registration of the same kubelet got there first: update it as below.
@@ -182,4 +185,68 @@ export async function registerNode(client: KubeClient, node: NodeRegistration): 
   // A kubelet that starts again finds its Node: it updates its labels and what it reports about itself.
   await client.patch(gvk, { name: node.name }, { metadata: { labels } }, "merge");
   await client.patchStatus(gvk, { name: node.name }, status);
+  await syncMirrorPods(client, node);
+}
+
+const MIRROR_ANNOTATION = "kubernetes.io/config.mirror";
+
+/**
+ * The kubelet's mirror pods for its static pods: `<name>-<node>` in kube-system, annotated as mirrors,
+ * owned by the Node. A static pod whose manifest changed is a new pod to the kubelet, so its mirror is
+ * deleted and created again (with the new image); one no longer in the config goes.
+ */
+export async function syncMirrorPods(client: KubeClient, node: NodeRegistration): Promise<void> {
+  const pods = node.staticPods ?? [];
+  const POD = { apiVersion: "v1", kind: "Pod" };
+  const owner = await client.get<KubeObject>({ apiVersion: "v1", kind: "Node" }, { name: node.name });
+  const existing = await client.list<KubeObject & { spec?: { containers?: { image?: string }[] } }>(POD, {
+    namespace: "kube-system",
+    fieldSelector: `spec.nodeName=${node.name}`,
+  });
+  const mirrors = existing.items.filter((p) => p.metadata?.annotations?.[MIRROR_ANNOTATION] !== undefined);
+  for (const m of mirrors) {
+    const want = pods.find((p) => `${p.name}-${node.name}` === m.metadata?.name);
+    if (want && m.spec?.containers?.[0]?.image === want.image && !m.metadata?.deletionTimestamp) continue;
+    const key = { namespace: "kube-system", name: m.metadata?.name ?? "" };
+    await client.delete(POD, key, { ignoreNotFound: true });
+    // KWOK finishes the deletion; the new mirror takes the same name, so wait for the old one to go.
+    for (let i = 0; i < 100 && (await client.getOrUndefined(POD, key)); i++)
+      await new Promise((r) => setTimeout(r, 100));
+  }
+  for (const p of pods) {
+    const name = `${p.name}-${node.name}`;
+    const current = mirrors.find((m) => m.metadata?.name === name);
+    if (current && current.spec?.containers?.[0]?.image === p.image && !current.metadata?.deletionTimestamp)
+      continue;
+    try {
+      await client.create<KubeObject>({
+        ...POD,
+        metadata: {
+          name,
+          namespace: "kube-system",
+          labels: { component: p.name, tier: "control-plane" },
+          annotations: { [MIRROR_ANNOTATION]: p.image, "kubernetes.io/config.source": "file" },
+          ownerReferences: [
+            {
+              apiVersion: "v1",
+              kind: "Node",
+              name: node.name,
+              uid: owner.metadata?.uid ?? "",
+              controller: true,
+            },
+          ],
+        },
+        spec: {
+          nodeName: node.name,
+          hostNetwork: true,
+          priorityClassName: "system-node-critical",
+          tolerations: [{ operator: "Exists" }],
+          containers: [{ name: p.name, image: p.image }],
+        },
+      });
+    } catch (err) {
+      // Another registration of the same kubelet made it meanwhile.
+      if (!isAlreadyExists(err)) throw err;
+    }
+  }
 }

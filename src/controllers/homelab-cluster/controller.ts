@@ -27,6 +27,7 @@ import { ProxmoxClients } from "./proxmox-connection.ts";
 import type { ControllerOptions, NodeStatus, Scope, Timings } from "./scope.ts";
 import { ensureSecrets } from "./secrets.ts";
 import { bootstrapEtcd, configureNodes } from "./talos.ts";
+import { upgradeKubernetes } from "./upgrade-kubernetes.ts";
 import { upgradeTalos } from "./upgrade-talos.ts";
 import { validate } from "./validate.ts";
 import { ensureVms } from "./vms.ts";
@@ -47,6 +48,8 @@ const PHASES: { condition: string; phase: Phase; run: (scope: Scope) => Promise<
   { condition: "KubernetesHealthy", phase: "Bootstrapping", run: checkHealth },
   // Day 2: runs only on a healthy cluster, so nothing is upgraded past a failing earlier phase.
   { condition: "TalosUpToDate", phase: "Upgrading", run: upgradeTalos },
+  // After Talos: one rollout at a time, and a Kubernetes upgrade only on nodes that run the target Talos.
+  { condition: "KubernetesUpToDate", phase: "Upgrading", run: upgradeKubernetes },
 ];
 export const PHASE_CONDITIONS = PHASES.map((p) => p.condition);
 

@@ -16,6 +16,7 @@ import { blocked, done, type Outcome, waiting } from "./outcome.ts";
 import { milestone, nodeStatus, type Scope } from "./scope.ts";
 import { adminClient, withClient } from "./talos.ts";
 import { lowestVersion, talosPath, upgradeOrder } from "./upgrade-plan.ts";
+import { setUpgradePart } from "./upgrade-status.ts";
 
 type Rollout = NonNullable<NonNullable<Scope["previous"]["upgrade"]>["talos"]>;
 type SpecNode = Scope["spec"]["nodes"][number];
@@ -39,8 +40,7 @@ function imageFor(scope: Scope, version: string): string {
 }
 
 function setRollout(scope: Scope, rollout: Rollout | undefined): void {
-  // Undefined (not {}): the field is left out of the status apply, so it goes.
-  scope.status.upgrade = rollout ? { ...scope.previous.upgrade, talos: rollout } : undefined;
+  setUpgradePart(scope, "talos", rollout);
 }
 
 async function factoryVersions(scope: Scope): Promise<string[]> {
@@ -128,8 +128,25 @@ export async function upgradeTalos(scope: Scope): Promise<Outcome> {
       s.installImage = imageFor(scope, s.talosVersion);
   }
 
-  if (rollout?.node && spec.nodes.some((n) => n.name === rollout.node))
-    return continueNode(scope, rollout, spec.nodes.find((n) => n.name === rollout.node)!);
+  const inFlight = rollout?.node ? spec.nodes.find((n) => n.name === rollout.node) : undefined;
+  // A node only drained (or whose request was refused) for a rollout the spec no longer asks for (a new
+  // version or schematic) has had nothing done to it yet: let it go and plan again. One whose upgrade
+  // was requested finishes.
+  if (
+    inFlight &&
+    rollout &&
+    (rollout.stage === "Draining" || !rollout.requestedTime) &&
+    (rollout.target !== target || rollout.image !== imageFor(scope, rollout.version))
+  ) {
+    await setUnschedulable(scope.workload(scope.kubeconfig ?? ""), inFlight.name, false);
+    setRollout(scope, undefined);
+    return waiting(
+      "Upgrading",
+      `${inFlight.name}: drain for ${rollout.image} stopped, the spec changed; planning again`,
+      poll,
+    );
+  }
+  if (inFlight && rollout) return continueNode(scope, rollout, inFlight);
 
   const versions = spec.nodes.map((n) => scope.nodes.get(n.name)?.talosVersion ?? "");
   if (versions.some((v) => !v))
@@ -205,6 +222,8 @@ export async function upgradeTalos(scope: Scope): Promise<Outcome> {
     startedTime: new Date().toISOString(),
   };
   setRollout(scope, started);
+  // Recorded before the cordon: a restart finds the node it cordoned even if the spec changed meanwhile.
+  await scope.writeProgress();
   milestone(scope, "NodeUpgradeStarted", "Upgrade", `${next.name}: draining for Talos ${version} (${step})`);
   return continueNode(scope, started, next);
 }
@@ -293,7 +312,7 @@ async function requestUpgrade(scope: Scope, rollout: Rollout, node: SpecNode): P
   // Never with fewer than all members healthy: with three, the node going down leaves two.
   const unhealthy = await etcdProblems(scope);
   if (unhealthy.length) {
-    setRollout(scope, { ...rollout, stage: "Upgrading", requestedTime: undefined });
+    setRollout(scope, { ...rollout, requestedTime: undefined });
     return waiting("EtcdUnhealthy", `not upgrading ${node.name}: ${unhealthy.join("; ")}`, poll);
   }
   const now = new Date().toISOString();

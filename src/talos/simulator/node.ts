@@ -33,6 +33,22 @@ export interface NodeConfigState {
   kubeletVersion: string;
   /** cluster.allowSchedulingOnControlPlanes: without it Talos taints control planes NoSchedule. */
   allowSchedulingOnControlPlanes: boolean;
+  /** The control-plane static pods the config makes the kubelet run (none on a worker). */
+  staticPods: StaticPod[];
+}
+
+export interface StaticPod {
+  /** kube-apiserver, kube-controller-manager or kube-scheduler. */
+  name: string;
+  image: string;
+}
+
+/** One ApplyConfiguration that took effect (or was staged), as the node recorded it. */
+export interface AppliedConfig {
+  at: number;
+  /** The mode it took effect in: REBOOT, STAGED or NO_REBOOT. */
+  mode: string;
+  yaml: string;
 }
 
 export interface NodeFaults {
@@ -131,7 +147,20 @@ function parseConfig(yaml: string): NodeConfigState {
     installImage: v1.machine.install?.image ?? "",
     kubeletVersion: VERSION_RE.exec(String(v1.machine.kubelet?.image ?? ""))?.[1] ?? "",
     allowSchedulingOnControlPlanes: v1.cluster?.allowSchedulingOnControlPlanes === true,
+    staticPods: role === "controlplane" ? staticPods(docs, v1) : [],
   };
+}
+
+/** Talos' defaults when the config names no image (registry.k8s.io/<component>:<kubelet's version>). */
+function staticPods(docs: Any[], v1: Any): StaticPod[] {
+  // Talos ≥ 1.14 carries the API server in its own document; before, in cluster.apiServer.
+  const apiServerDoc = docs.find((d) => d?.kind === "KubeAPIServerConfig");
+  const image = (name: string, configured: unknown) => ({ name, image: String(configured ?? "") });
+  return [
+    image("kube-apiserver", apiServerDoc?.image ?? v1.cluster?.apiServer?.image),
+    image("kube-controller-manager", v1.cluster?.controllerManager?.image),
+    image("kube-scheduler", v1.cluster?.scheduler?.image),
+  ].filter((p) => p.image !== "");
 }
 
 type AnyCall =
@@ -190,6 +219,8 @@ export class SimulatedNode {
   readonly faults: NodeFaults = { slowRebootMs: 0, failUpgrade: null, installFails: false };
   /** Every RPC that reached this node, full method name (tests assert on it). */
   readonly calls: string[] = [];
+  /** Every configuration applied to it, in order (tests read the static-pod images from them). */
+  readonly applied: AppliedConfig[] = [];
   private server: grpc.Server | null = null;
   private applyInProgress = false;
   private readonly ctx: SimulatorContext;
@@ -624,6 +655,16 @@ export class SimulatedNode {
       }
       this.applyInProgress = true;
       try {
+        this.applied.push({
+          at: Date.now(),
+          mode:
+            this.mode === "maintenance" || mode === "REBOOT"
+              ? "REBOOT"
+              : mode === "STAGED"
+                ? "STAGED"
+                : "NO_REBOOT",
+          yaml: parsed.yaml,
+        });
         if (this.mode === "maintenance" || mode === "REBOOT") {
           this.stagedConfig = parsed;
           this.scheduleReboot("configuration applied");
@@ -643,7 +684,15 @@ export class SimulatedNode {
             ],
           };
         }
+        const before = this.config;
         this.config = parsed;
+        // Talos restarts the kubelet on a new kubelet image and the kubelet its static pods on new
+        // manifests: both report to the cluster again, as at boot.
+        if (
+          before?.kubeletVersion !== parsed.kubeletVersion ||
+          JSON.stringify(before?.staticPods) !== JSON.stringify(parsed.staticPods)
+        )
+          this.ctx.nodeRunning(this);
         return {
           messages: [
             { mode: "NO_REBOOT", modeDetails: "Applied configuration without a reboot", warnings: [] },

@@ -7,7 +7,14 @@ import { createServer } from "node:net";
 import { TALOS_API_PORT } from "../client/talos-client.ts";
 import { DEFAULT_TALOS_VERSION } from "../config/defaults.ts";
 import { type BootstrapRecord, type EtcdMemberState, SimulatedEtcd } from "./etcd.ts";
-import { type NodeMode, type NodeState, SimulatedNode, type SimulatorContext } from "./node.ts";
+import {
+  type AppliedConfig,
+  type NodeMode,
+  type NodeState,
+  SimulatedNode,
+  type SimulatorContext,
+  type StaticPod,
+} from "./node.ts";
 
 export interface SimulatorNodeSpec {
   name: string;
@@ -36,6 +43,8 @@ export interface JoinedNode {
   clusterName: string;
   /** False for a control plane of a cluster without allowSchedulingOnControlPlanes (Talos taints it). */
   schedulable: boolean;
+  /** The static pods its kubelet runs from the machine config (control planes: API server, controller manager, scheduler). */
+  staticPods: StaticPod[];
 }
 
 /**
@@ -108,6 +117,8 @@ export interface NodeSnapshot {
   image: string | null;
   role: "controlplane" | "worker" | null;
   configYaml: string | null;
+  /** Every configuration applied to the node, in order. */
+  applied: readonly AppliedConfig[];
   reboots: number;
   etcdMemberId: string | null;
   calls: readonly string[];
@@ -184,9 +195,12 @@ export async function startTalosSimulator(options: TalosSimulatorOptions): Promi
 
   // The kubelet keeps retrying its registration until the API server takes it, as long as it runs.
   const joining = new Set<string>();
+  // Announced again while a registration runs (a config changed meanwhile): run once more after it.
+  const again = new Set<string>();
   const announce = (node: SimulatedNode) => {
     const hook = options.workloadCluster;
     const config = node.config;
+    if (joining.has(node.name)) again.add(node.name);
     if (!hook || !config || stopped || joining.has(node.name)) return;
     if (!etcds.get(config.clusterId)?.bootstrapped) return;
     joining.add(node.name);
@@ -197,19 +211,21 @@ export async function startTalosSimulator(options: TalosSimulatorOptions): Promi
       kubeletVersion: config.kubeletVersion,
       clusterName: config.clusterName,
       schedulable: config.role === "worker" || config.allowSchedulingOnControlPlanes,
+      staticPods: config.staticPods,
+    };
+    const finished = () => {
+      joining.delete(node.name);
+      if (again.delete(node.name)) announce(node);
     };
     const attempt = () => {
       if (stopped || node.mode !== "running") {
-        joining.delete(node.name);
+        finished();
         return;
       }
-      hook.nodeJoined(joined).then(
-        () => joining.delete(node.name),
-        (err: unknown) => {
-          log(`${node.name}: kubelet registration failed, retrying: ${(err as Error).message}`);
-          setTimeout(attempt, JOIN_RETRY_MS);
-        },
-      );
+      hook.nodeJoined(joined).then(finished, (err: unknown) => {
+        log(`${node.name}: kubelet registration failed, retrying: ${(err as Error).message}`);
+        setTimeout(attempt, JOIN_RETRY_MS);
+      });
     };
     attempt();
   };
@@ -332,6 +348,7 @@ export async function startTalosSimulator(options: TalosSimulatorOptions): Promi
         image: n.image,
         role: n.config?.role ?? null,
         configYaml: n.config?.yaml ?? null,
+        applied: [...n.applied],
         reboots: n.reboots,
         etcdMemberId: etcd?.memberOf(n.name)?.id ?? null,
         calls: [...n.calls],

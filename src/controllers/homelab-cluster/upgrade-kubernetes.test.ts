@@ -1,0 +1,60 @@
+import { describe, expect, it } from "vitest";
+import type { HomelabCluster } from "../../crds/homelab-cluster.ts";
+import { type Live, skewProblem } from "./upgrade-kubernetes.ts";
+
+const spec = {
+  nodes: [
+    { name: "cp1", role: "controlplane" },
+    { name: "w1", role: "worker" },
+  ],
+} as unknown as HomelabCluster["spec"];
+
+function live(apiServer: string, kubelet: string): Live {
+  const pod = (version: string) => ({ version, running: true });
+  return {
+    staticPods: new Map([
+      [
+        "cp1",
+        new Map([
+          ["kube-apiserver", pod(apiServer)],
+          ["kube-controller-manager", pod(apiServer)],
+          ["kube-scheduler", pod(apiServer)],
+        ] as const),
+      ],
+    ]),
+    nodes: new Map([
+      ["cp1", { kubelet, ready: true }],
+      ["w1", { kubelet, ready: true }],
+    ]),
+    readinessMatters: true,
+  };
+}
+
+describe("skewProblem (Kubernetes version skew policy)", () => {
+  it("allows the same version, a patch and the next minor", () => {
+    expect(skewProblem("v1.34.1", live("v1.34.1", "v1.34.1"), spec)).toBeUndefined();
+    expect(skewProblem("v1.34.3", live("v1.34.1", "v1.34.1"), spec)).toBeUndefined();
+    expect(skewProblem("v1.35.0", live("v1.34.1", "v1.33.2"), spec)).toBeUndefined();
+  });
+
+  it("refuses two minors at once and downgrades, naming the component", () => {
+    expect(skewProblem("v1.36.0", live("v1.34.1", "v1.34.1"), spec)).toMatchObject({
+      reason: "KubernetesSkewRefused",
+      message: expect.stringContaining("kube-apiserver on cp1 runs v1.34.1"),
+    });
+    expect(skewProblem("v1.34.0", live("v1.34.1", "v1.34.1"), spec)).toMatchObject({
+      reason: "KubernetesDowngradeRefused",
+    });
+    expect(skewProblem("v1.33.9", live("v1.34.1", "v1.34.1"), spec)?.reason).toBe(
+      "KubernetesDowngradeRefused",
+    );
+  });
+
+  it("refuses an API server more than three minors ahead of a kubelet", () => {
+    expect(skewProblem("v1.35.0", live("v1.34.1", "v1.32.0"), spec)).toBeUndefined();
+    expect(skewProblem("v1.35.0", live("v1.34.1", "v1.31.4"), spec)).toMatchObject({
+      reason: "KubernetesSkewRefused",
+      message: expect.stringContaining("kubelet of cp1 runs v1.31.4"),
+    });
+  });
+});

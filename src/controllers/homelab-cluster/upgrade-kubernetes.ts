@@ -1,0 +1,226 @@
+// Phase KubernetesUpToDate: the Kubernetes upgrade `talosctl upgrade-k8s` runs from the client
+// (pkg/cluster/kubernetes/talos_managed.go; ../shared/research/cluster-lifecycle.md §3.4), one step per
+// pass: on each control plane in spec order the API server, then the controller manager, then the
+// scheduler get the new image in the node's machine config (ApplyConfiguration NO_REBOOT), and each
+// static pod is waited for (its mirror pod in kube-system running the new image) before the next; only
+// then the kubelet of every node, waited for as its Node reporting the new version. Every decision is
+// read live (mirror pods, Nodes), so a restart resumes at the first component not on the target, and a
+// repeated apply of the same config changes nothing (no fence: it is not a once-only call).
+import type { KubeObject } from "../../runtime/index.ts";
+import { generateNodeConfig, renderDocuments } from "../../talos/config/machine-config.ts";
+import { parseVersion } from "../../talos/config/version.ts";
+import { parseDuration } from "../workload-migration/duration.ts";
+import { controlPlanes } from "./names.ts";
+import { blocked, done, type Outcome, waiting } from "./outcome.ts";
+import type { Scope } from "./scope.ts";
+import { adminClient, talosInput, withClient } from "./talos.ts";
+import { upgradeOrder } from "./upgrade-plan.ts";
+import { currentUpgrade, setUpgradePart } from "./upgrade-status.ts";
+
+/** The control-plane static pods in the order they are upgraded, with their image repositories. */
+export const CONTROL_PLANE_COMPONENTS = [
+  { name: "kube-apiserver", repository: "registry.k8s.io/kube-apiserver" },
+  { name: "kube-controller-manager", repository: "registry.k8s.io/kube-controller-manager" },
+  { name: "kube-scheduler", repository: "registry.k8s.io/kube-scheduler" },
+] as const;
+const KUBELET_REPOSITORY = "ghcr.io/siderolabs/kubelet";
+/** Kubelets may be up to three minors older than the API server (Kubernetes version skew policy). */
+const KUBELET_MAX_SKEW = 3;
+
+type Component = (typeof CONTROL_PLANE_COMPONENTS)[number]["name"];
+type Versions = Partial<Record<Component | "kubelet", string>>;
+type SpecNode = Scope["spec"]["nodes"][number];
+type Pod = KubeObject & {
+  spec?: { nodeName?: string; containers?: { image?: string }[] };
+  status?: { phase?: string };
+};
+type Node = KubeObject & {
+  status?: { conditions?: { type: string; status: string }[]; nodeInfo?: { kubeletVersion?: string } };
+};
+
+const tagOf = (image: string | undefined) => /:(v[^:@/]+)$/.exec(image ?? "")?.[1];
+
+// biome-ignore lint/suspicious/noExplicitAny: machine-config documents are walked as YAML maps
+type Doc = Record<string, any>;
+
+/** The node's config as generated from the spec, with each Kubernetes image at the given version. */
+export function configWithVersions(scope: Scope, node: SpecNode, versions: Versions): string {
+  if (!scope.secrets) throw new Error("secrets not loaded (the Secrets phase runs first)");
+  const { documents } = generateNodeConfig(talosInput(scope.spec), scope.secrets, node.name);
+  const docs = documents as Doc[];
+  const v1 = docs.find((d) => d.version === "v1alpha1" && d.kind === undefined);
+  if (versions.kubelet && v1?.machine?.kubelet)
+    v1.machine.kubelet.image = `${KUBELET_REPOSITORY}:${versions.kubelet}`;
+  for (const c of CONTROL_PLANE_COMPONENTS) {
+    const version = versions[c.name];
+    if (!version || node.role !== "controlplane") continue;
+    const image = `${c.repository}:${version}`;
+    if (c.name === "kube-apiserver") {
+      const doc = docs.find((d) => d.kind === "KubeAPIServerConfig");
+      if (doc) doc.image = image;
+      else if (v1?.cluster?.apiServer) v1.cluster.apiServer.image = image;
+    } else if (c.name === "kube-controller-manager" && v1?.cluster?.controllerManager)
+      v1.cluster.controllerManager.image = image;
+    else if (c.name === "kube-scheduler" && v1?.cluster?.scheduler) v1.cluster.scheduler.image = image;
+  }
+  return renderDocuments(docs);
+}
+
+export interface Live {
+  /** Per control plane: each component's mirror pod (version, running). */
+  staticPods: Map<string, Map<Component, { version: string | undefined; running: boolean }>>;
+  nodes: Map<string, { kubelet: string | undefined; ready: boolean }>;
+  readinessMatters: boolean;
+}
+
+async function readLive(scope: Scope): Promise<Live> {
+  const client = scope.workload(scope.kubeconfig ?? "");
+  const pods = await client.list<Pod>({ apiVersion: "v1", kind: "Pod" }, { namespace: "kube-system" });
+  const staticPods: Live["staticPods"] = new Map();
+  for (const cp of controlPlanes(scope.spec)) {
+    const byComponent = new Map<Component, { version: string | undefined; running: boolean }>();
+    for (const c of CONTROL_PLANE_COMPONENTS) {
+      const pod = pods.items.find(
+        (p) =>
+          p.metadata?.name === `${c.name}-${cp.name}` &&
+          p.spec?.nodeName === cp.name &&
+          p.metadata?.annotations?.["kubernetes.io/config.mirror"] !== undefined,
+      );
+      if (pod)
+        byComponent.set(c.name, {
+          version: tagOf(pod.spec?.containers?.[0]?.image),
+          running: pod.status?.phase === "Running" && !pod.metadata?.deletionTimestamp,
+        });
+    }
+    staticPods.set(cp.name, byComponent);
+  }
+  const list = await client.list<Node>({ apiVersion: "v1", kind: "Node" });
+  const nodes: Live["nodes"] = new Map();
+  for (const n of list.items)
+    nodes.set(n.metadata?.name ?? "", {
+      kubelet: n.status?.nodeInfo?.kubeletVersion,
+      ready: n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false,
+    });
+  return { staticPods, nodes, readinessMatters: [...nodes.values()].some((n) => n.ready) };
+}
+
+function minor(v: string) {
+  return parseVersion(v);
+}
+
+/** Refuses what the version skew policy forbids: a downgrade, more than one minor, kubelets too old. */
+export function skewProblem(
+  target: string,
+  live: Live,
+  spec: Scope["spec"],
+): { reason: string; message: string } | undefined {
+  const t = minor(target);
+  for (const [node, comps] of live.staticPods)
+    for (const [name, c] of comps) {
+      if (!c.version) continue;
+      const v = minor(c.version);
+      const newer =
+        v.major > t.major ||
+        (v.major === t.major && (v.minor > t.minor || (v.minor === t.minor && v.patch > t.patch)));
+      if (newer)
+        return {
+          reason: "KubernetesDowngradeRefused",
+          message: `${name} on ${node} runs ${c.version}, newer than kubernetes.version ${target}; Kubernetes does not support downgrades`,
+        };
+      if (v.major !== t.major || t.minor > v.minor + 1)
+        return {
+          reason: "KubernetesSkewRefused",
+          message: `${name} on ${node} runs ${c.version}: Kubernetes upgrades one minor version at a time, ${target} is further`,
+        };
+    }
+  for (const n of spec.nodes) {
+    const kubelet = live.nodes.get(n.name)?.kubelet;
+    if (kubelet && minor(kubelet).minor + KUBELET_MAX_SKEW < t.minor)
+      return {
+        reason: "KubernetesSkewRefused",
+        message: `the kubelet of ${n.name} runs ${kubelet}, more than ${KUBELET_MAX_SKEW} minors older than ${target}: upgrade it first`,
+      };
+  }
+  return undefined;
+}
+
+export async function upgradeKubernetes(scope: Scope): Promise<Outcome> {
+  const { spec } = scope;
+  const target = spec.kubernetes.version;
+  const poll = scope.opts.timings.pollMs;
+  const live = await readLive(scope);
+  const problem = skewProblem(target, live, spec);
+  if (problem) return blocked(problem.reason, problem.message, scope.opts.timings.blockedMs);
+
+  // The next step: the first control-plane component not on the target, else the first kubelet.
+  let step: { node: SpecNode; component: Component | "kubelet"; current: string | undefined } | undefined;
+  for (const cp of controlPlanes(spec)) {
+    const comps = live.staticPods.get(cp.name)!;
+    for (const c of CONTROL_PLANE_COMPONENTS) {
+      const pod = comps.get(c.name);
+      if (!pod)
+        return waiting("StaticPodMissing", `no mirror pod ${c.name}-${cp.name} in kube-system yet`, poll);
+      if (pod.version !== target || !pod.running) {
+        step = { node: cp, component: c.name, current: pod.version };
+        break;
+      }
+    }
+    if (step) break;
+  }
+  if (!step)
+    for (const n of upgradeOrder(spec.nodes)) {
+      const node = live.nodes.get(n.name);
+      if (node?.kubelet !== target || (live.readinessMatters && !node.ready)) {
+        step = { node: n, component: "kubelet", current: node?.kubelet };
+        break;
+      }
+    }
+  if (!step) {
+    setUpgradePart(scope, "kubernetes", undefined);
+    return done("UpToDate", `control plane and ${spec.nodes.length} kubelet(s) on Kubernetes ${target}`);
+  }
+
+  const id = `${step.node.name}/${step.component}`;
+  const previous = currentUpgrade(scope)?.kubernetes;
+  const since =
+    previous?.step === id && previous.target === target ? previous.startedTime : new Date().toISOString();
+  setUpgradePart(scope, "kubernetes", { target, step: id, startedTime: since });
+  const waitingFor = (what: string): Outcome => {
+    if (Date.now() - Date.parse(since) > parseDuration(spec.upgrade.healthTimeout))
+      return blocked("UpgradeStalled", `${id}: ${what} for longer than ${spec.upgrade.healthTimeout}`, poll);
+    return waiting("UpgradingKubernetes", `${id}: ${what}`, poll);
+  };
+
+  // Applied already (the image is on target): the kubelet restarts the pod or itself; wait for it.
+  if (step.current === target)
+    return waitingFor(`${step.component === "kubelet" ? "Node" : "static pod"} not running yet on ${target}`);
+  if (spec.upgrade.paused)
+    return waiting(
+      "UpgradePaused",
+      `upgrade.paused is set; next: ${id} to ${target}`,
+      scope.opts.timings.blockedMs,
+    );
+
+  // The versions the node runs now, with this step's component and every earlier one on the target
+  // (the kubelet step comes after all of them), the later ones as they are.
+  const comps = live.staticPods.get(step.node.name);
+  const stepIndex =
+    step.component === "kubelet"
+      ? CONTROL_PLANE_COMPONENTS.length
+      : CONTROL_PLANE_COMPONENTS.findIndex((c) => c.name === step.component);
+  const versions: Versions = {
+    kubelet: step.component === "kubelet" ? target : live.nodes.get(step.node.name)?.kubelet,
+  };
+  CONTROL_PLANE_COMPONENTS.forEach((c, i) => {
+    versions[c.name] = i <= stepIndex ? target : comps?.get(c.name)?.version;
+  });
+  const yaml = configWithVersions(scope, step.node, versions);
+  await withClient(adminClient(scope, step.node.ip), (c) =>
+    c.applyConfiguration(yaml, { mode: "NO_REBOOT" }),
+  );
+  return waiting(
+    "UpgradingKubernetes",
+    `${id}: ${step.current ?? "?"} → ${target} applied (no reboot)`,
+    poll,
+  );
+}
