@@ -49,9 +49,19 @@ export interface Homelab {
 
 const IMAGE = Buffer.alloc(2 * 1024 * 1024, 0x54); // stands in for nocloud-amd64.qcow2
 
+export type Machine = (typeof SEED)[number];
+
 export async function startHomelab(
-  options: { taskDurationMs?: number | Record<string, number>; rebootDelayMs?: number } = {},
+  options: {
+    taskDurationMs?: number | Record<string, number>;
+    rebootDelayMs?: number;
+    /** Machines besides the seed's three (a cluster scaled up needs them). */
+    extraMachines?: readonly Machine[];
+    /** A destroyed VM's machine loses its disk, so one created again boots from the image. */
+    wipeDisks?: boolean;
+  } = {},
 ): Promise<Homelab> {
+  const machines = [...SEED, ...(options.extraMachines ?? [])];
   let served = 0;
   const server: Server = createServer((req, res) => {
     if (!/^\/image\/[0-9a-f]{64}\/v[0-9.]+\/nocloud-amd64\.qcow2$/.test(req.url ?? "")) {
@@ -88,7 +98,7 @@ export async function startHomelab(
   const workloadDir = await mkdtemp(join(tmpdir(), "homelab-workload-"));
   const workload = await startWorkloadCluster({ dir: workloadDir, apiAddresses: SEED.map((n) => n.ip) });
   const talos = await startTalosSimulator({
-    nodes: SEED.map((n) => ({ name: n.name, ip: n.loopback, advertisedIp: n.ip, talosVersion: "v1.11.0" })),
+    nodes: machines.map((n) => ({ name: n.name, ip: n.loopback, advertisedIp: n.ip, talosVersion: "v1.11.0" })),
     workloadCluster: talosWorkloadHook(workload),
     rebootDelayMs: options.rebootDelayMs ?? 100,
   });
@@ -96,13 +106,14 @@ export async function startHomelab(
   const power = followVmPower(
     proxmox,
     talos,
-    SEED.map((n) => n.name),
+    machines.map((n) => n.name),
     () => {},
     50,
+    { wipeDisks: options.wipeDisks ?? false },
   );
   await power.ready;
 
-  const talosAddresses = Object.fromEntries(SEED.map((n) => [n.ip, talos.endpoint(n.name)]));
+  const talosAddresses = Object.fromEntries(machines.map((n) => [n.ip, talos.endpoint(n.name)]));
   return {
     proxmox,
     talos,
@@ -110,7 +121,7 @@ export async function startHomelab(
     image: { baseUrl, sha256: createHash("sha256").update(IMAGE).digest("hex"), served: () => served },
     addresses: { proxmoxUrl: proxmox.url, talos: talosAddresses },
     bootstrapCalls: () =>
-      SEED.reduce(
+      machines.reduce(
         (sum, n) =>
           sum + talos.node(n.name).calls.filter((c) => c === "/machine.MachineService/Bootstrap").length,
         0,
