@@ -1,0 +1,401 @@
+// Day-2 scaling of the seed's cluster on the simulators, the operator as its own process: 3 → 5 → 3
+// control planes, a 3 → 1 refused, a scale-down held by an unhealthy etcd member, a VM destroyed by hand
+// replaced under the same name, and VMs stopped or resized by hand. Every etcd claim is read from the
+// Talos simulator's own record of the membership and of its members' machines over time.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ProxmoxClient } from "../../src/proxmox/index.ts";
+import type { KubeClient, KubeObject } from "../../src/runtime/index.ts";
+import type { EtcdRecord } from "../../src/talos/simulator/etcd.ts";
+import { adminKubeConfig } from "../harness/test-cluster.ts";
+import { waitFor } from "../harness/wait.ts";
+import { type Homelab, type Machine, SEED, startHomelab } from "./homelab.ts";
+import {
+  conditionOf,
+  HC,
+  type OperatorProcess,
+  prepareCluster,
+  removeCluster,
+  removeCredentials,
+  seedCluster,
+  startOperator,
+  waitCondition,
+} from "./operator.ts";
+
+// biome-ignore lint/suspicious/noExplicitAny: objects as read back, walked freely by tests
+type Loose = KubeObject & Record<string, any>;
+
+/** Two more machines for 3 → 5 (10.0.3.19 is the seed's Cilium VIP, so .21 and .22). */
+const EXTRA: Machine[] = [
+  { name: "talos-smith", ip: "10.0.3.21", proxmoxNode: "smith", loopback: "127.0.3.21" },
+  { name: "talos-morpheus", ip: "10.0.3.22", proxmoxNode: "trinity", loopback: "127.0.3.22" },
+];
+const SEED_VMIDS = [1030, 1031, 1032];
+
+let homelab: Homelab;
+let client: KubeClient;
+let operator: OperatorProcess;
+let pve: ProxmoxClient;
+let seedNodes: Loose[];
+
+beforeAll(async () => {
+  homelab = await startHomelab({ extraMachines: EXTRA, wipeDisks: true });
+  client = await prepareCluster(adminKubeConfig(), homelab);
+  pve = new ProxmoxClient({
+    url: homelab.proxmox.url,
+    tokenId: homelab.proxmox.tokenId,
+    tokenSecret: homelab.proxmox.tokenSecret,
+    tls: { caPem: homelab.proxmox.caPem },
+  });
+  operator = startOperator(homelab);
+}, 600_000);
+
+afterAll(async () => {
+  if (client && operator) await removeCluster(client).catch(() => {});
+  await operator?.kill();
+  if (client) await removeCredentials(client);
+  await pve?.close();
+  await homelab?.stop();
+});
+
+const extraNodes = (): Loose[] =>
+  EXTRA.map((m, i) => ({
+    name: m.name,
+    vmid: 1033 + i,
+    proxmoxNode: m.proxmoxNode,
+    role: "controlplane",
+    cores: 2,
+    memoryMiB: 4096,
+    diskGiB: 20,
+    ip: m.ip,
+  }));
+
+async function setNodes(nodes: Loose[]): Promise<number> {
+  const hc = await client.patch<Loose>(HC, { name: "k8s" }, { spec: { nodes } }, "merge");
+  return hc.metadata?.generation ?? 0;
+}
+
+async function readyAt(generation: number, timeoutMs = 120_000) {
+  return waitCondition(
+    client,
+    "k8s",
+    "Ready",
+    (c) => c.status === "True" && c.observedGeneration === generation,
+    timeoutMs,
+  ).catch(async (err: unknown) => {
+    const hc = await client.get<Loose>(HC, { name: "k8s" });
+    throw new Error(
+      `${(err as Error).message}\n${JSON.stringify(hc.status?.conditions, null, 1)}\n${operator.output().slice(-3000)}`,
+    );
+  });
+}
+
+const history = (): readonly EtcdRecord[] => homelab.talos.etcdHistory("talos-trinity");
+const members = (): string[] => history().at(-1)?.members ?? [];
+const quorum = (n: number) => Math.floor(n / 2) + 1;
+
+/** The guarantees every record since `from` must keep: one membership change at a time, quorum up. */
+function expectQuorumKept(records: readonly EtcdRecord[]) {
+  let previous = records[0]?.members.length ?? 0;
+  for (const r of records) {
+    expect(Math.abs(r.members.length - previous), r.event).toBeLessThanOrEqual(1);
+    expect(
+      r.running.length,
+      `${r.event}: ${r.running.join(",")} of ${r.members.join(",")}`,
+    ).toBeGreaterThanOrEqual(quorum(r.members.length));
+    previous = r.members.length;
+  }
+}
+
+const ourVms = () =>
+  [...homelab.proxmox.cluster.vms.values()].filter((v) =>
+    String(v.config["tags"] ?? "").includes("homelab-cluster.k8s"),
+  );
+
+async function workloadNodes(): Promise<string[]> {
+  const list = await homelab.workload.client().list<Loose>({ apiVersion: "v1", kind: "Node" });
+  return list.items.map((n) => n.metadata?.name ?? "").sort();
+}
+
+type Cond = { type: string; status: string; reason: string; message: string };
+
+/**
+ * Every state of the cluster's condition `type` the API server hands out from now on (a watch sees each
+ * status write, so a state held for one pass is not missed as a poll would miss it).
+ */
+async function watchCondition(type: string): Promise<{ seen: Cond[]; stop(): Promise<void> }> {
+  const seen: Cond[] = [];
+  const abort = new AbortController();
+  const list = await client.list<Loose>(HC, { fieldSelector: "metadata.name=k8s" });
+  const stream = client.watch<Loose>(HC, {
+    fieldSelector: "metadata.name=k8s",
+    resourceVersion: list.resourceVersion,
+    signal: abort.signal,
+  });
+  const loop = (async () => {
+    try {
+      for await (const ev of stream) {
+        const c = (ev.object.status?.conditions as Cond[] | undefined)?.find((x) => x.type === type);
+        if (!c) continue;
+        const state = { type: c.type, status: c.status, reason: c.reason, message: c.message };
+        if (JSON.stringify(seen.at(-1)) !== JSON.stringify(state)) seen.push(state);
+      }
+    } catch (err) {
+      if (!abort.signal.aborted) throw err;
+    }
+  })();
+  return {
+    seen,
+    async stop() {
+      abort.abort();
+      await loop;
+    },
+  };
+}
+
+async function task(upid: Promise<Parameters<ProxmoxClient["waitForTask"]>[0]>) {
+  await pve.waitForTask(await upid, { timeoutMs: 30_000 });
+}
+
+describe("HomelabCluster scaling, replacement and drift on the simulators", () => {
+  it("3 → 5: each new control plane becomes a tagged VM that joins etcd as a member", async () => {
+    await client.create(
+      seedCluster(homelab, (o) => {
+        // Five control planes cannot be kept apart on four Proxmox nodes; Delete cleans up after the suite.
+        o.spec.proxmox.ha.spreadControlPlanes = false;
+        o.spec.deletionPolicy = "Delete";
+      }),
+    );
+    await readyAt(1, 150_000);
+    seedNodes = (await client.get<Loose>(HC, { name: "k8s" })).spec.nodes;
+    expect(members()).toEqual(SEED.map((n) => n.name).sort());
+
+    const from = history().length;
+    const gen = await setNodes([...seedNodes, ...extraNodes()]);
+    await readyAt(gen);
+    expect(members()).toEqual([...SEED, ...EXTRA].map((n) => n.name).sort());
+    expect(
+      ourVms()
+        .map((v) => v.vmid)
+        .sort(),
+    ).toEqual([...SEED_VMIDS, 1033, 1034]);
+    const since = history().slice(from);
+    expect(
+      since
+        .filter((r) => r.event.startsWith("join"))
+        .map((r) => r.event)
+        .sort(),
+    ).toEqual(["join talos-morpheus", "join talos-smith"]);
+    expectQuorumKept(history());
+    await waitFor(
+      "the new Nodes registered",
+      async () => (await workloadNodes()).length === 5 || undefined,
+      30_000,
+    );
+  });
+
+  it("5 → 3: drained, etcd member removed before its VM goes, then the Node; foreign VMs of those names stay", async () => {
+    // Attacker VMs: one untagged with a departing node's name, one tagged as another cluster's node.
+    await task(pve.createVm("neo", 2001, { name: "talos-smith", memory: 2048 }));
+    await task(
+      pve.createVm("neo", 2002, {
+        name: "talos-morpheus",
+        memory: 2048,
+        tags: "homelab-operator;homelab-cluster.other;homelab-node.talos-morpheus",
+      }),
+    );
+    // A pod on a departing node: the drain must evict it.
+    const workload = homelab.workload.client();
+    await workload.create({
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: "on-smith", namespace: "default" },
+      spec: { nodeName: "talos-smith", containers: [{ name: "c", image: "registry.k8s.io/pause:3.10" }] },
+    });
+
+    const from = history().length;
+    const gen = await setNodes(seedNodes);
+    await readyAt(gen);
+    expect(members()).toEqual(SEED.map((n) => n.name).sort());
+    const since = history().slice(from);
+    // One member at a time, workers none, control planes by name; never a member's machine down first.
+    expect(since.filter((r) => r.event.startsWith("remove")).map((r) => r.event)).toEqual([
+      "remove talos-morpheus",
+      "remove talos-smith",
+    ]);
+    expect(since.filter((r) => / down$/.test(r.event))).toEqual([]);
+    expectQuorumKept(history());
+
+    expect(
+      ourVms()
+        .map((v) => v.vmid)
+        .sort(),
+    ).toEqual(SEED_VMIDS);
+    expect(homelab.proxmox.cluster.vms.get(2001)?.config["name"]).toBe("talos-smith");
+    expect(homelab.proxmox.cluster.vms.get(2002)?.config["name"]).toBe("talos-morpheus");
+    expect(await workloadNodes()).toEqual(SEED.map((n) => n.name).sort());
+    await waitFor(
+      "the pod on talos-smith evicted",
+      async () =>
+        !(await workload.getOrUndefined(
+          { apiVersion: "v1", kind: "Pod" },
+          { namespace: "default", name: "on-smith" },
+        )),
+      30_000,
+    );
+    expect((await conditionOf(client, "k8s", "NodesRemoved"))?.status).toBe("True");
+    for (const vmid of [2001, 2002]) await task(pve.deleteVm("neo", vmid, { purge: true }));
+  });
+
+  it("3 → 1 at once is refused with a Condition, and nothing is removed", async () => {
+    const from = history().length;
+    const gen = await setNodes([seedNodes[0]!]);
+    const refused = await waitCondition(
+      client,
+      "k8s",
+      "NodesRemoved",
+      (c) => c.status === "False" && c.observedGeneration === gen,
+      60_000,
+    );
+    expect(refused.reason).toBe("QuorumAtRisk");
+    expect(refused.message).toMatch(/from 3 members to 1.*quorum of 3 needs.*nothing was removed/);
+    expect((await conditionOf(client, "k8s", "Ready"))?.reason).toBe("QuorumAtRisk");
+    // Several passes later (resync 3 s) still nothing touched.
+    await new Promise((r) => setTimeout(r, 8_000));
+    expect(
+      history()
+        .slice(from)
+        .filter((r) => r.event.startsWith("remove")),
+    ).toEqual([]);
+    expect(members()).toHaveLength(3);
+    expect(
+      ourVms()
+        .map((v) => v.vmid)
+        .sort(),
+    ).toEqual(SEED_VMIDS);
+    const cordoned = (
+      await homelab.workload.client().list<Loose>({ apiVersion: "v1", kind: "Node" })
+    ).items.filter((n) => n.spec?.unschedulable);
+    expect(cordoned).toEqual([]);
+    await readyAt(await setNodes(seedNodes));
+  });
+
+  it("a scale-down waits while a control plane that stays has an unhealthy etcd member", async () => {
+    await readyAt(await setNodes([...seedNodes, ...extraNodes()]));
+    expect(members()).toHaveLength(5);
+    homelab.talos.faults.etcdUnhealthy("talos-neo");
+    const from = history().length;
+    const gen = await setNodes(seedNodes);
+    const held = await waitCondition(
+      client,
+      "k8s",
+      "NodesRemoved",
+      (c) => c.status === "False" && c.observedGeneration === gen,
+      60_000,
+    );
+    expect(held.reason).toBe("EtcdUnhealthy");
+    expect(held.message).toMatch(/talos-neo: etcd Running \(etcdserver: simulated member failure\)/);
+    await new Promise((r) => setTimeout(r, 8_000));
+    expect(
+      history()
+        .slice(from)
+        .filter((r) => r.event.startsWith("remove")),
+    ).toEqual([]);
+    expect(members()).toHaveLength(5);
+    expect(ourVms()).toHaveLength(5);
+    expect(
+      (await homelab.workload.client().list<Loose>({ apiVersion: "v1", kind: "Node" })).items.filter(
+        (n) => n.spec?.unschedulable,
+      ),
+    ).toEqual([]);
+
+    homelab.talos.faults.etcdUnhealthy("talos-neo", false);
+    await readyAt(gen);
+    expect(members()).toEqual(SEED.map((n) => n.name).sort());
+    expectQuorumKept(history());
+  });
+
+  it("replace: a VM destroyed by hand comes back under its name and rejoins once its stale member is removed", async () => {
+    const niobe = homelab.talos.node("talos-niobe").etcdMemberId;
+    expect(niobe).not.toBeNull();
+    const creates = homelab.vmCreates();
+    // Destroyed by hand while the operator is paused, so it cannot start it again halfway.
+    const pause = (value: string | null) =>
+      client.patch(
+        HC,
+        { name: "k8s" },
+        { metadata: { annotations: { "homelab.shdr.ch/paused": value } } },
+        "merge",
+      );
+    await pause("true");
+    await pve.deleteHaResource("vm:1032", { purge: true });
+    await task(pve.stop("niobe", 1032));
+    await task(pve.deleteVm("niobe", 1032, { purge: true, destroyUnreferencedDisks: true }));
+    const from = history().length;
+    const watch = await watchCondition("EtcdMembersInSync");
+    await pause(null);
+
+    await waitFor(
+      "talos-niobe a member again under a new id",
+      () => {
+        const id = homelab.talos.node("talos-niobe").etcdMemberId;
+        return id !== null && id !== niobe && members().length === 3;
+      },
+      120_000,
+      250,
+    );
+    await readyAt((await client.get<Loose>(HC, { name: "k8s" })).metadata?.generation ?? 0);
+    expect(homelab.vmCreates()).toBe(creates + 1);
+    expect(homelab.proxmox.cluster.vms.get(1032)?.config["name"]).toBe("talos-niobe");
+    const since = history().slice(from);
+    const removeAt = since.findIndex((r) => r.event === "remove talos-niobe");
+    const joinAt = since.findIndex((r) => r.event === "join talos-niobe");
+    expect(removeAt).toBeGreaterThanOrEqual(0);
+    expect(joinAt).toBeGreaterThan(removeAt);
+    expect(members()).toEqual(SEED.map((n) => n.name).sort());
+    expectQuorumKept(history());
+    await watch.stop();
+    const hex = BigInt(niobe ?? "0").toString(16);
+    expect(
+      watch.seen.some(
+        (c) => c.reason === "StaleMemberRemoved" && c.message.includes(`stale etcd member ${hex} removed`),
+      ),
+      JSON.stringify(watch.seen),
+    ).toBe(true);
+  });
+
+  it("drift: a VM stopped by hand is started again; memory changed by hand is reported and restored", async () => {
+    const watch = await watchCondition("VMsInSync");
+    await task(pve.stop("neo", 1031)); // HA-managed: Proxmox sets its HA state to stopped
+    await waitFor(
+      "VM 1031 running again",
+      () => homelab.proxmox.cluster.vms.get(1031)?.status === "running",
+      60_000,
+    );
+
+    await pve.updateConfig("neo", 1031, { memory: 8192 });
+    await waitFor(
+      "memory of VM 1031 restored",
+      () => homelab.proxmox.cluster.vms.get(1031)?.config["memory"] === "16384",
+      60_000,
+    );
+    await waitCondition(client, "k8s", "VMsInSync", (c) => c.status === "True", 30_000);
+    await watch.stop();
+    const said = JSON.stringify(watch.seen);
+    expect(
+      watch.seen.some(
+        (c) =>
+          c.status === "False" && /talos-neo: stopped \(HA state stopped\) → started again/.test(c.message),
+      ),
+      said,
+    ).toBe(true);
+    expect(
+      watch.seen.some(
+        (c) =>
+          c.status === "False" &&
+          c.reason === "VMDriftCorrected" &&
+          /talos-neo: memory 8192 MiB, spec 16384 MiB → restored in its config/.test(c.message),
+      ),
+      said,
+    ).toBe(true);
+  });
+});
