@@ -59,9 +59,18 @@ export async function startHomelab(
     extraMachines?: readonly Machine[];
     /** A destroyed VM's machine loses its disk, so one created again boots from the image. */
     wipeDisks?: boolean;
+    /**
+     * Listen on `<prefix><last octet of the machine's IP>` instead of the machines' own loopback
+     * addresses: a suite that may run while another engineer's homelab holds 127.0.3.x:50000 (a machine
+     * powered on later would find its port taken).
+     */
+    loopbackPrefix?: string;
   } = {},
 ): Promise<Homelab> {
-  const machines = [...SEED, ...(options.extraMachines ?? [])];
+  const prefix = options.loopbackPrefix;
+  const machines = [...SEED, ...(options.extraMachines ?? [])].map((m) =>
+    prefix ? { ...m, loopback: `${prefix}${m.ip.split(".")[3]}` } : m,
+  );
   let served = 0;
   const server: Server = createServer((req, res) => {
     if (!/^\/image\/[0-9a-f]{64}\/v[0-9.]+\/nocloud-amd64\.qcow2$/.test(req.url ?? "")) {
@@ -98,7 +107,12 @@ export async function startHomelab(
   const workloadDir = await mkdtemp(join(tmpdir(), "homelab-workload-"));
   const workload = await startWorkloadCluster({ dir: workloadDir, apiAddresses: SEED.map((n) => n.ip) });
   const talos = await startTalosSimulator({
-    nodes: machines.map((n) => ({ name: n.name, ip: n.loopback, advertisedIp: n.ip, talosVersion: "v1.11.0" })),
+    nodes: machines.map((n) => ({
+      name: n.name,
+      ip: n.loopback,
+      advertisedIp: n.ip,
+      talosVersion: "v1.11.0",
+    })),
     workloadCluster: talosWorkloadHook(workload),
     rebootDelayMs: options.rebootDelayMs ?? 100,
   });
