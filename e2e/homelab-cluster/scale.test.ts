@@ -500,4 +500,32 @@ describe("HomelabCluster scaling, replacement and drift on the simulators", () =
     await readyAt(await setNodes(nodes));
     await waitCondition(client, "k8s", "VMsInSync", (c) => c.status === "True", 30_000);
   });
+
+  it("kill -9 again and again mid scale-down: each member removed once, quorum kept, converges", async () => {
+    const base = (await client.get<Loose>(HC, { name: "k8s" })).spec.nodes as Loose[];
+    await readyAt(await setNodes([...base, ...extraNodes()]));
+    expect(members()).toHaveLength(5);
+    const from = history().length;
+    const gen = await setNodes(base);
+    for (let i = 0; i < 6; i++) {
+      await new Promise((r) => setTimeout(r, 300 + Math.floor(Math.random() * 900)));
+      await operator.kill();
+      operator = startOperator(homelab);
+    }
+    await readyAt(gen, 180_000);
+    const since = history().slice(from);
+    expect(since.filter((r) => r.event.startsWith("remove")).map((r) => r.event)).toEqual([
+      "remove talos-morpheus",
+      "remove talos-smith",
+    ]);
+    expect(since.filter((r) => / down$/.test(r.event))).toEqual([]);
+    expectQuorumKept(history());
+    expect(members()).toEqual(SEED.map((n) => n.name).sort());
+    expect(
+      ourVms()
+        .map((v) => v.vmid)
+        .sort(),
+    ).toEqual(SEED_VMIDS);
+    expect(await workloadNodes()).toEqual(SEED.map((n) => n.name).sort());
+  });
 });
