@@ -154,11 +154,18 @@ async function watchCondition(type: string): Promise<{ seen: Cond[]; stop(): Pro
   };
 }
 
+/** Waits until the watch has delivered a state matching `want` (watch events may trail a GET). */
+async function seen(watch: { seen: Cond[] }, what: string, want: (c: Cond) => boolean): Promise<void> {
+  await waitFor(what, () => watch.seen.some(want), 30_000).catch((err: unknown) => {
+    throw new Error(`${(err as Error).message}; seen: ${JSON.stringify(watch.seen)}`);
+  });
+}
+
 async function task(upid: Promise<Parameters<ProxmoxClient["waitForTask"]>[0]>) {
   await pve.waitForTask(await upid, { timeoutMs: 30_000 });
 }
 
-describe("HomelabCluster scaling, replacement and drift on the simulators", () => {
+describe("HomelabCluster scaling, replacement and drift on the simulators", { timeout: 300_000 }, () => {
   it("3 → 5: each new control plane becomes a tagged VM that joins etcd as a member", async () => {
     await client.create(
       seedCluster(homelab, (o) => {
@@ -348,7 +355,7 @@ describe("HomelabCluster scaling, replacement and drift on the simulators", () =
       60_000,
     );
     expect(paused.message).toMatch(/talos-morpheus.*refuses evicting default\/held.*never deleted by force/);
-    expect(watch.seen.some((c) => c.reason === "DrainBlocked")).toBe(true);
+    await seen(watch, "DrainBlocked before the timeout", (c) => c.reason === "DrainBlocked");
     await new Promise((r) => setTimeout(r, 5_000));
     expect(
       history()
@@ -425,14 +432,13 @@ describe("HomelabCluster scaling, replacement and drift on the simulators", () =
     expect(joinAt).toBeGreaterThan(removeAt);
     expect(members()).toEqual(SEED.map((n) => n.name).sort());
     expectQuorumKept(history());
-    await watch.stop();
     const hex = BigInt(niobe ?? "0").toString(16);
-    expect(
-      watch.seen.some(
-        (c) => c.reason === "StaleMemberRemoved" && c.message.includes(`stale etcd member ${hex} removed`),
-      ),
-      JSON.stringify(watch.seen),
-    ).toBe(true);
+    await seen(
+      watch,
+      "StaleMemberRemoved for talos-niobe's old member",
+      (c) => c.reason === "StaleMemberRemoved" && c.message.includes(`stale etcd member ${hex} removed`),
+    );
+    await watch.stop();
   });
 
   it("drift: a VM stopped by hand is started again; memory changed by hand is reported and restored", async () => {
@@ -450,25 +456,22 @@ describe("HomelabCluster scaling, replacement and drift on the simulators", () =
       () => homelab.proxmox.cluster.vms.get(1031)?.config["memory"] === "16384",
       60_000,
     );
+    await seen(
+      watch,
+      "the stop reported and corrected",
+      (c) =>
+        c.status === "False" && /talos-neo: stopped \(HA state stopped\) → started again/.test(c.message),
+    );
+    await seen(
+      watch,
+      "the memory reported and restored",
+      (c) =>
+        c.status === "False" &&
+        c.reason === "VMDriftCorrected" &&
+        /talos-neo: memory 8192 MiB, spec 16384 MiB → restored in its config/.test(c.message),
+    );
     await waitCondition(client, "k8s", "VMsInSync", (c) => c.status === "True", 30_000);
     await watch.stop();
-    const said = JSON.stringify(watch.seen);
-    expect(
-      watch.seen.some(
-        (c) =>
-          c.status === "False" && /talos-neo: stopped \(HA state stopped\) → started again/.test(c.message),
-      ),
-      said,
-    ).toBe(true);
-    expect(
-      watch.seen.some(
-        (c) =>
-          c.status === "False" &&
-          c.reason === "VMDriftCorrected" &&
-          /talos-neo: memory 8192 MiB, spec 16384 MiB → restored in its config/.test(c.message),
-      ),
-      said,
-    ).toBe(true);
   });
 
   it("drift: a VM that HA moved to another Proxmox node is reported, not moved back", async () => {
@@ -501,6 +504,44 @@ describe("HomelabCluster scaling, replacement and drift on the simulators", () =
     await waitCondition(client, "k8s", "VMsInSync", (c) => c.status === "True", 30_000);
   });
 
+  it("a departing control plane whose VM was destroyed by hand: its member goes through another node, no drain hangs", async () => {
+    const base = (await client.get<Loose>(HC, { name: "k8s" })).spec.nodes as Loose[];
+    await readyAt(await setNodes([...base, ...extraNodes()]));
+    await homelab.workload.client().create({
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: "on-dead-smith", namespace: "default" },
+      spec: { nodeName: "talos-smith", containers: [{ name: "c", image: "registry.k8s.io/pause:3.10" }] },
+    });
+    const pause = (value: string | null) =>
+      client.patch(
+        HC,
+        { name: "k8s" },
+        { metadata: { annotations: { "homelab.shdr.ch/paused": value } } },
+        "merge",
+      );
+    await pause("true");
+    let gen: number;
+    try {
+      await new Promise((r) => setTimeout(r, 2_000));
+      await pve.deleteHaResource("vm:1033", { purge: true });
+      await task(pve.stop("smith", 1033));
+      await task(pve.deleteVm("smith", 1033, { purge: true, destroyUnreferencedDisks: true }));
+      gen = await setNodes(base);
+    } finally {
+      await pause(null);
+    }
+    await readyAt(gen, 120_000);
+    expect(members()).toEqual(SEED.map((n) => n.name).sort());
+    expect(await workloadNodes()).toEqual(SEED.map((n) => n.name).sort());
+    expect(
+      ourVms()
+        .map((v) => v.vmid)
+        .sort(),
+    ).toEqual(SEED_VMIDS);
+    expectQuorumKept(history());
+  });
+
   it("kill -9 again and again mid scale-down: each member removed once, quorum kept, converges", async () => {
     const base = (await client.get<Loose>(HC, { name: "k8s" })).spec.nodes as Loose[];
     await readyAt(await setNodes([...base, ...extraNodes()]));
@@ -527,5 +568,5 @@ describe("HomelabCluster scaling, replacement and drift on the simulators", () =
         .sort(),
     ).toEqual(SEED_VMIDS);
     expect(await workloadNodes()).toEqual(SEED.map((n) => n.name).sort());
-  });
+  }, 300_000);
 });

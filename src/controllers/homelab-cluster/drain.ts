@@ -34,9 +34,14 @@ export function drainTimeoutMs(scope: Scope): number {
 
 /**
  * Drains `name`: undefined once no pod that must go is left on it (or the Node does not exist), else
- * what it is waiting for.
+ * what it is waiting for. With `evict: false` it is only cordoned and marked: the annotation is also
+ * what lets a later pass find the Node to delete once the VM and the member are gone.
  */
-export async function drainNode(scope: Scope, name: string): Promise<Outcome | undefined> {
+export async function drainNode(
+  scope: Scope,
+  name: string,
+  options: { evict: boolean } = { evict: true },
+): Promise<Outcome | undefined> {
   const client = scope.workload(scope.kubeconfig ?? "");
   const node = await client.getOrUndefined<WorkloadNode>(NODE_GVK, { name });
   if (!node) return undefined;
@@ -51,6 +56,7 @@ export async function drainNode(scope: Scope, name: string): Promise<Outcome | u
     );
     milestone(scope, "NodeCordoned", "Drain", `${name} cordoned to be drained and removed`);
   }
+  if (!options.evict) return undefined;
 
   const pods = (await client.list<Pod>(POD_GVK, { fieldSelector: `spec.nodeName=${name}` })).items.filter(
     evictable,

@@ -95,8 +95,10 @@ export async function removeDepartedNodes(scope: Scope): Promise<Outcome> {
       scope.opts.timings.blockedMs,
     );
 
-  if (node.kubernetesNode && (node.vm || node.memberId)) {
-    const draining = await drainNode(scope, node.name);
+  // Only a running machine can let its pods go; on one already stopped or destroyed they would stay
+  // terminating for ever, so it is only cordoned, and deleting its Node (last) lets Kubernetes clean up.
+  if (node.kubernetesNode) {
+    const draining = await drainNode(scope, node.name, { evict: node.vm?.status === "running" });
     if (draining) return draining;
   }
 
