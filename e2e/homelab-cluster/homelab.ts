@@ -52,9 +52,28 @@ export const TALOS_VERSIONS = ["v1.11.0", "v1.12.0", "v1.12.1", "v1.13.0", "v1.1
 
 const IMAGE = Buffer.alloc(2 * 1024 * 1024, 0x54); // stands in for nocloud-amd64.qcow2
 
+export type Machine = (typeof SEED)[number];
+
 export async function startHomelab(
-  options: { taskDurationMs?: number | Record<string, number>; rebootDelayMs?: number } = {},
+  options: {
+    taskDurationMs?: number | Record<string, number>;
+    rebootDelayMs?: number;
+    /** Machines besides the seed's three (a cluster scaled up needs them). */
+    extraMachines?: readonly Machine[];
+    /** A destroyed VM's machine loses its disk, so one created again boots from the image. */
+    wipeDisks?: boolean;
+    /**
+     * Listen on `<prefix><last octet of the machine's IP>` instead of the machines' own loopback
+     * addresses: a suite that may run while another engineer's homelab holds 127.0.3.x:50000 (a machine
+     * powered on later would find its port taken).
+     */
+    loopbackPrefix?: string;
+  } = {},
 ): Promise<Homelab> {
+  const prefix = options.loopbackPrefix;
+  const machines = [...SEED, ...(options.extraMachines ?? [])].map((m) =>
+    prefix ? { ...m, loopback: `${prefix}${m.ip.split(".")[3]}` } : m,
+  );
   let served = 0;
   const server: Server = createServer((req, res) => {
     // The Image Factory's version list (GET /versions), which a Talos upgrade plans its path from.
@@ -96,7 +115,12 @@ export async function startHomelab(
   const workloadDir = await mkdtemp(join(tmpdir(), "homelab-workload-"));
   const workload = await startWorkloadCluster({ dir: workloadDir, apiAddresses: SEED.map((n) => n.ip) });
   const talos = await startTalosSimulator({
-    nodes: SEED.map((n) => ({ name: n.name, ip: n.loopback, advertisedIp: n.ip, talosVersion: "v1.11.0" })),
+    nodes: machines.map((n) => ({
+      name: n.name,
+      ip: n.loopback,
+      advertisedIp: n.ip,
+      talosVersion: "v1.11.0",
+    })),
     workloadCluster: talosWorkloadHook(workload),
     rebootDelayMs: options.rebootDelayMs ?? 100,
   });
@@ -104,13 +128,14 @@ export async function startHomelab(
   const power = followVmPower(
     proxmox,
     talos,
-    SEED.map((n) => n.name),
+    machines.map((n) => n.name),
     () => {},
     50,
+    { wipeDisks: options.wipeDisks ?? false },
   );
   await power.ready;
 
-  const talosAddresses = Object.fromEntries(SEED.map((n) => [n.ip, talos.endpoint(n.name)]));
+  const talosAddresses = Object.fromEntries(machines.map((n) => [n.ip, talos.endpoint(n.name)]));
   return {
     proxmox,
     talos,
@@ -118,7 +143,7 @@ export async function startHomelab(
     image: { baseUrl, sha256: createHash("sha256").update(IMAGE).digest("hex"), served: () => served },
     addresses: { proxmoxUrl: proxmox.url, talos: talosAddresses },
     bootstrapCalls: () =>
-      SEED.reduce(
+      machines.reduce(
         (sum, n) =>
           sum + talos.node(n.name).calls.filter((c) => c === "/machine.MachineService/Bootstrap").length,
         0,

@@ -91,3 +91,42 @@ describe("followVmPower", () => {
     expect(errors).toEqual([]);
   });
 });
+
+describe("followVmPower with wipeDisks", () => {
+  it("wipes a machine's disk each time its VM is destroyed, never when it only stops", async () => {
+    // One follower per machine: two would both power talos-b on.
+    await power.stop();
+    const wiped: string[] = [];
+    const follower = followVmPower(
+      proxmox,
+      { faults: talos.faults, wipeDisk: (m) => wiped.push(m) },
+      ["talos-b"],
+      (err) => errors.push(err),
+      50,
+      { wipeDisks: true },
+    );
+    await follower.ready;
+    try {
+      await client.waitForTask(await client.createVm("trinity", 301, { name: "talos-b", memory: 512 }));
+      await client.waitForTask(await client.start("trinity", 301));
+      await eventually("talos-b to answer", () => answers("talos-b"));
+      await client.waitForTask(await client.stop("trinity", 301));
+      await eventually("talos-b silent", async () => !(await answers("talos-b")));
+      await new Promise((r) => setTimeout(r, 200));
+      expect(wiped).toEqual([]);
+
+      await client.waitForTask(await client.deleteVm("trinity", 301, { purge: true }));
+      await eventually("the destroyed VM's disk wiped", async () => wiped.length === 1);
+      // Created again and destroyed again: each VM under that name had a disk of its own.
+      await client.waitForTask(await client.createVm("trinity", 302, { name: "talos-b", memory: 512 }));
+      await new Promise((r) => setTimeout(r, 200));
+      expect(wiped).toHaveLength(1);
+      await client.waitForTask(await client.deleteVm("trinity", 302, { purge: true }));
+      await eventually("the second VM's disk wiped", async () => wiped.length === 2);
+      expect(wiped.every((m) => m === "talos-b")).toBe(true);
+      expect(errors).toEqual([]);
+    } finally {
+      await follower.stop();
+    }
+  });
+});

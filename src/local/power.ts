@@ -15,24 +15,49 @@ export function poweredMachines(
   return new Map(machines.map((m) => [m, running.has(m)]));
 }
 
-/** Keeps each machine's power matching its VM, checked every `intervalMs`, until stopped. */
+/**
+ * Keeps each machine's power matching its VM, checked every `intervalMs`, until stopped. With
+ * `wipeDisks`, a machine whose VM is destroyed also loses its disk (`wipeDisk`): a VM created again
+ * under that name boots from the image, as a recreated VM does.
+ */
 export function followVmPower(
   proxmox: { cluster: SimCluster },
-  talos: Pick<TalosSimulator, "faults">,
+  talos: Pick<TalosSimulator, "faults"> & Partial<Pick<TalosSimulator, "wipeDisk">>,
   machines: readonly string[],
   onError: (err: unknown) => void,
   intervalMs = 200,
+  options: { wipeDisks?: boolean } = {},
 ): { ready: Promise<void>; stop(): Promise<void> } {
   const powered = new Map<string, boolean>();
+  /** The VM behind each machine (vmid and vmgenid, which Proxmox generates anew for every VM). */
+  const identity = new Map<string, string>();
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
+  const setPower = async (machine: string, on: boolean) => {
+    if (powered.get(machine) === on) return;
+    await talos.faults.nodeDown(machine, !on);
+    powered.set(machine, on);
+  };
   const pass = async () => {
-    for (const [machine, on] of poweredMachines(proxmox.cluster.vms.values(), machines)) {
-      if (powered.get(machine) === on) continue;
-      await talos.faults.nodeDown(machine, !on);
-      powered.set(machine, on);
+    const vms = [...proxmox.cluster.vms.values()];
+    for (const [machine, on] of poweredMachines(vms, machines)) {
+      if (options.wipeDisks) {
+        const named = vms.filter((v) => String(v.config["name"] ?? "") === machine);
+        const vm = named.find((v) => v.status === "running") ?? named[0];
+        const id = vm ? `${vm.vmid}/${String(vm.config["vmgenid"] ?? "")}` : undefined;
+        const before = identity.get(machine);
+        // Destroyed, or another VM under its name already: the disk the machine had is gone.
+        if (before !== undefined && before !== id) {
+          await setPower(machine, false);
+          talos.wipeDisk?.(machine);
+        }
+        if (id) identity.set(machine, id);
+        else identity.delete(machine);
+      }
+      await setPower(machine, on);
     }
   };
+
   let running = pass();
   const tick = () => {
     running = pass()

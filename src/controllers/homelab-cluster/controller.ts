@@ -19,11 +19,14 @@ import { parseVersion } from "../../talos/config/version.ts";
 import { PAUSED_ANNOTATION } from "../shared/paused.ts";
 import { type Connections, directConnections } from "./connections.ts";
 import { reconcileDelete } from "./deletion.ts";
+import { checkDrift } from "./drift.ts";
 import { ensureImage } from "./image.ts";
 import { checkHealth, ensureKubeconfig, WorkloadClients } from "./kubernetes.ts";
 import { FINALIZER } from "./names.ts";
 import { CONNECTION_REASONS, failed, type Outcome } from "./outcome.ts";
 import { ProxmoxClients } from "./proxmox-connection.ts";
+import { removeStaleMembers } from "./replace.ts";
+import { removeDepartedNodes } from "./scale-down.ts";
 import type { ControllerOptions, NodeStatus, Scope, Timings } from "./scope.ts";
 import { ensureSecrets } from "./secrets.ts";
 import { bootstrapEtcd, configureNodes } from "./talos.ts";
@@ -44,14 +47,20 @@ const PHASES: { condition: string; phase: Phase; run: (scope: Scope) => Promise<
   { condition: "VMsReady", phase: "Provisioning", run: ensureVms },
   { condition: "TalosConfigured", phase: "Provisioning", run: configureNodes },
   { condition: "EtcdBootstrapped", phase: "Bootstrapping", run: bootstrapOnce },
+  // A control plane recreated from the image waits for its stale etcd member to go (replace.ts).
+  { condition: "EtcdMembersInSync", phase: "Bootstrapping", run: removeStaleMembers },
   { condition: "KubeconfigReady", phase: "Bootstrapping", run: ensureKubeconfig },
   { condition: "KubernetesHealthy", phase: "Bootstrapping", run: checkHealth },
+  // Nodes leave only a cluster that is otherwise healthy (scale-down.ts).
+  { condition: "NodesRemoved", phase: "Provisioning", run: removeDepartedNodes },
   // Day 2: runs only on a healthy cluster, so nothing is upgraded past a failing earlier phase.
   { condition: "TalosUpToDate", phase: "Upgrading", run: upgradeTalos },
   // After Talos: one rollout at a time, and a Kubernetes upgrade only on nodes that run the target Talos.
   { condition: "KubernetesUpToDate", phase: "Upgrading", run: upgradeKubernetes },
 ];
 export const PHASE_CONDITIONS = PHASES.map((p) => p.condition);
+/** Checked on every pass once the VMs phase has run, without holding up the phases (drift.ts). */
+const DRIFT_CONDITION = "VMsInSync";
 
 export interface HomelabClusterControllerOptions {
   namespace: string;
@@ -188,6 +197,14 @@ async function runPhases(scope: Scope): Promise<ReconcileResult> {
     }
   }
 
+  // Drift is looked at once the VMs phase ran (the VM list is read); it reports and corrects, never stops.
+  const reached = stopped ? PHASE_CONDITIONS.indexOf(stopped.condition) : PHASE_CONDITIONS.length;
+  let drift: Outcome | undefined;
+  if (reached >= PHASE_CONDITIONS.indexOf("VMsReady")) {
+    drift = await checkDrift(scope).catch(failed);
+    set(DRIFT_CONDITION, drift.done, drift.reason, drift.message);
+  }
+
   const wasReady =
     previous.phase === "Ready" || previous.phase === "Degraded" || previous.phase === "Upgrading";
   if (stopped)
@@ -231,6 +248,7 @@ async function runPhases(scope: Scope): Promise<ReconcileResult> {
     throw stopped.outcome.error;
   if (stopped?.outcome.error !== undefined) return { requeueAfter: scope.opts.timings.blockedMs };
   if (stopped) return { requeueAfter: stopped.outcome.requeueAfterMs };
+  if (drift && !drift.done) return { requeueAfter: scope.opts.timings.pollMs };
   return { requeueAfter: scope.opts.timings.resyncMs };
 }
 
@@ -337,7 +355,7 @@ const OWNED_STATUS_FIELDS = [
   "secretRefs",
   "upgrade",
 ] as const satisfies readonly (keyof HomelabClusterStatus)[];
-const OWNED_CONDITIONS = new Set<string>([...PHASE_CONDITIONS, "Ready"]);
+const OWNED_CONDITIONS = new Set<string>([...PHASE_CONDITIONS, DRIFT_CONDITION, "Ready"]);
 
 function lowest(versions: (string | undefined)[]): string | undefined {
   const valid = versions.filter((v): v is string => {

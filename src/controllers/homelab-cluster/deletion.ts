@@ -2,7 +2,8 @@
 // those VMs); an Event says so. Delete: HA entries first (HA would restart a stopped VM), then each VM
 // stopped and purged (fenced), then the HA rule and the Secrets, then the finalizer.
 import { removeFinalizer } from "../../runtime/index.ts";
-import { FINALIZER, haRuleName, haSid, isOurVm, secretNames } from "./names.ts";
+import { FINALIZER, haRuleName, haSid, secretNames } from "./names.ts";
+import { taggedNodeName } from "./scale-down.ts";
 import type { Scope } from "./scope.ts";
 import { SECRET_GVK } from "./secrets.ts";
 
@@ -22,9 +23,11 @@ export async function reconcileDelete(scope: Scope): Promise<number | undefined>
   }
 
   const pve = await scope.proxmox();
-  const ours = (await scope.vms()).filter((vm) =>
-    spec.nodes.some((n) => n.vmid === vm.vmid && isOurVm(vm.tags, scope.name, n.name)),
-  );
+  // The spec's VMs, and those of nodes scaled away whose removal had not finished (still tagged ours).
+  const ours = (await scope.vms()).filter((vm) => {
+    const node = taggedNodeName(vm.tags, scope.name);
+    return node !== undefined && (spec.nodes.find((n) => n.vmid === vm.vmid)?.name ?? node) === node;
+  });
   const ha = new Set((await pve.listHaResources()).map((r) => r.sid));
   const remaining: string[] = [];
   for (const vm of ours) {

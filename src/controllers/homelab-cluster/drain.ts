@@ -2,12 +2,23 @@
 // unschedulable, then ask the Eviction API to evict every pod on it, so PodDisruptionBudgets are honoured
 // (a 429 means a budget forbids it now: try again later, never delete instead). Mirror pods (static pods
 // the kubelet runs from its config) and DaemonSet pods are left: evicting them achieves nothing, they
-// come back at once. One pass per call; the caller decides how long to keep trying.
+// come back at once. One pass per call (`drainPass`); the caller decides how long to keep trying. A
+// node taken out for good (`drainNode`, scale-down) keeps when its drain started on the Node itself (an
+// annotation), so a restarted operator keeps the same deadline; past it the drain pauses with a
+// Condition and keeps asking — nothing is ever deleted by force.
 import { ApiError, type KubeClient, type KubeObject } from "../../runtime/index.ts";
+import { parseDuration } from "../workload-migration/duration.ts";
+import { blocked, type Outcome, waiting } from "./outcome.ts";
+import { milestone, type Scope } from "./scope.ts";
 
-const NODE = { apiVersion: "v1", kind: "Node" };
+/** Set on a Node this operator cordoned to take it out: the time the drain started (RFC 3339). */
+export const DRAIN_ANNOTATION = "homelab.shdr.ch/drain-started";
+export const NODE_GVK = { apiVersion: "v1", kind: "Node" };
+const NODE = NODE_GVK;
 const POD = { apiVersion: "v1", kind: "Pod" };
 const MIRROR_ANNOTATION = "kubernetes.io/config.mirror";
+
+export type WorkloadNode = KubeObject & { spec?: { unschedulable?: boolean } };
 
 interface Pod extends KubeObject {
   spec?: { nodeName?: string };
@@ -59,4 +70,59 @@ export async function drainPass(client: KubeClient, node: string): Promise<Drain
     }
   }
   return result;
+}
+
+/** The drain's timeout: how long a node may take to become healthy during a rollout (upgrade.healthTimeout). */
+export function drainTimeoutMs(scope: Scope): number {
+  return parseDuration(scope.spec.upgrade.healthTimeout);
+}
+
+/**
+ * Drains `name`: undefined once no pod that must go is left on it (or the Node does not exist), else
+ * what it is waiting for. With `evict: false` it is only cordoned and marked: the annotation is also
+ * what lets a later pass find the Node to delete once the VM and the member are gone.
+ */
+export async function drainNode(
+  scope: Scope,
+  name: string,
+  options: { evict: boolean } = { evict: true },
+): Promise<Outcome | undefined> {
+  const client = scope.workload(scope.kubeconfig ?? "");
+  const node = await client.getOrUndefined<WorkloadNode>(NODE_GVK, { name });
+  if (!node) return undefined;
+  let started = node.metadata?.annotations?.[DRAIN_ANNOTATION];
+  if (!node.spec?.unschedulable || !started) {
+    started ??= new Date().toISOString();
+    await client.patch(
+      NODE_GVK,
+      { name },
+      { spec: { unschedulable: true }, metadata: { annotations: { [DRAIN_ANNOTATION]: started } } },
+      "merge",
+    );
+    milestone(scope, "NodeCordoned", "Drain", `${name} cordoned to be drained and removed`);
+  }
+  if (!options.evict) return undefined;
+
+  const pass = await drainPass(client, name);
+  if (pass.remaining.length === 0) return undefined;
+  const refused = pass.blocked.map((b) => b.pod);
+  const elapsedMs = Date.now() - Date.parse(started);
+  const timeoutMs = drainTimeoutMs(scope);
+  if (refused.length && elapsedMs > timeoutMs)
+    return blocked(
+      "DrainTimedOut",
+      `draining ${name} for ${Math.round(elapsedMs / 1000)} s, past upgrade.healthTimeout ${scope.spec.upgrade.healthTimeout}: a PodDisruptionBudget refuses evicting ${refused.join(", ")}; paused (pods are never deleted by force) until the budget allows it`,
+      scope.opts.timings.blockedMs,
+    );
+  if (refused.length)
+    return waiting(
+      "DrainBlocked",
+      `draining ${name}: a PodDisruptionBudget refuses evicting ${refused.join(", ")} for now; asking again`,
+      scope.opts.timings.pollMs,
+    );
+  return waiting(
+    "Draining",
+    `draining ${name}: ${pass.remaining.length} pod(s) still on it, evictions asked`,
+    scope.opts.timings.pollMs,
+  );
 }

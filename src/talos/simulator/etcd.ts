@@ -21,6 +21,17 @@ export interface BootstrapRecord {
   accepted: boolean;
 }
 
+/** One moment of the membership, recorded at every change (tests read quorum over time from it). */
+export interface EtcdRecord {
+  at: number;
+  /** What happened: "bootstrap talos-a", "join talos-b", "remove talos-c", "talos-a down", ... */
+  event: string;
+  /** Hostnames of the members, sorted. */
+  members: string[];
+  /** Members whose machine runs etcd as that member at this moment (up, and its etcd not stopped). */
+  running: string[];
+}
+
 export class SimulatedEtcd {
   bootstrapped = false;
   /** Every Bootstrap call, refused ones included, kept with the state: what crash tests count. */
@@ -28,6 +39,27 @@ export class SimulatedEtcd {
   readonly members = new Map<string, EtcdMemberState>();
   leaderId: string | null = null;
   readonly unhealthy = new Set<string>(); // node names
+  /** Every membership change and every member machine's power change, in order. */
+  readonly history: EtcdRecord[] = [];
+  private readonly runsEtcd: (nodeName: string) => boolean;
+
+  /** `runsEtcd`: whether a member's machine is up with its etcd running (for the history). */
+  constructor(runsEtcd: (nodeName: string) => boolean = () => true) {
+    this.runsEtcd = runsEtcd;
+  }
+
+  record(event: string): void {
+    const members = [...this.members.values()];
+    this.history.push({
+      at: Date.now(),
+      event,
+      members: members.map((m) => m.hostname).sort(),
+      running: members
+        .filter((m) => this.runsEtcd(m.nodeName))
+        .map((m) => m.hostname)
+        .sort(),
+    });
+  }
 
   private newId(): string {
     // Non-zero uint64 with the top bit set, like etcd's member ids that overflow int64 (exercises uint64).
@@ -49,12 +81,17 @@ export class SimulatedEtcd {
     this.bootstrapped = true;
     const m = this.add(nodeName, hostname, ip);
     this.leaderId = m.id;
+    this.record(`bootstrap ${hostname}`);
     return m;
   }
 
   join(nodeName: string, hostname: string, ip: string): EtcdMemberState | undefined {
     if (!this.bootstrapped) return undefined;
-    return this.memberOf(nodeName) ?? this.add(nodeName, hostname, ip);
+    const existing = this.memberOf(nodeName);
+    if (existing) return existing;
+    const m = this.add(nodeName, hostname, ip);
+    this.record(`join ${hostname}`);
+    return m;
   }
 
   private add(nodeName: string, hostname: string, ip: string): EtcdMemberState {
@@ -68,6 +105,7 @@ export class SimulatedEtcd {
     if (!member) throw new SimStatusError(Status.NOT_FOUND, `member ${BigInt(id).toString(16)} not found`);
     this.members.delete(id);
     if (this.leaderId === id) this.leaderId = this.members.keys().next().value ?? null;
+    this.record(`remove ${member.hostname}`);
     return member;
   }
 

@@ -291,6 +291,7 @@ export class SimulatedNode {
     this.bootedAt = new Date();
     this.ctx.observe(this);
     this.joinEtcdIfRunning();
+    this.noteEtcdPower("up");
     this.ctx.log(`${this.name} booted in ${this.mode} mode, Talos ${this.version}, ${this.endpoint}`);
     this.ctx.changed();
     if (this.mode === "running") this.ctx.nodeRunning(this);
@@ -350,8 +351,20 @@ export class SimulatedNode {
     const etcd = this.etcd();
     if (!etcd?.bootstrapped) return;
     if (etcd.memberOf(this.name) && this.etcdDataWiped) return; // stale member blocks the join
-    etcd.join(this.name, this.hostname, this.advertisedIp);
+    // Cleared first, so the join's history record already counts this member as running.
     this.etcdDataWiped = false;
+    etcd.join(this.name, this.hostname, this.advertisedIp);
+  }
+
+  /** Whether etcd runs here as a member: up, configured, and nothing keeping etcd from running. */
+  runsEtcd(): boolean {
+    return this.mode === "running" && this.config?.role === "controlplane" && this.etcdWaitReason() === null;
+  }
+
+  /** A member's machine changed power: the etcd history records it (quorum is about running members). */
+  private noteEtcdPower(event: string): void {
+    const etcd = this.etcd();
+    if (etcd?.memberOf(this.name)) etcd.record(`${this.hostname} ${event}`);
   }
 
   /** Why etcd does not run here, or null when it is a member. */
@@ -376,6 +389,7 @@ export class SimulatedNode {
   scheduleReboot(reason: string): void {
     this.mode = "rebooting";
     this.ctx.observe(this);
+    this.noteEtcdPower("rebooting");
     this.ctx.log(`${this.name} rebooting (${reason})`);
     this.ctx.changed();
     // Let the current RPC's response leave before the listener closes.
@@ -391,11 +405,30 @@ export class SimulatedNode {
     }, 20);
   }
 
+  /**
+   * A new, empty system disk (its VM was destroyed and created again from the image): the machine boots
+   * into maintenance mode with no config, and its etcd data is gone, so a member still registered under
+   * its name is stale and blocks the rejoin until it is removed. Only a powered-off machine's disk can
+   * be swapped.
+   */
+  wipeDisk(): void {
+    if (!this.down) throw new Error(`${this.name} is running: power it off before replacing its disk`);
+    this.config = null;
+    this.stagedConfig = null;
+    this.stagedVersion = null;
+    this.leftEtcd = false;
+    this.etcdRemoved = false;
+    this.etcdDataWiped = true;
+    this.ctx.log(`${this.name} has a new, empty disk`);
+    this.ctx.changed();
+  }
+
   async setDown(down: boolean): Promise<void> {
     this.down = down;
     if (down) {
       this.mode = "down";
       this.ctx.observe(this);
+      this.noteEtcdPower("down");
       await this.shutdown();
       this.ctx.log(`${this.name} is down`);
       this.ctx.changed();

@@ -265,6 +265,29 @@ describe("Talos simulator driven by our client", () => {
     expect(members.find((m) => m.hostname === "cp2")?.id).not.toBe(staleId);
     expect(await admin("cp2").unhealthyServices(["etcd"])).toEqual([]);
   });
+  it("wipeDisk: a powered-off machine boots from an empty disk; the etcd history records each step", async () => {
+    const before = sim.etcdHistory("cp1").length;
+    expect(() => sim.wipeDisk("cp2")).toThrow(/power it off/);
+    await sim.faults.nodeDown("cp2");
+    sim.wipeDisk("cp2");
+    await sim.faults.nodeDown("cp2", false);
+    await sim.waitForMode("cp2", "maintenance");
+    expect(sim.node("cp2").configYaml).toBeNull();
+    await maintenance("cp2").applyConfiguration(configs.get("cp2") ?? "");
+    await sim.waitForMode("cp2", "running");
+    const etcd = (await admin("cp2").serviceList()).find((s) => s.id === "etcd");
+    expect(etcd?.lastMessage).toMatch(/Peer URLs already exists/);
+    const stale = sim.node("cp2").etcdMemberId ?? "";
+    expect(await admin("cp1").etcdRemoveMemberById(stale)).toBe("removed");
+    expect(await admin("cp2").unhealthyServices(["etcd"])).toEqual([]);
+
+    const records = sim.etcdHistory("cp1").slice(before);
+    expect(records.map((r) => r.event)).toEqual(["cp2 down", "cp2 up", "remove cp2", "join cp2"]);
+    // Down and back with a stale member: a member, not running; after the rejoin both run.
+    expect(records[0]).toMatchObject({ members: ["cp1", "cp2"], running: ["cp1"] });
+    expect(records[1]).toMatchObject({ members: ["cp1", "cp2"], running: ["cp1"] });
+    expect(records[3]).toMatchObject({ members: ["cp1", "cp2"], running: ["cp1", "cp2"] });
+  });
 });
 
 describe("error mapping", () => {

@@ -6,7 +6,7 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { TALOS_API_PORT } from "../client/talos-client.ts";
 import { DEFAULT_TALOS_VERSION } from "../config/defaults.ts";
-import { type BootstrapRecord, type EtcdMemberState, SimulatedEtcd } from "./etcd.ts";
+import { type BootstrapRecord, type EtcdMemberState, type EtcdRecord, SimulatedEtcd } from "./etcd.ts";
 import {
   type AppliedConfig,
   type NodeMode,
@@ -132,6 +132,13 @@ export interface TalosSimulator {
   setKubeconfig(source: KubeconfigSource | undefined): void;
   /** Every change of a node's mode or version, and of etcd health, since the simulator started. */
   history(): readonly NodeStateRecord[];
+  /**
+   * The etcd history (membership changes, member machines' power) of the cluster machine `name` is
+   * configured for, oldest first; kept in memory only (a restarted simulator starts a new record).
+   */
+  etcdHistory(name: string): readonly EtcdRecord[];
+  /** The machine got a new, empty disk (its VM was recreated): maintenance mode, etcd data gone. */
+  wipeDisk(name: string): void;
   /** Resolves when the node reaches `mode` (after a reboot, for example). */
   waitForMode(name: string, mode: NodeMode, timeoutMs?: number): Promise<void>;
   /** Resolves once the node has booted again after `reboots` (a count read from node(name).reboots). */
@@ -249,7 +256,7 @@ export async function startTalosSimulator(options: TalosSimulatorOptions): Promi
     etcdFor(clusterId) {
       let etcd = etcds.get(clusterId);
       if (!etcd) {
-        etcd = new SimulatedEtcd();
+        etcd = new SimulatedEtcd((name) => nodes.get(name)?.runsEtcd() ?? false);
         etcds.set(clusterId, etcd);
       }
       return etcd;
@@ -377,6 +384,11 @@ export async function startTalosSimulator(options: TalosSimulatorOptions): Promi
     history: () => [...history],
     setKubeconfig(source) {
       kubeconfigSource = source;
+    },
+    wipeDisk: (name) => get(name).wipeDisk(),
+    etcdHistory(name) {
+      const clusterId = get(name).config?.clusterId;
+      return clusterId ? [...(etcds.get(clusterId)?.history ?? [])] : [];
     },
     async waitForMode(name, mode, timeoutMs = 10_000) {
       const n = get(name);

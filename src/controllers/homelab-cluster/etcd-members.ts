@@ -1,0 +1,68 @@
+// etcd as the scaling steps see it, always from live reads: the member list through a control plane that
+// stays, and each member's etcd service health from its own Talos API. Nothing here is remembered
+// between reconciles, so a decision is never made on a membership that has changed since.
+import type { HomelabClusterNode } from "../../crds/homelab-cluster.ts";
+import { TalosApiError } from "../../talos/client/errors.ts";
+import type { EtcdMember } from "../../talos/client/talos-client.ts";
+import { controlPlanes } from "./names.ts";
+import type { Scope } from "./scope.ts";
+import { adminClient, withClient } from "./talos.ts";
+
+/** Members an etcd cluster of `members` needs up to commit anything (etcd's majority). */
+export function quorum(members: number): number {
+  return Math.floor(members / 2) + 1;
+}
+
+/** etcd's ErrPeerURLExist: a node with an empty data directory finds a member with its peer URL. */
+export const STALE_MEMBER_ERROR = /Peer URLs already exists/;
+
+export function memberHex(member: EtcdMember): string {
+  return BigInt(member.id).toString(16);
+}
+
+/**
+ * The member list, read through the first control plane of the spec (never one named in `except`, the
+ * node being taken out) that answers. Throws the last Talos error when none does.
+ */
+export async function liveMembers(
+  scope: Scope,
+  except: readonly string[] = [],
+): Promise<{ through: HomelabClusterNode; members: EtcdMember[] }> {
+  let last: unknown = new Error("no control plane to read the etcd members through");
+  for (const cp of controlPlanes(scope.spec)) {
+    if (except.includes(cp.name)) continue;
+    try {
+      const members = await withClient(adminClient(scope, cp.ip), (c) => c.etcdMemberList());
+      return { through: cp, members };
+    } catch (err) {
+      if (!(err instanceof TalosApiError)) throw err;
+      last = err;
+    }
+  }
+  throw last;
+}
+
+/** Why each of `nodes` does not run a healthy etcd (empty: all do), from its Talos service list. */
+export async function unhealthyEtcd(
+  scope: Scope,
+  nodes: readonly HomelabClusterNode[],
+): Promise<Map<string, string>> {
+  const sick = new Map<string, string>();
+  for (const node of nodes) {
+    try {
+      const services = await withClient(adminClient(scope, node.ip), (c) => c.serviceList());
+      const etcd = services.find((s) => s.id === "etcd");
+      if (!etcd) sick.set(node.name, "no etcd service");
+      else if (etcd.state !== "Running" || !etcd.healthy)
+        sick.set(node.name, `etcd ${etcd.state}${etcd.lastMessage ? ` (${etcd.lastMessage})` : ""}`);
+    } catch (err) {
+      if (!(err instanceof TalosApiError)) throw err;
+      sick.set(node.name, `Talos API not answering (${err.kind})`);
+    }
+  }
+  return sick;
+}
+
+export function describeSick(sick: Map<string, string>): string {
+  return [...sick].map(([name, why]) => `${name}: ${why}`).join("; ");
+}

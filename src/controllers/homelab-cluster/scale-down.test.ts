@@ -1,0 +1,61 @@
+import { describe, expect, it } from "vitest";
+import type { HomelabClusterNode } from "../../crds/homelab-cluster.ts";
+import { sizeDrift } from "./drift.ts";
+import { quorum, STALE_MEMBER_ERROR } from "./etcd-members.ts";
+import { orderDeparting, taggedNodeName } from "./scale-down.ts";
+
+describe("taggedNodeName", () => {
+  it("names the node only for this cluster's tags with exactly one node tag", () => {
+    expect(taggedNodeName("homelab-operator;homelab-cluster.k8s;homelab-node.talos-a", "k8s")).toBe(
+      "talos-a",
+    );
+    // Another cluster's VM of the same node name, an untagged VM, a VM with two node tags: not ours.
+    expect(
+      taggedNodeName("homelab-operator;homelab-cluster.other;homelab-node.talos-a", "k8s"),
+    ).toBeUndefined();
+    expect(taggedNodeName(undefined, "k8s")).toBeUndefined();
+    expect(taggedNodeName("homelab-cluster.k8s;homelab-node.a;homelab-node.b", "k8s")).toBeUndefined();
+    // A cluster whose name is a prefix of ours is another cluster.
+    expect(taggedNodeName("homelab-cluster.k8s-2;homelab-node.talos-a", "k8s")).toBeUndefined();
+  });
+});
+
+describe("orderDeparting", () => {
+  it("takes nodes without an etcd member first, then members, each by name", () => {
+    const order = orderDeparting([
+      { name: "cp-b", memberId: "2", kubernetesNode: true },
+      { name: "worker-z", kubernetesNode: true },
+      { name: "cp-a", memberId: "1", kubernetesNode: true },
+      { name: "worker-a", kubernetesNode: false },
+    ]).map((n) => n.name);
+    expect(order).toEqual(["worker-a", "worker-z", "cp-a", "cp-b"]);
+  });
+});
+
+describe("quorum", () => {
+  it("is etcd's majority", () => {
+    expect([1, 2, 3, 4, 5, 6, 7].map(quorum)).toEqual([1, 2, 2, 3, 3, 4, 4]);
+  });
+});
+
+describe("STALE_MEMBER_ERROR", () => {
+  it("matches etcd's ErrPeerURLExist and nothing a booting etcd says", () => {
+    expect(STALE_MEMBER_ERROR.test("etcdserver: Peer URLs already exists")).toBe(true);
+    expect(STALE_MEMBER_ERROR.test("waiting for etcd bootstrap")).toBe(false);
+    expect(STALE_MEMBER_ERROR.test("joining etcd")).toBe(false);
+  });
+});
+
+describe("sizeDrift", () => {
+  const node = { memoryMiB: 16384, cores: 8 } as HomelabClusterNode;
+  it("reports memory and cores that differ from the spec", () => {
+    expect(sizeDrift({ maxmem: 16384 * 2 ** 20, maxcpu: 8 }, node)).toEqual({});
+    expect(sizeDrift({ maxmem: 8192 * 2 ** 20, maxcpu: 4 }, node)).toEqual({
+      memoryMiB: { actual: 8192, spec: 16384 },
+      cores: { actual: 4, spec: 8 },
+    });
+  });
+  it("says nothing about a size the VM list does not report", () => {
+    expect(sizeDrift({}, node)).toEqual({});
+  });
+});
