@@ -106,7 +106,10 @@ describe("WorkloadMigration crash safety", () => {
     let last: Status = {};
     await waitFor(
       "retired after the kills",
-      async () => (last = await statusOf()).phase === "Decommissioned",
+      async () => {
+        last = await statusOf();
+        return last.phase === "Decommissioned";
+      },
       150_000,
       250,
     ).catch((err: Error) => {

@@ -69,7 +69,10 @@ async function waitStatus(name: string, what: string, ok: (s: Status) => boolean
   let last: Status = {};
   return waitFor(
     `${name}: ${what}`,
-    async () => (ok((last = await statusOf(name))) ? last : undefined),
+    async () => {
+      last = await statusOf(name);
+      return ok(last) ? last : undefined;
+    },
     ms,
     200,
   ).catch((err: Error) => {

@@ -135,7 +135,10 @@ describe("WorkloadMigration rollback", () => {
       let last: Status = {};
       await waitFor(
         `${name} held ${c.step}`,
-        async () => c.held((last = await statusOf(name))),
+        async () => {
+          last = await statusOf(name);
+          return c.held(last);
+        },
         120_000,
         250,
       ).catch((err: Error) => {
@@ -150,7 +153,8 @@ describe("WorkloadMigration rollback", () => {
       const done = await waitFor(
         `${name} rolled back`,
         async () => {
-          const s = (last = await statusOf(name));
+          last = await statusOf(name);
+          const s = last;
           return s.phase === "RolledBack" ? s : undefined;
         },
         120_000,
