@@ -1,12 +1,11 @@
 // A part is ready for its app only once the app can log in with what its connection Secret holds. The
 // provider's Ready says the external resource exists, not that the Secret carries its credentials: in
-// e2e/provider-sql the real provider-sql reported a re-vended Role Ready while the password in its Secret
-// was refused by PostgreSQL. Its code allows that window: the Role's password is reset only when the
-// Secret it looks at is absent or empty, the previous Role's Secret lingers until kube-controller-manager's
-// garbage collector deletes it, and a Secret found absent is first published empty. So the part waits
-// until the Secret is controlled by the managed resource that publishes it and holds every key the app
-// reads. Only key names are looked at, never values.
-
+// e2e/provider-sql the real provider-sql reports a re-vended (adopted) Role Synced and Ready while its
+// Secret stays empty, and once reported the AppVending Ready while PostgreSQL refused the Secret's
+// password (the previous Role's Secret lingers until kube-controller-manager's garbage collector deletes
+// it; the Role's password is reset only when the Secret it looks at is absent or empty). So the part
+// waits until the Secret is controlled by the managed resource that publishes it and holds every key the
+// app reads. Only key names are looked at, never values.
 import type { AppVending } from "../../crds/app-vending.ts";
 import type { KubeObject, ReconcileContext } from "../../runtime/index.ts";
 import { connectionSecretNames } from "./desired.ts";
