@@ -1,6 +1,6 @@
 # The operator image: tsc's JavaScript (scripts/build.ts, `npm run build`), run as `node dist/main.js`.
 # Type stripping (`node src/main.ts`, what `npm start` does) would keep Node's WebAssembly TypeScript
-# parser in the process for good, ~25-30 MiB RSS (bench/peer-tenant/README.md); the image does not pay it.
+# parser in the process for good, ~29 MiB RSS at start (README, Benchmarks); the image does not pay it.
 
 # The pinned Helm v4 CLI the components controller drives, built from its Go module with the same pin and
 # flags as deploy/helm/build-helm.sh (keep HELM_VERSION equal to that script's).

@@ -1,6 +1,6 @@
 // Emits the operator as JavaScript into dist/ (what the image runs: `node dist/main.js`). Node's type
-// stripping keeps its WebAssembly TypeScript parser in the process for good (~25–30 MiB RSS, never given
-// back; bench/peer-tenant/README.md); tsc's output needs none of it. The `.ts` import specifiers stay in
+// stripping keeps its WebAssembly TypeScript parser in the process for good (~29 MiB RSS at start, never
+// given back; README, Benchmarks); tsc's output needs none of it. The `.ts` import specifiers stay in
 // the sources: tsconfig's rewriteRelativeImportExtensions turns them into `.js` here.
 // Files the code reads beside itself (Talos' .proto files, the stand-in CRDs, versions.env, the Proxmox
 // API subset) are copied next to the emitted modules, so `import.meta.url` paths resolve the same.

@@ -1,6 +1,6 @@
 // @grpc/grpc-js and @grpc/proto-loader (with protobufjs) are loaded when the first Talos client is
 // built, not when the operator starts: a cluster with no HomelabCluster never talks to Talos, and the
-// two cost ~6 MiB of heap and ~3 MiB RSS at start (bench/peer-tenant/README.md). Both are CommonJS, so
+// two cost ~6 MiB of heap and 2-4 MiB RSS at start (README, Benchmarks). Both are CommonJS, so
 // require() loads them synchronously where they are first needed and keeps the callers synchronous.
 import { createRequire } from "node:module";
 import type * as GrpcJs from "@grpc/grpc-js";
