@@ -11,9 +11,10 @@ describe("findHelm", () => {
   });
   afterAll(() => rm(dir, { recursive: true, force: true }));
 
-  const binary = async (path: string) => {
+  // A stand-in helm that answers `helm version --template {{.Version}}` with `version`.
+  const binary = async (path: string, version = PINNED_HELM_VERSION) => {
     await mkdir(join(path, ".."), { recursive: true });
-    await writeFile(path, "#!/bin/sh\n");
+    await writeFile(path, `#!/bin/sh\necho ${version}\n`);
     await chmod(path, 0o755);
     return path;
   };
@@ -41,6 +42,20 @@ describe("findHelm", () => {
     expect(findHelm({ HOMELAB_OPERATOR_CACHE: join(dir, "empty"), PATH: join(dir, "bin") }).path).toBe(
       onPath,
     );
+  });
+
+  it("skips a helm on PATH that is not Helm v4, naming it, and takes a v4 further along PATH", async () => {
+    const v3 = await binary(join(dir, "v3bin", "helm"), "v3.16.2");
+    const v4 = await binary(join(dir, "v4bin", "helm"), "v4.2.0");
+    const empty = join(dir, "empty-cache");
+    const onlyV3 = findHelm({ HOMELAB_OPERATOR_CACHE: empty, PATH: join(dir, "v3bin") });
+    expect(onlyV3.path).toBeUndefined();
+    expect(onlyV3.checked.at(-1)).toBe(`${v3} (v3.16.2: not Helm v4, the pin is ${PINNED_HELM_VERSION})`);
+    const both = findHelm({
+      HOMELAB_OPERATOR_CACHE: empty,
+      PATH: `${join(dir, "v3bin")}:${join(dir, "v4bin")}`,
+    });
+    expect(both.path).toBe(v4);
   });
 
   it("says everything it looked at when there is no helm", () => {

@@ -1,7 +1,10 @@
 // Which Helm binary the components controller runs, and what was looked at to find it. The operator image
 // sets HOMELAB_OPERATOR_HELM (Dockerfile); a laptop (local mode, `npm start` with a kubeconfig) finds the
 // pinned binary deploy/helm/build-helm.sh left in the peer cache, or a helm on PATH. When none is there the
-// controller says so in ComponentsReady instead of failing each component with a spawn error.
+// controller says so in ComponentsReady instead of failing each component with a spawn error. A helm on
+// PATH is anybody's: it is taken only when it says it is Helm v4 (the driver uses v4's flags and its
+// server-side apply), so a Helm v3 there is skipped and named rather than used silently.
+import { execFileSync } from "node:child_process";
 import { accessSync, constants } from "node:fs";
 import { homedir } from "node:os";
 import { delimiter, join } from "node:path";
@@ -44,10 +47,34 @@ export function findHelm(env: NodeJS.ProcessEnv = process.env): HelmLookup {
   const cached = join(peerCacheRoot(env), `helm-${PINNED_HELM_VERSION}`, "helm");
   if (executable(cached)) return { path: cached, checked: [...checked, cached] };
   checked.push(`${cached} (absent; deploy/helm/build-helm.sh builds it)`);
+  let skipped = false;
   for (const dir of (env.PATH ?? "").split(delimiter).filter(Boolean)) {
     const onPath = join(dir, "helm");
-    if (executable(onPath)) return { path: onPath, checked: [...checked, onPath] };
+    if (!executable(onPath)) continue;
+    const version = helmVersion(onPath);
+    if (version?.startsWith(`${HELM_MAJOR}.`))
+      return { path: onPath, checked: [...checked, `${onPath} (${version})`] };
+    checked.push(
+      `${onPath} (${version ?? "no version answer"}: not Helm ${HELM_MAJOR}, the pin is ${PINNED_HELM_VERSION})`,
+    );
+    skipped = true;
   }
-  checked.push("helm on PATH (absent)");
+  if (!skipped) checked.push("helm on PATH (absent)");
   return { checked };
+}
+
+const HELM_MAJOR = PINNED_HELM_VERSION.split(".")[0] as string;
+
+/** What `helm version` prints as its version (v4.3.1), or undefined when it does not answer in time. */
+function helmVersion(path: string): string | undefined {
+  try {
+    const out = execFileSync(path, ["version", "--template", "{{.Version}}"], {
+      encoding: "utf8",
+      timeout: 10_000,
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    return out.trim() || undefined;
+  } catch {
+    return undefined;
+  }
 }
