@@ -3,7 +3,8 @@
 // pass: on each control plane in spec order the API server, then the controller manager, then the
 // scheduler get the new image in the node's machine config (ApplyConfiguration NO_REBOOT), and each
 // static pod is waited for (its mirror pod in kube-system running the new image) before the next; only
-// then the kubelet of every node, waited for as its Node reporting the new version. Every decision is
+// then the kubelet of every node, waited for as its Node reporting the new version. Before the first
+// patch, every new image is pulled on every node (upgrade-prepull.ts). Every decision is
 // read live (mirror pods, Nodes), so a restart resumes at the first component not on the target, and a
 // repeated apply of the same config changes nothing (no fence: it is not a once-only call).
 import type { KubeObject } from "../../runtime/index.ts";
@@ -15,6 +16,7 @@ import { blocked, done, type Outcome, waiting } from "./outcome.ts";
 import type { Scope } from "./scope.ts";
 import { adminClient, talosInput, withClient } from "./talos.ts";
 import { upgradeOrder } from "./upgrade-plan.ts";
+import { imagesToPull, prePull } from "./upgrade-prepull.ts";
 import { currentUpgrade, setUpgradePart } from "./upgrade-status.ts";
 
 /** The control-plane static pods in the order they are upgraded, with their image repositories. */
@@ -102,6 +104,14 @@ async function readLive(scope: Scope): Promise<Live> {
       ready: n.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false,
     });
   return { staticPods, nodes, readinessMatters: [...nodes.values()].some((n) => n.ready) };
+}
+
+/** Whether any static pod or kubelet already runs `target` (the rollout has begun). */
+export function anyOnTarget(live: Live, target: string): boolean {
+  for (const comps of live.staticPods.values())
+    for (const c of comps.values()) if (c.version === target) return true;
+  for (const n of live.nodes.values()) if (n.kubelet === target) return true;
+  return false;
 }
 
 function minor(v: string) {
@@ -200,6 +210,31 @@ export async function upgradeKubernetes(scope: Scope): Promise<Outcome> {
       `upgrade.paused is set; next: ${id} to ${target}`,
       scope.opts.timings.blockedMs,
     );
+
+  // Nothing on the target anywhere yet: this would be the rollout's first patch. Pre-pull every new
+  // image on every node first, as talosctl does; a failed pull patches nothing. Decided from the live
+  // versions, so a pass after a crash between the pulls and the patch pulls again (a no-op for
+  // containerd) instead of trusting memory.
+  if (!anyOnTarget(live, target)) {
+    const repositories = {
+      controlPlane: CONTROL_PLANE_COMPONENTS.map((c) => c.repository),
+      kubelet: KUBELET_REPOSITORY,
+    };
+    const result = await prePull(
+      scope,
+      upgradeOrder(spec.nodes).map((n) => ({
+        name: n.name,
+        ip: n.ip,
+        images: imagesToPull(n.role === "controlplane" ? "controlplane" : "worker", target, repositories),
+      })),
+    );
+    if (!result.ok)
+      return blocked(
+        "ImagePullFailed",
+        `pre-pulling ${result.image} on ${result.node} failed (no node patched yet): ${result.message}`,
+        scope.opts.timings.blockedMs,
+      );
+  }
 
   // The versions the node runs now, with this step's component and every earlier one on the target
   // (the kubelet step comes after all of them), the later ones as they are.
