@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
 import { freePort } from "../../src/local/control-plane/ports.ts";
 import { KubeClient } from "../../src/runtime/index.ts";
+import { atLeastMinor } from "../../src/talos/config/version.ts";
 import type { NodeStateRecord } from "../../src/talos/simulator/simulator.ts";
 import { adminKubeConfig } from "../harness/test-cluster.ts";
 import { waitFor } from "../harness/wait.ts";
@@ -529,18 +530,19 @@ describe("HomelabCluster rolling Talos upgrade on the simulators", () => {
     const firstKubelet = Math.min(...applies.map((a) => a[3]!.at));
     expect(firstKubelet).toBeGreaterThan(lastControlPlane);
     for (let i = 1; i < NAMES.length; i++) expect(applies[i]![0]!.at).toBeGreaterThan(applies[i - 1]![2]!.at);
-    // Pre-pulled through ImageService (the nodes run Talos v1.13 by now): each node's four images, the
-    // control-plane ones into CRI and the kubelet into Talos' system namespace, all of them before the
-    // first patch of any node.
+    // Pre-pulled (through ImageService on Talos v1.13, which the nodes run after the tests above; the
+    // older MachineService.ImagePull before): each node's four images, the control-plane ones into CRI
+    // and the kubelet into Talos' system namespace, all of them before the first patch of any node.
     const firstApply = Math.min(...applies.map((a) => a[0]!.at));
     for (const name of NAMES) {
       const pulls = homelab.talos.node(name).pulls.filter((p) => p.at >= since);
+      const api = atLeastMinor(homelab.talos.node(name).version, 1, 13) ? "ImageService" : "MachineService";
       expect(new Set(pulls.map((p) => `${p.api} ${p.namespace} ${p.image}`)), name).toEqual(
         new Set([
-          "ImageService NS_CRI registry.k8s.io/kube-apiserver:v1.35.0",
-          "ImageService NS_CRI registry.k8s.io/kube-controller-manager:v1.35.0",
-          "ImageService NS_CRI registry.k8s.io/kube-scheduler:v1.35.0",
-          "ImageService NS_SYSTEM ghcr.io/siderolabs/kubelet:v1.35.0",
+          `${api} NS_CRI registry.k8s.io/kube-apiserver:v1.35.0`,
+          `${api} NS_CRI registry.k8s.io/kube-controller-manager:v1.35.0`,
+          `${api} NS_CRI registry.k8s.io/kube-scheduler:v1.35.0`,
+          `${api} NS_SYSTEM ghcr.io/siderolabs/kubelet:v1.35.0`,
         ]),
       );
       const allPulledAt = Math.max(

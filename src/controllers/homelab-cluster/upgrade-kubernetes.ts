@@ -215,6 +215,7 @@ export async function upgradeKubernetes(scope: Scope): Promise<Outcome> {
   // image on every node first, as talosctl does; a failed pull patches nothing. Decided from the live
   // versions, so a pass after a crash between the pulls and the patch pulls again (a no-op for
   // containerd) instead of trusting memory.
+  let prePulled = "";
   if (!anyOnTarget(live, target)) {
     const repositories = {
       controlPlane: CONTROL_PLANE_COMPONENTS.map((c) => c.repository),
@@ -234,6 +235,9 @@ export async function upgradeKubernetes(scope: Scope): Promise<Outcome> {
         `pre-pulling ${result.image} on ${result.node} failed (no node patched yet): ${result.message}`,
         scope.opts.timings.blockedMs,
       );
+    prePulled = `; ${result.pulled} image(s) pre-pulled`;
+    if (result.skipped.length)
+      prePulled += `, not on ${result.skipped.join(", ")} (no image pull API: skipped, as talosctl does)`;
   }
 
   // The versions the node runs now, with this step's component and every earlier one on the target
@@ -255,7 +259,7 @@ export async function upgradeKubernetes(scope: Scope): Promise<Outcome> {
   );
   return waiting(
     "UpgradingKubernetes",
-    `${id}: ${step.current ?? "?"} → ${target} applied (no reboot)`,
+    `${id}: ${step.current ?? "?"} → ${target} applied (no reboot)${prePulled}`,
     poll,
   );
 }
