@@ -190,6 +190,21 @@ export async function upgradeKubernetes(scope: Scope): Promise<Outcome> {
     return done("UpToDate", `control plane and ${spec.nodes.length} kubelet(s) on Kubernetes ${target}`);
   }
 
+  // Workers' kubelets go up to upgrade.maxUnavailable at once: the ones after the step's node in its
+  // batch get their config now too (each pass re-applies what has not reached the target yet, as the
+  // step's node is re-applied; applying the same config twice changes nothing). Control planes stay
+  // one at a time. The kubelet step comes only after every control-plane component is on the target,
+  // so the pre-pull below has happened already.
+  let companions = "";
+  if (step.component === "kubelet" && !spec.upgrade.paused) {
+    const batch = workerKubeletBatch(upgradeOrder(spec.nodes), live, target, spec.upgrade.maxUnavailable);
+    const others = batch.filter(
+      (n) => n.name !== step.node.name && live.nodes.get(n.name)?.kubelet !== target,
+    );
+    for (const n of others) await applyVersions(scope, n, { kubelet: target });
+    if (others.length) companions = `; with it: ${others.map((n) => n.name).join(", ")}`;
+  }
+
   const id = `${step.node.name}/${step.component}`;
   const previous = currentUpgrade(scope)?.kubernetes;
   const since =
@@ -203,7 +218,9 @@ export async function upgradeKubernetes(scope: Scope): Promise<Outcome> {
 
   // Applied already (the image is on target): the kubelet restarts the pod or itself; wait for it.
   if (step.current === target)
-    return waitingFor(`${step.component === "kubelet" ? "Node" : "static pod"} not running yet on ${target}`);
+    return waitingFor(
+      `${step.component === "kubelet" ? "Node" : "static pod"} not running yet on ${target}${companions}`,
+    );
   if (spec.upgrade.paused)
     return waiting(
       "UpgradePaused",
@@ -253,13 +270,34 @@ export async function upgradeKubernetes(scope: Scope): Promise<Outcome> {
   CONTROL_PLANE_COMPONENTS.forEach((c, i) => {
     versions[c.name] = i <= stepIndex ? target : comps?.get(c.name)?.version;
   });
-  const yaml = configWithVersions(scope, step.node, versions);
-  await withClient(adminClient(scope, step.node.ip), (c) =>
-    c.applyConfiguration(yaml, { mode: "NO_REBOOT" }),
-  );
+  await applyVersions(scope, step.node, versions);
   return waiting(
     "UpgradingKubernetes",
-    `${id}: ${step.current ?? "?"} → ${target} applied (no reboot)${prePulled}`,
+    `${id}: ${step.current ?? "?"} → ${target} applied (no reboot)${prePulled}${companions}`,
     poll,
   );
+}
+
+async function applyVersions(scope: Scope, node: SpecNode, versions: Versions) {
+  const yaml = configWithVersions(scope, node, versions);
+  await withClient(adminClient(scope, node.ip), (c) => c.applyConfiguration(yaml, { mode: "NO_REBOOT" }));
+}
+
+/**
+ * The workers whose kubelet may be upgraded now: once every control plane's kubelet is done (control
+ * planes go one at a time), the first `maxUnavailable` workers in order that are not on the target
+ * and Ready yet. A worker stays in the batch until it is, so the batch never holds more than that.
+ */
+export function workerKubeletBatch(
+  order: readonly SpecNode[],
+  live: Pick<Live, "nodes" | "readinessMatters">,
+  target: string,
+  maxUnavailable: number,
+): SpecNode[] {
+  const pending = order.filter((n) => {
+    const node = live.nodes.get(n.name);
+    return node?.kubelet !== target || (live.readinessMatters && !node.ready);
+  });
+  if (pending.some((n) => n.role === "controlplane")) return [];
+  return pending.slice(0, Math.max(1, maxUnavailable));
 }
