@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
 import { freePort } from "../../src/local/control-plane/ports.ts";
 import { KubeClient } from "../../src/runtime/index.ts";
+import { atLeastMinor } from "../../src/talos/config/version.ts";
 import type { NodeStateRecord } from "../../src/talos/simulator/simulator.ts";
 import { adminKubeConfig } from "../harness/test-cluster.ts";
 import { waitFor } from "../harness/wait.ts";
@@ -469,10 +470,31 @@ describe("HomelabCluster rolling Talos upgrade on the simulators", () => {
     expect(kills.filter((k) => k.stage !== "none").length, JSON.stringify(kills)).toBeGreaterThanOrEqual(3);
   }, 600_000);
 
-  it("upgrades Kubernetes v1.34.1 → v1.35.0: per control plane API server, controller manager, scheduler, then kubelets", async () => {
+  it("upgrades Kubernetes v1.34.1 → v1.35.0: pre-pulls, then per control plane API server, controller manager, scheduler, then kubelets", async () => {
     const since = Date.now();
     const rebootsBefore = NAMES.map((n) => homelab.talos.node(n).reboots);
+    // The last node's registry lacks the new scheduler: the pre-pull fails there, naming node and
+    // image, and no node's config is patched, not even the ones whose pulls succeeded.
+    const missing = "registry.k8s.io/kube-scheduler:v1.35.0";
+    homelab.talos.faults.missingImage("talos-niobe", missing);
     await patchSpec({ kubernetes: { version: "v1.35.0" } });
+    const pullFailed = await waitCondition(
+      client,
+      "k8s",
+      "KubernetesUpToDate",
+      (c) => c.reason === "ImagePullFailed",
+      180_000,
+    ).catch(failWithStatus);
+    expect(pullFailed.status).toBe("False");
+    expect(pullFailed.message).toContain(`${missing} on talos-niobe`);
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect(await conditionOf(client, "k8s", "KubernetesUpToDate")).toMatchObject({
+      reason: "ImagePullFailed",
+    });
+    expect(NAMES.map((n) => homelab.talos.node(n).applied.filter((a) => a.at >= since).length)).toEqual([
+      0, 0, 0,
+    ]);
+    homelab.talos.faults.missingImage("talos-niobe", missing, false);
     await waitCondition(
       client,
       "k8s",
@@ -508,6 +530,30 @@ describe("HomelabCluster rolling Talos upgrade on the simulators", () => {
     const firstKubelet = Math.min(...applies.map((a) => a[3]!.at));
     expect(firstKubelet).toBeGreaterThan(lastControlPlane);
     for (let i = 1; i < NAMES.length; i++) expect(applies[i]![0]!.at).toBeGreaterThan(applies[i - 1]![2]!.at);
+    // Pre-pulled (through ImageService on Talos v1.13, which the nodes run after the tests above; the
+    // older MachineService.ImagePull before): each node's four images, the control-plane ones into CRI
+    // and the kubelet into Talos' system namespace, all of them before the first patch of any node.
+    const firstApply = Math.min(...applies.map((a) => a[0]!.at));
+    for (const name of NAMES) {
+      const pulls = homelab.talos.node(name).pulls.filter((p) => p.at >= since);
+      const api = atLeastMinor(homelab.talos.node(name).version, 1, 13) ? "ImageService" : "MachineService";
+      expect(new Set(pulls.map((p) => `${p.api} ${p.namespace} ${p.image}`)), name).toEqual(
+        new Set([
+          `${api} NS_CRI registry.k8s.io/kube-apiserver:v1.35.0`,
+          `${api} NS_CRI registry.k8s.io/kube-controller-manager:v1.35.0`,
+          `${api} NS_CRI registry.k8s.io/kube-scheduler:v1.35.0`,
+          `${api} NS_SYSTEM ghcr.io/siderolabs/kubelet:v1.35.0`,
+        ]),
+      );
+      const allPulledAt = Math.max(
+        ...["kube-apiserver", "kube-controller-manager", "kube-scheduler"].map((c) =>
+          Math.min(...pulls.filter((p) => p.image.includes(c)).map((p) => p.at)),
+        ),
+        Math.min(...pulls.filter((p) => p.image.includes("kubelet")).map((p) => p.at)),
+      );
+      expect(allPulledAt, `${name}: every image pulled before the first patch`).toBeLessThan(firstApply);
+    }
+
     // No reboot: static pods and kubelets restart in place.
     expect(NAMES.map((n, i) => homelab.talos.node(n).reboots - rebootsBefore[i]!)).toEqual([0, 0, 0]);
 

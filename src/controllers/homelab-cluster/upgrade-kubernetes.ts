@@ -3,7 +3,8 @@
 // pass: on each control plane in spec order the API server, then the controller manager, then the
 // scheduler get the new image in the node's machine config (ApplyConfiguration NO_REBOOT), and each
 // static pod is waited for (its mirror pod in kube-system running the new image) before the next; only
-// then the kubelet of every node, waited for as its Node reporting the new version. Every decision is
+// then the kubelet of every node, waited for as its Node reporting the new version. Before the first
+// patch, every new image is pulled on every node (upgrade-prepull.ts). Every decision is
 // read live (mirror pods, Nodes), so a restart resumes at the first component not on the target, and a
 // repeated apply of the same config changes nothing (no fence: it is not a once-only call).
 import type { KubeObject } from "../../runtime/index.ts";
@@ -15,6 +16,7 @@ import { blocked, done, type Outcome, waiting } from "./outcome.ts";
 import type { Scope } from "./scope.ts";
 import { adminClient, talosInput, withClient } from "./talos.ts";
 import { upgradeOrder } from "./upgrade-plan.ts";
+import { imagesToPull, prePull } from "./upgrade-prepull.ts";
 import { currentUpgrade, setUpgradePart } from "./upgrade-status.ts";
 
 /** The control-plane static pods in the order they are upgraded, with their image repositories. */
@@ -104,6 +106,14 @@ async function readLive(scope: Scope): Promise<Live> {
   return { staticPods, nodes, readinessMatters: [...nodes.values()].some((n) => n.ready) };
 }
 
+/** Whether any static pod or kubelet already runs `target` (the rollout has begun). */
+export function anyOnTarget(live: Live, target: string): boolean {
+  for (const comps of live.staticPods.values())
+    for (const c of comps.values()) if (c.version === target) return true;
+  for (const n of live.nodes.values()) if (n.kubelet === target) return true;
+  return false;
+}
+
 function minor(v: string) {
   return parseVersion(v);
 }
@@ -180,6 +190,21 @@ export async function upgradeKubernetes(scope: Scope): Promise<Outcome> {
     return done("UpToDate", `control plane and ${spec.nodes.length} kubelet(s) on Kubernetes ${target}`);
   }
 
+  // Workers' kubelets go up to upgrade.maxUnavailable at once: the ones after the step's node in its
+  // batch get their config now too (each pass re-applies what has not reached the target yet, as the
+  // step's node is re-applied; applying the same config twice changes nothing). Control planes stay
+  // one at a time. The kubelet step comes only after every control-plane component is on the target,
+  // so the pre-pull below has happened already.
+  let companions = "";
+  if (step.component === "kubelet" && !spec.upgrade.paused) {
+    const batch = workerKubeletBatch(upgradeOrder(spec.nodes), live, target, spec.upgrade.maxUnavailable);
+    const others = batch.filter(
+      (n) => n.name !== step.node.name && live.nodes.get(n.name)?.kubelet !== target,
+    );
+    for (const n of others) await applyVersions(scope, n, { kubelet: target });
+    if (others.length) companions = `; with it: ${others.map((n) => n.name).join(", ")}`;
+  }
+
   const id = `${step.node.name}/${step.component}`;
   const previous = currentUpgrade(scope)?.kubernetes;
   const since =
@@ -193,13 +218,44 @@ export async function upgradeKubernetes(scope: Scope): Promise<Outcome> {
 
   // Applied already (the image is on target): the kubelet restarts the pod or itself; wait for it.
   if (step.current === target)
-    return waitingFor(`${step.component === "kubelet" ? "Node" : "static pod"} not running yet on ${target}`);
+    return waitingFor(
+      `${step.component === "kubelet" ? "Node" : "static pod"} not running yet on ${target}${companions}`,
+    );
   if (spec.upgrade.paused)
     return waiting(
       "UpgradePaused",
       `upgrade.paused is set; next: ${id} to ${target}`,
       scope.opts.timings.blockedMs,
     );
+
+  // Nothing on the target anywhere yet: this would be the rollout's first patch. Pre-pull every new
+  // image on every node first, as talosctl does; a failed pull patches nothing. Decided from the live
+  // versions, so a pass after a crash between the pulls and the patch pulls again (a no-op for
+  // containerd) instead of trusting memory.
+  let prePulled = "";
+  if (!anyOnTarget(live, target)) {
+    const repositories = {
+      controlPlane: CONTROL_PLANE_COMPONENTS.map((c) => c.repository),
+      kubelet: KUBELET_REPOSITORY,
+    };
+    const result = await prePull(
+      scope,
+      upgradeOrder(spec.nodes).map((n) => ({
+        name: n.name,
+        ip: n.ip,
+        images: imagesToPull(n.role === "controlplane" ? "controlplane" : "worker", target, repositories),
+      })),
+    );
+    if (!result.ok)
+      return blocked(
+        "ImagePullFailed",
+        `pre-pulling ${result.image} on ${result.node} failed (no node patched yet): ${result.message}`,
+        scope.opts.timings.blockedMs,
+      );
+    prePulled = `; ${result.pulled} image(s) pre-pulled`;
+    if (result.skipped.length)
+      prePulled += `, not on ${result.skipped.join(", ")} (no image pull API: skipped, as talosctl does)`;
+  }
 
   // The versions the node runs now, with this step's component and every earlier one on the target
   // (the kubelet step comes after all of them), the later ones as they are.
@@ -214,13 +270,34 @@ export async function upgradeKubernetes(scope: Scope): Promise<Outcome> {
   CONTROL_PLANE_COMPONENTS.forEach((c, i) => {
     versions[c.name] = i <= stepIndex ? target : comps?.get(c.name)?.version;
   });
-  const yaml = configWithVersions(scope, step.node, versions);
-  await withClient(adminClient(scope, step.node.ip), (c) =>
-    c.applyConfiguration(yaml, { mode: "NO_REBOOT" }),
-  );
+  await applyVersions(scope, step.node, versions);
   return waiting(
     "UpgradingKubernetes",
-    `${id}: ${step.current ?? "?"} → ${target} applied (no reboot)`,
+    `${id}: ${step.current ?? "?"} → ${target} applied (no reboot)${prePulled}${companions}`,
     poll,
   );
+}
+
+async function applyVersions(scope: Scope, node: SpecNode, versions: Versions) {
+  const yaml = configWithVersions(scope, node, versions);
+  await withClient(adminClient(scope, node.ip), (c) => c.applyConfiguration(yaml, { mode: "NO_REBOOT" }));
+}
+
+/**
+ * The workers whose kubelet may be upgraded now: once every control plane's kubelet is done (control
+ * planes go one at a time), the first `maxUnavailable` workers in order that are not on the target
+ * and Ready yet. A worker stays in the batch until it is, so the batch never holds more than that.
+ */
+export function workerKubeletBatch(
+  order: readonly SpecNode[],
+  live: Pick<Live, "nodes" | "readinessMatters">,
+  target: string,
+  maxUnavailable: number,
+): SpecNode[] {
+  const pending = order.filter((n) => {
+    const node = live.nodes.get(n.name);
+    return node?.kubelet !== target || (live.readinessMatters && !node.ready);
+  });
+  if (pending.some((n) => n.role === "controlplane")) return [];
+  return pending.slice(0, Math.max(1, maxUnavailable));
 }

@@ -428,6 +428,42 @@ export class TalosClient {
   }
 
   /**
+   * Pulls `image` into the node's containerd: `system` is where Talos runs the kubelet (and the
+   * installer), `cri` where the kubelet runs pods (the static control-plane pods). Talos ≥ 1.13:
+   * ImageService.Pull; older Talos answers Unimplemented to it, then MachineService.ImagePull, the RPC
+   * `talosctl upgrade-k8s` pre-pulls with (pkg/cluster/kubernetes/talos_managed.go prePullImages). A node
+   * that has neither gives "unsupported": talosctl then skips the pre-pull on it, and so may the caller.
+   */
+  async pullImage(
+    image: string,
+    namespace: "system" | "cri",
+  ): Promise<"image-service" | "legacy" | "unsupported"> {
+    const ns = namespace === "system" ? "NS_SYSTEM" : "NS_CRI";
+    try {
+      await this.stream(this.image, "Pull", {
+        containerd: { driver: "CRI", namespace: ns },
+        imageRef: image,
+      });
+      return "image-service";
+    } catch (err) {
+      if (!(err instanceof TalosApiError && err.kind === "unimplemented")) throw err;
+    }
+    try {
+      this.messages(
+        "ImagePull",
+        await this.unary<{ messages: WithMetadata[] }>(this.machine, "ImagePull", {
+          namespace: ns,
+          reference: image,
+        }),
+      );
+      return "legacy";
+    } catch (err) {
+      if (err instanceof TalosApiError && err.kind === "unimplemented") return "unsupported";
+      throw err;
+    }
+  }
+
+  /**
    * Upgrades Talos to `image`. Talos ≥ 1.13: ImageService.Pull, LifecycleService.Upgrade (a non-zero
    * exit_code in the stream is the failure), then Reboot. Older Talos answers Unimplemented to Pull:
    * fall back to MachineService.Upgrade, which reboots by itself (terraform-provider-talos and talosctl

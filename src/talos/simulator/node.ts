@@ -51,6 +51,16 @@ export interface AppliedConfig {
   yaml: string;
 }
 
+/** One image pull that succeeded, as the node recorded it. */
+export interface PulledImage {
+  at: number;
+  image: string;
+  /** containerd namespace: NS_SYSTEM (Talos' own: kubelet, installer) or NS_CRI (pods). */
+  namespace: string;
+  /** ImageService.Pull (Talos ≥ 1.13) or the older MachineService.ImagePull. */
+  api: "ImageService" | "MachineService";
+}
+
 export interface NodeFaults {
   /** Extra time a reboot takes. */
   slowRebootMs: number;
@@ -58,6 +68,8 @@ export interface NodeFaults {
   failUpgrade: null | "pull" | "install";
   /** Applied configs never take: every boot is in maintenance mode. */
   installFails: boolean;
+  /** Pulls of these image references fail NotFound (a tag the registry does not have). */
+  missingImages: Set<string>;
 }
 
 /** What a node needs from the simulator it lives in. */
@@ -98,6 +110,24 @@ export function assertInstallerImage(image: string): void {
       S.NOT_FOUND,
       `failed to pull image "${image}": not found (not an installer image)`,
     );
+}
+
+/**
+ * The Kubernetes images a Talos node pulls: the control-plane components from registry.k8s.io and
+ * Sidero's kubelet image, each at a release tag. The simulator has no registry behind it, so anything
+ * else is refused as a registry would refuse an image it does not have.
+ */
+const KUBERNETES_IMAGE_RE =
+  /^(registry\.k8s\.io\/kube-(apiserver|controller-manager|scheduler|proxy)|ghcr\.io\/siderolabs\/kubelet):v\d+\.\d+\.\d+$/;
+/** A reference containerd can parse at all: lowercase repository path, optional tag or digest. */
+const REFERENCE_RE =
+  /^[a-z0-9]+([._-][a-z0-9]+)*(:\d+)?(\/[a-z0-9]+([._-][a-z0-9]+)*)*(:[\w][\w.-]{0,127})?(@sha256:[0-9a-f]{64})?$/;
+
+/** What a pull of `image` answers: InvalidArgument for no reference at all, NotFound for an unknown image. */
+export function assertPullableImage(image: string): void {
+  if (!REFERENCE_RE.test(image))
+    throw new SimStatusError(S.INVALID_ARGUMENT, `failed to pull image "${image}": invalid reference format`);
+  if (!KUBERNETES_IMAGE_RE.test(image)) assertInstallerImage(image);
 }
 
 export function versionFromImage(image: string): string {
@@ -216,7 +246,14 @@ export class SimulatedNode {
   down = false;
   reboots = 0;
   bootedAt = new Date();
-  readonly faults: NodeFaults = { slowRebootMs: 0, failUpgrade: null, installFails: false };
+  readonly faults: NodeFaults = {
+    slowRebootMs: 0,
+    failUpgrade: null,
+    installFails: false,
+    missingImages: new Set(),
+  };
+  /** Every image pull that succeeded, in order (tests check pre-pulls came before the patches). */
+  readonly pulls: PulledImage[] = [];
   /** Every RPC that reached this node, full method name (tests assert on it). */
   readonly calls: string[] = [];
   /** Every configuration applied to it, in order (tests read the static-pod images from them). */
@@ -853,13 +890,17 @@ export class SimulatedNode {
       return { messages: [{ ack: "Upgrade request received", actorId: randomUUID() }] };
     },
 
+    "/machine.MachineService/ImagePull": async (req) => {
+      if (!this.config) throw unimplementedInMaintenance();
+      this.pull(String(req.reference ?? ""), String(req.namespace ?? "NS_UNKNOWN"), "MachineService");
+      return { messages: [{}] };
+    },
+
     "/machine.ImageService/Pull": async (req, write) => {
       if (!this.config) throw unimplementedInMaintenance();
       const ref = String(req.imageRef ?? "");
-      assertInstallerImage(ref);
-      if (this.faults.failUpgrade === "pull") {
-        throw new SimStatusError(S.NOT_FOUND, `failed to pull image "${ref}": not found (injected fault)`);
-      }
+      const containerd = req.containerd as { namespace?: string } | undefined;
+      this.pull(ref, containerd?.namespace ?? "NS_UNKNOWN", "ImageService");
       write?.({
         pullProgress: {
           layerId: "sha256:simulated",
@@ -890,6 +931,17 @@ export class SimulatedNode {
       return undefined;
     },
   };
+
+  /** A pull: refused for an unparsable or unknown reference or an injected fault, else recorded. */
+  private pull(image: string, namespace: string, api: PulledImage["api"]) {
+    if (namespace !== "NS_SYSTEM" && namespace !== "NS_CRI")
+      throw new SimStatusError(S.INVALID_ARGUMENT, `unsupported containerd namespace ${namespace}`);
+    assertPullableImage(image);
+    const installer = !KUBERNETES_IMAGE_RE.test(image);
+    if ((installer && this.faults.failUpgrade === "pull") || this.faults.missingImages.has(image))
+      throw new SimStatusError(S.NOT_FOUND, `failed to pull image "${image}": not found (injected fault)`);
+    this.pulls.push({ at: Date.now(), image, namespace, api });
+  }
 
   private services() {
     const since = timestamp(this.bootedAt);

@@ -17,6 +17,7 @@ export const METHOD_ROLES: Record<string, readonly string[]> = {
   "/machine.MachineService/Hostname": READER,
   "/machine.MachineService/Kubeconfig": ADMIN,
   "/machine.MachineService/Reboot": OPERATOR,
+  "/machine.MachineService/ImagePull": OPERATOR,
   "/machine.MachineService/Reset": ADMIN,
   "/machine.MachineService/ServiceList": READER,
   "/machine.MachineService/Upgrade": ADMIN,

@@ -161,6 +161,51 @@ describe("Talos simulator driven by our client", () => {
     expect(await admin("cp2").unhealthyServices(["etcd"])).toEqual([]);
   });
 
+  it("pulls Kubernetes images (ImageService on v1.13, MachineService.ImagePull before), refusing unknown ones", async () => {
+    const since = Date.now();
+    expect(await admin("cp1").pullImage("registry.k8s.io/kube-apiserver:v1.35.0", "cri")).toBe(
+      "image-service",
+    );
+    expect(await admin("old").pullImage("ghcr.io/siderolabs/kubelet:v1.35.0", "system")).toBe("legacy");
+    expect(sim.node("cp1").pulls.filter((p) => p.at >= since)).toEqual([
+      expect.objectContaining({
+        image: "registry.k8s.io/kube-apiserver:v1.35.0",
+        namespace: "NS_CRI",
+        api: "ImageService",
+      }),
+    ]);
+    expect(sim.node("old").pulls.filter((p) => p.at >= since)).toEqual([
+      expect.objectContaining({
+        image: "ghcr.io/siderolabs/kubelet:v1.35.0",
+        namespace: "NS_SYSTEM",
+        api: "MachineService",
+      }),
+    ]);
+    // No reference at all, a repository no registry serves, a tag that is no release, an injected miss.
+    await expectKind(
+      admin("cp1").pullImage("Registry.k8s.io/kube-apiserver:v1.35.0", "cri"),
+      "invalid-argument",
+    );
+    await expectKind(
+      admin("old").pullImage("registry.k8s.io/kube-apiserver v1.35.0", "cri"),
+      "invalid-argument",
+    );
+    await expectKind(admin("cp1").pullImage("docker.io/library/nginx:v1.35.0", "cri"), "not-found");
+    await expectKind(admin("cp1").pullImage("registry.k8s.io/kube-scheduler:latest", "cri"), "not-found");
+    sim.faults.missingImage("cp2", "registry.k8s.io/kube-scheduler:v1.35.0");
+    await expectKind(admin("cp2").pullImage("registry.k8s.io/kube-scheduler:v1.35.0", "cri"), "not-found");
+    sim.faults.missingImage("cp2", "registry.k8s.io/kube-scheduler:v1.35.0", false);
+    await admin("cp2").pullImage("registry.k8s.io/kube-scheduler:v1.35.0", "cri");
+    expect(
+      sim
+        .node("cp2")
+        .pulls.filter((p) => p.at >= since)
+        .map((p) => p.image),
+    ).toEqual(["registry.k8s.io/kube-scheduler:v1.35.0"]);
+    // Refused pulls are not recorded.
+    expect(sim.node("cp1").pulls.filter((p) => p.at >= since)).toHaveLength(1);
+  });
+
   it("upgrades through ImageService.Pull + LifecycleService.Upgrade + reboot", async () => {
     const progress: string[] = [];
     const reboots = sim.node("cp3").reboots;

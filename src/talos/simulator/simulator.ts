@@ -11,6 +11,7 @@ import {
   type AppliedConfig,
   type NodeMode,
   type NodeState,
+  type PulledImage,
   SimulatedNode,
   type SimulatorContext,
   type StaticPod,
@@ -94,6 +95,8 @@ export interface TalosSimulatorFaults {
   failUpgrade(name: string, stage?: "pull" | "install" | null): void;
   /** Applied configs never take: the node reboots back into maintenance mode (until turned off). */
   installFails(name: string, fails?: boolean): void;
+  /** Pulls of `image` on the node fail NotFound (or succeed again with missing = false). */
+  missingImage(name: string, image: string, missing?: boolean): void;
   /** The node's etcd member reports unhealthy (ServiceList, EtcdStatus, upgrade pre-checks). */
   etcdUnhealthy(name: string, unhealthy?: boolean): void;
 }
@@ -119,6 +122,8 @@ export interface NodeSnapshot {
   configYaml: string | null;
   /** Every configuration applied to the node, in order. */
   applied: readonly AppliedConfig[];
+  /** Every image pull that succeeded on the node, in order. */
+  pulls: readonly PulledImage[];
   reboots: number;
   etcdMemberId: string | null;
   calls: readonly string[];
@@ -356,6 +361,7 @@ export async function startTalosSimulator(options: TalosSimulatorOptions): Promi
         role: n.config?.role ?? null,
         configYaml: n.config?.yaml ?? null,
         applied: [...n.applied],
+        pulls: [...n.pulls],
         reboots: n.reboots,
         etcdMemberId: etcd?.memberOf(n.name)?.id ?? null,
         calls: [...n.calls],
@@ -368,6 +374,10 @@ export async function startTalosSimulator(options: TalosSimulatorOptions): Promi
       },
       installFails(name, fails = true) {
         get(name).faults.installFails = fails;
+      },
+      missingImage(name, image, missing = true) {
+        if (missing) get(name).faults.missingImages.add(image);
+        else get(name).faults.missingImages.delete(image);
       },
       failUpgrade(name, stage = "install") {
         get(name).faults.failUpgrade = stage;
