@@ -13,6 +13,7 @@ import type {
   ReconcileResult,
 } from "../../runtime/index.ts";
 import { PAUSED_ANNOTATION } from "../shared/paused.ts";
+import { forgetRemovedApprovals } from "./approval.ts";
 import { backupStep } from "./backup.ts";
 import { HOMELAB_CLUSTER, proxmoxFor, targetClusterFor } from "./connections.ts";
 import { cutoverStep } from "./cutover.ts";
@@ -64,6 +65,8 @@ const FIELD_NAMES = [
   "finalSyncStartedTime",
   "finalSyncTime",
   "rollbackSyncNote",
+  "rolledBackTime",
+  "staleApprovals",
 ] as const satisfies readonly (keyof MigrationFields)[];
 
 export interface WorkloadMigrationControllerOptions {
@@ -285,6 +288,7 @@ async function reconcileMigration(
     },
   };
 
+  forgetRemovedApprovals(obj, fields);
   if (wm.spec.rollback) {
     const o = await rollBack(run);
     conditions.push(conditionOf("RolledBack", o, generation));
@@ -328,6 +332,7 @@ async function newWorkload(
     now: at,
     save: async () => {},
   };
+  forgetRemovedApprovals(obj, fields);
   if (wm.spec.rollback) {
     const o = await rollBack(run);
     conditions.push(conditionOf("RolledBack", o, generation));

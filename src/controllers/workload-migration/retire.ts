@@ -4,8 +4,8 @@
 // because afterwards nothing is left to read it from.
 
 import { type ProxmoxClient, parseUpid } from "../../proxmox/index.ts";
-import { retirementApproval } from "./approval.ts";
-import { haSid } from "./names.ts";
+import { approvalWanted, retirementApproval } from "./approval.ts";
+import { APPROVE_RETIREMENT, haSid } from "./names.ts";
 import { haResourceOf, pollTask, taskAbout } from "./proxmox-tasks.ts";
 import { type MigrationFields, type Step, sourceOf, waiting } from "./step.ts";
 
@@ -29,13 +29,8 @@ export const retireStep: Step = {
         Math.min(due - run.now.getTime() + 500, 3_600_000),
       );
     if (d.requireApproval) {
-      const a = retirementApproval(run.obj);
-      if (!a.approved)
-        return waiting(
-          "AwaitingApproval",
-          "waiting for annotation homelab.shdr.ch/approve-retirement=true",
-          3_600_000,
-        );
+      const a = retirementApproval(run.obj, f);
+      if (!a.approved) return waiting("AwaitingApproval", approvalWanted(f, APPROVE_RETIREMENT), 3_600_000);
       f.approvedBy = a.by;
     }
     if (vm.status !== "stopped")
