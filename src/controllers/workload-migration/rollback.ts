@@ -7,8 +7,7 @@ import { ownerRefs } from "./deploy.ts";
 import { APPROVE_CUTOVER, APPROVE_RETIREMENT, haSid } from "./names.ts";
 import { haResourceOf, pollTask, taskAbout } from "./proxmox-tasks.ts";
 import { done, failed, type MigrationRun, type StepOutcome, sourceOf, waiting } from "./step.ts";
-import { runSyncJob } from "./sync.ts";
-import { syncJobName } from "./sync-jobs.ts";
+import { deleteOwnSyncJob, runSyncJob } from "./sync.ts";
 import { isStateful, routeFor, servesTraffic, workloadObjects } from "./workloads.ts";
 
 export async function rollBack(run: MigrationRun): Promise<StepOutcome> {
@@ -120,6 +119,7 @@ async function resumeServices(run: MigrationRun): Promise<StepOutcome | undefine
     const r = await runSyncJob(run, "resume");
     if (r.state === "running")
       return waiting("ResumingServices", `${r.message} (ssh.startCommand on the VM)`, 2_000);
+    if (r.state === "taken") return failed("SyncJobNameTaken", r.message);
     if (r.state === "failed")
       return failed(
         "ResumeFailed",
@@ -133,12 +133,8 @@ async function resumeServices(run: MigrationRun): Promise<StepOutcome | undefine
         ? " The VM's services were started again (ssh.startCommand)."
         : "";
   // The resume Job stays as the record of what ran; the next final sync removes it (sync.ts).
-  for (const phase of ["initial", "final"] as const)
-    await run.target.delete(
-      { apiVersion: "batch/v1", kind: "Job" },
-      { namespace: run.wm.metadata.namespace, name: syncJobName(run.wm, phase) },
-      { propagationPolicy: "Background", ignoreNotFound: true },
-    );
+  // Only Jobs this migration made (one of the same name made by someone else stays).
+  for (const phase of ["initial", "final"] as const) await deleteOwnSyncJob(run, phase);
   f.initialSyncTime = undefined;
   f.finalSyncStartedTime = undefined;
   f.finalSyncTime = undefined;
