@@ -218,15 +218,15 @@ async function reconcileMigration(
   if (!verdict.ok) {
     const gone = verdict.absent
       ? await confirmRetired({ fields, proxmox, vmid: source.vmid, now: at })
-      : "unexplained";
-    if (gone === "deleting")
+      : ({ state: "unexplained" } as const);
+    if (gone.state === "deleting")
       return finish({
         done: false,
         reason: "Deleting",
         message: `VM ${source.vmid} is being deleted`,
         requeueAfterMs: 1_000,
       });
-    if (gone === "retired") {
+    if (gone.state === "retired") {
       conditions.push(
         conditionOf(
           "Retired",
@@ -237,18 +237,16 @@ async function reconcileMigration(
       fields.phase = "Decommissioned";
       return finish({ done: true, reason: "Retired", message: `VM ${source.vmid} retired` });
     }
-    const refused: StepOutcome = {
-      done: false,
-      failed: true,
-      reason: verdict.reason,
-      message: verdict.message,
-    };
+    const refused: StepOutcome =
+      gone.state === "deletedByOther"
+        ? { done: false, failed: true, reason: "DeletedByOther", message: gone.message }
+        : { done: false, failed: true, reason: verdict.reason, message: verdict.message };
     conditions.push(conditionOf("SourceVerified", refused, generation));
     ctx.recorder.record(obj, {
       type: "Warning",
-      reason: verdict.reason,
+      reason: refused.reason,
       action: "Refuse",
-      note: verdict.message,
+      note: refused.message,
     });
     fields.phase = "Failed";
     return finish(refused);
