@@ -149,6 +149,8 @@ async function reconcileMigration(
 ): Promise<ReconcileResult> {
   const generation = wm.metadata.generation ?? 0;
   const fields = carriedFields(wm);
+  // First, so a removal is seen whatever this reconcile goes on to do (pending, refused, rolling back).
+  forgetRemovedApprovals(obj, fields);
   const conditions: ConditionInput[] = [];
   const write = (ready: StepOutcome) =>
     ctx.writeStatus(obj, {
@@ -286,7 +288,6 @@ async function reconcileMigration(
     },
   };
 
-  forgetRemovedApprovals(obj, fields);
   if (wm.spec.rollback) {
     const o = await rollBack(run);
     conditions.push(conditionOf("RolledBack", o, generation));
@@ -330,7 +331,6 @@ async function newWorkload(
     now: at,
     save: async () => {},
   };
-  forgetRemovedApprovals(obj, fields);
   if (wm.spec.rollback) {
     const o = await rollBack(run);
     conditions.push(conditionOf("RolledBack", o, generation));
