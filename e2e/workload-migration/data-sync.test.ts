@@ -264,6 +264,9 @@ describe("WorkloadMigration data sync", () => {
     wm.metadata!.annotations = { "homelab.shdr.ch/paused": "true" };
     const created = await env.admin.create<KubeObject>(wm);
     const name = syncJobName(created as unknown as WorkloadMigration, "initial");
+    // The namespace exists in the workload cluster once any migration deployed there; made here so this
+    // test holds when run alone.
+    await env.workload.apply({ apiVersion: "v1", kind: "Namespace", metadata: { name: NAMESPACE } });
     const theirs = await env.workload.create<KubeObject>({
       apiVersion: "batch/v1",
       kind: "Job",
