@@ -5,6 +5,8 @@
 // stopped after cutover; a failed sync Job stops the migration with the VM serving, a failed backup
 // stops it before any delete, and rollback after the final sync starts the VM's services again.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type SyncPhase, syncJobName } from "../../src/controllers/workload-migration/sync-jobs.ts";
+import type { WorkloadMigration } from "../../src/crds/workload-migration.ts";
 import type { KubeObject } from "../../src/runtime/index.ts";
 import { adminKubeConfig } from "../harness/test-cluster.ts";
 import { waitFor } from "../harness/wait.ts";
@@ -79,7 +81,12 @@ async function waitStatus(name: string, what: string, ok: (s: Status) => boolean
     throw new Error(`${err.message}; last status ${JSON.stringify(last)}`);
   });
 }
-const jobOf = (name: string) => env.workload.getOrUndefined<Job>(JOB, { namespace: NAMESPACE, name });
+/** The migration's sync Job of `phase`, by the name the controller derives (it carries the uid's hash). */
+const jobOf = async (migration: string, phase: SyncPhase) => {
+  const wm = await env.admin.get<KubeObject>(WM, { namespace: NAMESPACE, name: migration });
+  const name = syncJobName(wm as unknown as WorkloadMigration, phase);
+  return env.workload.getOrUndefined<Job>(JOB, { namespace: NAMESPACE, name });
+};
 const complete = (j: Job | undefined) =>
   j?.status?.conditions?.some((c) => c.type === "Complete" && c.status === "True") ?? false;
 const replicasOf = async (name: string) =>
@@ -114,13 +121,13 @@ describe("WorkloadMigration data sync", () => {
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
-        const [d, final] = await Promise.all([replicasOf("ds-rsync-peanut"), jobOf("ds-rsync-sync-final")]);
+        const [d, final] = await Promise.all([replicasOf("ds-rsync-peanut"), jobOf("ds-rsync", "final")]);
         if (d) samples.push({ replicas: d.replicas ?? 1, finalDone: complete(final) });
         await new Promise((r) => setTimeout(r, 100));
       }
     })();
 
-    const initial = await waitFor("the initial sync Job", () => jobOf("ds-rsync-sync-initial"), 60_000, 100);
+    const initial = await waitFor("the initial sync Job", () => jobOf("ds-rsync", "initial"), 60_000, 100);
     const script = initial.spec.template.spec.containers[0]!.command.join(" ");
     expect(initial.spec.template.spec.containers[0]!.image).toBe("instrumentisto/rsync-ssh:latest");
     expect(script).toContain(
@@ -143,7 +150,7 @@ describe("WorkloadMigration data sync", () => {
     const cut = await waitStatus("ds-rsync", "VM stopped", (s) => cond(s, "VMStopped")?.status === "True");
     sampling = false;
     await sampler;
-    const final = (await jobOf("ds-rsync-sync-final"))!;
+    const final = (await jobOf("ds-rsync", "final"))!;
     const finalScript = final.spec.template.spec.containers[0]!.command.join(" ");
     expect(finalScript.indexOf("'systemctl stop peanut'")).toBeGreaterThan(-1);
     expect(finalScript.indexOf("'systemctl stop peanut'")).toBeLessThan(finalScript.indexOf("rsync -aHAX "));
@@ -171,12 +178,12 @@ describe("WorkloadMigration data sync", () => {
     );
     const back = await waitStatus("ds-rsync", "rolled back", (s) => s.phase === "RolledBack");
     expect((await env.proxmox.locateVm(1401))?.status).toBe("running");
-    const resume = (await jobOf("ds-rsync-sync-resume"))!;
+    const resume = (await jobOf("ds-rsync", "resume"))!;
     expect(resume.spec.template.spec.containers[0]!.command.join(" ")).toContain("'systemctl start peanut'");
     expect(complete(resume)).toBe(true);
     // The copies are forgotten: a migration taken up again syncs anew.
-    expect(await jobOf("ds-rsync-sync-initial")).toBeUndefined();
-    expect(await jobOf("ds-rsync-sync-final")).toBeUndefined();
+    expect(await jobOf("ds-rsync", "initial")).toBeUndefined();
+    expect(await jobOf("ds-rsync", "final")).toBeUndefined();
     expect(back["finalSyncTime"]).toBeUndefined();
     expect(String(back["rollbackMessage"])).toContain("services were started again");
   }, 200_000);
@@ -206,7 +213,7 @@ describe("WorkloadMigration data sync", () => {
     expect(cond(failed, "DataSynced")).toMatchObject({ status: "False", reason: "SyncFailed" });
     expect(cond(failed, "DataSynced")?.message).toContain("DeadlineExceeded");
     expect(cond(failed, "DataSynced")?.message).toContain("VM keeps serving");
-    const job = (await jobOf("ds-fail-sync-initial"))!;
+    const job = (await jobOf("ds-fail", "initial"))!;
     expect(job.spec.template.spec.containers[0]!.env).toContainEqual({
       name: "SYNC_PHASE",
       value: "initial",
@@ -231,12 +238,65 @@ describe("WorkloadMigration data sync", () => {
     );
     const on = await waitStatus("ds-fail", "cut over", (s) => cond(s, "CutOver")?.status === "True");
     expect(cond(on, "DataSynced")?.status).toBe("True");
-    const final = (await jobOf("ds-fail-sync-final"))!;
+    const final = (await jobOf("ds-fail", "final"))!;
     expect(final.spec.template.spec.containers[0]!.env).toContainEqual({
       name: "SYNC_PHASE",
       value: "final",
     });
   }, 200_000);
+
+  it("a Job of the sync Job's name that this migration did not make is left alone: SyncJobNameTaken, nothing deleted", async () => {
+    const vm = { vmid: 1404, name: "ds-taken", node: "neo", memoryMiB: 1024, diskGiB: 8 };
+    await createSourceVm(env.proxmox, vm);
+    const wm = upsMigration("ds-taken", vm, env, { spec: { decommission: { stopVM: true } } });
+    (wm.spec as Record<string, unknown>)["dataSync"] = {
+      method: "Job",
+      job: {
+        template: {
+          spec: {
+            restartPolicy: "Never",
+            containers: [{ name: "dump", image: "postgres:17", command: ["true"] }],
+          },
+        },
+      },
+    };
+    // Paused until someone else's Job holds the name the controller derives from the uid.
+    wm.metadata!.annotations = { "homelab.shdr.ch/paused": "true" };
+    const created = await env.admin.create<KubeObject>(wm);
+    const name = syncJobName(created as unknown as WorkloadMigration, "initial");
+    // The namespace exists in the workload cluster once any migration deployed there; made here so this
+    // test holds when run alone.
+    await env.workload.apply({ apiVersion: "v1", kind: "Namespace", metadata: { name: NAMESPACE } });
+    const theirs = await env.workload.create<KubeObject>({
+      apiVersion: "batch/v1",
+      kind: "Job",
+      metadata: { name, namespace: NAMESPACE, labels: { "homelab.shdr.ch/migration": "ds-taken" } },
+      spec: {
+        template: {
+          spec: {
+            restartPolicy: "Never",
+            containers: [{ name: "mine", image: "busybox:1.37", command: ["true"] }],
+          },
+        },
+      },
+    });
+    await env.admin.patch(
+      WM,
+      { namespace: NAMESPACE, name: "ds-taken" },
+      { metadata: { annotations: { "homelab.shdr.ch/paused": null } } },
+      "merge",
+    );
+    const failed = await waitStatus("ds-taken", "refused", (s) => s.phase === "Failed");
+    expect(cond(failed, "DataSynced")).toMatchObject({ status: "False", reason: "SyncJobNameTaken" });
+    expect(cond(failed, "DataSynced")?.message).toContain(name);
+    await new Promise((r) => setTimeout(r, 3_000));
+    const still = await env.workload.get<KubeObject>(JOB, { namespace: NAMESPACE, name });
+    expect(still.metadata?.uid).toBe(theirs.metadata?.uid);
+    expect(still.metadata?.deletionTimestamp).toBeUndefined();
+    expect((await statusOf("ds-taken")).phase).toBe("Failed");
+    expect((await replicasOf("ds-taken-peanut"))?.replicas).toBe(0);
+    expect(recordsOf(1404)).toEqual([]);
+  }, 120_000);
 
   it("a failed backup refuses retirement: approved and past its grace period, the VM is not deleted", async () => {
     const vm = { vmid: 1403, name: "ds-nobackup", node: "niobe", memoryMiB: 1024, diskGiB: 8 };

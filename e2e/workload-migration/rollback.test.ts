@@ -16,6 +16,7 @@ interface Cond {
   type: string;
   status: string;
   reason: string;
+  message?: string;
 }
 interface Status {
   phase?: string;
@@ -186,4 +187,112 @@ describe("WorkloadMigration rollback", () => {
     },
     200_000,
   );
+});
+
+describe("WorkloadMigration taken up again after a rollback", () => {
+  const CUTOVER = "homelab.shdr.ch/approve-cutover";
+  const RETIRE = "homelab.shdr.ch/approve-retirement";
+  const annotate = (name: string, annotations: Record<string, string | null>) =>
+    env.admin.patch(WM, { namespace: NAMESPACE, name }, { metadata: { annotations } }, "merge");
+  const waitStatus = async (
+    name: string,
+    what: string,
+    ok: (s: Status & Record<string, unknown>) => boolean,
+  ) => {
+    let last: Status & Record<string, unknown> = {};
+    return waitFor(
+      `${name} ${what}`,
+      async () => {
+        last = (await statusOf(name)) as Status & Record<string, unknown>;
+        return ok(last) ? last : undefined;
+      },
+      150_000,
+      250,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}; last status ${JSON.stringify(last)}`);
+    });
+  };
+
+  it("after a rollback that followed the backup: verifies again, wants fresh approvals, backs up again before deleting", async () => {
+    const vmid = 1208;
+    const name = "rb-resume";
+    await createSourceVm(env.proxmox, { vmid, name, node: "niobe", memoryMiB: 1024, diskGiB: 8, ha: true });
+    const wm = upsMigration(name, { vmid, name }, env);
+    const spec = wm.spec as Spec;
+    spec.cutover.mode = "Manual";
+    // Long enough to roll back inside the grace period, with the retirement approval already given.
+    spec.decommission["deleteAfter"] = "40s";
+    wm.metadata!.annotations = { [CUTOVER]: "true", [RETIRE]: "true" };
+    await env.admin.create(wm);
+    const first = await waitStatus(name, "backed up", (s) => cond(s, "BackedUp")?.status === "True");
+    expect(cond(first, "Retired")?.reason).toBe("GracePeriod");
+    const firstBackup = String(first["backupVolumeID"]);
+
+    await env.admin.patch(WM, { namespace: NAMESPACE, name }, { spec: { rollback: true } }, "merge");
+    const rolled = await waitStatus(name, "rolled back", (s) => s.phase === "RolledBack");
+    expect((await env.proxmox.locateVm(vmid))?.status).toBe("running");
+    for (const gone of [
+      "verifiedTime",
+      "cutoverTime",
+      "deleteAfterTime",
+      "stoppedTime",
+      "backupVolumeID",
+      "verifyPasses",
+      "approvedBy",
+    ])
+      expect(rolled[gone], gone).toBeUndefined();
+    const rolledBackTime = Date.parse(String(rolled["rolledBackTime"]));
+    expect(rolled["staleApprovals"]).toEqual([CUTOVER, RETIRE]);
+    // The stateful-writes note is kept on later passes, not lost with the cutover time.
+    expect(rolled.rollbackMessage).toContain(`VM ${vmid} running`);
+
+    // Taken up again, the annotations left as they were: the old cutover approval does not count.
+    await env.admin.patch(WM, { namespace: NAMESPACE, name }, { spec: { rollback: null } }, "merge");
+    const held = await waitStatus(name, "awaiting a fresh cutover approval", (s) =>
+      Boolean(cond(s, "CutOver")?.reason === "AwaitingApproval" && s["verifiedTime"]),
+    );
+    expect(Date.parse(String(held["verifiedTime"]))).toBeGreaterThan(rolledBackTime);
+    expect(cond(held, "CutOver")?.status).toBe("False");
+    expect(held.cutoverTime).toBeUndefined();
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(
+      await env.workload.getOrUndefined(ROUTE, { namespace: NAMESPACE, name: `${name}-peanut` }),
+    ).toBeUndefined();
+    expect((await env.proxmox.locateVm(vmid))?.status).toBe("running");
+    // Dependents see a rolled-back migration as not cut over.
+    expect((await statusOf(name)).cutoverTime).toBeUndefined();
+
+    // Removed, seen removed, set again: now it counts.
+    await annotate(name, { [CUTOVER]: null });
+    await waitStatus(
+      name,
+      "cutover approval forgotten",
+      (s) => !(s["staleApprovals"] as string[] | undefined)?.includes(CUTOVER),
+    );
+    await annotate(name, { [CUTOVER]: "true" });
+    const second = await waitStatus(name, "backed up again", (s) => cond(s, "BackedUp")?.status === "True");
+    expect(Date.parse(String(second.cutoverTime))).toBeGreaterThan(rolledBackTime);
+    expect(second["backupVolumeID"]).not.toBe(firstBackup);
+    const backups = env.sim.records().filter((r) => r.vmid === vmid && r.kind === "backup");
+    expect(backups).toHaveLength(2);
+    expect(backups[1]!.at).toBeGreaterThan(rolledBackTime);
+
+    // Past the new grace period the old retirement approval still does not count: nothing deleted.
+    const awaiting = await waitStatus(
+      name,
+      "awaiting a fresh retirement approval",
+      (s) => cond(s, "Retired")?.reason === "AwaitingApproval",
+    );
+    expect(cond(awaiting, "Retired")?.message).toContain("no longer counts");
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(env.sim.records().filter((r) => r.vmid === vmid && r.kind === "vm-delete")).toEqual([]);
+    expect(await env.proxmox.locateVm(vmid)).toBeDefined();
+
+    await annotate(name, { [RETIRE]: null });
+    await waitStatus(name, "retirement approval forgotten", (s) => !s["staleApprovals"]);
+    await annotate(name, { [RETIRE]: "true" });
+    const retired = await waitStatus(name, "retired", (s) => s.phase === "Decommissioned");
+    expect(cond(retired, "Retired")?.status).toBe("True");
+    expect(await env.proxmox.locateVm(vmid)).toBeUndefined();
+  }, 300_000);
 });

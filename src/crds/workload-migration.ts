@@ -509,6 +509,19 @@ const WorkloadMigrationStatus = z
     rollbackSyncNote: text(512)
       .optional()
       .describe("What rollback did about the VM services the final sync stopped."),
+    rolledBackTime: z.iso
+      .datetime({ offset: true })
+      .optional()
+      .describe(
+        "When the last rollback completed; everything verified, cut over, stopped or backed up before it is forgotten.",
+      ),
+    staleApprovals: z
+      .array(text(128))
+      .max(2)
+      .optional()
+      .describe(
+        "Approve annotations that were set when the rollback completed: they count again only after being removed and set anew.",
+      ),
     ramFreedMiB: z
       .number()
       .int()

@@ -3,6 +3,7 @@
 // id missing must find the task Proxmox is running and wait on it, never ask a second time.
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { WorkloadMigration } from "../../crds/workload-migration.ts";
+import { ProxmoxClient, parseUpid } from "../../proxmox/index.ts";
 import { type SimulatorWithClient, startSimulatorWithClient } from "../../proxmox/simulator/test-support.ts";
 import { backupStep } from "./backup.ts";
 import { confirmRetired, retireStep } from "./retire.ts";
@@ -100,10 +101,47 @@ describe("a Proxmox task started by an operator that died before saving its id",
     await s.client.waitForTask(upid);
     // Even with the id lost a second time, the finished task in the node's list explains the absence.
     const lost: MigrationFields = { ...fields, deleteTask: undefined };
-    expect(await confirmRetired({ fields: lost, proxmox: s.client, vmid: VMID, now: new Date() })).toBe(
-      "retired",
-    );
+    expect(await confirmRetired({ fields: lost, proxmox: s.client, vmid: VMID, now: new Date() })).toEqual({
+      state: "retired",
+    });
     expect(asked("vm-delete")).toHaveLength(1);
+  });
+
+  it("a delete run by another Proxmox user after the grace period is not ours: deletedByOther, not retired", async () => {
+    const other = {
+      tokenId: "admin@pam!by-hand",
+      secret: "by-hand-secret",
+      acl: { "/": ["VM.Allocate", "VM.PowerMgmt", "Sys.Audit"] },
+    };
+    s.sim.addToken(other);
+    const byHand = new ProxmoxClient({
+      url: s.sim.url,
+      tokenId: other.tokenId,
+      tokenSecret: other.secret,
+      tls: { caPem: s.sim.caPem },
+    });
+    try {
+      await byHand.waitForTask(await byHand.stop("niobe", VMID));
+      const fields: MigrationFields = {
+        backupVolumeID: "pbs:backup/vm/1010/x",
+        deleteAfterTime: new Date(Date.now() - 60_000).toISOString(),
+        proxmoxNode: "niobe",
+      };
+      const upid = await byHand.deleteVm("niobe", VMID, { purge: true });
+      // While it runs with the VM still there, the retire step does not adopt it as its own (its own
+      // delete is refused by Proxmox's lock, and the reconcile retries).
+      await expect(retireStep.run(await runOf(fields))).rejects.toThrow(/locked/);
+      expect(fields.deleteTask).toBeUndefined();
+      await byHand.waitForTask(upid);
+      expect(parseUpid(upid.raw).user).toBe("admin@pam!by-hand");
+      const v = await confirmRetired({ fields, proxmox: s.client, vmid: VMID, now: new Date() });
+      expect(v.state).toBe("deletedByOther");
+      expect(v.state === "deletedByOther" && v.message).toContain("admin@pam!by-hand");
+      expect(fields.deleteTask).toBeUndefined();
+      expect(fields.retiredTime).toBeUndefined();
+    } finally {
+      await byHand.close();
+    }
   });
 
   it("an absent VM with no delete of ours in the task list stays unexplained", async () => {
@@ -116,8 +154,8 @@ describe("a Proxmox task started by an operator that died before saving its id",
       deleteAfterTime: new Date(Date.now() + 60_000).toISOString(),
       proxmoxNode: "niobe",
     };
-    expect(await confirmRetired({ fields, proxmox: s.client, vmid: VMID, now: new Date() })).toBe(
-      "unexplained",
-    );
+    expect(await confirmRetired({ fields, proxmox: s.client, vmid: VMID, now: new Date() })).toEqual({
+      state: "unexplained",
+    });
   });
 });

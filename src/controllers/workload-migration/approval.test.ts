@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { retirementApproval } from "./approval.ts";
+import { forgetRemovedApprovals, retirementApproval, voidApprovals } from "./approval.ts";
 import { parseDuration } from "./duration.ts";
+import type { MigrationFields } from "./step.ts";
 
 const annotated = (value: string, managedFields: unknown[] = []) => ({
   metadata: { annotations: { "homelab.shdr.ch/approve-retirement": value }, managedFields },
@@ -9,8 +10,8 @@ const annotated = (value: string, managedFields: unknown[] = []) => ({
 describe("retirementApproval", () => {
   it("approves only the exact value true", () => {
     for (const v of ["True", "yes", "1", "true "])
-      expect(retirementApproval(annotated(v)).approved).toBe(false);
-    expect(retirementApproval({ metadata: {} }).approved).toBe(false);
+      expect(retirementApproval(annotated(v), {}).approved).toBe(false);
+    expect(retirementApproval({ metadata: {} }, {}).approved).toBe(false);
   });
   it("names the field manager that set the annotation, not others", () => {
     const a = retirementApproval(
@@ -23,8 +24,37 @@ describe("retirementApproval", () => {
           fieldsV1: { "f:metadata": { "f:annotations": { "f:homelab.shdr.ch/approve-retirement": {} } } },
         },
       ]),
+      {},
     );
     expect(a).toEqual({ approved: true, by: "kubectl-annotate (Update 2026-12-01T10:00:00Z)" });
+  });
+});
+
+describe("approvals across a rollback", () => {
+  const RETIRE = "homelab.shdr.ch/approve-retirement";
+  const CUTOVER = "homelab.shdr.ch/approve-cutover";
+  it("an approval set when the rollback completed no longer counts, not even re-applied", () => {
+    const f: MigrationFields = { rolledBackTime: "2026-12-01T10:00:00Z" };
+    voidApprovals(annotated("true"), f, [CUTOVER, RETIRE]);
+    expect(f.staleApprovals).toEqual([RETIRE]);
+    // Still set on every later reconcile (a kubectl apply carrying it again changes nothing).
+    for (let i = 0; i < 3; i++) {
+      forgetRemovedApprovals(annotated("true"), f);
+      expect(retirementApproval(annotated("true"), f).approved).toBe(false);
+    }
+  });
+  it("counts again once seen removed and set anew", () => {
+    const f: MigrationFields = {};
+    voidApprovals(annotated("true"), f, [RETIRE]);
+    forgetRemovedApprovals({ metadata: { annotations: {} } }, f);
+    expect(f.staleApprovals).toBeUndefined();
+    expect(retirementApproval(annotated("true"), f).approved).toBe(true);
+  });
+  it("a value other than true counts as removed", () => {
+    const f: MigrationFields = {};
+    voidApprovals(annotated("true"), f, [RETIRE]);
+    forgetRemovedApprovals(annotated("false"), f);
+    expect(retirementApproval(annotated("true"), f).approved).toBe(true);
   });
 });
 

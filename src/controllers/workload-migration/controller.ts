@@ -13,6 +13,7 @@ import type {
   ReconcileResult,
 } from "../../runtime/index.ts";
 import { PAUSED_ANNOTATION } from "../shared/paused.ts";
+import { forgetRemovedApprovals } from "./approval.ts";
 import { backupStep } from "./backup.ts";
 import { HOMELAB_CLUSTER, proxmoxFor, targetClusterFor } from "./connections.ts";
 import { cutoverStep } from "./cutover.ts";
@@ -64,6 +65,8 @@ const FIELD_NAMES = [
   "finalSyncStartedTime",
   "finalSyncTime",
   "rollbackSyncNote",
+  "rolledBackTime",
+  "staleApprovals",
 ] as const satisfies readonly (keyof MigrationFields)[];
 
 export interface WorkloadMigrationControllerOptions {
@@ -146,6 +149,8 @@ async function reconcileMigration(
 ): Promise<ReconcileResult> {
   const generation = wm.metadata.generation ?? 0;
   const fields = carriedFields(wm);
+  // First, so a removal is seen whatever this reconcile goes on to do (pending, refused, rolling back).
+  forgetRemovedApprovals(obj, fields);
   const conditions: ConditionInput[] = [];
   const write = (ready: StepOutcome) =>
     ctx.writeStatus(obj, {
@@ -215,15 +220,15 @@ async function reconcileMigration(
   if (!verdict.ok) {
     const gone = verdict.absent
       ? await confirmRetired({ fields, proxmox, vmid: source.vmid, now: at })
-      : "unexplained";
-    if (gone === "deleting")
+      : ({ state: "unexplained" } as const);
+    if (gone.state === "deleting")
       return finish({
         done: false,
         reason: "Deleting",
         message: `VM ${source.vmid} is being deleted`,
         requeueAfterMs: 1_000,
       });
-    if (gone === "retired") {
+    if (gone.state === "retired") {
       conditions.push(
         conditionOf(
           "Retired",
@@ -234,18 +239,16 @@ async function reconcileMigration(
       fields.phase = "Decommissioned";
       return finish({ done: true, reason: "Retired", message: `VM ${source.vmid} retired` });
     }
-    const refused: StepOutcome = {
-      done: false,
-      failed: true,
-      reason: verdict.reason,
-      message: verdict.message,
-    };
+    const refused: StepOutcome =
+      gone.state === "deletedByOther"
+        ? { done: false, failed: true, reason: "DeletedByOther", message: gone.message }
+        : { done: false, failed: true, reason: verdict.reason, message: verdict.message };
     conditions.push(conditionOf("SourceVerified", refused, generation));
     ctx.recorder.record(obj, {
       type: "Warning",
-      reason: verdict.reason,
+      reason: refused.reason,
       action: "Refuse",
-      note: verdict.message,
+      note: refused.message,
     });
     fields.phase = "Failed";
     return finish(refused);

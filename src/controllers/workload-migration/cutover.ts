@@ -1,6 +1,8 @@
 // Step 4: the routes go live only now, after verification; Manual mode also waits for the
-// approve-cutover annotation. cutoverTime (and the earliest deletion time) are recorded once.
+// approve-cutover annotation (one set before a rollback counts only once removed and set again).
+// cutoverTime (and the earliest deletion time) are recorded once.
 
+import { approvalGiven, approvalWanted } from "./approval.ts";
 import { ownerRefs } from "./deploy.ts";
 import { parseDuration } from "./duration.ts";
 import { APPROVE_CUTOVER } from "./names.ts";
@@ -14,9 +16,9 @@ export const cutoverStep: Step = {
     if (
       !f.cutoverTime &&
       run.wm.spec.cutover.mode === "Manual" &&
-      run.wm.metadata.annotations?.[APPROVE_CUTOVER] !== "true"
+      !approvalGiven(run.obj, f, APPROVE_CUTOVER)
     )
-      return waiting("AwaitingApproval", `waiting for annotation ${APPROVE_CUTOVER}=true`, 60_000);
+      return waiting("AwaitingApproval", approvalWanted(f, APPROVE_CUTOVER), 60_000);
     const routed = run.wm.spec.targets.filter(servesTraffic);
     // Applied on every pass (not only the first), so a deleted route comes back while cut over.
     for (const t of routed) await run.target.apply(routeFor(run.wm, t, ownerRefs(run)));

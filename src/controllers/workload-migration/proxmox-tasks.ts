@@ -30,7 +30,12 @@ export async function taskAbout(
   type: VmTaskType,
   vmid: number,
   source: "active" | "all",
+  /** Only a task run as this Proxmox user (`user@realm!tokenid`, the UPID's user). */
+  user?: string,
 ): Promise<{ upid: string; status?: string } | undefined> {
   const tasks = await proxmox.listTasks(node, { source, typefilter: type, vmid });
-  return tasks.find((t) => t.type === type && t.id === String(vmid));
+  return tasks.find(
+    (t) =>
+      t.type === type && t.id === String(vmid) && (user === undefined || parseUpid(t.upid).user === user),
+  );
 }

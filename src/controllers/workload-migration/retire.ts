@@ -4,8 +4,8 @@
 // because afterwards nothing is left to read it from.
 
 import { type ProxmoxClient, parseUpid } from "../../proxmox/index.ts";
-import { retirementApproval } from "./approval.ts";
-import { haSid } from "./names.ts";
+import { approvalWanted, retirementApproval } from "./approval.ts";
+import { APPROVE_RETIREMENT, haSid } from "./names.ts";
 import { haResourceOf, pollTask, taskAbout } from "./proxmox-tasks.ts";
 import { type MigrationFields, type Step, sourceOf, waiting } from "./step.ts";
 
@@ -29,13 +29,8 @@ export const retireStep: Step = {
         Math.min(due - run.now.getTime() + 500, 3_600_000),
       );
     if (d.requireApproval) {
-      const a = retirementApproval(run.obj);
-      if (!a.approved)
-        return waiting(
-          "AwaitingApproval",
-          "waiting for annotation homelab.shdr.ch/approve-retirement=true",
-          3_600_000,
-        );
+      const a = retirementApproval(run.obj, f);
+      if (!a.approved) return waiting("AwaitingApproval", approvalWanted(f, APPROVE_RETIREMENT), 3_600_000);
       f.approvedBy = a.by;
     }
     if (vm.status !== "stopped")
@@ -54,7 +49,15 @@ export const retireStep: Step = {
       // Kept: the next reconcile sees the VM gone and needs this task's success to call it retired.
       return waiting("Deleting", `delete task ended; waiting to see VM ${vmid} gone`, 1_000);
     }
-    const inFlight = await taskAbout(proxmox, vm.node, "qmdestroy", vmid, "active");
+    // Only our own token's delete is adopted: one someone else runs is not this migration's retirement.
+    const inFlight = await taskAbout(
+      proxmox,
+      vm.node,
+      "qmdestroy",
+      vmid,
+      "active",
+      proxmox.transport.tokenId,
+    );
     if (inFlight) {
       f.deleteTask = inFlight.upid;
       return waiting("Deleting", `delete task ${inFlight.upid} already running`, 2_000);
@@ -79,30 +82,56 @@ export const retireStep: Step = {
   },
 };
 
+export type GoneVerdict =
+  | { state: "retired" | "deleting" | "unexplained" }
+  /** A qmdestroy of the VM by another Proxmox user (by hand, another tool): not retired by us. */
+  | { state: "deletedByOther"; message: string };
+
 /**
  * Called when the VM is gone: "retired" only if our own delete task ended well, "deleting" while it
- * still runs (the VM vanishes before the task reports), "unexplained" otherwise.
+ * still runs (the VM vanishes before the task reports), "deletedByOther" when the node lists a delete
+ * by another Proxmox user, "unexplained" otherwise.
  */
 export async function confirmRetired(run: {
   fields: MigrationFields;
   proxmox: ProxmoxClient;
   vmid: number;
   now: Date;
-}): Promise<"retired" | "deleting" | "unexplained"> {
+}): Promise<GoneVerdict> {
   const f = run.fields;
   // The operator may have died between asking for the delete and saving the task's id: the node's task
   // list still names it. Only a migration that got as far as a verified backup and the grace period
-  // could have asked, so only such a one looks.
-  if (!f.deleteTask && f.backupVolumeID && f.deleteAfterTime && f.proxmoxNode) {
-    const ours = await taskAbout(run.proxmox, f.proxmoxNode, "qmdestroy", run.vmid, "all");
-    if (ours && Math.floor(Date.parse(f.deleteAfterTime) / 1000) <= parseUpid(ours.upid).starttime)
-      f.deleteTask = ours.upid;
+  // could have asked, so only such a one looks; and only a delete run as this operator's own token
+  // (the UPID's user, as Proxmox wrote it) is ours: one run by hand after the grace period is not.
+  if (!f.deleteTask && f.proxmoxNode) {
+    const deletes = await run.proxmox.listTasks(f.proxmoxNode, {
+      source: "all",
+      typefilter: "qmdestroy",
+      vmid: run.vmid,
+    });
+    const about = deletes.filter((t) => t.type === "qmdestroy" && t.id === String(run.vmid));
+    const self = run.proxmox.transport.tokenId;
+    const since = f.deleteAfterTime
+      ? Math.floor(Date.parse(f.deleteAfterTime) / 1000)
+      : Number.POSITIVE_INFINITY;
+    const ours = about.find((t) => parseUpid(t.upid).user === self && parseUpid(t.upid).starttime >= since);
+    if (ours && f.backupVolumeID) f.deleteTask = ours.upid;
+    else {
+      const other = about.find((t) => parseUpid(t.upid).user !== self);
+      if (other) {
+        const u = parseUpid(other.upid);
+        return {
+          state: "deletedByOther",
+          message: `VM ${run.vmid} was deleted by Proxmox user ${u.user} at ${new Date(u.starttime * 1000).toISOString()} (task ${other.upid}), not by this migration: it is not retired by it, and no backup of this migration may exist`,
+        };
+      }
+    }
   }
-  if (!f.deleteTask) return "unexplained";
+  if (!f.deleteTask) return { state: "unexplained" };
   const t = await pollTask(run.proxmox, f.deleteTask);
-  if (t.running) return "deleting";
-  if (!t.ok) return "unexplained";
+  if (t.running) return { state: "deleting" };
+  if (!t.ok) return { state: "unexplained" };
   f.deleteTask = undefined;
   f.retiredTime = run.now.toISOString();
-  return "retired";
+  return { state: "retired" };
 }

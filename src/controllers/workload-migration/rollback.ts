@@ -2,12 +2,12 @@
 // zero, the VM runs again (HA back to started). It says plainly when stateful targets served traffic
 // after cutover: what they wrote stays in the cluster and is not copied back to the VM.
 import { isNotFound } from "../../runtime/index.ts";
+import { voidApprovals } from "./approval.ts";
 import { ownerRefs } from "./deploy.ts";
-import { haSid } from "./names.ts";
+import { APPROVE_CUTOVER, APPROVE_RETIREMENT, haSid } from "./names.ts";
 import { haResourceOf, pollTask, taskAbout } from "./proxmox-tasks.ts";
 import { done, failed, type MigrationRun, type StepOutcome, sourceOf, waiting } from "./step.ts";
-import { runSyncJob } from "./sync.ts";
-import { syncJobName } from "./sync-jobs.ts";
+import { deleteOwnSyncJob, runSyncJob } from "./sync.ts";
 import { isStateful, routeFor, servesTraffic, workloadObjects } from "./workloads.ts";
 
 export async function rollBack(run: MigrationRun): Promise<StepOutcome> {
@@ -34,6 +34,7 @@ export async function rollBack(run: MigrationRun): Promise<StepOutcome> {
         if (o.kind !== "PersistentVolumeClaim") await run.target.apply(o);
   if (!run.vm) {
     f.rollbackMessage = "Routes removed and targets scaled to zero (no source VM to start).";
+    forgetProgress(run);
     return done("RolledBack", f.rollbackMessage);
   }
   const { vm, proxmox, vmid } = sourceOf(run);
@@ -64,13 +65,45 @@ export async function rollBack(run: MigrationRun): Promise<StepOutcome> {
   f.startTask = undefined;
   const resumed = await resumeServices(run);
   if (resumed) return resumed;
+  // Said once, when it completes: later passes no longer know the cutover time (forgetProgress).
+  if (f.phase === "RolledBack" && f.rollbackMessage) return done("RolledBack", f.rollbackMessage);
   const stateful = run.wm.spec.targets.filter(isStateful).map((t) => t.name);
   const writes =
     f.cutoverTime && stateful.length
       ? ` Targets ${stateful.join(", ")} are stateful and served traffic from ${f.cutoverTime}: what they wrote since stays in the cluster's volumes and is NOT on the VM.`
       : "";
   f.rollbackMessage = `Routes removed, targets scaled to zero, VM ${vmid} running on ${vm.node}.${writes}${f.rollbackSyncNote ?? ""}`;
+  forgetProgress(run);
   return done("RolledBack", f.rollbackMessage);
+}
+
+/**
+ * The rollback is complete: what was verified, cut over, stopped and backed up describes a VM that runs
+ * and writes again, so a migration taken up again verifies anew, routes only after a fresh cutover
+ * approval, stops the VM again and backs it up again (an archive from before now lacks what it writes
+ * from here on); the grace period counts from the new cutover, and the approvals set now count only
+ * once removed and set again. Clearing is idempotent; the time and the void approvals are taken on the
+ * first pass that completes (the phase is not yet RolledBack), so a rollback left set keeps them.
+ */
+function forgetProgress(run: MigrationRun): void {
+  const f = run.fields;
+  f.verifyStartedTime = undefined;
+  f.verifyPasses = undefined;
+  f.verifiedTime = undefined;
+  f.cutoverTime = undefined;
+  f.deleteAfterTime = undefined;
+  f.stoppedTime = undefined;
+  f.stopTask = undefined;
+  f.backupTask = undefined;
+  f.backupVolumeID = undefined;
+  f.backupFailedTime = undefined;
+  f.approvedBy = undefined;
+  f.ramFreedMiB = undefined;
+  f.diskFreedGiB = undefined;
+  if (f.phase !== "RolledBack") {
+    f.rolledBackTime = run.now.toISOString();
+    voidApprovals(run.obj, f, [APPROVE_CUTOVER, APPROVE_RETIREMENT]);
+  }
 }
 
 /**
@@ -86,6 +119,7 @@ async function resumeServices(run: MigrationRun): Promise<StepOutcome | undefine
     const r = await runSyncJob(run, "resume");
     if (r.state === "running")
       return waiting("ResumingServices", `${r.message} (ssh.startCommand on the VM)`, 2_000);
+    if (r.state === "taken") return failed("SyncJobNameTaken", r.message);
     if (r.state === "failed")
       return failed(
         "ResumeFailed",
@@ -99,12 +133,8 @@ async function resumeServices(run: MigrationRun): Promise<StepOutcome | undefine
         ? " The VM's services were started again (ssh.startCommand)."
         : "";
   // The resume Job stays as the record of what ran; the next final sync removes it (sync.ts).
-  for (const phase of ["initial", "final"] as const)
-    await run.target.delete(
-      { apiVersion: "batch/v1", kind: "Job" },
-      { namespace: run.wm.metadata.namespace, name: syncJobName(run.wm, phase) },
-      { propagationPolicy: "Background", ignoreNotFound: true },
-    );
+  // Only Jobs this migration made (one of the same name made by someone else stays).
+  for (const phase of ["initial", "final"] as const) await deleteOwnSyncJob(run, phase);
   f.initialSyncTime = undefined;
   f.finalSyncStartedTime = undefined;
   f.finalSyncTime = undefined;

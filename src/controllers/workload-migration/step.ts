@@ -33,6 +33,9 @@ export interface MigrationFields {
   finalSyncStartedTime?: string;
   finalSyncTime?: string;
   rollbackSyncNote?: string;
+  rolledBackTime?: string;
+  /** Approve annotations set when the rollback completed; void until seen removed (approval.ts). */
+  staleApprovals?: string[];
 }
 
 export interface MigrationRun {

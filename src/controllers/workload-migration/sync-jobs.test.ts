@@ -3,7 +3,16 @@
 import { execFileSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import type { WorkloadMigration } from "../../crds/workload-migration.ts";
-import { rsyncScript, shQuote, syncJob } from "./sync-jobs.ts";
+import type { KubeObject } from "../../runtime/index.ts";
+import {
+  isOwnSyncJob,
+  rsyncScript,
+  SYNC_OWNER_ANNOTATION,
+  shQuote,
+  syncJob,
+  syncJobName,
+  syncKeySecretName,
+} from "./sync-jobs.ts";
 
 const wm = (from: string, stopCommand: string) =>
   ({
@@ -63,5 +72,35 @@ describe("the Rsync Job", () => {
 
   it("quotes like sh expects", () => {
     expect(execFileSync("sh", ["-c", `printf %s ${shQuote("it's")}`], { encoding: "utf8" })).toBe("it's");
+  });
+});
+
+describe("sync Job names", () => {
+  const named = (name: string, uid: string) =>
+    ({ metadata: { name, namespace: "infra", uid } }) as unknown as WorkloadMigration;
+  it("differ for two migrations sharing the first 40 characters, and for a redone one of the same name", () => {
+    const prefix = "a".repeat(40);
+    const a = named(`${prefix}-one`, "11111111-aaaa");
+    const b = named(`${prefix}-two`, "22222222-bbbb");
+    const again = named(`${prefix}-one`, "33333333-cccc");
+    for (const phase of ["initial", "final", "resume"] as const) {
+      expect(syncJobName(a, phase)).not.toBe(syncJobName(b, phase));
+      expect(syncJobName(a, phase)).not.toBe(syncJobName(again, phase));
+      expect(syncJobName(a, phase).length).toBeLessThanOrEqual(63);
+    }
+    expect(syncKeySecretName(a)).not.toBe(syncKeySecretName(b));
+  });
+  it("are the same for the same migration (a restarted operator finds its Job)", () => {
+    expect(syncJobName(named("m", "u1"), "final")).toBe(syncJobName(named("m", "u1"), "final"));
+  });
+  it("only a Job carrying this migration's uid is its own", () => {
+    const wm = named("m", "u1");
+    const job = (uid?: string) =>
+      ({ metadata: { annotations: uid ? { [SYNC_OWNER_ANNOTATION]: uid } : {} } }) as KubeObject;
+    expect(isOwnSyncJob(wm, job("u1"))).toBe(true);
+    expect(isOwnSyncJob(wm, job("u2"))).toBe(false);
+    expect(isOwnSyncJob(wm, job())).toBe(false);
+    // A migration without a uid (never from the API server) owns nothing, not even an empty annotation.
+    expect(isOwnSyncJob(named("m", ""), job(""))).toBe(false);
   });
 });

@@ -3,6 +3,7 @@
 // paths name and copies each VM directory into it over SSH; the final run first stops the VM's services
 // (ssh.stopCommand) and afterwards proves the copy: a checksum dry-run of the same rsync must find
 // nothing left to change. A user's Job runs as written, told its phase by SYNC_PHASE.
+import { createHash } from "node:crypto";
 import type { WorkloadMigration } from "../../crds/workload-migration.ts";
 import type { KubeObject, OwnerReference } from "../../runtime/index.ts";
 import { parseDuration } from "./duration.ts";
@@ -15,10 +16,25 @@ export const SYNC_OWNER_ANNOTATION = "homelab.shdr.ch/migration-uid";
 export const SYNC_GENERATION_ANNOTATION = "homelab.shdr.ch/migration-generation";
 const KEY_PATH = "/etc/sync-ssh/key";
 
+/**
+ * 8 hex digits of the migration's uid in every name: names are cut to 40 characters of the migration's
+ * name, and two migrations sharing that prefix (or a redone migration of the same name) must not meet
+ * at the same Job. The longest name, `<40>-<8>-sync-resume`, is 61 characters (a Job's limit is 63).
+ */
+const uidTag = (wm: WorkloadMigration) =>
+  createHash("sha256")
+    .update(wm.metadata.uid ?? "")
+    .digest("hex")
+    .slice(0, 8);
 export const syncJobName = (wm: WorkloadMigration, phase: SyncPhase) =>
-  `${wm.metadata.name.slice(0, 40)}-sync-${phase}`;
+  `${wm.metadata.name.slice(0, 40)}-${uidTag(wm)}-sync-${phase}`;
 /** The copy of the SSH key in the target cluster (a workload cluster cannot read the original). */
-export const syncKeySecretName = (wm: WorkloadMigration) => `${wm.metadata.name.slice(0, 45)}-sync-ssh`;
+export const syncKeySecretName = (wm: WorkloadMigration) =>
+  `${wm.metadata.name.slice(0, 40)}-${uidTag(wm)}-sync-ssh`;
+
+/** Made by this migration (its uid in the owner annotation); only such a Job is ever deleted. */
+export const isOwnSyncJob = (wm: WorkloadMigration, job: KubeObject) =>
+  job.metadata?.annotations?.[SYNC_OWNER_ANNOTATION] === (wm.metadata.uid ?? "") && Boolean(wm.metadata.uid);
 
 /** The claim a target's volume is bound to, as the Deployment or StatefulSet (replica 0) names it. */
 export function claimOf(wm: WorkloadMigration, target: string, volume: string): string {

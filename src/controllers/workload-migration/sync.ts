@@ -3,13 +3,14 @@
 // targets stay at zero replicas until the final Job succeeded (deploy.ts), so nothing writes into the
 // volumes while they fill and nothing serves stale data; a failed Job stops the migration before
 // cutover. Decided from the live Jobs every pass: a restart finds the Job it created, a Job of an
-// earlier spec that failed is replaced once the spec changed, one of another migration is never trusted.
+// earlier spec that failed is replaced once the spec changed, one not made by this migration is never
+// trusted nor deleted (SyncJobNameTaken).
 import { isAlreadyExists, type KubeObject } from "../../runtime/index.ts";
 import { ownerRefs } from "./deploy.ts";
 import { done, failed, type MigrationRun, type Step, type StepOutcome, waiting } from "./step.ts";
 import {
+  isOwnSyncJob,
   SYNC_GENERATION_ANNOTATION,
-  SYNC_OWNER_ANNOTATION,
   type SyncPhase,
   syncJob,
   syncJobName,
@@ -29,7 +30,29 @@ interface JobStatus {
 export type JobOutcome =
   | { state: "running"; message: string }
   | { state: "succeeded"; message: string }
-  | { state: "failed"; message: string };
+  | { state: "failed"; message: string }
+  /** A Job of that name exists and is not this migration's: never deleted, never trusted. */
+  | { state: "taken"; message: string };
+
+/**
+ * Deletes the sync Job of `phase` only if this migration made it, and only that very object (uid
+ * precondition: a Job recreated by someone else meanwhile stays). Returns false if one not ours is there.
+ */
+export async function deleteOwnSyncJob(run: MigrationRun, phase: SyncPhase): Promise<boolean> {
+  const key = { namespace: run.wm.metadata.namespace, name: syncJobName(run.wm, phase) };
+  const live = await run.target.getOrUndefined<KubeObject>(JOB, key);
+  if (!live) return true;
+  if (!isOwnSyncJob(run.wm, live)) return false;
+  await run.target.delete(JOB, key, {
+    propagationPolicy: "Background",
+    ignoreNotFound: true,
+    preconditions: { uid: live.metadata!.uid! },
+  });
+  return true;
+}
+
+const takenMessage = (name: string) =>
+  `a Job named ${name} exists and was not made by this migration (no homelab.shdr.ch/migration-uid of ours): it is left alone; delete or rename it, then change the spec to go on`;
 
 /** The Secret the Rsync Job mounts: the user's own when the Job runs beside it, else a copy. */
 async function keySecretFor(run: MigrationRun): Promise<string> {
@@ -65,26 +88,19 @@ export async function runSyncJob(run: MigrationRun, phase: SyncPhase): Promise<J
   const finished = live?.status?.conditions?.find(
     (c) => (c.type === "Complete" || c.type === "Failed") && c.status === "True",
   );
-  const foreign = live !== undefined && annotations[SYNC_OWNER_ANNOTATION] !== (wm.metadata.uid ?? "");
+  if (live && !isOwnSyncJob(wm, live)) return { state: "taken", message: takenMessage(key.name) };
   const stale =
     finished?.type === "Failed" &&
     Number(annotations[SYNC_GENERATION_ANNOTATION] ?? 0) < (wm.metadata.generation ?? 0);
-  if (live && (foreign || stale)) {
-    await run.target.delete(JOB, key, { propagationPolicy: "Background", ignoreNotFound: true });
-    return {
-      state: "running",
-      message: `replacing Job ${key.name} (${foreign ? "not this migration's" : "failed under an earlier spec"})`,
-    };
+  if (live && stale) {
+    await deleteOwnSyncJob(run, phase);
+    return { state: "running", message: `replacing Job ${key.name} (failed under an earlier spec)` };
   }
   if (!live) {
     const keySecret = wm.spec.dataSync.method === "Rsync" ? await keySecretFor(run) : "";
     // A resume Job of an earlier rollback must not pass for the next rollback's.
-    if (phase === "final")
-      await run.target.delete(
-        JOB,
-        { ...key, name: syncJobName(wm, "resume") },
-        { propagationPolicy: "Background", ignoreNotFound: true },
-      );
+    if (phase === "final" && !(await deleteOwnSyncJob(run, "resume")))
+      return { state: "taken", message: takenMessage(syncJobName(wm, "resume")) };
     await run.ctx.fence(`create ${phase} sync Job ${key.name}`);
     try {
       await run.target.create(syncJob(wm, phase, keySecret, ownerRefs(run)));
@@ -115,6 +131,7 @@ export const syncStep: Step = {
     if (f.finalSyncTime) return done("Synced", `final sync succeeded at ${f.finalSyncTime}`);
     if (!f.initialSyncTime) {
       const first = await runSyncJob(run, "initial");
+      if (first.state === "taken") return failed("SyncJobNameTaken", first.message);
       if (first.state === "running")
         return waiting("InitialSync", `${first.message}; the VM keeps serving`, 2_000);
       if (first.state === "failed")
@@ -123,6 +140,7 @@ export const syncStep: Step = {
     }
     f.finalSyncStartedTime ??= run.now.toISOString();
     const last = await runSyncJob(run, "final");
+    if (last.state === "taken") return failed("SyncJobNameTaken", last.message);
     if (last.state === "running") return waiting("FinalSync", last.message, 2_000);
     if (last.state === "failed")
       return failed(
