@@ -16,6 +16,10 @@ import { followVmPower } from "./power.ts";
 import { SEED_NODES, SEED_PROXMOX, seedDial } from "./seed-addresses.ts";
 import { ensureSeedVms, SEED_VMS } from "./seed-vms.ts";
 import { talosWorkloadHook } from "./talos-hook.ts";
+
+/** The Talos version of the seed cluster (examples/homelab-cluster-k8s.yaml). */
+export const SEED_TALOS_VERSION = "v1.11.0";
+
 import type { WorkloadCluster } from "./workload-cluster.ts";
 
 export interface LocalSimulators {
@@ -64,7 +68,14 @@ export async function startLocalSimulators(options: {
       await client.close();
     }
     talos = await startTalosSimulator({
-      nodes: SEED_NODES.map((n) => ({ name: n.talos, ip: n.loopback, advertisedIp: n.address })),
+      // A machine boots the Talos its image holds: the seed's (examples/homelab-cluster-k8s.yaml,
+      // v1.11.0), so the upgrade phase finds the nodes on the spec's version and has nothing to roll.
+      nodes: SEED_NODES.map((n) => ({
+        name: n.talos,
+        ip: n.loopback,
+        advertisedIp: n.address,
+        talosVersion: SEED_TALOS_VERSION,
+      })),
       stateFile: join(options.dir, "talos.json"),
       log: options.log,
       workloadCluster: talosWorkloadHook(options.workload),
