@@ -13,6 +13,18 @@ export function quorum(members: number): number {
   return Math.floor(members / 2) + 1;
 }
 
+/**
+ * Why taking one more healthy member down (a control plane's upgrade reboots it) would cost etcd its
+ * quorum, or undefined when the healthy members left still make one. A single member can never go down
+ * without an outage, two members lose quorum with either down (2 − 1 < 2), three survive one.
+ */
+export function quorumLostWithOneDown(members: number, healthy: number): string | undefined {
+  if (healthy - 1 >= quorum(members)) return undefined;
+  if (members === 1)
+    return "etcd has a single member: upgrading its only control plane takes etcd and the Kubernetes API down (an outage; no opt-in exists for that). Add control planes (three keep quorum through an upgrade) or upgrade this node by hand with talosctl";
+  return `etcd has ${healthy} healthy of ${members} member(s); with one more down ${healthy - 1} would be left, fewer than the ${quorum(members)} a quorum of ${members} needs`;
+}
+
 /** etcd's ErrPeerURLExist: a node with an empty data directory finds a member with its peer URL. */
 export const STALE_MEMBER_ERROR = /Peer URLs already exists/;
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { HomelabClusterNode } from "../../crds/homelab-cluster.ts";
 import { sizeDrift } from "./drift.ts";
-import { quorum, STALE_MEMBER_ERROR } from "./etcd-members.ts";
+import { quorum, quorumLostWithOneDown, STALE_MEMBER_ERROR } from "./etcd-members.ts";
 import { orderDeparting, taggedNodeName } from "./scale-down.ts";
 
 describe("taggedNodeName", () => {
@@ -35,6 +35,19 @@ describe("orderDeparting", () => {
 describe("quorum", () => {
   it("is etcd's majority", () => {
     expect([1, 2, 3, 4, 5, 6, 7].map(quorum)).toEqual([1, 2, 2, 3, 3, 4, 4]);
+  });
+});
+
+describe("quorumLostWithOneDown", () => {
+  it("lets a control plane go down only when the healthy members left still make a quorum", () => {
+    expect(quorumLostWithOneDown(3, 3)).toBeUndefined();
+    expect(quorumLostWithOneDown(5, 4)).toBeUndefined();
+    // Two members: either one down is 1 of 2, no quorum. Three with one already sick: the same.
+    expect(quorumLostWithOneDown(2, 2)).toMatch(/1 would be left, fewer than the 2/);
+    expect(quorumLostWithOneDown(3, 2)).toMatch(/1 would be left, fewer than the 2/);
+    // A departing node's member counts toward the quorum but not as healthy: 4 members, 3 healthy.
+    expect(quorumLostWithOneDown(4, 3)).toMatch(/fewer than the 3/);
+    expect(quorumLostWithOneDown(1, 1)).toMatch(/single member.*outage/);
   });
 });
 
