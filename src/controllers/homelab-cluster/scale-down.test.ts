@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { HomelabClusterNode } from "../../crds/homelab-cluster.ts";
 import { sizeDrift } from "./drift.ts";
 import { quorum, quorumLostWithOneDown, STALE_MEMBER_ERROR } from "./etcd-members.ts";
-import { orderDeparting, taggedNodeName } from "./scale-down.ts";
+import { orderDeparting, taggedNodeName, upgradeHolding } from "./scale-down.ts";
 
 describe("taggedNodeName", () => {
   it("names the node only for this cluster's tags with exactly one node tag", () => {
@@ -29,6 +29,18 @@ describe("orderDeparting", () => {
       { name: "worker-a", kubernetesNode: false },
     ]).map((n) => n.name);
     expect(order).toEqual(["worker-a", "worker-z", "cp-a", "cp-b"]);
+  });
+});
+
+describe("upgradeHolding", () => {
+  it("holds a scale-down back while a step names a node, draining or upgrading, and only then", () => {
+    expect(upgradeHolding(undefined)).toBeUndefined();
+    // Between nodes the step is kept without a node: nothing is going down.
+    expect(upgradeHolding({ version: "v1.13.1" })).toBeUndefined();
+    expect(upgradeHolding({ node: "cp1", stage: "Upgrading", version: "v1.13.1" })).toBe(
+      "cp1 is being upgraded for Talos v1.13.1",
+    );
+    expect(upgradeHolding({ node: "w1", stage: "Draining", version: "v1.13.1" })).toMatch(/w1 is draining/);
   });
 });
 

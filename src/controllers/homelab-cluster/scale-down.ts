@@ -46,6 +46,18 @@ export function orderDeparting(nodes: DepartingNode[]): DepartingNode[] {
   );
 }
 
+/** NodesRemoved's reason while a Talos upgrade holds the scale-down back (the controller finishes it). */
+export const UPGRADE_IN_PROGRESS = "UpgradeInProgress";
+
+/** What a recorded Talos upgrade step is doing to its node, when it is doing anything to one. */
+export function upgradeHolding(
+  rollout: { node?: string; stage?: string; version?: string } | undefined,
+): string | undefined {
+  if (!rollout?.node) return undefined;
+  const doing = rollout.stage === "Upgrading" ? "being upgraded" : "draining";
+  return `${rollout.node} is ${doing} for Talos ${rollout.version ?? ""}`;
+}
+
 export async function removeDepartedNodes(scope: Scope): Promise<Outcome> {
   const { spec } = scope;
   const inSpec = new Set(spec.nodes.map((n) => n.name));
@@ -77,6 +89,17 @@ export async function removeDepartedNodes(scope: Scope): Promise<Outcome> {
   }
   if (departing.size === 0)
     return done("NoNodeToRemove", "every tagged VM, etcd member and cordoned Node is in spec.nodes");
+  // A node mid-upgrade may be about to reboot (MachineService.Upgrade returns before it does): taking a
+  // member out meanwhile turns 3 → 2 → 1 of 2 when it goes down. The upgrade finishes first (the
+  // controller still runs TalosUpToDate for it); no new one starts while a node is departing, since
+  // TalosUpToDate runs only after this phase is done.
+  const upgrading = upgradeHolding(scope.previous.upgrade?.talos);
+  if (upgrading)
+    return waiting(
+      UPGRADE_IN_PROGRESS,
+      `not removing ${[...departing.keys()].sort().join(", ")} while ${upgrading}; it finishes first`,
+      scope.opts.timings.pollMs,
+    );
 
   const cps = controlPlanes(spec);
   const leavingMembers = members.filter((m) => !inSpec.has(m.hostname));

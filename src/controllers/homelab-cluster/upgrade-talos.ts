@@ -255,6 +255,30 @@ export async function upgradeTalos(scope: Scope): Promise<Outcome> {
   return continueNode(scope, started, next);
 }
 
+/**
+ * TalosUpToDate while a scale-down waits for the upgrade in flight (NodesRemoved is not done, so the
+ * normal phase does not run): only the node already in the step moves on. One whose upgrade was not
+ * sent yet (draining, or refused), or that is itself leaving the spec, is given up, so the scale-down
+ * goes first and the rollout plans again after it; no other node is started here.
+ */
+export async function finishInFlightUpgrade(scope: Scope): Promise<Outcome> {
+  const rollout = scope.previous.upgrade?.talos ? { ...scope.previous.upgrade.talos } : undefined;
+  const poll = scope.opts.timings.pollMs;
+  if (!rollout?.node) return waiting("WaitingForScaleDown", "a scale-down runs first", poll);
+  const node = scope.spec.nodes.find((n) => n.name === rollout.node);
+  if (node && rollout.stage === "Upgrading" && rollout.requestedTime)
+    return continueNode(scope, rollout, node);
+  // Its upgrade was never sent: nothing was done to it but the cordon (a departing node stays cordoned
+  // for its own drain).
+  if (node) await setUnschedulable(scope.workload(scope.kubeconfig ?? ""), node.name, false);
+  setRollout(scope, { target: rollout.target, version: rollout.version, image: rollout.image });
+  return waiting(
+    "WaitingForScaleDown",
+    `${rollout.node}: upgrade to Talos ${rollout.version} not sent yet, given up until the scale-down is done`,
+    poll,
+  );
+}
+
 async function continueNode(scope: Scope, rollout: Rollout, node: SpecNode): Promise<Outcome> {
   const timeoutMs = parseDuration(scope.spec.upgrade.healthTimeout);
   const poll = scope.opts.timings.pollMs;
