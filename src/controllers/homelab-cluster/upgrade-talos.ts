@@ -375,7 +375,8 @@ async function requestUpgrade(scope: Scope, rollout: Rollout, node: SpecNode): P
   }
   const now = new Date().toISOString();
   const requestedRollout: Rollout = { ...rollout, stage: "Upgrading", startedTime: now, requestedTime: now };
-  return withClient(adminClient(scope, node.ip), async (c) => {
+  // The long deadline: the request pulls and installs the image before it returns (talos.ts).
+  return withClient(adminClient(scope, node.ip, "upgrade"), async (c) => {
     // An etcd leader going down costs an election; handing leadership over first does not.
     if (node.role === "controlplane") await c.etcdForfeitLeadership();
     // In status before it is sent: a crash after this line finds the request and decides from the node.
