@@ -279,6 +279,24 @@ export async function finishInFlightUpgrade(scope: Scope): Promise<Outcome> {
   );
 }
 
+/**
+ * Whether a node that reports the step's version has booted into it. A step that changes the version
+ * is told by the version alone: the node cannot report it before it rebooted, and its boot time would
+ * hang the answer on the two clocks agreeing (a node whose clock runs behind would be upgraded twice).
+ * Only a step that keeps the version (another schematic) needs the boot time, read as machined's start,
+ * and assumes the clocks within a second. `installedImage` is the image confirmed before the step.
+ */
+export function rebootedIntoStep(
+  live: { bootedAt?: Date },
+  version: string,
+  requestedMs: number,
+  installedImage: string | undefined,
+): boolean {
+  const changesVersion = !installedImage?.endsWith(`:${version}`);
+  if (changesVersion) return true;
+  return live.bootedAt ? live.bootedAt.getTime() >= requestedMs - 1_000 : true;
+}
+
 async function continueNode(scope: Scope, rollout: Rollout, node: SpecNode): Promise<Outcome> {
   const timeoutMs = parseDuration(scope.spec.upgrade.healthTimeout);
   const poll = scope.opts.timings.pollMs;
@@ -306,7 +324,12 @@ async function continueNode(scope: Scope, rollout: Rollout, node: SpecNode): Pro
   if (!rollout.requestedTime) return requestUpgrade(scope, rollout, node);
   const requested = Date.parse(rollout.requestedTime);
   const live = await readNode(scope, node);
-  const booted = live.bootedAt ? live.bootedAt.getTime() >= requested - 1_000 : true;
+  const booted = rebootedIntoStep(
+    live,
+    rollout.version,
+    requested,
+    nodeStatus(scope, node.name).installImage,
+  );
   let why: string;
   if (!live.reachable) why = live.why ?? "not answering";
   else if (live.version !== rollout.version) why = `reports Talos ${live.version}, not ${rollout.version}`;
