@@ -169,8 +169,10 @@ async function destroyVm(scope: Scope, name: string, vm: VmResource): Promise<Ou
       `VM ${vm.vmid} on ${vm.node} no longer carries this cluster's tags for ${name} (name '${config["name"] ?? ""}'); not destroying it`,
       scope.opts.timings.blockedMs,
     );
-  if ((await pve.listHaResources()).some((r) => r.sid === haSid(vm.vmid)))
+  if ((await pve.listHaResources()).some((r) => r.sid === haSid(vm.vmid))) {
+    await scope.ctx.fence(`delete HA resource ${haSid(vm.vmid)}`);
     await pve.deleteHaResource(haSid(vm.vmid), { purge: true });
+  }
   if (vm.lock)
     return waiting("DeletingVM", `${name}: VM ${vm.vmid} locked (${vm.lock})`, scope.opts.timings.pollMs);
   if (vm.status === "running") {
