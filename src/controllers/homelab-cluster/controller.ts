@@ -219,7 +219,9 @@ async function runPhases(scope: Scope): Promise<ReconcileResult> {
       "Ready",
       true,
       "ClusterReady",
-      `${scope.spec.nodes.length} node(s), etcd and the Kubernetes API healthy`,
+      // What the phases checked, no more: etcd's health is not read here, only that every control
+      // plane has a member (KubernetesHealthy) and none is kept out by a stale one (EtcdMembersInSync).
+      `${scope.spec.nodes.length} node(s) configured, an etcd member per control plane, the Kubernetes API answering, every node registered`,
     );
   const phase = !stopped
     ? "Ready"

@@ -81,9 +81,11 @@ export async function withClient<T>(client: TalosClient, fn: (c: TalosClient) =>
 export async function configureNodes(scope: Scope): Promise<Outcome> {
   const input = talosInput(scope.spec);
   const waits: string[] = [];
+  const busy = nodeBeingUpgraded(scope);
+  const upgrading = scope.spec.nodes.some((n) => n.name === busy) ? busy : undefined;
   for (const node of scope.spec.nodes) {
     // Rebooting into its upgrade: the TalosUpToDate phase waits for it (and its healthTimeout).
-    if (node.name === nodeBeingUpgraded(scope)) continue;
+    if (node.name === upgrading) continue;
     const status = nodeStatus(scope, node.name);
     // mTLS first: a configured node (the steady state) costs one call.
     try {
@@ -129,7 +131,13 @@ export async function configureNodes(scope: Scope): Promise<Outcome> {
     }
   }
   if (waits.length) return waiting("WaitingForTalos", waits.join("; "), scope.opts.timings.pollMs);
-  return done("NodesConfigured", `${scope.spec.nodes.length} node(s) in configured mode`);
+  return done("NodesConfigured", configuredMessage(scope.spec.nodes.length, upgrading));
+}
+
+/** What TalosConfigured checked: the node being upgraded is skipped, and the message says so. */
+export function configuredMessage(nodes: number, upgrading: string | undefined): string {
+  if (!upgrading) return `${nodes} node(s) in configured mode`;
+  return `${nodes - 1} of ${nodes} node(s) in configured mode; ${upgrading} not checked, it is being upgraded (TalosUpToDate waits for it)`;
 }
 
 export async function bootstrapEtcd(scope: Scope): Promise<Outcome> {

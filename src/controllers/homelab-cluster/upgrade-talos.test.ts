@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { configuredMessage } from "./talos.ts";
 import { rebootedIntoStep } from "./upgrade-talos.ts";
 
 const requested = Date.parse("2026-12-01T20:00:00Z");
@@ -17,5 +18,14 @@ describe("rebootedIntoStep", () => {
     const sameVersion = "factory.talos.dev/nocloud-installer/abc:v1.13.1";
     expect(rebootedIntoStep({ bootedAt: before }, "v1.13.1", requested, sameVersion)).toBe(false);
     expect(rebootedIntoStep({ bootedAt: after }, "v1.13.1", requested, sameVersion)).toBe(true);
+  });
+});
+
+describe("configuredMessage", () => {
+  it("does not count the node being upgraded as checked", () => {
+    expect(configuredMessage(3, undefined)).toBe("3 node(s) in configured mode");
+    expect(configuredMessage(3, "cp1")).toBe(
+      "2 of 3 node(s) in configured mode; cp1 not checked, it is being upgraded (TalosUpToDate waits for it)",
+    );
   });
 });
