@@ -25,6 +25,29 @@ export function quorumLostWithOneDown(members: number, healthy: number): string 
   return `etcd has ${healthy} healthy of ${members} member(s); with one more down ${healthy - 1} would be left, fewer than the ${quorum(members)} a quorum of ${members} needs`;
 }
 
+/** etcd's ErrMemberRemoved: this node's member was removed, and etcd never takes it back with its data. */
+export const REMOVED_MEMBER_ERROR = /member has been permanently removed from the cluster/;
+
+/**
+ * What a control plane without an etcd member says about it when its member was removed (it will not
+ * get one by waiting), else undefined (it may still be joining, or not answer). Read from the node's
+ * own etcd service, the same live signal the stale-member case uses; read only for a node without a
+ * member, so the steady state costs nothing.
+ */
+export async function removedMemberMessage(
+  scope: Scope,
+  cp: HomelabClusterNode,
+): Promise<string | undefined> {
+  const services = await withClient(adminClient(scope, cp.ip), (c) => c.serviceList()).catch(
+    (err: unknown) => {
+      if (err instanceof TalosApiError) return [];
+      throw err;
+    },
+  );
+  const said = services.find((s) => s.id === "etcd")?.lastMessage ?? "";
+  return REMOVED_MEMBER_ERROR.test(said) ? said : undefined;
+}
+
 /** etcd's ErrPeerURLExist: a node with an empty data directory finds a member with its peer URL. */
 export const STALE_MEMBER_ERROR = /Peer URLs already exists/;
 

@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest";
 import type { HomelabClusterNode } from "../../crds/homelab-cluster.ts";
+import { DRAIN_ANNOTATION } from "./drain.ts";
 import { sizeDrift } from "./drift.ts";
 import { quorum, quorumLostWithOneDown, STALE_MEMBER_ERROR } from "./etcd-members.ts";
-import { orderDeparting, taggedNodeName, upgradeHolding } from "./scale-down.ts";
+import { cancelledDepartures, orderDeparting, taggedNodeName, upgradeHolding } from "./scale-down.ts";
 
 describe("taggedNodeName", () => {
   it("names the node only for this cluster's tags with exactly one node tag", () => {
@@ -41,6 +42,21 @@ describe("upgradeHolding", () => {
       "cp1 is being upgraded for Talos v1.13.1",
     );
     expect(upgradeHolding({ node: "w1", stage: "Draining", version: "v1.13.1" })).toMatch(/w1 is draining/);
+  });
+});
+
+describe("cancelledDepartures", () => {
+  const node = (name: string, marked: boolean) => ({
+    apiVersion: "v1",
+    kind: "Node",
+    metadata: { name, ...(marked ? { annotations: { [DRAIN_ANNOTATION]: "2026-12-01T20:00:00Z" } } : {}) },
+    spec: { unschedulable: true },
+  });
+  it("gives back only nodes in the spec that carry the scale-down mark, not the one being upgraded", () => {
+    const nodes = [node("w1", true), node("w2", false), node("gone", true), node("cp1", true)];
+    // w2 is cordoned by someone else (no mark): left alone. gone is still departing.
+    expect(cancelledDepartures(nodes, new Set(["w1", "w2", "cp1"]), undefined)).toEqual(["w1", "cp1"]);
+    expect(cancelledDepartures(nodes, new Set(["w1", "w2", "cp1"]), "cp1")).toEqual(["w1"]);
   });
 });
 

@@ -58,6 +58,21 @@ export function upgradeHolding(
   return `${rollout.node} is ${doing} for Talos ${rollout.version ?? ""}`;
 }
 
+/**
+ * Nodes in the spec that still carry this operator's scale-down mark: their removal was cancelled. The
+ * node a Talos upgrade is draining keeps its cordon until the upgrade is done with it.
+ */
+export function cancelledDepartures(
+  nodes: readonly WorkloadNode[],
+  inSpec: ReadonlySet<string>,
+  upgrading: string | undefined,
+): string[] {
+  return nodes
+    .filter((n) => n.metadata?.annotations?.[DRAIN_ANNOTATION] !== undefined)
+    .map((n) => n.metadata?.name ?? "")
+    .filter((name) => inSpec.has(name) && name !== upgrading);
+}
+
 export async function removeDepartedNodes(scope: Scope): Promise<Outcome> {
   const { spec } = scope;
   const inSpec = new Set(spec.nodes.map((n) => n.name));
@@ -80,7 +95,24 @@ export async function removeDepartedNodes(scope: Scope): Promise<Outcome> {
   const { through, members } = await liveMembers(scope);
   for (const m of members) if (!inSpec.has(m.hostname)) entry(m.hostname).memberId = m.id;
   const client = scope.workload(scope.kubeconfig ?? "");
-  for (const node of (await client.list<WorkloadNode>(NODE_GVK)).items) {
+  const nodes = (await client.list<WorkloadNode>(NODE_GVK)).items;
+  // A scale-down cancelled part-way (the node put back into spec.nodes): it is given its Node back. Its
+  // etcd member, if it had already gone, is KubernetesHealthy's to report (EtcdMemberRemoved).
+  for (const name of cancelledDepartures(nodes, inSpec, scope.previous.upgrade?.talos?.node)) {
+    await client.patch(
+      NODE_GVK,
+      { name },
+      { spec: { unschedulable: null }, metadata: { annotations: { [DRAIN_ANNOTATION]: null } } },
+      "merge",
+    );
+    milestone(
+      scope,
+      "NodeUncordoned",
+      "ScaleDown",
+      `${name} is in spec.nodes again: uncordoned, not removed`,
+    );
+  }
+  for (const node of nodes) {
     const name = node.metadata?.name ?? "";
     if (inSpec.has(name)) continue;
     // A Node this operator did not cordon is only taken out with a VM or member of this cluster.
