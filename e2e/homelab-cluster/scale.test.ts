@@ -1,6 +1,7 @@
 // Day-2 scaling of the seed's cluster on the simulators, the operator as its own process: 3 → 5 → 3
 // control planes, a 3 → 1 refused, a scale-down held by an unhealthy etcd member, a VM destroyed by hand
-// replaced under the same name, and VMs stopped or resized by hand. Every etcd claim is read from the
+// replaced under the same name, VMs stopped or resized by hand, a scale-down cancelled after its member
+// went, and one held back by a Talos upgrade in flight. Every etcd claim is read from the
 // Talos simulator's own record of the membership and of its members' machines over time.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ProxmoxClient } from "../../src/proxmox/index.ts";
@@ -642,4 +643,58 @@ describe("HomelabCluster scaling, replacement and drift on the simulators", { ti
     ).toEqual(SEED_VMIDS);
     expect(await workloadNodes()).toEqual(SEED.map((n) => n.name).sort());
   }, 300_000);
+
+  it("a scale-down waits for a Talos upgrade in flight: no member removed while a node reboots into it", async () => {
+    const base = (await client.get<Loose>(HC, { name: "k8s" })).spec.nodes as Loose[];
+    await readyAt(await setNodes([...base, ...extraNodes()]));
+    // The first control plane upgrades first; its reboot lasts long enough for the scale-down to try.
+    const first = base[0]!.name as string;
+    homelab.talos.faults.slowReboot(first, 10_000);
+    const from = history().length;
+    try {
+      await client.patch(HC, { name: "k8s" }, { spec: { talos: { schematic: "e".repeat(64) } } }, "merge");
+      await waitFor(
+        `${first}'s upgrade requested`,
+        async () => {
+          const r = (await client.get<Loose>(HC, { name: "k8s" })).status?.upgrade?.talos;
+          return (r?.node === first && r.stage === "Upgrading" && r.requestedTime) || undefined;
+        },
+        120_000,
+        50,
+      );
+      const gen = await setNodes(base);
+      const held = await waitCondition(
+        client,
+        "k8s",
+        "NodesRemoved",
+        (c) => c.observedGeneration === gen && c.reason === "UpgradeInProgress",
+        60_000,
+      );
+      expect(held.message).toMatch(
+        new RegExp(`not removing talos-morpheus, talos-smith while ${first} is being upgraded`),
+      );
+      expect(
+        history()
+          .slice(from)
+          .filter((r) => r.event.startsWith("remove")),
+      ).toEqual([]);
+      await readyAt(gen, 240_000);
+    } finally {
+      homelab.talos.faults.slowReboot(first, 0);
+    }
+    const since = history().slice(from);
+    expect(since.some((r) => r.event === `${first} down`)).toBe(true);
+    expect(since.filter((r) => r.event.startsWith("remove")).map((r) => r.event)).toEqual([
+      "remove talos-morpheus",
+      "remove talos-smith",
+    ]);
+    // Each member removed while every member's machine ran: never one taken out beside a rebooting node.
+    for (let i = 1; i < since.length; i++) {
+      if (!since[i]!.event.startsWith("remove")) continue;
+      const before = since[i - 1]!;
+      expect(before.running, `${since[i]!.event} after ${before.event}`).toEqual(before.members);
+    }
+    expectQuorumKept(history());
+    for (const n of base) expect(homelab.talos.node(n.name).image, n.name).toContain("e".repeat(64));
+  });
 });
