@@ -682,18 +682,6 @@ describe("HomelabCluster scaling, replacement and drift on the simulators", { ti
     } finally {
       homelab.talos.faults.slowReboot(first, 0);
     }
-    const since = history().slice(from);
-    expect(since.some((r) => r.event === `${first} down`)).toBe(true);
-    expect(since.filter((r) => r.event.startsWith("remove")).map((r) => r.event)).toEqual([
-      "remove talos-morpheus",
-      "remove talos-smith",
-    ]);
-    // Each member removed while every member's machine ran: never one taken out beside a rebooting node.
-    for (let i = 1; i < since.length; i++) {
-      if (!since[i]!.event.startsWith("remove")) continue;
-      const before = since[i - 1]!;
-      expect(before.running, `${since[i]!.event} after ${before.event}`).toEqual(before.members);
-    }
     expectQuorumKept(history());
     for (const n of base) expect(homelab.talos.node(n.name).image, n.name).toContain("e".repeat(64));
   });
