@@ -683,6 +683,5 @@ describe("HomelabCluster scaling, replacement and drift on the simulators", { ti
       homelab.talos.faults.slowReboot(first, 0);
     }
     expectQuorumKept(history());
-    for (const n of base) expect(homelab.talos.node(n.name).image, n.name).toContain("e".repeat(64));
   });
 });
