@@ -26,12 +26,12 @@ import { FINALIZER } from "./names.ts";
 import { CONNECTION_REASONS, failed, type Outcome } from "./outcome.ts";
 import { ProxmoxClients } from "./proxmox-connection.ts";
 import { removeStaleMembers } from "./replace.ts";
-import { removeDepartedNodes } from "./scale-down.ts";
+import { removeDepartedNodes, UPGRADE_IN_PROGRESS } from "./scale-down.ts";
 import type { ControllerOptions, NodeStatus, Scope, Timings } from "./scope.ts";
 import { ensureSecrets } from "./secrets.ts";
 import { bootstrapEtcd, configureNodes } from "./talos.ts";
 import { upgradeKubernetes } from "./upgrade-kubernetes.ts";
-import { upgradeTalos } from "./upgrade-talos.ts";
+import { finishInFlightUpgrade, upgradeTalos } from "./upgrade-talos.ts";
 import { validate } from "./validate.ts";
 import { ensureVms } from "./vms.ts";
 
@@ -196,6 +196,11 @@ async function runPhases(scope: Scope): Promise<ReconcileResult> {
       break;
     }
   }
+  // A scale-down waiting for a Talos upgrade in flight: that upgrade (and only it) goes on (scale-down.ts).
+  if (stopped?.condition === "NodesRemoved" && stopped.outcome.reason === UPGRADE_IN_PROGRESS) {
+    const finishing = await finishInFlightUpgrade(scope).catch(failed);
+    set("TalosUpToDate", finishing.done, finishing.reason, finishing.message);
+  }
 
   // Drift is looked at once the VMs phase ran (the VM list is read); it reports and corrects, never stops.
   const reached = stopped ? PHASE_CONDITIONS.indexOf(stopped.condition) : PHASE_CONDITIONS.length;
@@ -214,7 +219,9 @@ async function runPhases(scope: Scope): Promise<ReconcileResult> {
       "Ready",
       true,
       "ClusterReady",
-      `${scope.spec.nodes.length} node(s), etcd and the Kubernetes API healthy`,
+      // What the phases checked, no more: etcd's health is not read here, only that every control
+      // plane has a member (KubernetesHealthy) and none is kept out by a stale one (EtcdMembersInSync).
+      `${scope.spec.nodes.length} node(s) configured, an etcd member per control plane, the Kubernetes API answering, every node registered`,
     );
   const phase = !stopped
     ? "Ready"

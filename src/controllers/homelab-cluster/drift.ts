@@ -53,6 +53,7 @@ export async function checkDrift(scope: Scope): Promise<Outcome> {
     } else if (vm.status !== "running" && vm.hastate === "stopped") {
       // Stopping an HA-managed VM sets its HA state to stopped, so HA will not start it: ask HA to.
       const pve = await scope.proxmox();
+      await scope.ctx.fence(`start VM ${vm.vmid} again`);
       await pve.start(vm.node, vm.vmid);
       findings.push(`${node.name}: stopped (HA state stopped) → started again through HA`);
       milestone(
@@ -76,6 +77,7 @@ export async function checkDrift(scope: Scope): Promise<Outcome> {
       if (memory !== node.memoryMiB) differs.push(`memory ${memory} MiB, spec ${node.memoryMiB} MiB`);
       if (cores !== node.cores) differs.push(`cores ${cores}, spec ${node.cores}`);
       if (differs.length) {
+        await scope.ctx.fence(`restore VM ${vm.vmid} size`);
         await pve.updateConfig(
           vm.node,
           vm.vmid,

@@ -13,6 +13,41 @@ export function quorum(members: number): number {
   return Math.floor(members / 2) + 1;
 }
 
+/**
+ * Why taking one more healthy member down (a control plane's upgrade reboots it) would cost etcd its
+ * quorum, or undefined when the healthy members left still make one. A single member can never go down
+ * without an outage, two members lose quorum with either down (2 − 1 < 2), three survive one.
+ */
+export function quorumLostWithOneDown(members: number, healthy: number): string | undefined {
+  if (healthy - 1 >= quorum(members)) return undefined;
+  if (members === 1)
+    return "etcd has a single member: upgrading its only control plane takes etcd and the Kubernetes API down (an outage; no opt-in exists for that). Add control planes (three keep quorum through an upgrade) or upgrade this node by hand with talosctl";
+  return `etcd has ${healthy} healthy of ${members} member(s); with one more down ${healthy - 1} would be left, fewer than the ${quorum(members)} a quorum of ${members} needs`;
+}
+
+/** etcd's ErrMemberRemoved: this node's member was removed, and etcd never takes it back with its data. */
+export const REMOVED_MEMBER_ERROR = /member has been permanently removed from the cluster/;
+
+/**
+ * What a control plane without an etcd member says about it when its member was removed (it will not
+ * get one by waiting), else undefined (it may still be joining, or not answer). Read from the node's
+ * own etcd service, the same live signal the stale-member case uses; read only for a node without a
+ * member, so the steady state costs nothing.
+ */
+export async function removedMemberMessage(
+  scope: Scope,
+  cp: HomelabClusterNode,
+): Promise<string | undefined> {
+  const services = await withClient(adminClient(scope, cp.ip), (c) => c.serviceList()).catch(
+    (err: unknown) => {
+      if (err instanceof TalosApiError) return [];
+      throw err;
+    },
+  );
+  const said = services.find((s) => s.id === "etcd")?.lastMessage ?? "";
+  return REMOVED_MEMBER_ERROR.test(said) ? said : undefined;
+}
+
 /** etcd's ErrPeerURLExist: a node with an empty data directory finds a member with its peer URL. */
 export const STALE_MEMBER_ERROR = /Peer URLs already exists/;
 

@@ -2,8 +2,10 @@
 // the cluster's health: one etcd member per control plane, the API answering, every node registered.
 import { createHash } from "node:crypto";
 import { KubeClient, type KubeObject, parseKubeconfig } from "../../runtime/index.ts";
+import { DRAIN_ANNOTATION } from "./drain.ts";
+import { removedMemberMessage } from "./etcd-members.ts";
 import { bootstrapNode, controlPlanes, secretNames } from "./names.ts";
-import { done, type Outcome, waiting } from "./outcome.ts";
+import { blocked, done, type Outcome, waiting } from "./outcome.ts";
 import { milestone, nodeStatus, type Scope } from "./scope.ts";
 import { readOrCreateSecret } from "./secrets.ts";
 import { adminClient, withClient } from "./talos.ts";
@@ -87,10 +89,26 @@ export async function checkHealth(scope: Scope): Promise<Outcome> {
   }
   scope.status.nodesReady = `${ready}/${spec.nodes.length}`;
 
+  // A member removed by a scale-down that was then cancelled (the node put back into spec.nodes) never
+  // comes back on its own: etcd refuses a removed member for good. Said plainly; nothing is wiped for
+  // it (that is the owner's decision).
+  const removed: string[] = [];
+  const marked: string[] = [];
+  for (const name of missingMembers) {
+    const said = await removedMemberMessage(scope, cps.find((n) => n.name === name)!);
+    if (said) removed.push(`${name} (its etcd: ${said})`);
+    else if (byName.get(name)?.metadata?.annotations?.[DRAIN_ANNOTATION]) marked.push(name);
+  }
+  if (removed.length)
+    return blocked(
+      "EtcdMemberRemoved",
+      `etcd has ${members.length}/${cps.length} members; removed, and refused with the data it has: ${removed.join("; ")}. Such a node rejoins only from a wiped disk: reset it (talosctl reset) or delete its VM, which the operator creates again from the image, and it joins as a new member`,
+      scope.opts.timings.blockedMs,
+    );
   if (missingMembers.length)
     return waiting(
       "EtcdMembersMissing",
-      `etcd has ${members.length}/${cps.length} members; missing: ${missingMembers.join(", ")}`,
+      `etcd has ${members.length}/${cps.length} members; missing: ${missingMembers.join(", ")}${marked.length ? ` (${marked.join(", ")} cordoned by a scale-down that was cancelled: if its member was removed, it rejoins only from a wiped disk)` : ""}`,
       scope.opts.timings.pollMs,
     );
   if (unregistered.length)

@@ -46,6 +46,33 @@ export function orderDeparting(nodes: DepartingNode[]): DepartingNode[] {
   );
 }
 
+/** NodesRemoved's reason while a Talos upgrade holds the scale-down back (the controller finishes it). */
+export const UPGRADE_IN_PROGRESS = "UpgradeInProgress";
+
+/** What a recorded Talos upgrade step is doing to its node, when it is doing anything to one. */
+export function upgradeHolding(
+  rollout: { node?: string; stage?: string; version?: string } | undefined,
+): string | undefined {
+  if (!rollout?.node) return undefined;
+  const doing = rollout.stage === "Upgrading" ? "being upgraded" : "draining";
+  return `${rollout.node} is ${doing} for Talos ${rollout.version ?? ""}`;
+}
+
+/**
+ * Nodes in the spec that still carry this operator's scale-down mark: their removal was cancelled. The
+ * node a Talos upgrade is draining keeps its cordon until the upgrade is done with it.
+ */
+export function cancelledDepartures(
+  nodes: readonly WorkloadNode[],
+  inSpec: ReadonlySet<string>,
+  upgrading: string | undefined,
+): string[] {
+  return nodes
+    .filter((n) => n.metadata?.annotations?.[DRAIN_ANNOTATION] !== undefined)
+    .map((n) => n.metadata?.name ?? "")
+    .filter((name) => inSpec.has(name) && name !== upgrading);
+}
+
 export async function removeDepartedNodes(scope: Scope): Promise<Outcome> {
   const { spec } = scope;
   const inSpec = new Set(spec.nodes.map((n) => n.name));
@@ -68,7 +95,24 @@ export async function removeDepartedNodes(scope: Scope): Promise<Outcome> {
   const { through, members } = await liveMembers(scope);
   for (const m of members) if (!inSpec.has(m.hostname)) entry(m.hostname).memberId = m.id;
   const client = scope.workload(scope.kubeconfig ?? "");
-  for (const node of (await client.list<WorkloadNode>(NODE_GVK)).items) {
+  const nodes = (await client.list<WorkloadNode>(NODE_GVK)).items;
+  // A scale-down cancelled part-way (the node put back into spec.nodes): it is given its Node back. Its
+  // etcd member, if it had already gone, is KubernetesHealthy's to report (EtcdMemberRemoved).
+  for (const name of cancelledDepartures(nodes, inSpec, scope.previous.upgrade?.talos?.node)) {
+    await client.patch(
+      NODE_GVK,
+      { name },
+      { spec: { unschedulable: null }, metadata: { annotations: { [DRAIN_ANNOTATION]: null } } },
+      "merge",
+    );
+    milestone(
+      scope,
+      "NodeUncordoned",
+      "ScaleDown",
+      `${name} is in spec.nodes again: uncordoned, not removed`,
+    );
+  }
+  for (const node of nodes) {
     const name = node.metadata?.name ?? "";
     if (inSpec.has(name)) continue;
     // A Node this operator did not cordon is only taken out with a VM or member of this cluster.
@@ -77,6 +121,17 @@ export async function removeDepartedNodes(scope: Scope): Promise<Outcome> {
   }
   if (departing.size === 0)
     return done("NoNodeToRemove", "every tagged VM, etcd member and cordoned Node is in spec.nodes");
+  // A node mid-upgrade may be about to reboot (MachineService.Upgrade returns before it does): taking a
+  // member out meanwhile turns 3 → 2 → 1 of 2 when it goes down. The upgrade finishes first (the
+  // controller still runs TalosUpToDate for it); no new one starts while a node is departing, since
+  // TalosUpToDate runs only after this phase is done.
+  const upgrading = upgradeHolding(scope.previous.upgrade?.talos);
+  if (upgrading)
+    return waiting(
+      UPGRADE_IN_PROGRESS,
+      `not removing ${[...departing.keys()].sort().join(", ")} while ${upgrading}; it finishes first`,
+      scope.opts.timings.pollMs,
+    );
 
   const cps = controlPlanes(spec);
   const leavingMembers = members.filter((m) => !inSpec.has(m.hostname));
@@ -146,8 +201,10 @@ async function destroyVm(scope: Scope, name: string, vm: VmResource): Promise<Ou
       `VM ${vm.vmid} on ${vm.node} no longer carries this cluster's tags for ${name} (name '${config["name"] ?? ""}'); not destroying it`,
       scope.opts.timings.blockedMs,
     );
-  if ((await pve.listHaResources()).some((r) => r.sid === haSid(vm.vmid)))
+  if ((await pve.listHaResources()).some((r) => r.sid === haSid(vm.vmid))) {
+    await scope.ctx.fence(`delete HA resource ${haSid(vm.vmid)}`);
     await pve.deleteHaResource(haSid(vm.vmid), { purge: true });
+  }
   if (vm.lock)
     return waiting("DeletingVM", `${name}: VM ${vm.vmid} locked (${vm.lock})`, scope.opts.timings.pollMs);
   if (vm.status === "running") {

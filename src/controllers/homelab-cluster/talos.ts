@@ -10,6 +10,28 @@ import { milestone, nodeStatus, type Scope } from "./scope.ts";
 import { nodeBeingUpgraded } from "./upgrade-talos.ts";
 
 const CALL_TIMEOUT_MS = 10_000;
+/**
+ * The deadline of an upgrade request: on Talos ≥ 1.13 the client pulls the installer image
+ * (ImageService.Pull, hundreds of MiB on a homelab's uplink) and runs the install
+ * (LifecycleService.Upgrade) before the reboot, which takes minutes; under the 10 s of other calls it
+ * would end DEADLINE_EXCEEDED every time and be sent again for ever.
+ */
+export const UPGRADE_CALL_TIMEOUT_MS = 15 * 60_000;
+
+export type TalosCallKind = "call" | "upgrade";
+
+/** How the admin client reaches the node at `ip`, and how long each of its calls may take. */
+export function adminClientOptions(
+  scope: Pick<Scope, "opts">,
+  ip: string,
+  kind: TalosCallKind = "call",
+): { endpoint: string; timeoutMs: number; dial: Scope["opts"]["connections"]["dial"] } {
+  return {
+    endpoint: scope.opts.connections.talosEndpoint(ip),
+    timeoutMs: kind === "upgrade" ? UPGRADE_CALL_TIMEOUT_MS : CALL_TIMEOUT_MS,
+    dial: scope.opts.connections.dial,
+  };
+}
 /** The node status note after ApplyConfiguration: the next pass knows the config was sent. */
 const APPLIED = "machine config applied; installing and rebooting";
 
@@ -43,13 +65,9 @@ export function talosInput(spec: Scope["spec"]): TalosClusterInput {
 }
 
 /** An mTLS client for the node at `ip`, with the admin talosconfig's certificate. */
-export function adminClient(scope: Scope, ip: string): TalosClient {
+export function adminClient(scope: Scope, ip: string, kind: TalosCallKind = "call"): TalosClient {
   if (!scope.talosconfig) throw new Error("talosconfig not loaded (the Secrets phase runs first)");
-  return TalosClient.fromTalosconfig(scope.talosconfig, {
-    endpoint: scope.opts.connections.talosEndpoint(ip),
-    timeoutMs: CALL_TIMEOUT_MS,
-    dial: scope.opts.connections.dial,
-  });
+  return TalosClient.fromTalosconfig(scope.talosconfig, adminClientOptions(scope, ip, kind));
 }
 
 export async function withClient<T>(client: TalosClient, fn: (c: TalosClient) => Promise<T>): Promise<T> {
@@ -63,9 +81,11 @@ export async function withClient<T>(client: TalosClient, fn: (c: TalosClient) =>
 export async function configureNodes(scope: Scope): Promise<Outcome> {
   const input = talosInput(scope.spec);
   const waits: string[] = [];
+  const busy = nodeBeingUpgraded(scope);
+  const upgrading = scope.spec.nodes.some((n) => n.name === busy) ? busy : undefined;
   for (const node of scope.spec.nodes) {
     // Rebooting into its upgrade: the TalosUpToDate phase waits for it (and its healthTimeout).
-    if (node.name === nodeBeingUpgraded(scope)) continue;
+    if (node.name === upgrading) continue;
     const status = nodeStatus(scope, node.name);
     // mTLS first: a configured node (the steady state) costs one call.
     try {
@@ -111,7 +131,13 @@ export async function configureNodes(scope: Scope): Promise<Outcome> {
     }
   }
   if (waits.length) return waiting("WaitingForTalos", waits.join("; "), scope.opts.timings.pollMs);
-  return done("NodesConfigured", `${scope.spec.nodes.length} node(s) in configured mode`);
+  return done("NodesConfigured", configuredMessage(scope.spec.nodes.length, upgrading));
+}
+
+/** What TalosConfigured checked: the node being upgraded is skipped, and the message says so. */
+export function configuredMessage(nodes: number, upgrading: string | undefined): string {
+  if (!upgrading) return `${nodes} node(s) in configured mode`;
+  return `${nodes - 1} of ${nodes} node(s) in configured mode; ${upgrading} not checked, it is being upgraded (TalosUpToDate waits for it)`;
 }
 
 export async function bootstrapEtcd(scope: Scope): Promise<Outcome> {

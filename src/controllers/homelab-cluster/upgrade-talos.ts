@@ -11,6 +11,7 @@ import { TalosApiError } from "../../talos/client/errors.ts";
 import { installerImage } from "../../talos/config/machine-config.ts";
 import { parseDuration } from "../workload-migration/duration.ts";
 import { drainPass, setUnschedulable } from "./drain.ts";
+import { quorumLostWithOneDown } from "./etcd-members.ts";
 import { controlPlanes } from "./names.ts";
 import { blocked, done, type Outcome, waiting } from "./outcome.ts";
 import { milestone, nodeStatus, type Scope } from "./scope.ts";
@@ -73,27 +74,49 @@ async function readNode(scope: Scope, node: SpecNode): Promise<LiveNode> {
   }
 }
 
-/** What is wrong with etcd: every control plane's etcd service healthy and one member per control plane. */
-async function etcdProblems(scope: Scope): Promise<string[]> {
+interface EtcdHealth {
+  /** What is wrong: a control plane's etcd not healthy (or not answering), a control plane without a member. */
+  problems: string[];
+  /** Members etcd lists (a departing node's member still counts toward the quorum). */
+  members: number;
+  /** Members of control planes in the spec whose etcd service is healthy. */
+  healthy: number;
+}
+
+/**
+ * etcd as an upgrade sees it: every control plane's etcd service healthy and a member per control plane.
+ * A member of a node no longer in the spec (a scale-down under way) is not a problem, but only counts as
+ * a member, never as a healthy one.
+ */
+async function etcdHealth(scope: Scope): Promise<EtcdHealth> {
   const cps = controlPlanes(scope.spec);
   const problems: string[] = [];
-  let healthy: SpecNode | undefined;
+  const healthyCps = new Set<string>();
   for (const cp of cps) {
     try {
       const bad = await withClient(adminClient(scope, cp.ip), (c) => c.unhealthyServices(["etcd"]));
       if (bad.length) problems.push(`etcd on ${cp.name} is not healthy`);
-      else healthy ??= cp;
+      else healthyCps.add(cp.name);
     } catch (err) {
       if (!(err instanceof TalosApiError)) throw err;
       problems.push(`${cp.name}: Talos API ${err.kind}`);
     }
   }
-  if (healthy) {
-    const members = await withClient(adminClient(scope, healthy.ip), (c) => c.etcdMemberList());
-    if (members.length !== cps.length)
-      problems.push(`etcd has ${members.length} member(s) for ${cps.length} control plane(s)`);
-  }
-  return problems;
+  const through = cps.find((cp) => healthyCps.has(cp.name));
+  if (!through) return { problems, members: 0, healthy: 0 };
+  const members = await withClient(adminClient(scope, through.ip), (c) => c.etcdMemberList());
+  const names = new Set(members.map((m) => m.hostname));
+  const missing = cps.filter((cp) => !names.has(cp.name)).map((cp) => cp.name);
+  if (missing.length)
+    problems.push(
+      `etcd has ${members.length} member(s) for ${cps.length} control plane(s); no member for ${missing.join(", ")}`,
+    );
+  const healthy = [...healthyCps].filter((n) => names.has(n)).length;
+  return { problems, members: members.length, healthy };
+}
+
+async function etcdProblems(scope: Scope): Promise<string[]> {
+  return (await etcdHealth(scope)).problems;
 }
 
 type K8sNode = KubeObject & { status?: { conditions?: { type: string; status: string }[] } };
@@ -202,9 +225,13 @@ export async function upgradeTalos(scope: Scope): Promise<Outcome> {
       scope.opts.timings.blockedMs,
     );
 
-  const unhealthy = await etcdProblems(scope);
-  if (unhealthy.length)
-    return waiting("EtcdUnhealthy", `not starting ${next.name}: ${unhealthy.join("; ")}`, poll);
+  const etcd = await etcdHealth(scope);
+  if (etcd.problems.length)
+    return waiting("EtcdUnhealthy", `not starting ${next.name}: ${etcd.problems.join("; ")}`, poll);
+  // Refused before the drain: a control plane that cannot go down without losing quorum is not touched.
+  const risk = next.role === "controlplane" ? quorumLostWithOneDown(etcd.members, etcd.healthy) : undefined;
+  if (risk)
+    return blocked("QuorumAtRisk", `not upgrading ${next.name}: ${risk}`, scope.opts.timings.blockedMs);
   const { notReady, readinessMatters } = await notReadyNodes(scope);
   if (readinessMatters && notReady.length)
     return waiting(
@@ -226,6 +253,48 @@ export async function upgradeTalos(scope: Scope): Promise<Outcome> {
   await scope.writeProgress();
   milestone(scope, "NodeUpgradeStarted", "Upgrade", `${next.name}: draining for Talos ${version} (${step})`);
   return continueNode(scope, started, next);
+}
+
+/**
+ * TalosUpToDate while a scale-down waits for the upgrade in flight (NodesRemoved is not done, so the
+ * normal phase does not run): only the node already in the step moves on. One whose upgrade was not
+ * sent yet (draining, or refused), or that is itself leaving the spec, is given up, so the scale-down
+ * goes first and the rollout plans again after it; no other node is started here.
+ */
+export async function finishInFlightUpgrade(scope: Scope): Promise<Outcome> {
+  const rollout = scope.previous.upgrade?.talos ? { ...scope.previous.upgrade.talos } : undefined;
+  const poll = scope.opts.timings.pollMs;
+  if (!rollout?.node) return waiting("WaitingForScaleDown", "a scale-down runs first", poll);
+  const node = scope.spec.nodes.find((n) => n.name === rollout.node);
+  if (node && rollout.stage === "Upgrading" && rollout.requestedTime)
+    return continueNode(scope, rollout, node);
+  // Its upgrade was never sent: nothing was done to it but the cordon (a departing node stays cordoned
+  // for its own drain).
+  if (node) await setUnschedulable(scope.workload(scope.kubeconfig ?? ""), node.name, false);
+  setRollout(scope, { target: rollout.target, version: rollout.version, image: rollout.image });
+  return waiting(
+    "WaitingForScaleDown",
+    `${rollout.node}: upgrade to Talos ${rollout.version} not sent yet, given up until the scale-down is done`,
+    poll,
+  );
+}
+
+/**
+ * Whether a node that reports the step's version has booted into it. A step that changes the version
+ * is told by the version alone: the node cannot report it before it rebooted, and its boot time would
+ * hang the answer on the two clocks agreeing (a node whose clock runs behind would be upgraded twice).
+ * Only a step that keeps the version (another schematic) needs the boot time, read as machined's start,
+ * and assumes the clocks within a second. `installedImage` is the image confirmed before the step.
+ */
+export function rebootedIntoStep(
+  live: { bootedAt?: Date },
+  version: string,
+  requestedMs: number,
+  installedImage: string | undefined,
+): boolean {
+  const changesVersion = !installedImage?.endsWith(`:${version}`);
+  if (changesVersion) return true;
+  return live.bootedAt ? live.bootedAt.getTime() >= requestedMs - 1_000 : true;
 }
 
 async function continueNode(scope: Scope, rollout: Rollout, node: SpecNode): Promise<Outcome> {
@@ -255,7 +324,12 @@ async function continueNode(scope: Scope, rollout: Rollout, node: SpecNode): Pro
   if (!rollout.requestedTime) return requestUpgrade(scope, rollout, node);
   const requested = Date.parse(rollout.requestedTime);
   const live = await readNode(scope, node);
-  const booted = live.bootedAt ? live.bootedAt.getTime() >= requested - 1_000 : true;
+  const booted = rebootedIntoStep(
+    live,
+    rollout.version,
+    requested,
+    nodeStatus(scope, node.name).installImage,
+  );
   let why: string;
   if (!live.reachable) why = live.why ?? "not answering";
   else if (live.version !== rollout.version) why = `reports Talos ${live.version}, not ${rollout.version}`;
@@ -310,14 +384,22 @@ async function continueNode(scope: Scope, rollout: Rollout, node: SpecNode): Pro
 async function requestUpgrade(scope: Scope, rollout: Rollout, node: SpecNode): Promise<Outcome> {
   const poll = scope.opts.timings.pollMs;
   // Never with fewer than all members healthy: with three, the node going down leaves two.
-  const unhealthy = await etcdProblems(scope);
-  if (unhealthy.length) {
+  const etcd = await etcdHealth(scope);
+  if (etcd.problems.length) {
     setRollout(scope, { ...rollout, requestedTime: undefined });
-    return waiting("EtcdUnhealthy", `not upgrading ${node.name}: ${unhealthy.join("; ")}`, poll);
+    return waiting("EtcdUnhealthy", `not upgrading ${node.name}: ${etcd.problems.join("; ")}`, poll);
+  }
+  // And never a control plane whose reboot leaves fewer healthy members than a quorum (one or two
+  // members): decided from the live member list right before the request, not from the spec.
+  const risk = node.role === "controlplane" ? quorumLostWithOneDown(etcd.members, etcd.healthy) : undefined;
+  if (risk) {
+    setRollout(scope, { ...rollout, requestedTime: undefined });
+    return blocked("QuorumAtRisk", `not upgrading ${node.name}: ${risk}`, scope.opts.timings.blockedMs);
   }
   const now = new Date().toISOString();
   const requestedRollout: Rollout = { ...rollout, stage: "Upgrading", startedTime: now, requestedTime: now };
-  return withClient(adminClient(scope, node.ip), async (c) => {
+  // The long deadline: the request pulls and installs the image before it returns (talos.ts).
+  return withClient(adminClient(scope, node.ip, "upgrade"), async (c) => {
     // An etcd leader going down costs an election; handing leadership over first does not.
     if (node.role === "controlplane") await c.etcdForfeitLeadership();
     // In status before it is sent: a crash after this line finds the request and decides from the node.
