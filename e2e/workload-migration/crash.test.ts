@@ -87,12 +87,13 @@ describe("WorkloadMigration crash safety", () => {
         60_000,
         50,
       );
-      // The i-th kill waits (up to 8 s) for the migration to reach step i/2, then lands within 1.5 s.
+      // The i-th kill waits (up to 25 s: verification needs three passes after a restart on a loaded
+      // machine) for the migration to reach step i/2, then lands within 1.5 s.
       const target = Math.floor((i * STEPS.length) / KILLS);
       await waitFor(
         "the next step to kill in",
         async () => progress(await statusOf()) >= target,
-        8_000,
+        25_000,
         50,
       ).catch(() => undefined);
       await new Promise((r) => setTimeout(r, Math.random() * 1_500));
