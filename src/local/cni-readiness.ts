@@ -5,6 +5,7 @@
 // when no such pod runs there any more. KWOK's node Stages turn the mark into the Ready condition.
 import type { KubeClient, KubeObject } from "../runtime/index.ts";
 import { CNI_READY_ANNOTATION } from "./kwok-stages.ts";
+import { runRounds } from "./rounds.ts";
 
 export const CNI_AGENT_NAMESPACE = "kube-system";
 export const CNI_AGENT_SELECTOR = "k8s-app=cilium";
@@ -57,24 +58,5 @@ export function watchCniReadiness(
   onError: (err: unknown) => void,
   intervalMs = 1_000,
 ): { stop(): Promise<void> } {
-  let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<void> = Promise.resolve();
-  const tick = () => {
-    running = syncCniReadiness(client)
-      .catch((err: unknown) => {
-        if (!stopped) onError(err);
-      })
-      .finally(() => {
-        if (!stopped) timer = setTimeout(tick, intervalMs);
-      });
-  };
-  tick();
-  return {
-    async stop() {
-      stopped = true;
-      clearTimeout(timer);
-      await running;
-    },
-  };
+  return runRounds(() => syncCniReadiness(client), onError, intervalMs);
 }

@@ -8,6 +8,7 @@ import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
 import type { KubeClient, KubeObject } from "../runtime/index.ts";
+import { runRounds } from "./rounds.ts";
 
 export const WORKLOAD_CRDS_DIR = fileURLToPath(new URL("./workload-crds/", import.meta.url));
 
@@ -64,24 +65,5 @@ export function watchContainerStandIns(
   onError: (err: unknown) => void,
   intervalMs = 1_000,
 ): { stop(): Promise<void> } {
-  let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<void> = Promise.resolve();
-  const tick = () => {
-    running = containerStandInRound(client)
-      .catch((err: unknown) => {
-        if (!stopped) onError(err);
-      })
-      .finally(() => {
-        if (!stopped) timer = setTimeout(tick, intervalMs);
-      });
-  };
-  tick();
-  return {
-    async stop() {
-      stopped = true;
-      clearTimeout(timer);
-      await running;
-    },
-  };
+  return runRounds(() => containerStandInRound(client), onError, intervalMs);
 }
