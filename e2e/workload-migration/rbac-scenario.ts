@@ -96,8 +96,8 @@ export async function runMigrationScenario(adminKc: KubeConfig, namespace: strin
         template: { image: "projectdiscovery/nuclei:v3", schedule: "@weekly" },
       },
     ];
-    // A user's sync Job: exercises the Job rules (get, create, and the delete before the final one).
-    (full.spec as Record<string, unknown>)["dataSync"] = {
+    // A user's sync Job: exercises the Job rules (get and create; the rollback below deletes its own).
+    const userSyncJob = {
       method: "Job",
       job: {
         template: {
@@ -108,6 +108,7 @@ export async function runMigrationScenario(adminKc: KubeConfig, namespace: strin
         },
       },
     };
+    (full.spec as Record<string, unknown>)["dataSync"] = userSyncJob;
     spec.decommission = {
       stopVM: true,
       backup: { storage: "pbs" },
@@ -117,6 +118,8 @@ export async function runMigrationScenario(adminKc: KubeConfig, namespace: strin
     await admin.create(full);
     const rollback = inNamespace(upsMigration("rollback", { vmid: 1011, name: "rollback" }, env), namespace);
     (rollback.spec as { decommission: unknown }).decommission = { stopVM: true, requireApproval: true };
+    // Synced before its VM stops, so its rollback removes its own sync Jobs (the Job delete rule).
+    (rollback.spec as Record<string, unknown>)["dataSync"] = userSyncJob;
     await admin.create(rollback);
     const phase = async (name: string) =>
       ((await admin.get<KubeObject>(WM, { namespace, name })).status as { phase?: string } | undefined)
