@@ -2,8 +2,8 @@
 // reconciling what the AppVending controller writes, against a real PostgreSQL server: the managed
 // resources are accepted by the real CRDs and the real provider, the connection Secret it publishes
 // logs in as the owner of the vended database, Retain keeps the data, Delete drops it, the provider's
-// own refusals and errors reach the AppVending's Database condition, and a re-vended database whose
-// Secret provider-sql leaves empty is not reported Ready. Only the database part runs here: provider-upjet-aws and
+// own refusals and errors reach the AppVending's Database condition, and a re-vended (retained)
+// database comes back Ready with its old password, kept in the operator's password Secret. Only the database part runs here: provider-upjet-aws and
 // provider-keycloak cannot run on this machine (e2e/provider-sql/README.md).
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { appVendingController } from "../../src/controllers/app-vending/controller.ts";
 import { DEFAULT_PLATFORM, GVK } from "../../src/controllers/app-vending/desired.ts";
-import { externalNames, managedName } from "../../src/controllers/app-vending/names.ts";
+import { externalNames, managedName, passwordSecretName } from "../../src/controllers/app-vending/names.ts";
 import { installCRDs } from "../../src/crds/install.ts";
 import { freePort } from "../../src/local/control-plane/ports.ts";
 import { createLogger, KubeClient, type KubeObject, Manager } from "../../src/runtime/index.ts";
@@ -56,8 +56,6 @@ let removeGuardrails: (() => Promise<void>) | undefined;
 const installedCrds: string[] = [];
 /** The first password provider-sql gave shop's role. */
 let firstPassword = "";
-/** The server's superuser, to look at what the provider made whatever its own credentials are. */
-let SUPER: { user: string; password: string };
 
 const cond = (o: Obj, type: string) =>
   (o.status?.conditions as Cond[] | undefined)?.find((c) => c.type === type);
@@ -114,7 +112,6 @@ beforeAll(async () => {
   ]);
   const binary = build.stdout.trim().split("\n").at(-1) as string;
   pg = await startPostgres();
-  SUPER = { user: pg.superuser, password: pg.password };
   admin = adminKubeConfig();
   client = new KubeClient(admin);
   await installCRDs(admin);
@@ -267,6 +264,55 @@ describe("AppVending's database through the real provider-sql and PostgreSQL", (
       ),
     ).toEqual(["t|f|f|f"]);
     await pg?.query("create table notes (body text); insert into notes values ('kept')", login);
+
+    // The password is the operator's Secret's, which the Role points at; kept (no owner) under Retain,
+    // immutable, and never shown in the AppVending's status or events.
+    const role = await client.get<Obj>(GVK.role, { namespace: NS, name: mr });
+    expect(role.spec.forProvider.passwordSecretRef).toEqual({
+      name: passwordSecretName("shop"),
+      key: "password",
+    });
+    const pw = await client.get<Obj>(SECRET, { namespace: NS, name: passwordSecretName("shop") });
+    expect(decoded(pw).password).toBe(firstPassword);
+    expect(pw.immutable).toBe(true);
+    expect(pw.metadata?.ownerReferences ?? []).toEqual([]);
+    expect(JSON.stringify(ready.status)).not.toContain(firstPassword);
+    const events = await client.list<Obj>(
+      { apiVersion: "events.k8s.io/v1", kind: "Event" },
+      { namespace: NS, fieldSelector: `regarding.uid=${ready.metadata?.uid}` },
+    );
+    expect(events.items.length).toBeGreaterThan(0);
+    expect(JSON.stringify(events.items)).not.toContain(firstPassword);
+  }, 180_000);
+
+  it("restores a hand-deleted password Secret from the role's connection Secret: same password, no reset", async () => {
+    const name = passwordSecretName("shop");
+    const before = await client.get<Obj>(SECRET, { namespace: NS, name });
+    await client.delete(SECRET, { namespace: NS, name });
+    // A metadata change wakes the reconcile now rather than at its one-minute poll.
+    await client.patch(
+      GVK.appVending,
+      { namespace: NS, name: "shop" },
+      { metadata: { annotations: { "e2e/poke": RUN } } },
+      "merge",
+    );
+    const restored = await waitFor(
+      "the password Secret to be back",
+      async () => {
+        const s = await client.getOrUndefined<Obj>(SECRET, { namespace: NS, name });
+        return s && s.metadata?.uid !== before.metadata?.uid ? s : undefined;
+      },
+      120_000,
+      500,
+    );
+    expect(decoded(restored).password).toBe(firstPassword);
+    await waitPart("shop", "Ready", (c) => c.status === "True");
+    const ext = externalNames(NS, "shop").postgres;
+    expect(
+      await pg?.query("select body from notes", { user: ext, password: firstPassword, database: ext }),
+    ).toEqual(["kept"]);
+    const conn = decoded(await client.get<Obj>(SECRET, { namespace: NS, name: "shop-db" }));
+    expect(conn.password).toBe(firstPassword);
   }, 180_000);
 
   it("never hands another app's connection Secret over: the real provider refuses, as the stand-in does", async () => {
@@ -309,7 +355,7 @@ describe("AppVending's database through the real provider-sql and PostgreSQL", (
     await client.delete(GVK.appVending, { namespace: NS, name: "broken" });
   }, 180_000);
 
-  it("Retain keeps the database; vending it again is Ready only with working credentials; Delete drops it", async () => {
+  it("Retain keeps the database; vending it again is Ready with the same working password; Delete drops it", async () => {
     const ext = externalNames(NS, "shop").postgres;
     await client.delete(GVK.appVending, { namespace: NS, name: "shop" });
     await gone(GVK.appVending, "shop", NS);
@@ -320,34 +366,19 @@ describe("AppVending's database through the real provider-sql and PostgreSQL", (
     // Until then a new Role is refused that Secret ("not controlled by"), so wait as a user would.
     await gone(SECRET, "shop-db", NS);
 
+    // The password Secret outlived the AppVending (no owner under Retain).
+    expect(
+      decoded(await client.get<Obj>(SECRET, { namespace: NS, name: passwordSecretName("shop") })).password,
+    ).toBe(firstPassword);
     await client.create(av("shop", { database: {}, deletionPolicy: "Retain" }));
-    // provider-sql v0.16.0 adopts the kept role and resets its password (lastPasswordChange) and reports
-    // the Role Synced and Ready; sometimes it then publishes the new password, sometimes it leaves the
-    // Secret empty for good (both seen here). Either way the AppVending is Ready only if the Secret
-    // works: given a minute, it is Ready with working credentials, or it says the Secret lacks them.
-    const settled = await waitPart("shop", "Ready", (c) => c.status === "True", 60_000).catch(
-      () => undefined,
-    );
-    const data = { ...SUPER, database: ext };
-    if (settled) {
-      const creds = decoded(await client.get<Obj>(SECRET, { namespace: NS, name: "shop-db" }));
-      const login = { user: ext, password: creds.password as string, database: ext };
-      expect(await pg?.query("select body from notes", login)).toEqual(["kept"]);
-      expect(login.password).not.toBe(firstPassword);
-    } else {
-      const pending = await client.get<Obj>(GVK.appVending, { namespace: NS, name: "shop" });
-      expect(cond(pending, "Database")).toMatchObject({ status: "False", reason: "ConnectionSecretPending" });
-      expect(cond(pending, "Database")?.message).toMatch(/does not hold/);
-      expect(cond(pending, "Ready")?.status).toBe("False");
-      const role = await client.get<Obj>(GVK.role, { namespace: NS, name: managedName("shop") });
-      expect(cond(role, "Ready")?.status).toBe("True");
-      expect(cond(role, "Synced")?.status).toBe("True");
-    }
-    // The data is kept either way, and the first password no longer logs in.
-    expect(await pg?.query("select body from notes", data)).toEqual(["kept"]);
-    await expect(
-      pg?.query("select 1", { user: ext, password: firstPassword, database: ext }),
-    ).rejects.toThrow(/password authentication failed/);
+    // provider-sql adopts the kept role; with passwordSecretRef it sets the role's password to the kept
+    // Secret's (the connection Secret lacks it) and publishes it: Ready, the old password, the old rows.
+    await waitPart("shop", "Ready", (c) => c.status === "True", 180_000);
+    const creds = decoded(await client.get<Obj>(SECRET, { namespace: NS, name: "shop-db" }));
+    expect(Object.keys(creds).sort()).toEqual(["endpoint", "password", "port", "username"]);
+    expect(creds.password).toBe(firstPassword);
+    const login = { user: ext, password: creds.password as string, database: ext };
+    expect(await pg?.query("select body from notes", login)).toEqual(["kept"]);
 
     await client.patch(
       GVK.appVending,
@@ -364,6 +395,16 @@ describe("AppVending's database through the real provider-sql and PostgreSQL", (
       60_000,
       500,
     );
+    // Under Delete the Role owns the password Secret: it goes after the role is dropped.
+    await waitFor(
+      "the password Secret owned by the Role",
+      async () => {
+        const s = await client.get<Obj>(SECRET, { namespace: NS, name: passwordSecretName("shop") });
+        return s.metadata?.ownerReferences?.[0]?.kind === "Role" ? true : undefined;
+      },
+      60_000,
+      500,
+    );
     await client.delete(GVK.appVending, { namespace: NS, name: "shop" });
     await gone(GVK.appVending, "shop", NS);
     await waitFor(
@@ -375,5 +416,6 @@ describe("AppVending's database through the real provider-sql and PostgreSQL", (
       120_000,
       1_000,
     );
-  }, 360_000);
+    await gone(SECRET, passwordSecretName("shop"), NS);
+  }, 480_000);
 });

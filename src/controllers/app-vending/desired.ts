@@ -6,7 +6,7 @@ import type { AppVending } from "../../crds/app-vending.ts";
 import type { KubeObject } from "../../runtime/index.ts";
 import { controllerReference } from "../../runtime/index.ts";
 import { MANAGED_BY, MANAGED_BY_LABEL } from "../peer-tenant/labels.ts";
-import { externalNames, managedName } from "./names.ts";
+import { externalNames, managedName, passwordSecretName } from "./names.ts";
 
 export const APP_VENDING_LABEL = "homelab.shdr.ch/appvending";
 export const EXTERNAL_NAME = "crossplane.io/external-name";
@@ -133,7 +133,11 @@ export function desiredDatabase(av: AppVending, owner: Obj, platform: VendingPla
     metadata: meta(av, owner, name, pg),
     spec: {
       // No superuser, no createdb/createrole: the tenant gets a login that owns one database.
-      forProvider: { privileges: { login: true } },
+      // The password is the operator's (password-secret.ts): a re-vended role keeps it.
+      forProvider: {
+        privileges: { login: true },
+        passwordSecretRef: { name: passwordSecretName(av.metadata.name), key: "password" },
+      },
       ...common,
       writeConnectionSecretToRef: { name: connectionSecretNames(av).database },
     },

@@ -23,6 +23,11 @@ export function managedName(appName: string): string {
   return fitted(`${MR_PREFIX}${appName}`, 63, "-");
 }
 
+/** The database password Secret's name (password-secret.ts): the Role's name, unique per AppVending. */
+export function passwordSecretName(appName: string): string {
+  return `${managedName(appName)}-pg-password`;
+}
+
 /** Everything that names one AppVending's external resources, derived from namespace and name only. */
 export interface ExternalNames {
   /** S3 bucket name: lowercase, digits and dashes, at most 63 (RGW follows S3's rules). */

@@ -39,7 +39,11 @@ interface ManagedKind {
   gvk: GroupVersionKind;
   /** The group/version of this provider's ProviderConfig and ClusterProviderConfig. */
   providerConfigApi: string;
-  details?: (ctx: ReconcileContext, mr: Obj, existing: Record<string, string>) => Record<string, string>;
+  details?: (
+    ctx: ReconcileContext,
+    mr: Obj,
+    existing: Record<string, string>,
+  ) => Record<string, string> | Promise<Record<string, string>>;
 }
 
 type Obj = KubeObject & Record<string, unknown>;
@@ -97,8 +101,12 @@ export class ProviderStandIn {
       {
         gvk: { apiVersion: "postgresql.sql.m.crossplane.io/v1alpha1", kind: "Role" },
         providerConfigApi: "postgresql.sql.m.crossplane.io/v1alpha1",
-        details: (_ctx, mr, existing) =>
-          roleConnectionDetails(externalName(mr), existing.password || generatedPassword(), this.sql),
+        details: async (ctx, mr, existing) =>
+          roleConnectionDetails(
+            externalName(mr),
+            (await referencedPassword(ctx, mr)) ?? (existing.password || generatedPassword()),
+            this.sql,
+          ),
       },
       {
         gvk: { apiVersion: "postgresql.sql.m.crossplane.io/v1alpha1", kind: "Database" },
@@ -265,7 +273,13 @@ export class ProviderStandIn {
     for (const [k, v] of Object.entries((existing?.data ?? {}) as Record<string, string>)) {
       decoded[k] = Buffer.from(v, "base64").toString("utf8");
     }
-    const wanted = details(ctx, mr, decoded);
+    let wanted: Record<string, string>;
+    try {
+      wanted = await details(ctx, mr, decoded);
+    } catch (err) {
+      if (err instanceof Refusal) return err.message;
+      throw err;
+    }
     const same =
       existing &&
       Object.keys(wanted).length === Object.keys(decoded).length &&
@@ -397,4 +411,26 @@ function keyOf(o: KubeObject): { namespace?: string; name: string } {
     ...(o.metadata?.namespace ? { namespace: o.metadata.namespace } : {}),
     name: o.metadata?.name as string,
   };
+}
+
+/** What the real provider answers instead of publishing (its error becomes Synced's message). */
+class Refusal extends Error {}
+
+/**
+ * provider-sql's getPassword: with a passwordSecretRef the role's password is that Secret's key, read in
+ * the Role's namespace; a missing Secret fails the reconcile (the real one fails in Observe with this).
+ */
+async function referencedPassword(ctx: ReconcileContext, mr: Obj): Promise<string | undefined> {
+  const ref = forProvider(mr).passwordSecretRef as { name?: string; key?: string } | undefined;
+  if (!ref?.name) return undefined;
+  const secret = await ctx.client.getOrUndefined<Obj & { data?: Record<string, string> }>(
+    { apiVersion: "v1", kind: "Secret" },
+    { namespace: mr.metadata?.namespace as string, name: ref.name },
+  );
+  if (!secret)
+    throw new Refusal(
+      `cannot observe external resource: cannot get password secret: secrets "${ref.name}" not found`,
+    );
+  const value = secret.data?.[ref.key ?? ""];
+  return value ? Buffer.from(value, "base64").toString("utf8") : undefined;
 }
