@@ -6,6 +6,7 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { NOT_READY_MESSAGE } from "../../src/local/kwok-stages.ts";
 import { KubeClient } from "../../src/runtime/index.ts";
+import { ciliumAgentDaemonSet } from "../harness/cilium.ts";
 import { adminKubeConfig, kubeconfigPath } from "../harness/test-cluster.ts";
 import { waitFor } from "../harness/wait.ts";
 import { type Homelab, SEED, startHomelab } from "./homelab.ts";
@@ -191,9 +192,7 @@ describe("HomelabCluster k8s (the seed) on the simulators", () => {
     );
     // Events of this object only (by uid): other suites leave events of their own "k8s" behind.
     const reasons = new Set(
-      events.items
-        .filter((e) => e.regarding?.uid === hc.metadata.uid)
-        .map((e) => e.reason),
+      events.items.filter((e) => e.regarding?.uid === hc.metadata.uid).map((e) => e.reason),
     );
     for (const r of [
       "ImageDownloaded",
@@ -245,22 +244,7 @@ describe("HomelabCluster k8s (the seed) on the simulators", () => {
       },
     ]);
     // The CNI rule of src/local/README.md, met as installing Cilium meets it: its agent DaemonSet.
-    await workload.create({
-      apiVersion: "apps/v1",
-      kind: "DaemonSet",
-      metadata: { name: "cilium", namespace: "kube-system" },
-      spec: {
-        selector: { matchLabels: { "k8s-app": "cilium" } },
-        template: {
-          metadata: { labels: { "k8s-app": "cilium" } },
-          spec: {
-            hostNetwork: true,
-            tolerations: [{ operator: "Exists" }],
-            containers: [{ name: "cilium-agent", image: "quay.io/cilium/cilium:v1.18.1" }],
-          },
-        },
-      },
-    });
+    await workload.create(ciliumAgentDaemonSet());
     const hc = await waitFor(
       "hc/k8s to report 3/3 Nodes ready from the workload control plane",
       async () => {

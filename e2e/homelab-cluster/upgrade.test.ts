@@ -9,6 +9,7 @@ import { freePort } from "../../src/local/control-plane/ports.ts";
 import { KubeClient } from "../../src/runtime/index.ts";
 import { atLeastMinor } from "../../src/talos/config/version.ts";
 import type { NodeStateRecord } from "../../src/talos/simulator/simulator.ts";
+import { ciliumAgentDaemonSet } from "../harness/cilium.ts";
 import { adminKubeConfig } from "../harness/test-cluster.ts";
 import { waitFor } from "../harness/wait.ts";
 import { type Homelab, SEED, startHomelab } from "./homelab.ts";
@@ -80,22 +81,7 @@ async function failWithStatus(err: unknown): Promise<never> {
 
 /** A CNI agent on every node (so the Nodes turn Ready, as with Cilium) and a 3-replica app behind a PDB. */
 async function startWorkloads() {
-  await workload.create({
-    apiVersion: "apps/v1",
-    kind: "DaemonSet",
-    metadata: { name: "cilium", namespace: "kube-system" },
-    spec: {
-      selector: { matchLabels: { "k8s-app": "cilium" } },
-      template: {
-        metadata: { labels: { "k8s-app": "cilium" } },
-        spec: {
-          hostNetwork: true,
-          tolerations: [{ operator: "Exists" }],
-          containers: [{ name: "cilium-agent", image: "quay.io/cilium/cilium:v1.18.1" }],
-        },
-      },
-    },
-  });
+  await workload.create(ciliumAgentDaemonSet());
   await workload.create({
     apiVersion: "apps/v1",
     kind: "Deployment",

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureControlPlaneBinaries, ensureKwokBinary } from "../../src/local/control-plane/binaries.ts";
 import { NOT_READY_MESSAGE } from "../../src/local/kwok-stages.ts";
 import { KubeClient, type KubeObject } from "../../src/runtime/index.ts";
+import { ciliumAgentDaemonSet } from "../harness/cilium.ts";
 import { waitFor } from "../harness/wait.ts";
 import { applyExamples, type LocalProcess, removeLocal, startLocal } from "./local-process.ts";
 
@@ -112,22 +113,7 @@ describe("local mode: the seed's HomelabCluster from kubectl apply -f examples/"
     expect(healthy.status?.nodes?.every((n) => n.ready === false)).toBe(true);
 
     // What installing Cilium does to the rule: its agent DaemonSet, tolerating every taint as Cilium's.
-    await workload.create({
-      apiVersion: "apps/v1",
-      kind: "DaemonSet",
-      metadata: { name: "cilium", namespace: "kube-system" },
-      spec: {
-        selector: { matchLabels: { "k8s-app": "cilium" } },
-        template: {
-          metadata: { labels: { "k8s-app": "cilium" } },
-          spec: {
-            hostNetwork: true,
-            tolerations: [{ operator: "Exists" }],
-            containers: [{ name: "cilium-agent", image: "quay.io/cilium/cilium:v1.18.1" }],
-          },
-        },
-      },
-    });
+    await workload.create(ciliumAgentDaemonSet());
     await waitFor(
       "every workload Node Ready",
       async () => {

@@ -22,6 +22,7 @@ import { exampleClusterInput } from "../../src/talos/config/example-input.ts";
 import { generateClusterConfigs } from "../../src/talos/config/machine-config.ts";
 import { ensureSecretsBundle } from "../../src/talos/config/secrets.ts";
 import { generateAdminTalosconfig } from "../../src/talos/config/talosconfig.ts";
+import { ciliumAgentDaemonSet } from "../harness/cilium.ts";
 import { waitFor } from "../harness/wait.ts";
 import {
   alive,
@@ -225,22 +226,7 @@ describe("npm start: the local homelab", () => {
     expect(waiting.status?.phase).toBe("Pending");
 
     // The stand-in CNI: a DaemonSet labelled as Cilium's agent, tolerating everything as Cilium's does.
-    await workload.create({
-      apiVersion: "apps/v1",
-      kind: "DaemonSet",
-      metadata: { name: "cilium", namespace: "kube-system" },
-      spec: {
-        selector: { matchLabels: { "k8s-app": "cilium" } },
-        template: {
-          metadata: { labels: { "k8s-app": "cilium" } },
-          spec: {
-            hostNetwork: true,
-            tolerations: [{ operator: "Exists" }],
-            containers: [{ name: "cilium-agent", image: "quay.io/cilium/cilium:v1.18.1" }],
-          },
-        },
-      },
-    });
+    await workload.create(ciliumAgentDaemonSet());
     const readyNodes = await waitFor(
       "every Node Ready with a CNI agent on it",
       async () => {

@@ -11,6 +11,7 @@ import { ensureKwokBinary } from "../../src/local/control-plane/binaries.ts";
 import { CNI_READY_ANNOTATION, NOT_READY_MESSAGE } from "../../src/local/kwok-stages.ts";
 import { startWorkloadCluster, type WorkloadCluster } from "../../src/local/workload-cluster.ts";
 import type { KubeClient, KubeObject } from "../../src/runtime/index.ts";
+import { ciliumAgentDaemonSet } from "../harness/cilium.ts";
 import { waitFor } from "../harness/wait.ts";
 
 interface Condition {
@@ -125,22 +126,7 @@ describe("the workload cluster's Nodes and kube-scheduler", () => {
   }, 300_000);
 
   it("once a CNI agent runs on the Nodes they turn Ready and lose the taint, and the pod is bound to a Ready one", async () => {
-    await client.create({
-      apiVersion: "apps/v1",
-      kind: "DaemonSet",
-      metadata: { name: "cilium", namespace: "kube-system" },
-      spec: {
-        selector: { matchLabels: { "k8s-app": "cilium" } },
-        template: {
-          metadata: { labels: { "k8s-app": "cilium" } },
-          spec: {
-            hostNetwork: true,
-            tolerations: [{ operator: "Exists" }],
-            containers: [{ name: "cilium-agent", image: "quay.io/cilium/cilium:v1.18.1" }],
-          },
-        },
-      },
-    });
+    await client.create(ciliumAgentDaemonSet());
     const running = await waitFor(
       "the pod to run",
       async () => {

@@ -16,6 +16,7 @@ import { startWorkloadCluster, type WorkloadCluster } from "../../src/local/work
 import { ProxmoxClient } from "../../src/proxmox/index.ts";
 import { type ProxmoxSimulator, startProxmoxSimulator } from "../../src/proxmox/simulator/index.ts";
 import { createLogger, KubeClient, type KubeObject, Manager } from "../../src/runtime/index.ts";
+import { ciliumAgentDaemonSet } from "../harness/cilium.ts";
 import { waitFor } from "../harness/wait.ts";
 
 // Not the examples' namespace (infra): e2e/crds creates those objects on the same cluster.
@@ -163,21 +164,7 @@ export async function startTargetCluster(
       roles: ["control-plane", "worker"],
       kubeletVersion: "v1.34.0",
     });
-  await client.apply({
-    apiVersion: "apps/v1",
-    kind: "DaemonSet",
-    metadata: { name: "cilium", namespace: "kube-system" },
-    spec: {
-      selector: { matchLabels: { "k8s-app": "cilium" } },
-      template: {
-        metadata: { labels: { "k8s-app": "cilium" } },
-        spec: {
-          tolerations: [{ operator: "Exists" }],
-          containers: [{ name: "agent", image: "quay.io/cilium/cilium:v1.18.2" }],
-        },
-      },
-    },
-  });
+  await client.apply(ciliumAgentDaemonSet());
   await waitFor(
     "the workload cluster's nodes to be Ready",
     async () => {
