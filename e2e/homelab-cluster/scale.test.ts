@@ -352,7 +352,7 @@ describe("HomelabCluster scaling, replacement and drift on the simulators", { ti
       client,
       "k8s",
       "NodesRemoved",
-      (c) => c.reason === "DrainTimedOut" && c.observedGeneration === gen,
+      (c) => c.reason === "DrainTimeout" && c.observedGeneration === gen,
       60_000,
     );
     expect(paused.message).toMatch(/talos-morpheus.*refuses evicting default\/held.*never deleted by force/);

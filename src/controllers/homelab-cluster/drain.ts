@@ -110,7 +110,7 @@ export async function drainNode(
   const timeoutMs = drainTimeoutMs(scope);
   if (refused.length && elapsedMs > timeoutMs)
     return blocked(
-      "DrainTimedOut",
+      "DrainTimeout",
       `draining ${name} for ${Math.round(elapsedMs / 1000)} s, past upgrade.healthTimeout ${scope.spec.upgrade.healthTimeout}: a PodDisruptionBudget refuses evicting ${refused.join(", ")}; paused (pods are never deleted by force) until the budget allows it`,
       scope.opts.timings.blockedMs,
     );
