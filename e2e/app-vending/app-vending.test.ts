@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
 import { appVendingController } from "../../src/controllers/app-vending/controller.ts";
 import { GVK, RETAIN_POLICIES } from "../../src/controllers/app-vending/desired.ts";
-import { externalNames, managedName } from "../../src/controllers/app-vending/names.ts";
+import { externalNames, managedName, passwordSecretName } from "../../src/controllers/app-vending/names.ts";
 import { peerTenantController } from "../../src/controllers/peer-tenant/controller.ts";
 import { vendingQuotaController } from "../../src/controllers/peer-tenant/vending-quota.ts";
 import { installCRDs } from "../../src/crds/install.ts";
@@ -444,6 +444,73 @@ describe("AppVending: alice cannot get around it", () => {
     expect(Object.keys(mine.data)).toEqual(["token"]);
     for (const name of ["thief", "overwriter"])
       await client.delete(GVK.appVending, { namespace: aliceNs, name });
+  }, 120_000);
+
+  it("can neither read nor replace another app's database password Secret, nor plant one for her app", async () => {
+    const asAlice = new KubeClient(await impersonating(alice));
+    const SECRET = { apiVersion: "v1", kind: "Secret" };
+    // bob's database, vended by an admin in bob's namespace: its password Secret is out of alice's reach.
+    await client.create(av("ledger", bobNs, { database: {} }));
+    await waitCondition(bobNs, "ledger", "Database", (c) => c.status === "True");
+    const bobKey = { namespace: bobNs, name: passwordSecretName("ledger") };
+    const bobPw = await client.get<Obj>(SECRET, bobKey);
+    // The stand-in, as provider-sql, gives the role the password Secret's value.
+    const bobConn = await client.get<Obj>(SECRET, { namespace: bobNs, name: "ledger-db" });
+    expect(bobConn.data.password).toBe(bobPw.data.password);
+    await refused("reading bob's password Secret", asAlice.get(SECRET, bobKey));
+    await refused(
+      "replacing bob's password Secret",
+      asAlice.patch(SECRET, bobKey, { stringData: { password: "alice-knows" } }, "merge"),
+    );
+    await refused("deleting bob's password Secret", asAlice.delete(SECRET, bobKey));
+    expect((await client.get<Obj>(SECRET, bobKey)).data).toEqual(bobPw.data);
+
+    // Her own app's password Secret is immutable: replacing the value is refused even in her namespace.
+    const ownKey = { namespace: aliceNs, name: passwordSecretName("portfolio") };
+    const own = await client.get<Obj>(SECRET, ownKey);
+    expect(own.immutable).toBe(true);
+    await refused(
+      "changing her password Secret's value",
+      asAlice.patch(SECRET, ownKey, { stringData: { password: "chosen" } }, "merge"),
+    );
+    // A second app publishing its credentials into that Secret is refused by the provider.
+    await asAlice.create(
+      av("squatter", aliceNs, { database: {}, connectionSecrets: { database: ownKey.name } }),
+    );
+    const squatter = await waitCondition(
+      aliceNs,
+      "squatter",
+      "Database",
+      (c) => c.reason === "ReconcileError",
+    );
+    expect(cond(squatter, "Database")?.message).toContain(
+      'refusing to modify uncontrolled secret of type "Opaque"',
+    );
+    expect((await client.get<Obj>(SECRET, ownKey)).data).toEqual(own.data);
+
+    // A Secret planted under the name an app's password Secret will have is never taken as its password.
+    await asAlice.create({
+      ...SECRET,
+      metadata: { name: passwordSecretName("planted"), namespace: aliceNs },
+      stringData: { password: "planted" },
+    } as Obj);
+    await asAlice.create(av("planted", aliceNs, { database: {} }));
+    const planted = await waitCondition(
+      aliceNs,
+      "planted",
+      "Database",
+      (c) => c.reason === "PasswordSecretConflict",
+    );
+    expect(cond(planted, "Database")?.status).toBe("False");
+    expect(
+      await client.getOrUndefined(GVK.role, { namespace: aliceNs, name: managedName("planted") }),
+    ).toBeUndefined();
+    for (const [ns, name] of [
+      [aliceNs, "squatter"],
+      [aliceNs, "planted"],
+      [bobNs, "ledger"],
+    ] as const)
+      await client.delete(GVK.appVending, { namespace: ns, name });
   }, 120_000);
 
   it("refuses a hostname in bob's subdomain and one another app holds", async () => {

@@ -395,16 +395,6 @@ describe("AppVending's database through the real provider-sql and PostgreSQL", (
       60_000,
       500,
     );
-    // Under Delete the Role owns the password Secret: it goes after the role is dropped.
-    await waitFor(
-      "the password Secret owned by the Role",
-      async () => {
-        const s = await client.get<Obj>(SECRET, { namespace: NS, name: passwordSecretName("shop") });
-        return s.metadata?.ownerReferences?.[0]?.kind === "Role" ? true : undefined;
-      },
-      60_000,
-      500,
-    );
     await client.delete(GVK.appVending, { namespace: NS, name: "shop" });
     await gone(GVK.appVending, "shop", NS);
     await waitFor(
@@ -416,6 +406,30 @@ describe("AppVending's database through the real provider-sql and PostgreSQL", (
       120_000,
       1_000,
     );
-    await gone(SECRET, passwordSecretName("shop"), NS);
+    // Made under Retain, the password Secret keeps no owner (the operator creates Secrets, never updates
+    // them): it is left behind, and would be re-used by the next shop.
+    const left = await client.get<Obj>(SECRET, { namespace: NS, name: passwordSecretName("shop") });
+    expect(left.metadata?.ownerReferences ?? []).toEqual([]);
+    await client.delete(SECRET, { namespace: NS, name: passwordSecretName("shop") });
   }, 480_000);
+
+  it("under Delete the password Secret belongs to the Role and goes once the role is dropped", async () => {
+    const ext = externalNames(NS, "temp").postgres;
+    await client.create(av("temp", { database: {}, deletionPolicy: "Delete" }));
+    await waitPart("temp", "Ready", (c) => c.status === "True");
+    const role = await client.get<Obj>(GVK.role, { namespace: NS, name: managedName("temp") });
+    const pw = await client.get<Obj>(SECRET, { namespace: NS, name: passwordSecretName("temp") });
+    expect(pw.metadata?.ownerReferences).toEqual([
+      { apiVersion: GVK.role.apiVersion, kind: "Role", name: managedName("temp"), uid: role.metadata?.uid },
+    ]);
+    const conn = decoded(await client.get<Obj>(SECRET, { namespace: NS, name: "temp-db" }));
+    expect(conn.password).toBe(decoded(pw).password);
+    expect(
+      await pg?.query("select current_user", { user: ext, password: conn.password as string, database: ext }),
+    ).toEqual([ext]);
+    await client.delete(GVK.appVending, { namespace: NS, name: "temp" });
+    await gone(GVK.role, managedName("temp"), NS);
+    expect(await inPostgres(ext)).toEqual({ role: false, database: false });
+    await gone(SECRET, passwordSecretName("temp"), NS);
+  }, 240_000);
 });

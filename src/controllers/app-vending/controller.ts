@@ -37,7 +37,7 @@ import {
 import { desiredVendingGuardrails, VENDING_POLICY_NAMES } from "./guardrails.ts";
 import { type LimitedPart, partsOverLimit } from "./limits.ts";
 import { hostnameClaimName, managedName } from "./names.ts";
-import { ensurePasswordSecret, settlePasswordOwner } from "./password-secret.ts";
+import { ensurePasswordSecret, foreignPasswordSecret } from "./password-secret.ts";
 
 export const FINALIZER = "homelab.shdr.ch/appvending";
 const GUARDRAILS_KEY = "__vending-guardrails__";
@@ -189,18 +189,18 @@ async function reconcileParts(
       states[part] = { status: "False", reason: "LimitExceeded", message: limit };
       return;
     }
-    if (part === "Database") {
-      // The Role's passwordSecretRef must resolve before the provider first looks at the Role.
-      const problem = await ensurePasswordSecret(ctx, av);
-      if (problem) {
-        states[part] = problem;
-        return;
-      }
+    // The Role's passwordSecretRef may only ever point at the operator's own password Secret.
+    const taken = part === "Database" ? await foreignPasswordSecret(ctx, av) : undefined;
+    if (taken) {
+      states[part] = taken;
+      return;
     }
     const { state, applied } = await applyAndMirror(ctx, cached, desired);
     states[part] = state;
     const role = applied.find((o) => o.kind === GVK.role.kind);
-    if (part === "Database" && role) await settlePasswordOwner(ctx, av, role);
+    // Right after the Role: the provider waits for the Secret (Synced=False) only until then.
+    const problem = part === "Database" && role ? await ensurePasswordSecret(ctx, av, role) : undefined;
+    if (problem) states[part] = problem;
     // The Bucket's Secret is empty by design (S3_* come as env values); the others carry credentials.
     if (state.status !== "True" || (part !== "Database" && part !== "OIDCClient")) return;
     const publisher = applied.find((o) => o.metadata?.name && (o.spec as Obj)?.writeConnectionSecretToRef);

@@ -5,10 +5,14 @@
 // role's password to this Secret's value and publishes it whenever the connection Secret lacks it, so a
 // re-vended database gets the password it had.
 //
-// The Secret is created once, immutable, and has no owner while the database is retained: deleting the
-// AppVending keeps it, and vending the same name again finds and re-uses it. Under deletionPolicy Delete
-// the Role owns it, so the garbage collector removes it only after provider-sql dropped the role (the
-// provider's Observe needs it until then). Its value is never logged, put in status or in an event.
+// The Secret is created once and is immutable. Under deletionPolicy Retain it has no owner: deleting the
+// AppVending keeps it, and vending the same name again finds and re-uses it. Under Delete it is created
+// owned by the Role, so the garbage collector removes it only after provider-sql dropped the role (the
+// provider's Observe needs it until then). The operator may create Secrets, never update or delete
+// them outside its own namespace, so the owner is decided at creation: after a change of
+// deletionPolicy the Secret keeps the owner it was made with. Either way nothing is lost: a Secret left
+// behind is re-used, and one collected with its Role is generated anew, which provider-sql sets on the
+// kept role. Its value is never logged, put in status or in an event.
 import { randomBytes } from "node:crypto";
 import type { AppVending } from "../../crds/app-vending.ts";
 import { isAlreadyExists, type KubeObject, type ReconcileContext } from "../../runtime/index.ts";
@@ -29,8 +33,19 @@ export interface PasswordProblem {
   message: string;
 }
 
+/** Why the password Secret's name is taken by a Secret that is not this database's, if it is. */
+export async function foreignPasswordSecret(
+  ctx: ReconcileContext,
+  av: AppVending,
+): Promise<PasswordProblem | undefined> {
+  const namespace = av.metadata.namespace as string;
+  const name = passwordSecretName(av.metadata.name);
+  const existing = await ctx.client.getOrUndefined<SecretObj>(SECRET, { namespace, name });
+  return existing ? foreign(existing, externalNames(namespace, av.metadata.name).postgres, name) : undefined;
+}
+
 /**
- * Makes sure the password Secret exists and is this database's; creates it when absent. A hand-deleted
+ * Creates the password Secret when absent, once the Role exists (its owner under Delete). A hand-deleted
  * Secret is restored from the Role's own connection Secret when that still holds the password (the role
  * keeps its password, the app keeps working); only when nothing holds it is a new one generated, which
  * provider-sql then sets on the role: the data is never touched either way.
@@ -38,13 +53,25 @@ export interface PasswordProblem {
 export async function ensurePasswordSecret(
   ctx: ReconcileContext,
   av: AppVending,
+  role: KubeObject,
 ): Promise<PasswordProblem | undefined> {
   const namespace = av.metadata.namespace as string;
   const name = passwordSecretName(av.metadata.name);
-  const role = externalNames(namespace, av.metadata.name).postgres;
+  const external = externalNames(namespace, av.metadata.name).postgres;
   const existing = await ctx.client.getOrUndefined<SecretObj>(SECRET, { namespace, name });
-  if (existing) return foreign(existing, role, name);
-  const password = (await passwordInUse(ctx, av)) ?? randomBytes(32).toString("base64url");
+  if (existing) return foreign(existing, external, name);
+  const password = (await passwordInUse(ctx, av, role)) ?? randomBytes(32).toString("base64url");
+  const owner =
+    av.spec.deletionPolicy === "Delete"
+      ? [
+          {
+            apiVersion: role.apiVersion as string,
+            kind: role.kind as string,
+            name: role.metadata?.name as string,
+            uid: role.metadata?.uid as string,
+          },
+        ]
+      : undefined;
   try {
     await ctx.client.create({
       ...SECRET,
@@ -52,7 +79,8 @@ export async function ensurePasswordSecret(
         name,
         namespace,
         labels: { [MANAGED_BY_LABEL]: MANAGED_BY, [APP_VENDING_LABEL]: managedName(av.metadata.name) },
-        annotations: { [ROLE_ANNOTATION]: role },
+        annotations: { [ROLE_ANNOTATION]: external },
+        ...(owner ? { ownerReferences: owner } : {}),
       },
       type: "Opaque",
       // Immutable: the value is set once; replacing it takes a delete, which the restore above undoes.
@@ -63,7 +91,7 @@ export async function ensurePasswordSecret(
     // A concurrent reconcile created it first: judge that one like any existing Secret.
     if (!isAlreadyExists(err)) throw err;
     const raced = await ctx.client.get<SecretObj>(SECRET, { namespace, name });
-    return foreign(raced, role, name);
+    return foreign(raced, external, name);
   }
   return undefined;
 }
@@ -82,49 +110,17 @@ function foreign(secret: SecretObj, role: string, name: string): PasswordProblem
 }
 
 /** The password the Role's own connection Secret holds (it is the role's current one), if any. */
-async function passwordInUse(ctx: ReconcileContext, av: AppVending): Promise<string | undefined> {
-  const namespace = av.metadata.namespace as string;
-  const mr = await ctx.client.getOrUndefined(
-    { apiVersion: "postgresql.sql.m.crossplane.io/v1alpha1", kind: "Role" },
-    { namespace, name: managedName(av.metadata.name) },
-  );
-  if (!mr) return undefined;
+async function passwordInUse(
+  ctx: ReconcileContext,
+  av: AppVending,
+  role: KubeObject,
+): Promise<string | undefined> {
   const conn = await ctx.client.getOrUndefined<SecretObj>(SECRET, {
-    namespace,
+    namespace: av.metadata.namespace as string,
     name: connectionSecretNames(av).database,
   });
   const controller = conn?.metadata?.ownerReferences?.find((r) => r.controller);
   const value = conn?.data?.[PASSWORD_KEY];
-  if (!value || controller?.uid !== mr.metadata?.uid) return undefined;
+  if (!value || !role.metadata?.uid || controller?.uid !== role.metadata.uid) return undefined;
   return Buffer.from(value, "base64").toString("utf8");
-}
-
-/**
- * Under Delete the password goes with the Role (garbage collected once the Role MR is gone, i.e. after
- * the provider dropped the role); under Retain it has no owner and outlives the AppVending.
- */
-export async function settlePasswordOwner(
-  ctx: ReconcileContext,
-  av: AppVending,
-  role: KubeObject,
-): Promise<void> {
-  const namespace = av.metadata.namespace as string;
-  const name = passwordSecretName(av.metadata.name);
-  const secret = await ctx.client.getOrUndefined<SecretObj>(SECRET, { namespace, name });
-  if (!secret || !role.metadata?.uid) return;
-  const wanted =
-    av.spec.deletionPolicy === "Delete"
-      ? [
-          {
-            apiVersion: role.apiVersion as string,
-            kind: role.kind as string,
-            name: role.metadata.name as string,
-            uid: role.metadata.uid,
-          },
-        ]
-      : [];
-  const current = (secret.metadata?.ownerReferences ?? []).map((r) => r.uid);
-  if (JSON.stringify(current) === JSON.stringify(wanted.map((r) => r.uid))) return;
-  // A merge patch replaces the whole list; only metadata changes (the data is immutable).
-  await ctx.client.patch(SECRET, { namespace, name }, { metadata: { ownerReferences: wanted } }, "merge");
 }
