@@ -61,6 +61,11 @@ describe("desired managed resources", () => {
     const pg = externalNames("peers-alice", "portfolio").postgres;
     expect(role.spec.forProvider.privileges).toEqual({ login: true });
     expect(role.spec.writeConnectionSecretToRef).toEqual({ name: "portfolio-db" });
+    // The operator's password Secret, named after the Role and never the connection Secret.
+    expect(role.spec.forProvider.passwordSecretRef).toEqual({
+      name: "av-portfolio-pg-password",
+      key: "password",
+    });
     expect(db.spec.forProvider).toEqual({ owner: pg });
     expect(db.spec).not.toHaveProperty("writeConnectionSecretToRef");
     expect(db.metadata.annotations["crossplane.io/external-name"]).toBe(pg);
