@@ -282,6 +282,8 @@ describe("AppVending's database through the real provider-sql and PostgreSQL", (
       { namespace: NS, fieldSelector: `regarding.uid=${ready.metadata?.uid}` },
     );
     expect(events.items.length).toBeGreaterThan(0);
+    // Made before the Role under Retain: the provider never failed on a missing password Secret.
+    expect(events.items.filter((e) => e.type === "Warning").map((e) => e.note)).toEqual([]);
     expect(JSON.stringify(events.items)).not.toContain(firstPassword);
   }, 180_000);
 

@@ -189,18 +189,23 @@ async function reconcileParts(
       states[part] = { status: "False", reason: "LimitExceeded", message: limit };
       return;
     }
-    // The Role's passwordSecretRef may only ever point at the operator's own password Secret.
-    const taken = part === "Database" ? await foreignPasswordSecret(ctx, av) : undefined;
-    if (taken) {
-      states[part] = taken;
+    // The Role's passwordSecretRef may only ever point at the operator's own password Secret. Under
+    // Retain it is made before the Role, so the provider never looks for it in vain; under Delete the
+    // Role is its owner and must exist first (the provider then waits for it briefly, Synced=False).
+    const database = part === "Database";
+    const ownedByRole = database && av.spec.deletionPolicy === "Delete";
+    const taken = database ? await foreignPasswordSecret(ctx, av) : undefined;
+    const early =
+      database && !ownedByRole ? await ensurePasswordSecret(ctx, av, await liveRole(ctx, av)) : undefined;
+    if (taken || early) {
+      states[part] = (taken ?? early) as PartState;
       return;
     }
     const { state, applied } = await applyAndMirror(ctx, cached, desired);
     states[part] = state;
     const role = applied.find((o) => o.kind === GVK.role.kind);
-    // Right after the Role: the provider waits for the Secret (Synced=False) only until then.
-    const problem = part === "Database" && role ? await ensurePasswordSecret(ctx, av, role) : undefined;
-    if (problem) states[part] = problem;
+    const late = ownedByRole && role ? await ensurePasswordSecret(ctx, av, role) : undefined;
+    if (late) states[part] = late;
     // The Bucket's Secret is empty by design (S3_* come as env values); the others carry credentials.
     if (state.status !== "True" || (part !== "Database" && part !== "OIDCClient")) return;
     const publisher = applied.find((o) => o.metadata?.name && (o.spec as Obj)?.writeConnectionSecretToRef);
@@ -269,6 +274,13 @@ function secretStatus(av: AppVending, states: Partial<Record<Part, PartState>>) 
   };
   const set = Object.fromEntries(Object.entries(names).filter(([, v]) => v !== undefined));
   return Object.keys(set).length > 0 ? set : undefined;
+}
+
+/** The AppVending's Role MR as it is now, if its provider's CRD is served and it exists. */
+async function liveRole(ctx: ReconcileContext, av: AppVending): Promise<KubeObject | undefined> {
+  if (!(await served(ctx, GVK.role))) return undefined;
+  const key = { namespace: av.metadata.namespace as string, name: managedName(av.metadata.name) };
+  return ctx.client.getOrUndefined(GVK.role, key);
 }
 
 function controlledBy(obj: KubeObject, owner: Obj): boolean {

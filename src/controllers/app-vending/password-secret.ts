@@ -5,12 +5,12 @@
 // role's password to this Secret's value and publishes it whenever the connection Secret lacks it, so a
 // re-vended database gets the password it had.
 //
-// The Secret is created once and is immutable. Under deletionPolicy Retain it has no owner: deleting the
-// AppVending keeps it, and vending the same name again finds and re-uses it. Under Delete it is created
-// owned by the Role, so the garbage collector removes it only after provider-sql dropped the role (the
-// provider's Observe needs it until then). The operator may create Secrets, never update or delete
-// them outside its own namespace, so the owner is decided at creation: after a change of
-// deletionPolicy the Secret keeps the owner it was made with. Either way nothing is lost: a Secret left
+// The Secret is created once and is immutable. Under deletionPolicy Retain it has no owner (and is made
+// before the Role): deleting the AppVending keeps it, and vending the same name again finds and re-uses
+// it. Under Delete it is created right after the Role, owned by it, so the garbage collector removes it
+// only after provider-sql dropped the role (the provider's Observe needs it until then). The operator
+// may create Secrets, never update or delete them outside its own namespace, so the owner is decided at
+// creation: after a change of deletionPolicy the Secret keeps the owner it was made with. Either way nothing is lost: a Secret left
 // behind is re-used, and one collected with its Role is generated anew, which provider-sql sets on the
 // kept role. Its value is never logged, put in status or in an event.
 import { randomBytes } from "node:crypto";
@@ -45,7 +45,8 @@ export async function foreignPasswordSecret(
 }
 
 /**
- * Creates the password Secret when absent, once the Role exists (its owner under Delete). A hand-deleted
+ * Creates the password Secret when absent: before the Role under Retain (`role` is then the live one, if
+ * any), right after it under Delete (its owner). A hand-deleted
  * Secret is restored from the Role's own connection Secret when that still holds the password (the role
  * keeps its password, the app keeps working); only when nothing holds it is a new one generated, which
  * provider-sql then sets on the role: the data is never touched either way.
@@ -53,7 +54,7 @@ export async function foreignPasswordSecret(
 export async function ensurePasswordSecret(
   ctx: ReconcileContext,
   av: AppVending,
-  role: KubeObject,
+  role: KubeObject | undefined,
 ): Promise<PasswordProblem | undefined> {
   const namespace = av.metadata.namespace as string;
   const name = passwordSecretName(av.metadata.name);
@@ -62,13 +63,13 @@ export async function ensurePasswordSecret(
   if (existing) return foreign(existing, external, name);
   const password = (await passwordInUse(ctx, av, role)) ?? randomBytes(32).toString("base64url");
   const owner =
-    av.spec.deletionPolicy === "Delete"
+    av.spec.deletionPolicy === "Delete" && role?.metadata?.uid
       ? [
           {
             apiVersion: role.apiVersion as string,
             kind: role.kind as string,
-            name: role.metadata?.name as string,
-            uid: role.metadata?.uid as string,
+            name: role.metadata.name as string,
+            uid: role.metadata.uid,
           },
         ]
       : undefined;
@@ -113,7 +114,7 @@ function foreign(secret: SecretObj, role: string, name: string): PasswordProblem
 async function passwordInUse(
   ctx: ReconcileContext,
   av: AppVending,
-  role: KubeObject,
+  role: KubeObject | undefined,
 ): Promise<string | undefined> {
   const conn = await ctx.client.getOrUndefined<SecretObj>(SECRET, {
     namespace: av.metadata.namespace as string,
@@ -121,6 +122,6 @@ async function passwordInUse(
   });
   const controller = conn?.metadata?.ownerReferences?.find((r) => r.controller);
   const value = conn?.data?.[PASSWORD_KEY];
-  if (!value || !role.metadata?.uid || controller?.uid !== role.metadata.uid) return undefined;
+  if (!value || !role?.metadata?.uid || controller?.uid !== role.metadata.uid) return undefined;
   return Buffer.from(value, "base64").toString("utf8");
 }
