@@ -723,4 +723,49 @@ describe("AppVending: data and failures", () => {
     }
     await waitCondition(aliceNs, "broken", "Ready", (c) => c.status === "True");
   }, 120_000);
+
+  it("has the stand-in take a Role's password from its passwordSecretRef, and fail while that Secret is missing", async () => {
+    const SECRET = { apiVersion: "v1", kind: "Secret" };
+    const name = `pw-ref-${RUN}`;
+    const key = { namespace: OPERATOR_NS, name };
+    // An admin's own Role MR in the operator's namespace, naming a password Secret that is not there yet.
+    await client.create({
+      ...GVK.role,
+      metadata: key,
+      spec: {
+        forProvider: { privileges: { login: true }, passwordSecretRef: { name, key: "password" } },
+        providerConfigRef: { kind: "ClusterProviderConfig", name: "postgres" },
+        writeConnectionSecretToRef: { name: `${name}-conn` },
+      },
+    } as Obj);
+    try {
+      await waitFor(
+        "the Role to fail on its missing password Secret",
+        async () => {
+          const role = await client.get<Obj>(GVK.role, key);
+          return cond(role, "Synced")?.message ===
+            `cannot observe external resource: cannot get password secret: secrets "${name}" not found`
+            ? true
+            : undefined;
+        },
+        30_000,
+      );
+      await client.create({ ...SECRET, metadata: key, stringData: { password: "given-by-ref" } } as Obj);
+      await waitFor(
+        "the connection Secret to carry the referenced password",
+        async () => {
+          const conn = await client.getOrUndefined<Obj>(SECRET, {
+            namespace: OPERATOR_NS,
+            name: `${name}-conn`,
+          });
+          const pw = conn?.data?.password as string | undefined;
+          return pw && Buffer.from(pw, "base64").toString() === "given-by-ref" ? true : undefined;
+        },
+        30_000,
+      );
+    } finally {
+      await client.delete(GVK.role, key, { ignoreNotFound: true });
+      await client.delete(SECRET, key, { ignoreNotFound: true });
+    }
+  }, 90_000);
 });
