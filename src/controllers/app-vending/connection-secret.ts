@@ -1,7 +1,8 @@
 // A part is ready for its app only once the app can log in with what its connection Secret holds. The
 // provider's Ready says the external resource exists, not that the Secret carries its credentials: in
-// e2e/provider-sql the real provider-sql at times reports a re-vended (adopted) Role Synced and Ready
-// while its Secret stays empty, and once reported the AppVending Ready while PostgreSQL refused the Secret's
+// e2e/provider-sql the real provider-sql at times reported a re-vended (adopted) Role Synced and Ready
+// while its Secret stayed empty (before the Role named the operator's password Secret,
+// password-secret.ts), and once reported the AppVending Ready while PostgreSQL refused the Secret's
 // password (the previous Role's Secret lingers until kube-controller-manager's garbage collector deletes
 // it; the Role's password is reset only when the Secret it looks at is absent or empty). So the part
 // waits until the Secret is controlled by the managed resource that publishes it and holds every key the
