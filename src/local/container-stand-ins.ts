@@ -3,11 +3,13 @@
 // the Cilium agent registers its CRDs (the chart ships none), cilium-operator accepts the `cilium`
 // GatewayClass, and Crossplane's init container installs its package CRDs. Each is done here only once a
 // pod that would do it runs (KWOK's Running), with the same API calls; nothing here looks at releases,
-// values or the operator's decisions.
+// values or the operator's decisions. Crossplane's package manager is played from the same round
+// (package-manager.ts).
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
 import type { KubeClient, KubeObject } from "../runtime/index.ts";
+import { packageManagerRound } from "./package-manager.ts";
 import { runRounds } from "./rounds.ts";
 
 export const WORKLOAD_CRDS_DIR = fileURLToPath(new URL("./workload-crds/", import.meta.url));
@@ -54,9 +56,11 @@ export async function containerStandInRound(client: KubeClient): Promise<void> {
       },
     );
   }
-  if (await podRuns(client, "crossplane-system", "app=crossplane")) {
+  const crossplaneRuns = await podRuns(client, "crossplane-system", "app=crossplane");
+  if (crossplaneRuns) {
     await applyWorkloadCrd(client, "pkg.crossplane.io_providers.yaml");
   }
+  await packageManagerRound(client, crossplaneRuns);
 }
 
 /** Rounds every `intervalMs` until stopped; a failed round is retried in the next. */
