@@ -47,8 +47,8 @@ const MAX_REMEMBERED = 10_000;
  * times writes its Ready=False once. "Owns" includes what it stops owning: a field or condition the
  * object's managedFields list under this manager and `owned` leaves out is a change, so the apply that
  * removes it is sent. The informer's default transform keeps our own managers' managedFields entries for
- * this (src/runtime/informer.ts), so the owned set survives a restart and an idle object gets no write. Compared with the cached object, or with the response of our own last
- * write while the cache has not caught up with it yet (otherwise a fast retry would see its own write
+ * this (src/runtime/informer.ts), so the owned set survives a restart and an idle object gets no write. Compared with the cached object, or with what our own last
+ * write sent while the cache has not caught up with it yet (otherwise a fast retry would see its own write
  * missing, write again and move lastTransitionTime).
  */
 export class StatusWriter {
@@ -78,7 +78,9 @@ export class StatusWriter {
     const { status: base, owned: ownedNow } = this.base(memoKey, obj, manager);
     const desired = desiredStatus(base, owned, this.now());
     if (!differs(base, desired) && !dropsOwned(ownedNow, desired)) return false;
-    const response = await client.applyStatus<KubeObject>(
+    // The response (the whole object with every manager's managedFields) is not read: after a forced
+    // apply the server holds for this manager exactly what was sent, and the manager owns exactly that.
+    await client.applyStatus<KubeObject>(
       {
         apiVersion: obj.apiVersion,
         kind: obj.kind,
@@ -88,14 +90,13 @@ export class StatusWriter {
         },
         status: desired,
       },
-      { fieldManager: manager },
+      { fieldManager: manager, discardResponse: true },
     );
     this.remember(memoKey, {
       uid: obj.metadata?.uid,
       resourceVersionBefore: obj.metadata?.resourceVersion,
-      status: (response.status ?? {}) as Record<string, unknown>,
-      // After an apply the manager owns exactly what it sent; the response's managedFields say so too.
-      owned: ownedStatusKeys(response, manager) ?? keysOf(desired),
+      status: desired,
+      owned: keysOf(desired),
     });
     return true;
   }
