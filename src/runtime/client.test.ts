@@ -30,8 +30,7 @@ beforeAll(async () => {
       else if (path.endsWith("/refused")) {
         res.statusCode = 409;
         res.end(JSON.stringify({ kind: "Status", code: 409, reason: "Conflict", message: "refused here" }));
-      }
-      else res.end(JSON.stringify({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "x" } }));
+      } else res.end(JSON.stringify({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "x" } }));
     });
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
