@@ -91,6 +91,11 @@ export interface WatchSpec extends CacheShape {
   labelSelector?: string;
   /** Server-side field selector (e.g. `reason=FailedCreate` for Events). */
   fieldSelector?: string;
+  /**
+   * Drops updates before they are mapped (adds and deletes always pass), e.g. status-only updates of an
+   * object whose status the mapped keys do not read.
+   */
+  predicate?(oldObj: KubeObject, newObj: KubeObject): boolean;
 }
 
 export interface ControllerSpec {
@@ -245,7 +250,14 @@ export class Controller {
         ...(w.metadataOnly ? { metadataOnly: true } : {}),
         ...(w.transform ? { transform: w.transform } : {}),
       };
-      this.addPrioritizedHandler(this.informer(w.gvk, opts), mappedHandler(enqueueMapped));
+      const mapped = mappedHandler(enqueueMapped);
+      const filter = w.predicate;
+      this.addPrioritizedHandler(
+        this.informer(w.gvk, opts),
+        filter
+          ? { ...mapped, onUpdate: (old, o, p) => filter(old, o) && mapped.onUpdate(old, o, p) }
+          : mapped,
+      );
     }
   }
 
