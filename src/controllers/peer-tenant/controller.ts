@@ -174,7 +174,13 @@ export function peerTenantController(opts: PeerTenantControllerOptions): Control
       },
       // The cluster-wide guardrails and the GitLab ci_access list are reconciled under keys of their own,
       // so a burst of tenant changes coalesces into one pass over them instead of one per tenant.
-      { gvk: GVK.tenant, map: () => [GUARDRAILS_KEY, GITLAB_CI_ACCESS_KEY] },
+      // Neither reads a tenant's status: without the predicate every status write of every tenant (1000
+      // within seconds when a burst of them turns Ready) would rebuild the ci_access list from all tenants.
+      {
+        gvk: GVK.tenant,
+        map: () => [GUARDRAILS_KEY, GITLAB_CI_ACCESS_KEY],
+        predicate: specOrMetadataChanged,
+      },
       { gvk: GVK.vap, labelSelector: managedSelector, map: () => [GUARDRAILS_KEY] },
       { gvk: GVK.vapBinding, labelSelector: managedSelector, map: () => [GUARDRAILS_KEY] },
     ],
@@ -931,9 +937,11 @@ async function ensureGitlabCiAccess(
   ctx: ReconcileContext,
   opts: PeerTenantControllerOptions,
 ): Promise<ReconcileResult> {
+  // Validated without the status, which the list does not read: a parse copies what it is given.
   const tenants = ctx.cache
     .list<Obj>(GVK.tenant)
-    .map((o) => PeerTenant.schema.safeParse(o))
+    .filter((o) => (o.spec as { gitlab?: unknown } | undefined)?.gitlab !== undefined)
+    .map((o) => PeerTenant.schema.safeParse({ ...o, status: undefined }))
     .flatMap((r) => (r.success ? [r.data] : []));
   const desired: Obj = {
     apiVersion: "v1",
