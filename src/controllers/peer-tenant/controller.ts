@@ -315,7 +315,9 @@ interface Scope {
 async function reconcileTenant(ctx: ReconcileContext, settings: Settings): Promise<ReconcileResult> {
   const cached = ctx.object<Obj>();
   if (!cached) return undefined;
-  const parsed = PeerTenant.schema.safeParse(cached);
+  // The spec and metadata, validated and defaulted; not the status (read from `cached` where needed):
+  // a parse copies everything it is given, on every reconcile.
+  const parsed = PeerTenant.schema.safeParse({ ...cached, status: undefined });
   if (!parsed.success) {
     // The CRD's own validation should make this unreachable; if it happens, say so and stop retrying.
     const message = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");

@@ -52,7 +52,8 @@ export function vendingQuotaController(): ControllerSpec {
     async reconcile(_req, ctx) {
       const cached = ctx.object<Obj>();
       if (!cached || cached.metadata?.deletionTimestamp) return undefined;
-      const parsed = PeerTenant.schema.safeParse(cached);
+      // The status is read from `cached` below: the parse (a copy) gets only what it validates.
+      const parsed = PeerTenant.schema.safeParse({ ...cached, status: undefined });
       if (!parsed.success) return undefined; // the PeerTenant controller reports the invalid spec
       const t = parsed.data;
       // The namespaces the PeerTenant controller has made this tenant's, as its status lists them.
