@@ -214,10 +214,21 @@ export class Controller {
     const enqueueObj = (obj: KubeObject, priority: number) =>
       this.queue.add(keyOf(objectKeyOf(obj)), { priority });
     const predicate = this.spec.predicate;
+    // The status writer forgets its last write to an object as soon as the cache shows that object anew.
+    const writer = this.statusWriter;
     this.addPrioritizedHandler(forInformer, {
-      onAdd: (o, p) => (!predicate || predicate(undefined, o)) && enqueueObj(o, p),
-      onUpdate: (old, o, p) => (!predicate || predicate(old, o)) && enqueueObj(o, p),
-      onDelete: enqueueObj,
+      onAdd: (o, p) => {
+        writer.observed(o);
+        if (!predicate || predicate(undefined, o)) enqueueObj(o, p);
+      },
+      onUpdate: (old, o, p) => {
+        writer.observed(o);
+        if (!predicate || predicate(old, o)) enqueueObj(o, p);
+      },
+      onDelete: (o, p) => {
+        writer.forget(o);
+        enqueueObj(o, p);
+      },
     });
 
     const ownerNamespaced = await isNamespaced(this.spec.for);
