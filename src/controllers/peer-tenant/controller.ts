@@ -147,7 +147,12 @@ export function peerTenantController(opts: PeerTenantControllerOptions): Control
     // Only names, labels, annotations and deletion timestamps of Namespaces are read: cache their metadata.
     owns: [{ ...GVK.namespace, ownerLabel: TENANT_LABEL, metadataOnly: true }],
     watches: [
-      tenantScoped(GVK.quota),
+      {
+        // Only the tenant's own quota: the vending-quota controller's quota carries the tenant labels too
+        // and is counted by kube-controller-manager in the same burst, but no phase here reads it.
+        ...tenantScoped(GVK.quota),
+        map: (obj) => (obj.metadata?.name === OBJECT_NAMES.quota ? tenantOf(obj) : []),
+      },
       tenantScoped(GVK.limitRange),
       tenantScoped(GVK.networkPolicy),
       tenantScoped(GVK.roleBinding),

@@ -41,9 +41,11 @@ export function vendingQuotaController(): ControllerSpec {
       {
         gvk: GVK_QUOTA,
         labelSelector: TENANT_SELECTOR,
+        // Its own quota only: the PeerTenant controller's quotas share the cache, and waking this controller
+        // on each of their status counts would read nothing it uses.
         map: (obj) => {
           const tenant = obj.metadata?.labels?.[TENANT_LABEL];
-          return tenant ? [tenant] : [];
+          return tenant && obj.metadata?.name === VENDING_QUOTA_NAME ? [tenant] : [];
         },
       },
     ],
