@@ -11,6 +11,7 @@ import {
   controllerReference,
   type KubeObject,
   type ReconcileContext,
+  specOrMetadataChanged,
 } from "../../runtime/index.ts";
 import { ensureObject } from "../shared/ensure.ts";
 import { managedLabels, TENANT_LABEL, TENANT_SELECTOR } from "./labels.ts";
@@ -28,6 +29,14 @@ type Obj = KubeObject & Record<string, unknown>;
 export function vendingQuotaHard(vending: PeerTenant["spec"]["vending"]): Record<string, string> {
   const sum = vending.maxApps + vending.maxBuckets + vending.maxDatabases + vending.maxOIDCClients;
   return { [APPVENDING_COUNT]: String(sum) };
+}
+
+function sameNamespaces(a: KubeObject | undefined, b: KubeObject): boolean {
+  const of = (o: KubeObject | undefined) =>
+    (o?.status as { namespaces?: string[] } | undefined)?.namespaces ?? [];
+  const x = of(a);
+  const y = of(b);
+  return x.length === y.length && x.every((n, i) => n === y[i]);
 }
 
 export function vendingQuotaController(): ControllerSpec {
@@ -49,8 +58,11 @@ export function vendingQuotaController(): ControllerSpec {
         },
       },
     ],
-    // No predicate: the namespaces come from the tenant's status, so status updates matter here (this
-    // controller never writes the PeerTenant, so there is no loop).
+    // The namespaces come from the tenant's status, so a change of status.namespaces matters here (this
+    // controller never writes the PeerTenant, so there is no loop); the PeerTenant controller's other
+    // status writes (conditions, quota usage) do not, and 1000 tenants turning Ready at once would
+    // otherwise mean 1000 reconciles that change nothing.
+    predicate: (old, obj) => specOrMetadataChanged(old, obj) || !sameNamespaces(old, obj),
     async reconcile(_req, ctx) {
       const cached = ctx.object<Obj>();
       if (!cached || cached.metadata?.deletionTimestamp) return undefined;
