@@ -110,6 +110,9 @@ export interface PeerTenantControllerOptions {
   policyEnforcement?: (ctx: ReconcileContext) => Promise<PolicyEnforcement>;
 }
 
+/** At most one GitLab ci_access pass (a read of every tenant) per this interval. */
+const GITLAB_PASS_INTERVAL_MS = 2_000;
+
 /** How often Gatekeeper's templates and constraints are compared again (they cannot be watched). */
 export const GATEKEEPER_RECHECK_MS = 60_000;
 
@@ -139,6 +142,7 @@ export function peerTenantController(opts: PeerTenantControllerOptions): Control
     // namespace) finds its tenant. A restart starts empty: every tenant is reconciled then anyway.
     tenantByNamespace: new Map(),
     enforcementSeen: new Map(),
+    gitlabPassAt: 0,
   };
   const tenantScoped = (gvk: GroupVersionKind) => ({ gvk, labelSelector: tenantSelector, map: tenantOf });
   return {
@@ -195,7 +199,14 @@ export function peerTenantController(opts: PeerTenantControllerOptions): Control
     pausedAnnotation: PAUSED_ANNOTATION,
     async reconcile(req, ctx) {
       if (req.name === GUARDRAILS_KEY) return ensureGuardrails(ctx, opts, settings.defaults);
-      if (req.name === GITLAB_CI_ACCESS_KEY) return ensureGitlabCiAccess(ctx, opts);
+      if (req.name === GITLAB_CI_ACCESS_KEY) {
+        // One pass reads and validates every tenant: a burst of tenant changes (a thousand created at
+        // once) is folded into one pass per interval instead of one per change.
+        const wait = settings.gitlabPassAt + GITLAB_PASS_INTERVAL_MS - Date.now();
+        if (wait > 0) return { requeueAfter: wait };
+        settings.gitlabPassAt = Date.now();
+        return ensureGitlabCiAccess(ctx, opts);
+      }
       try {
         return await reconcileTenant(ctx, settings);
       } catch (err) {
@@ -215,6 +226,8 @@ interface Settings {
   /** The last look at each cluster's CNI ("" is this cluster), by clusterRef. */
   enforcementSeen: Map<string, { at: number; result: PolicyEnforcement }>;
   tenantByNamespace: Map<string, string>;
+  /** When the last GitLab ci_access pass started (ms); in memory only, it spaces passes and decides nothing. */
+  gitlabPassAt: number;
 }
 
 /** How long one look at a cluster's CNI is reused: it is the same answer for every tenant there. */
