@@ -30,13 +30,21 @@ export async function writeAuditPolicy(dir: string): Promise<{ args: string[]; l
 export interface WriteCount {
   total: number;
   byResource: Record<string, number>;
+  /** `verb resource namespace/name` of each write, counted: what an idle write touched. */
+  byObject: Record<string, number>;
 }
 
 interface AuditEvent {
   stage?: string;
   verb?: string;
   user?: { username?: string };
-  objectRef?: { resource?: string; subresource?: string; apiGroup?: string };
+  objectRef?: {
+    resource?: string;
+    subresource?: string;
+    apiGroup?: string;
+    namespace?: string;
+    name?: string;
+  };
   stageTimestamp?: string;
 }
 
@@ -44,6 +52,7 @@ interface AuditEvent {
 export async function countWrites(logPath: string, username: string, since?: Date): Promise<WriteCount> {
   const text = await readFile(logPath, "utf8").catch(() => "");
   const byResource: Record<string, number> = {};
+  const byObject: Record<string, number> = {};
   let total = 0;
   for (const line of text.split("\n")) {
     if (!line) continue;
@@ -54,7 +63,9 @@ export async function countWrites(logPath: string, username: string, since?: Dat
     const ref = e.objectRef ?? {};
     const resource = `${ref.resource ?? "?"}${ref.subresource ? `/${ref.subresource}` : ""}`;
     byResource[resource] = (byResource[resource] ?? 0) + 1;
+    const object = `${e.verb} ${resource} ${ref.namespace ?? ""}/${ref.name ?? ""}`;
+    byObject[object] = (byObject[object] ?? 0) + 1;
     total++;
   }
-  return { total, byResource };
+  return { total, byResource, byObject };
 }

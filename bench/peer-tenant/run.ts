@@ -318,6 +318,16 @@ try {
   );
   if (Object.keys(idleByResource).length)
     console.log(`    by resource                   ${JSON.stringify(idleByResource)}`);
+  const idleObjects = Object.entries(idle.byObject)
+    .filter(([o]) => !o.includes(" leases"))
+    .sort((a, b) => b[1] - a[1]);
+  if (idleObjects.length)
+    console.log(
+      `    most written (of ${idleObjects.length})    ${idleObjects
+        .slice(0, 5)
+        .map(([o, n]) => `${n}x ${o}`)
+        .join("; ")}`,
+    );
   console.log(
     `  operator peak RSS               ${rss.toFixed(0)} MiB (at rest: RSS ${rssNowMiB.toFixed(0)} MiB, heap used ${heapUsedMiB.toFixed(0)} of ${heapTotalMiB.toFixed(0)} MiB, external ${externalMiB.toFixed(0)} MiB)`,
   );

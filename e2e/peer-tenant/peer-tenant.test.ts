@@ -8,12 +8,14 @@ import {
   RbacAuthorizationV1Api,
 } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { GITLAB_CI_ACCESS_CONFIGMAP } from "../../src/controllers/peer-tenant/controller.ts";
 import { parseQuantity } from "../../src/controllers/shared/quantity.ts";
 import { KubeClient, type KubeObject, type Manager } from "../../src/runtime/index.ts";
 import { adminKubeConfig, impersonating } from "../harness/test-cluster.ts";
 import { statusOf, waitFor } from "../harness/wait.ts";
 import { isolationMatrix } from "./matrix.ts";
-import { startPeerTenantOperator } from "./operator.ts";
+import { OPERATOR_NAMESPACE, startPeerTenantOperator } from "./operator.ts";
 import {
   compliantPod,
   condition,
@@ -44,6 +46,43 @@ isolationMatrix({
   login: "client certificates",
   admin: adminKubeConfig,
   loginAs: (user, groups) => impersonating(user, groups),
+});
+
+describe("GitLab ci_access list", () => {
+  const name = `gitlab-${RUN}`;
+  const groups = async () => {
+    const cm = await core()
+      .readNamespacedConfigMap({ name: GITLAB_CI_ACCESS_CONFIGMAP, namespace: OPERATOR_NAMESPACE })
+      .catch(() => undefined);
+    const doc = parse(cm?.data?.["config.yaml"] ?? "{}") as {
+      ci_access?: { groups?: { id: string; default_namespace: string }[] };
+    };
+    return (doc.ci_access?.groups ?? []).filter((g) => g.default_namespace === `peers-${name}`);
+  };
+
+  // The list is rebuilt on tenants' spec and metadata changes only (their status writes are ignored):
+  // each spec change below must still reach it.
+  it("follows a tenant's gitlab group through create, change and removal", async () => {
+    await tenants(admin).create(
+      name,
+      tenantSpec(name, { gitlab: { groupPath: `peers/${name}`, groupID: 7 } }),
+    );
+    await waitFor(
+      "the tenant's group in ci_access",
+      async () => (await groups())[0]?.id === `peers/${name}`,
+      90_000,
+    );
+    await waitReady(admin, name);
+    await tenants(admin).patchSpec(name, { gitlab: { groupPath: `peers/${name}-moved`, groupID: 8 } });
+    await waitFor(
+      "the moved group in ci_access",
+      async () =>
+        JSON.stringify((await groups()).map((g) => g.id)) === JSON.stringify([`peers/${name}-moved`]),
+    );
+    await tenants(admin).patchSpec(name, { gitlab: null });
+    await waitFor("the group gone from ci_access", async () => (await groups()).length === 0);
+    await tenants(admin).delete(name);
+  });
 });
 
 describe("tenant-wide quota", () => {

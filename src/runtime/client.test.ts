@@ -27,7 +27,10 @@ beforeAll(async () => {
       if (path === "/api/v1") {
         res.end(JSON.stringify({ resources: [{ name: "configmaps", kind: "ConfigMap", namespaced: true }] }));
       } else if (path.endsWith("/slow")) held.push(res);
-      else res.end(JSON.stringify({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "x" } }));
+      else if (path.endsWith("/refused")) {
+        res.statusCode = 409;
+        res.end(JSON.stringify({ kind: "Status", code: 409, reason: "Conflict", message: "refused here" }));
+      } else res.end(JSON.stringify({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "x" } }));
     });
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
@@ -159,5 +162,24 @@ describe("delete preconditions", () => {
       /has no uid/,
     );
     expect(writes()).toHaveLength(2);
+  });
+
+  it("discardResponse sends the write and resolves to nothing, and an error answer still throws", async () => {
+    const obj = { ...CM, metadata: { name: "a", namespace: "ns" }, data: { k: "v" } };
+    await expect(client.apply(obj, { discardResponse: true })).resolves.toBeUndefined();
+    await expect(client.create(obj, { discardResponse: true })).resolves.toBeUndefined();
+    await expect(client.replace(obj, undefined, { discardResponse: true })).resolves.toBeUndefined();
+    await expect(client.applyStatus(obj, { discardResponse: true })).resolves.toBeUndefined();
+    expect(writes().map((w) => [w.method, w.path])).toEqual([
+      ["PATCH", "/api/v1/namespaces/ns/configmaps/a"],
+      ["POST", "/api/v1/namespaces/ns/configmaps"],
+      ["PUT", "/api/v1/namespaces/ns/configmaps/a"],
+      ["PATCH", "/api/v1/namespaces/ns/configmaps/a/status"],
+    ]);
+    expect(JSON.parse(writes()[0]!.body).data).toEqual({ k: "v" });
+    // Without the option the answer is parsed as before.
+    await expect(client.apply(obj)).resolves.toMatchObject({ metadata: { name: "x" } });
+    const refused = { ...CM, metadata: { name: "refused", namespace: "ns" } };
+    await expect(client.apply(refused, { discardResponse: true })).rejects.toMatchObject({ code: 409 });
   });
 });

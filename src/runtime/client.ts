@@ -64,11 +64,37 @@ interface RequestOptions {
   /** Accept header; default `application/json`. */
   accept?: string;
   signal?: AbortSignal;
+  /** Read the response body off the wire and drop it unparsed (errors are still parsed and thrown). */
+  discardBody?: boolean;
 }
 
 /** Every call takes one: an aborted signal rejects the call before anything is sent and cancels it in flight. */
 export interface CallOptions {
   signal?: AbortSignal;
+}
+
+/**
+ * A write whose caller needs only to know it succeeded. The API server answers every write with the whole
+ * object, every field manager's managedFields included (for a PeerTenant's status apply several times the
+ * status itself): with `discardResponse` the body is read and dropped instead of parsed into objects that
+ * are garbage at once, and the call resolves to undefined.
+ */
+export interface WriteOptions extends CallOptions {
+  discardResponse?: boolean;
+}
+
+export interface StatusApplyOptions extends WriteOptions {
+  force?: boolean;
+  fieldManager?: string;
+}
+
+export interface ApplyOptions extends StatusApplyOptions {
+  subresource?: string;
+  dryRun?: boolean;
+}
+
+function writeRequestOptions(opts: WriteOptions): { signal?: AbortSignal; discardBody?: boolean } {
+  return { ...signalOnly(opts), ...(opts.discardResponse ? { discardBody: true } : {}) };
 }
 
 /**
@@ -223,6 +249,16 @@ export class KubeClient {
       throw err;
     }
     this.observe(method, res.status, started);
+    if (opts.discardBody && res.ok) {
+      try {
+        // Bytes outside V8's heap, collected with the next scavenge; nothing is decoded or parsed.
+        await res.arrayBuffer();
+      } catch (err) {
+        signal?.throwIfAborted();
+        throw err;
+      }
+      return undefined as T;
+    }
     let text: string;
     try {
       text = await res.text();
@@ -363,18 +399,30 @@ export class KubeClient {
     };
   }
 
-  async create<T extends KubeObject>(obj: T, opts: CallOptions = {}): Promise<T> {
+  create<T extends KubeObject>(obj: T, opts: CallOptions & { discardResponse: true }): Promise<undefined>;
+  create<T extends KubeObject>(obj: T, opts?: WriteOptions): Promise<T>;
+  async create<T extends KubeObject>(obj: T, opts: WriteOptions = {}): Promise<T | undefined> {
     const gvk = gvkOf(obj);
     const path = await this.pathFor(gvk, { namespace: obj.metadata?.namespace });
     return this.request<T>("POST", path, {
       body: obj,
       query: { fieldManager: this.fieldManager },
-      ...signalOnly(opts),
+      ...writeRequestOptions(opts),
     });
   }
 
   /** PUT: fails with 409 Conflict when metadata.resourceVersion is stale (optimistic concurrency). */
-  async replace<T extends KubeObject>(obj: T, subresource?: string, opts: CallOptions = {}): Promise<T> {
+  replace<T extends KubeObject>(
+    obj: T,
+    subresource: string | undefined,
+    opts: CallOptions & { discardResponse: true },
+  ): Promise<undefined>;
+  replace<T extends KubeObject>(obj: T, subresource?: string, opts?: WriteOptions): Promise<T>;
+  async replace<T extends KubeObject>(
+    obj: T,
+    subresource?: string,
+    opts: WriteOptions = {},
+  ): Promise<T | undefined> {
     const path = await this.pathFor(gvkOf(obj), objectKeyOf(obj), subresource);
     // A PUT that carries managedFields replaces the server's with them; cached objects keep only our own
     // managers' entries (informer transform), so sending them would drop every other manager's ownership.
@@ -382,7 +430,7 @@ export class KubeClient {
     return this.request<T>("PUT", path, {
       body: { ...obj, metadata },
       query: { fieldManager: this.fieldManager },
-      ...signalOnly(opts),
+      ...writeRequestOptions(opts),
     });
   }
 
@@ -433,15 +481,9 @@ export class KubeClient {
    * recommend that controllers always force conflicts on objects they own and manage. `dryRun`: the
    * server checks everything and stores nothing.
    */
-  async apply<T extends KubeObject>(
-    obj: T,
-    opts: {
-      force?: boolean;
-      subresource?: string;
-      fieldManager?: string;
-      dryRun?: boolean;
-    } & CallOptions = {},
-  ): Promise<T> {
+  apply<T extends KubeObject>(obj: T, opts: ApplyOptions & { discardResponse: true }): Promise<undefined>;
+  apply<T extends KubeObject>(obj: T, opts?: ApplyOptions): Promise<T>;
+  async apply<T extends KubeObject>(obj: T, opts: ApplyOptions = {}): Promise<T | undefined> {
     const path = await this.pathFor(gvkOf(obj), objectKeyOf(obj), opts.subresource);
     // An apply configuration must not carry managedFields (the API server rejects it); objects read back
     // from the API do, so drop them here rather than in every caller.
@@ -455,15 +497,17 @@ export class KubeClient {
         // Validated, admitted and defaulted as a real apply, and nothing stored.
         ...(opts.dryRun ? { dryRun: "All" } : {}),
       },
-      ...signalOnly(opts),
+      ...writeRequestOptions(opts),
     });
   }
 
   /** Server-side apply of `status` only, through the status subresource. */
-  async applyStatus<T extends KubeObject>(
+  applyStatus<T extends KubeObject>(
     obj: T,
-    opts: { force?: boolean; fieldManager?: string } & CallOptions = {},
-  ): Promise<T> {
+    opts: StatusApplyOptions & { discardResponse: true },
+  ): Promise<undefined>;
+  applyStatus<T extends KubeObject>(obj: T, opts?: StatusApplyOptions): Promise<T>;
+  async applyStatus<T extends KubeObject>(obj: T, opts: StatusApplyOptions = {}): Promise<T | undefined> {
     return this.apply(obj, { ...opts, subresource: "status" });
   }
 

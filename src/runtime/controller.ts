@@ -91,6 +91,11 @@ export interface WatchSpec extends CacheShape {
   labelSelector?: string;
   /** Server-side field selector (e.g. `reason=FailedCreate` for Events). */
   fieldSelector?: string;
+  /**
+   * Drops updates before they are mapped (adds and deletes always pass), e.g. status-only updates of an
+   * object whose status the mapped keys do not read.
+   */
+  predicate?(oldObj: KubeObject, newObj: KubeObject): boolean;
 }
 
 export interface ControllerSpec {
@@ -209,10 +214,21 @@ export class Controller {
     const enqueueObj = (obj: KubeObject, priority: number) =>
       this.queue.add(keyOf(objectKeyOf(obj)), { priority });
     const predicate = this.spec.predicate;
+    // The status writer forgets its last write to an object as soon as the cache shows that object anew.
+    const writer = this.statusWriter;
     this.addPrioritizedHandler(forInformer, {
-      onAdd: (o, p) => (!predicate || predicate(undefined, o)) && enqueueObj(o, p),
-      onUpdate: (old, o, p) => (!predicate || predicate(old, o)) && enqueueObj(o, p),
-      onDelete: enqueueObj,
+      onAdd: (o, p) => {
+        writer.observed(o);
+        if (!predicate || predicate(undefined, o)) enqueueObj(o, p);
+      },
+      onUpdate: (old, o, p) => {
+        writer.observed(o);
+        if (!predicate || predicate(old, o)) enqueueObj(o, p);
+      },
+      onDelete: (o, p) => {
+        writer.forget(o);
+        enqueueObj(o, p);
+      },
     });
 
     const ownerNamespaced = await isNamespaced(this.spec.for);
@@ -245,7 +261,14 @@ export class Controller {
         ...(w.metadataOnly ? { metadataOnly: true } : {}),
         ...(w.transform ? { transform: w.transform } : {}),
       };
-      this.addPrioritizedHandler(this.informer(w.gvk, opts), mappedHandler(enqueueMapped));
+      const mapped = mappedHandler(enqueueMapped);
+      const filter = w.predicate;
+      this.addPrioritizedHandler(
+        this.informer(w.gvk, opts),
+        filter
+          ? { ...mapped, onUpdate: (old, o, p) => filter(old, o) && mapped.onUpdate(old, o, p) }
+          : mapped,
+      );
     }
   }
 

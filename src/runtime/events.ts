@@ -200,26 +200,28 @@ export class EventRecorder {
     // Registered before the create answers, so repeats meanwhile are counted, not created twice.
     this.series.set(id, state);
     try {
-      const created: KubeObject = await this.client.create<KubeObject>({
-        apiVersion: "events.k8s.io/v1",
-        kind: "Event",
-        // client-go names events "<object>.<hex nanoseconds>"; a generateName ending in "." is rejected
-        // (generateName must itself be a valid DNS subdomain prefix).
-        metadata: {
-          name: `${ref.name ?? "object"}.${(BigInt(now.getTime()) * 1_000_000n + BigInt(++this.sequence)).toString(16)}`,
-          namespace,
+      // client-go names events "<object>.<hex nanoseconds>"; a generateName ending in "." is rejected
+      // (generateName must itself be a valid DNS subdomain prefix). Named here, not by the server, the
+      // series patch needs nothing from the create's answer: the created Event is dropped unparsed.
+      const name = `${ref.name ?? "object"}.${(BigInt(now.getTime()) * 1_000_000n + BigInt(++this.sequence)).toString(16)}`;
+      await this.client.create<KubeObject>(
+        {
+          apiVersion: "events.k8s.io/v1",
+          kind: "Event",
+          metadata: { name, namespace },
+          eventTime: microTime(now),
+          reportingController: this.controller,
+          reportingInstance: this.instance.slice(0, 128),
+          action: input.action,
+          reason: input.reason,
+          type: input.type,
+          note,
+          regarding: ref,
+          ...(input.related ? { related: reference(input.related) } : {}),
         },
-        eventTime: microTime(now),
-        reportingController: this.controller,
-        reportingInstance: this.instance.slice(0, 128),
-        action: input.action,
-        reason: input.reason,
-        type: input.type,
-        note,
-        regarding: ref,
-        ...(input.related ? { related: reference(input.related) } : {}),
-      });
-      state.name = created.metadata!.name!;
+        { discardResponse: true },
+      );
+      state.name = name;
       state.written = 1;
       this.stats.created++;
     } catch (err) {

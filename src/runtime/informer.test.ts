@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { KubeClient } from "./client.ts";
 import { Informer, InformerFactory, type InformerSelection, type TransformFunc } from "./informer.ts";
 import type { KubeObject } from "./object.ts";
+import { ownedStatusKeys } from "./status.ts";
 
 // A scripted stand-in for the API server's list/watch protocol, to drive the informer through the
 // failure modes a real server produces only rarely (HTTP 500 on watch, 410 as an HTTP status, bookmarks,
@@ -151,6 +152,55 @@ describe("Informer default transform", () => {
     await i.waitForSync();
     const kept = (i.get("ns/a")!.metadata!["managedFields"] as { manager: string }[]).map((e) => e.manager);
     expect(kept).toEqual(["homelab-operator/peertenant", "homelab-operator"]);
+  });
+
+  it("keeps of its own status entries exactly what StatusWriter reads: owned fields and condition types", async () => {
+    api = await fakeApi();
+    const full = {
+      manager: "homelab-operator/peertenant",
+      operation: "Apply",
+      apiVersion: "homelab.shdr.ch/v1alpha1",
+      time: "2026-12-01T20:00:00Z",
+      fieldsType: "FieldsV1",
+      subresource: "status",
+      fieldsV1: {
+        "f:status": {
+          ".": {},
+          "f:conditions": {
+            ".": {},
+            'k:{"type":"Ready"}': { ".": {}, "f:message": {}, "f:reason": {}, "f:status": {}, "f:type": {} },
+            'k:{"type":"QuotaReady"}': { ".": {}, "f:status": {}, "f:type": {} },
+          },
+          "f:namespaces": {},
+          "f:quota": { ".": {}, "f:hard": { ".": {}, "f:pods": {} }, "f:used": { "f:pods": {} } },
+        },
+      },
+    };
+    api.pages.push({
+      items: [{ ...cm("a", "5"), metadata: { ...cm("a", "5").metadata, managedFields: [full] } }],
+      rv: "10",
+    });
+    const { informer: i } = start(api);
+    await i.waitForSync();
+    const cached = i.get("ns/a")!;
+    expect(cached.metadata!["managedFields"]).toEqual([
+      {
+        manager: "homelab-operator/peertenant",
+        operation: "Apply",
+        subresource: "status",
+        fieldsV1: {
+          "f:status": {
+            "f:conditions": { 'k:{"type":"Ready"}': {}, 'k:{"type":"QuotaReady"}': {} },
+            "f:namespaces": {},
+            "f:quota": {},
+          },
+        },
+      },
+    ]);
+    const original = { ...cm("a", "5"), metadata: { ...cm("a", "5").metadata, managedFields: [full] } };
+    expect(ownedStatusKeys(cached, "homelab-operator/peertenant")).toEqual(
+      ownedStatusKeys(original, "homelab-operator/peertenant"),
+    );
   });
 
   it("a metadata-only informer keeps no managedFields at all, not even its own status entries", async () => {

@@ -27,7 +27,8 @@ const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
  * The default transform: drops metadata.managedFields (often larger than the object itself; SSA works
  * without it) and kubectl's last-applied-configuration annotation (a second copy of the whole object as
  * text). Given `ownFieldManager`, it keeps the status entries of that manager and its `<manager>/…`
- * sub-managers: StatusWriter reads them to notice a field or condition it stops owning (status.ts).
+ * sub-managers, cut to the owned fields and condition types: StatusWriter reads them to notice a field
+ * or condition it stops owning (status.ts).
  */
 export function stripManagedFields(obj: KubeObject, ownFieldManager?: string): KubeObject {
   const meta = obj.metadata;
@@ -418,11 +419,42 @@ function keepOwnManagedFields(obj: KubeObject, fieldManager: string): KubeObject
   if (!Array.isArray(entries)) return obj;
   // An empty list, not none: "we own nothing here" is known, unlike an object whose managedFields were dropped.
   // Only status entries: StatusWriter needs no more, and main-resource entries of applied children can be large.
-  obj.metadata!["managedFields"] = entries.filter((e: { manager?: string; subresource?: string }) => {
-    const m = e?.manager ?? "";
-    return e?.subresource === "status" && (m === fieldManager || m.startsWith(`${fieldManager}/`));
-  });
+  obj.metadata!["managedFields"] = entries
+    .filter((e: { manager?: string; subresource?: string }) => {
+      const m = e?.manager ?? "";
+      return e?.subresource === "status" && (m === fieldManager || m.startsWith(`${fieldManager}/`));
+    })
+    .map(ownedStatusOutline);
   return obj;
+}
+
+interface StatusEntry {
+  manager?: string;
+  operation?: string;
+  subresource?: string;
+  fieldsV1?: { "f:status"?: Record<string, unknown> };
+}
+
+/**
+ * Of one of our status entries, what StatusWriter reads (ownedStatusKeys in status.ts): the manager and
+ * which top-level status fields and condition types it owns. The rest (every sub-field of every condition
+ * and of nested fields, the write time) is several times larger and cached for every object of the kind.
+ */
+function ownedStatusOutline(entry: StatusEntry): StatusEntry {
+  const status = entry.fieldsV1?.["f:status"];
+  const outline: Record<string, Record<string, unknown>> = {};
+  for (const [field, value] of Object.entries(status ?? {})) {
+    if (!field.startsWith("f:")) continue;
+    outline[field] = {};
+    if (field !== "f:conditions" || !value || typeof value !== "object") continue;
+    for (const item of Object.keys(value)) if (item.startsWith("k:")) outline[field][item] = {};
+  }
+  return {
+    ...(entry.manager !== undefined ? { manager: entry.manager } : {}),
+    ...(entry.operation !== undefined ? { operation: entry.operation } : {}),
+    subresource: "status",
+    fieldsV1: { "f:status": outline },
+  };
 }
 
 function addToIndex(index: Map<string, Set<string>>, value: string, key: string): void {

@@ -15,7 +15,7 @@ interface Apply {
 function recordingClient(server: { status: Record<string, unknown>; rv: number }) {
   const applies: Apply[] = [];
   const client = {
-    async applyStatus(body: KubeObject, opts: { fieldManager?: string } = {}) {
+    async applyStatus(body: KubeObject, opts: { fieldManager?: string; discardResponse?: boolean } = {}) {
       applies.push({ body: structuredClone(body), fieldManager: opts.fieldManager });
       const applied = body.status as Record<string, unknown>;
       const conditions = [...((server.status["conditions"] ?? []) as Condition[])];
@@ -26,6 +26,8 @@ function recordingClient(server: { status: Record<string, unknown>; rv: number }
       }
       server.status = { ...server.status, ...applied, conditions };
       server.rv++;
+      // As the real client: asked to, it drops the answer.
+      if (opts.discardResponse) return undefined;
       return {
         ...body,
         metadata: { ...body.metadata, resourceVersion: String(server.rv) },
@@ -204,5 +206,32 @@ describe("canonical", () => {
   it("is insensitive to key order at any depth and sensitive to array order", () => {
     expect(canonical({ a: 1, b: { c: 2, d: [1, 2] } })).toBe(canonical({ b: { d: [1, 2], c: 2 }, a: 1 }));
     expect(canonical({ d: [1, 2] })).not.toBe(canonical({ d: [2, 1] }));
+  });
+
+  it("forgets its last write to an object once the cache shows that object anew, or the object is gone", async () => {
+    const server = { status: {}, rv: 1 };
+    const { client, applies } = recordingClient(server);
+    const w = new StatusWriter(client, { fieldManager: "homelab-operator/peertenant" });
+    const owned = { fields: { observedGeneration: 3 }, conditions: [failing] };
+    expect(await w.write(tenant("1"), owned)).toBe(true);
+    expect(w.rememberedObjects).toBe(1);
+    // The cache still shows the version the write was made against (a resync): remembered, no rewrite.
+    w.observed(tenant("1"));
+    expect(w.rememberedObjects).toBe(1);
+    expect(await w.write(tenant("1"), owned)).toBe(false);
+    // The cache has the write: the cached object is the truth, nothing is kept beside it.
+    w.observed(tenant("2", structuredClone(server.status)));
+    expect(w.rememberedObjects).toBe(0);
+    expect(await w.write(tenant("2", structuredClone(server.status)), owned)).toBe(false);
+    expect(applies).toHaveLength(1);
+    // Another object of the same name and namespace but of another kind is not this one.
+    w.observed({ ...tenant("9"), kind: "Other" });
+    expect(await w.write(tenant("2", structuredClone(server.status)), { ...owned, fields: { x: 1 } })).toBe(
+      true,
+    );
+    w.observed({ ...tenant("9"), kind: "Other" });
+    expect(w.rememberedObjects).toBe(1);
+    w.forget(tenant("3"));
+    expect(w.rememberedObjects).toBe(0);
   });
 });

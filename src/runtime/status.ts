@@ -34,7 +34,7 @@ export interface OwnedKeys {
   conditions: Set<string>;
 }
 
-/** Past this many remembered writes the oldest are dropped; forgetting only costs one redundant no-op write. */
+/** Past this many objects with remembered writes the oldest are dropped; forgetting only costs one redundant no-op write. */
 const MAX_REMEMBERED = 10_000;
 
 /**
@@ -47,15 +47,16 @@ const MAX_REMEMBERED = 10_000;
  * times writes its Ready=False once. "Owns" includes what it stops owning: a field or condition the
  * object's managedFields list under this manager and `owned` leaves out is a change, so the apply that
  * removes it is sent. The informer's default transform keeps our own managers' managedFields entries for
- * this (src/runtime/informer.ts), so the owned set survives a restart and an idle object gets no write. Compared with the cached object, or with the response of our own last
- * write while the cache has not caught up with it yet (otherwise a fast retry would see its own write
+ * this (src/runtime/informer.ts), so the owned set survives a restart and an idle object gets no write. Compared with the cached object, or with what our own last
+ * write sent while the cache has not caught up with it yet (otherwise a fast retry would see its own write
  * missing, write again and move lastTransitionTime).
  */
 export class StatusWriter {
   private readonly client: KubeClient;
   readonly fieldManager: string;
   private readonly now: () => Date;
-  private readonly written = new Map<string, Written>();
+  /** Our last write per object (kind and key), per field manager, until the cache shows that object anew. */
+  private readonly written = new Map<string, Map<string, Written>>();
 
   constructor(client: KubeClient, opts: { fieldManager: string; now?: () => Date }) {
     this.client = client;
@@ -74,11 +75,13 @@ export class StatusWriter {
     client: KubeClient = this.client,
   ): Promise<boolean> {
     const manager = opts.part ? `${this.fieldManager}/${opts.part}` : this.fieldManager;
-    const memoKey = `${manager}|${keyOf(objectKeyOf(obj))}`;
-    const { status: base, owned: ownedNow } = this.base(memoKey, obj, manager);
+    const objectKey = memoKeyOf(obj);
+    const { status: base, owned: ownedNow } = this.base(objectKey, obj, manager);
     const desired = desiredStatus(base, owned, this.now());
     if (!differs(base, desired) && !dropsOwned(ownedNow, desired)) return false;
-    const response = await client.applyStatus<KubeObject>(
+    // The response (the whole object with every manager's managedFields) is not read: after a forced
+    // apply the server holds for this manager exactly what was sent, and the manager owns exactly that.
+    await client.applyStatus<KubeObject>(
       {
         apiVersion: obj.apiVersion,
         kind: obj.kind,
@@ -88,20 +91,43 @@ export class StatusWriter {
         },
         status: desired,
       },
-      { fieldManager: manager },
+      { fieldManager: manager, discardResponse: true },
     );
-    this.remember(memoKey, {
+    this.remember(objectKey, manager, {
       uid: obj.metadata?.uid,
       resourceVersionBefore: obj.metadata?.resourceVersion,
-      status: (response.status ?? {}) as Record<string, unknown>,
-      // After an apply the manager owns exactly what it sent; the response's managedFields say so too.
-      owned: ownedStatusKeys(response, manager) ?? keysOf(desired),
+      status: desired,
+      owned: keysOf(desired),
     });
     return true;
   }
 
+  /**
+   * The cache now shows `obj` (an informer's add or update): what we remembered writing to it from an
+   * earlier version is in it or overtaken, so the cached object is the truth again and the memory goes.
+   * The same as the check in `base`, done as soon as the cache moves rather than at the next write, so
+   * an object written once is not remembered twice (in the cache and here) for as long as it stays idle.
+   */
+  observed(obj: KubeObject): void {
+    const key = memoKeyOf(obj);
+    const byManager = this.written.get(key);
+    if (!byManager) return;
+    for (const [manager, last] of byManager) if (!predates(obj, last)) byManager.delete(manager);
+    if (byManager.size === 0) this.written.delete(key);
+  }
+
+  /** How many objects have a write remembered (for tests). */
+  get rememberedObjects(): number {
+    return this.written.size;
+  }
+
+  /** The object is gone from the cache: nothing written to it is remembered. */
+  forget(obj: KubeObject): void {
+    this.written.delete(memoKeyOf(obj));
+  }
+
   private base(
-    memoKey: string,
+    objectKey: string,
     obj: KubeObject,
     manager: string,
   ): { status: Record<string, unknown>; owned: OwnedKeys | undefined } {
@@ -109,20 +135,31 @@ export class StatusWriter {
       status: (obj.status ?? {}) as Record<string, unknown>,
       owned: ownedStatusKeys(obj, manager),
     };
-    const last = this.written.get(memoKey);
-    if (!last) return cached;
-    if (last.uid === obj.metadata?.uid && last.resourceVersionBefore === obj.metadata?.resourceVersion) {
-      return { status: last.status, owned: last.owned };
-    }
-    this.written.delete(memoKey); // the cache has moved on: it is the truth again
+    const byManager = this.written.get(objectKey);
+    const last = byManager?.get(manager);
+    if (!byManager || !last) return cached;
+    if (predates(obj, last)) return { status: last.status, owned: last.owned };
+    byManager.delete(manager); // the cache has moved on: it is the truth again
+    if (byManager.size === 0) this.written.delete(objectKey);
     return cached;
   }
 
-  private remember(memoKey: string, entry: Written): void {
-    this.written.delete(memoKey);
-    this.written.set(memoKey, entry);
+  private remember(objectKey: string, manager: string, entry: Written): void {
+    const byManager = this.written.get(objectKey) ?? new Map<string, Written>();
+    this.written.delete(objectKey);
+    byManager.set(manager, entry);
+    this.written.set(objectKey, byManager);
     if (this.written.size > MAX_REMEMBERED) this.written.delete(this.written.keys().next().value!);
   }
+}
+
+function memoKeyOf(obj: KubeObject): string {
+  return `${obj.apiVersion}/${obj.kind}|${keyOf(objectKeyOf(obj))}`;
+}
+
+/** Whether `obj` is still the version our write was made against (so the write is not in it yet). */
+function predates(obj: KubeObject, last: Written): boolean {
+  return last.uid === obj.metadata?.uid && last.resourceVersionBefore === obj.metadata?.resourceVersion;
 }
 
 /** The apply configuration: the owned fields, and the owned conditions merged with transition-time rules. */

@@ -110,6 +110,9 @@ export interface PeerTenantControllerOptions {
   policyEnforcement?: (ctx: ReconcileContext) => Promise<PolicyEnforcement>;
 }
 
+/** At most one GitLab ci_access pass (a read of every tenant) per this interval. */
+const GITLAB_PASS_INTERVAL_MS = 2_000;
+
 /** How often Gatekeeper's templates and constraints are compared again (they cannot be watched). */
 export const GATEKEEPER_RECHECK_MS = 60_000;
 
@@ -139,6 +142,7 @@ export function peerTenantController(opts: PeerTenantControllerOptions): Control
     // namespace) finds its tenant. A restart starts empty: every tenant is reconciled then anyway.
     tenantByNamespace: new Map(),
     enforcementSeen: new Map(),
+    gitlabPassAt: 0,
   };
   const tenantScoped = (gvk: GroupVersionKind) => ({ gvk, labelSelector: tenantSelector, map: tenantOf });
   return {
@@ -147,7 +151,12 @@ export function peerTenantController(opts: PeerTenantControllerOptions): Control
     // Only names, labels, annotations and deletion timestamps of Namespaces are read: cache their metadata.
     owns: [{ ...GVK.namespace, ownerLabel: TENANT_LABEL, metadataOnly: true }],
     watches: [
-      tenantScoped(GVK.quota),
+      {
+        // Only the tenant's own quota: the vending-quota controller's quota carries the tenant labels too
+        // and is counted by kube-controller-manager in the same burst, but no phase here reads it.
+        ...tenantScoped(GVK.quota),
+        map: (obj) => (obj.metadata?.name === OBJECT_NAMES.quota ? tenantOf(obj) : []),
+      },
       tenantScoped(GVK.limitRange),
       tenantScoped(GVK.networkPolicy),
       tenantScoped(GVK.roleBinding),
@@ -174,7 +183,13 @@ export function peerTenantController(opts: PeerTenantControllerOptions): Control
       },
       // The cluster-wide guardrails and the GitLab ci_access list are reconciled under keys of their own,
       // so a burst of tenant changes coalesces into one pass over them instead of one per tenant.
-      { gvk: GVK.tenant, map: () => [GUARDRAILS_KEY, GITLAB_CI_ACCESS_KEY] },
+      // Neither reads a tenant's status: without the predicate every status write of every tenant (1000
+      // within seconds when a burst of them turns Ready) would rebuild the ci_access list from all tenants.
+      {
+        gvk: GVK.tenant,
+        map: () => [GUARDRAILS_KEY, GITLAB_CI_ACCESS_KEY],
+        predicate: specOrMetadataChanged,
+      },
       { gvk: GVK.vap, labelSelector: managedSelector, map: () => [GUARDRAILS_KEY] },
       { gvk: GVK.vapBinding, labelSelector: managedSelector, map: () => [GUARDRAILS_KEY] },
     ],
@@ -184,7 +199,14 @@ export function peerTenantController(opts: PeerTenantControllerOptions): Control
     pausedAnnotation: PAUSED_ANNOTATION,
     async reconcile(req, ctx) {
       if (req.name === GUARDRAILS_KEY) return ensureGuardrails(ctx, opts, settings.defaults);
-      if (req.name === GITLAB_CI_ACCESS_KEY) return ensureGitlabCiAccess(ctx, opts);
+      if (req.name === GITLAB_CI_ACCESS_KEY) {
+        // One pass reads and validates every tenant: a burst of tenant changes (a thousand created at
+        // once) is folded into one pass per interval instead of one per change.
+        const wait = settings.gitlabPassAt + GITLAB_PASS_INTERVAL_MS - Date.now();
+        if (wait > 0) return { requeueAfter: wait };
+        settings.gitlabPassAt = Date.now();
+        return ensureGitlabCiAccess(ctx, opts);
+      }
       try {
         return await reconcileTenant(ctx, settings);
       } catch (err) {
@@ -204,6 +226,8 @@ interface Settings {
   /** The last look at each cluster's CNI ("" is this cluster), by clusterRef. */
   enforcementSeen: Map<string, { at: number; result: PolicyEnforcement }>;
   tenantByNamespace: Map<string, string>;
+  /** When the last GitLab ci_access pass started (ms); in memory only, it spaces passes and decides nothing. */
+  gitlabPassAt: number;
 }
 
 /** How long one look at a cluster's CNI is reused: it is the same answer for every tenant there. */
@@ -309,7 +333,9 @@ interface Scope {
 async function reconcileTenant(ctx: ReconcileContext, settings: Settings): Promise<ReconcileResult> {
   const cached = ctx.object<Obj>();
   if (!cached) return undefined;
-  const parsed = PeerTenant.schema.safeParse(cached);
+  // The spec and metadata, validated and defaulted; not the status (read from `cached` where needed):
+  // a parse copies everything it is given, on every reconcile.
+  const parsed = PeerTenant.schema.safeParse({ ...cached, status: undefined });
   if (!parsed.success) {
     // The CRD's own validation should make this unreachable; if it happens, say so and stop retrying.
     const message = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
@@ -931,9 +957,11 @@ async function ensureGitlabCiAccess(
   ctx: ReconcileContext,
   opts: PeerTenantControllerOptions,
 ): Promise<ReconcileResult> {
+  // Validated without the status, which the list does not read: a parse copies what it is given.
   const tenants = ctx.cache
     .list<Obj>(GVK.tenant)
-    .map((o) => PeerTenant.schema.safeParse(o))
+    .filter((o) => (o.spec as { gitlab?: unknown } | undefined)?.gitlab !== undefined)
+    .map((o) => PeerTenant.schema.safeParse({ ...o, status: undefined }))
     .flatMap((r) => (r.success ? [r.data] : []));
   const desired: Obj = {
     apiVersion: "v1",

@@ -73,8 +73,9 @@ export async function ensureExactly(
   desired: KubeObject,
   observed: KubeObject | undefined,
 ): Promise<EnsureOutcome> {
+  // Only success matters: the written object comes back through the watch, so the answers are not parsed.
   if (!observed) {
-    await ctx.client.apply(desired);
+    await ctx.client.apply(desired, { discardResponse: true });
     return "created";
   }
   if (matchesExactly(desired, observed)) return "unchanged";
@@ -99,6 +100,6 @@ export async function ensureExactly(
   for (const k of contentKeys(desired as Record<string, unknown>)) {
     replacement[k] = (desired as Record<string, unknown>)[k];
   }
-  await ctx.client.replace(replacement);
+  await ctx.client.replace(replacement, undefined, { discardResponse: true });
   return "updated";
 }

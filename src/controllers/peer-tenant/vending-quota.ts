@@ -11,6 +11,7 @@ import {
   controllerReference,
   type KubeObject,
   type ReconcileContext,
+  specOrMetadataChanged,
 } from "../../runtime/index.ts";
 import { ensureObject } from "../shared/ensure.ts";
 import { managedLabels, TENANT_LABEL, TENANT_SELECTOR } from "./labels.ts";
@@ -30,6 +31,14 @@ export function vendingQuotaHard(vending: PeerTenant["spec"]["vending"]): Record
   return { [APPVENDING_COUNT]: String(sum) };
 }
 
+function sameNamespaces(a: KubeObject | undefined, b: KubeObject): boolean {
+  const of = (o: KubeObject | undefined) =>
+    (o?.status as { namespaces?: string[] } | undefined)?.namespaces ?? [];
+  const x = of(a);
+  const y = of(b);
+  return x.length === y.length && x.every((n, i) => n === y[i]);
+}
+
 export function vendingQuotaController(): ControllerSpec {
   return {
     name: "peertenant-vending-quota",
@@ -41,18 +50,24 @@ export function vendingQuotaController(): ControllerSpec {
       {
         gvk: GVK_QUOTA,
         labelSelector: TENANT_SELECTOR,
+        // Its own quota only: the PeerTenant controller's quotas share the cache, and waking this controller
+        // on each of their status counts would read nothing it uses.
         map: (obj) => {
           const tenant = obj.metadata?.labels?.[TENANT_LABEL];
-          return tenant ? [tenant] : [];
+          return tenant && obj.metadata?.name === VENDING_QUOTA_NAME ? [tenant] : [];
         },
       },
     ],
-    // No predicate: the namespaces come from the tenant's status, so status updates matter here (this
-    // controller never writes the PeerTenant, so there is no loop).
+    // The namespaces come from the tenant's status, so a change of status.namespaces matters here (this
+    // controller never writes the PeerTenant, so there is no loop); the PeerTenant controller's other
+    // status writes (conditions, quota usage) do not, and 1000 tenants turning Ready at once would
+    // otherwise mean 1000 reconciles that change nothing.
+    predicate: (old, obj) => specOrMetadataChanged(old, obj) || !sameNamespaces(old, obj),
     async reconcile(_req, ctx) {
       const cached = ctx.object<Obj>();
       if (!cached || cached.metadata?.deletionTimestamp) return undefined;
-      const parsed = PeerTenant.schema.safeParse(cached);
+      // The status is read from `cached` below: the parse (a copy) gets only what it validates.
+      const parsed = PeerTenant.schema.safeParse({ ...cached, status: undefined });
       if (!parsed.success) return undefined; // the PeerTenant controller reports the invalid spec
       const t = parsed.data;
       // The namespaces the PeerTenant controller has made this tenant's, as its status lists them.

@@ -31,6 +31,7 @@ export async function ensureObject(
   cached: KubeObject | undefined,
 ): Promise<EnsureOutcome> {
   if (cached && isSubset(desired, cached)) return "unchanged";
-  await ctx.client.apply(desired);
+  // The written object comes back through the watch: the answer (the whole object) is not parsed.
+  await ctx.client.apply(desired, { discardResponse: true });
   return cached ? "updated" : "created";
 }
