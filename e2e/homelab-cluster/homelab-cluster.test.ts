@@ -191,9 +191,7 @@ describe("HomelabCluster k8s (the seed) on the simulators", () => {
     );
     // Events of this object only (by uid): other suites leave events of their own "k8s" behind.
     const reasons = new Set(
-      events.items
-        .filter((e) => e.regarding?.uid === hc.metadata.uid)
-        .map((e) => e.reason),
+      events.items.filter((e) => e.regarding?.uid === hc.metadata.uid).map((e) => e.reason),
     );
     for (const r of [
       "ImageDownloaded",
