@@ -117,9 +117,10 @@ describe.skipIf(!existsSync(CHARTS))(
       expect(cond(atCutover, "Deployed")?.status).toBe("True");
       expect(cond(atCutover, "Verified")?.status).toBe("True");
       expect((await proxmox.locateVm(1010))?.status).toBe("running");
-      expect(
-        await proxmox.listTasks("niobe", { source: "all", vmid: 1010, typefilter: "qmshutdown" }),
-      ).toEqual([]);
+      const stops = (await proxmox.listTasks("niobe", { source: "all", vmid: 1010 })).filter((t) =>
+        ["hastop", "qmshutdown", "qmstop"].includes(t.type),
+      );
+      expect(stops).toEqual([]);
 
       // The example keeps the VM a week after cutover (deleteAfter: 168h); this user shortens that before
       // approving, since the grace period is counted from the cutover.
@@ -155,16 +156,17 @@ describe.skipIf(!existsSync(CHARTS))(
       expect(retired.status?.ramFreedMiB).toBe(1024);
       expect(await proxmox.locateVm(1010)).toBeUndefined();
 
-      // The simulator's task list for the VM, oldest first (pids grow): shutdown, vzdump, destroy, each OK.
+      // The simulator's task list for the VM, oldest first (pids grow): HA stop, vzdump, destroy, each OK.
       type Task = { upid: string; type: string; status?: string; starttime?: number; pid?: number };
-      const tasks = ((await proxmox.listTasks("niobe", { source: "all", vmid: 1010 })) as Task[])
-        .filter((t) => ["qmshutdown", "qmstop", "vzdump", "qmdestroy"].includes(t.type))
+      const all = (await proxmox.listTasks("niobe", { source: "all", vmid: 1010 })) as Task[];
+      const tasks = all
+        .filter((t) => ["hastop", "qmshutdown", "qmstop", "vzdump", "qmdestroy"].includes(t.type))
         .sort((a, b) => (a.pid ?? 0) - (b.pid ?? 0));
-      expect(tasks.map((t) => `${t.type}:${t.status}`)).toEqual([
-        "qmshutdown:OK",
-        "vzdump:OK",
-        "qmdestroy:OK",
-      ]);
+      // The seed VM is HA-managed, so Proxmox runs its shutdown as an HA stop (hastop), as for `qm shutdown`.
+      expect(
+        tasks.map((t) => `${t.type}:${t.status}`),
+        JSON.stringify(all),
+      ).toEqual(["hastop:OK", "vzdump:OK", "qmdestroy:OK"]);
       const [stop, , destroy] = tasks as [Task, Task, Task];
       const seconds = (iso: unknown) => Math.floor(Date.parse(String(iso)) / 1000);
       expect(stop.starttime).toBeGreaterThanOrEqual(seconds(retired.status?.verifiedTime));
