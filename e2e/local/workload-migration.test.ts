@@ -1,0 +1,176 @@
+// Local mode's promise for the seed's Phase 5: `npm start` (with the chart mirror, so Cilium's agent pods
+// make the workload cluster's Nodes Ready), `kubectl apply -f examples/`, and the UPS-stack migration runs
+// against the seed VM local mode's Proxmox holds (1010 on niobe, 1 GiB) to each approval a person gives
+// with `kubectl annotate`, then to retirement. Judged from the Proxmox simulator's own task list: the
+// shutdown only after verification, the vzdump after it, the destroy only after both and the approval.
+import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ensureControlPlaneBinaries, ensureKwokBinary } from "../../src/local/control-plane/binaries.ts";
+import { SEED_PROXMOX, seedDial } from "../../src/local/seed-addresses.ts";
+import { ProxmoxClient } from "../../src/proxmox/client.ts";
+import { KubeClient, type KubeObject } from "../../src/runtime/index.ts";
+import { helmBinary } from "../components/workload.ts";
+import { waitFor } from "../harness/wait.ts";
+import { applyExamples, type LocalProcess, removeLocal, startLocal } from "./local-process.ts";
+
+const CHARTS = "/work/shared/reference/charts";
+const WM = { apiVersion: "homelab.shdr.ch/v1alpha1", kind: "WorkloadMigration" };
+type Condition = { type: string; status: string; reason?: string; message?: string };
+// biome-ignore lint/suspicious/noExplicitAny: the assertions read status fields as JSON
+type Wm = KubeObject & { status?: Record<string, any> & { conditions?: Condition[] } };
+
+let dataHome: string;
+let stateDir: string;
+let local: LocalProcess | undefined;
+let proxmox: ProxmoxClient | undefined;
+
+const cond = (wm: Wm | undefined, type: string) => wm?.status?.conditions?.find((c) => c.type === type);
+
+/** The simulator, reached the way the operator reaches it: the seed's name, dialled to where it listens. */
+async function seedProxmox(kube: KubeClient): Promise<ProxmoxClient> {
+  const read = async (kind: string, name: string) =>
+    (
+      await kube.get<KubeObject & { data?: Record<string, string> }>(
+        { apiVersion: "v1", kind },
+        { namespace: "homelab-system", name },
+      )
+    ).data ?? {};
+  const decode = (b64?: string) => Buffer.from(b64 ?? "", "base64").toString();
+  // The example Secrets' placeholders are replaced by local mode's real ones; wait until they are back.
+  const token = await waitFor(
+    "local mode's Proxmox token back in place of the example's placeholder",
+    async () => {
+      const t = await read("Secret", "proxmox-token");
+      return decode(t.secret).includes("REPLACE") ? undefined : t;
+    },
+    60_000,
+    500,
+  );
+  const ca = await read("Secret", "proxmox-ca");
+  const url = new URL((await read("ConfigMap", "local-simulators"))["proxmox.url"] ?? "");
+  return new ProxmoxClient({
+    url: `https://${SEED_PROXMOX.host}:${SEED_PROXMOX.port}`,
+    tokenId: decode(token.tokenID),
+    tokenSecret: decode(token.secret),
+    tls: { caPem: decode(ca["ca.crt"]) },
+    dial: seedDial({ proxmox: { host: url.hostname, port: Number(url.port) }, talos: new Map() }),
+  });
+}
+
+beforeAll(async () => {
+  await ensureKwokBinary();
+  await helmBinary();
+  dataHome = await mkdtemp(join(tmpdir(), "homelab-local-wm-"));
+  stateDir = join(dataHome, "homelab-operator", "local");
+}, 1_200_000);
+
+afterAll(async () => {
+  proxmox?.close();
+  await removeLocal(local, stateDir, dataHome);
+});
+
+describe.skipIf(!existsSync(CHARTS))(
+  "local mode: the UPS-stack migration from kubectl apply -f examples/",
+  () => {
+    it("runs on the seed VM to the cutover approval, then to the retirement approval, then retires it", async () => {
+      process.env.HOMELAB_LOCAL_CHARTS = CHARTS;
+      local = await startLocal(dataHome);
+      const { kubectl } = await ensureControlPlaneBinaries();
+      const kube = new KubeClient(local.kubeConfig());
+      const env = { ...process.env, KUBECONFIG: local.kubeconfigPath };
+      const run = (...args: string[]) => promisify(execFile)(kubectl, args, { env });
+      await run("create", "namespace", "infra");
+      await applyExamples(run, () =>
+        kube.getOrUndefined({ apiVersion: "v1", kind: "Namespace" }, { name: "peers-alice" }),
+      );
+      proxmox = await seedProxmox(kube);
+      const before = await proxmox.locateVm(1010);
+      expect(before).toMatchObject({ name: "ups-stack", node: "niobe", status: "running" });
+
+      const get = () => kube.getOrUndefined<Wm>(WM, { namespace: "infra", name: "ups-stack" });
+      const until = (what: string, ok: (wm: Wm) => boolean, timeout: number) =>
+        waitFor(
+          `wm/ups-stack ${what}`,
+          async () => {
+            const wm = await get();
+            return wm && ok(wm) ? wm : undefined;
+          },
+          timeout,
+          2_000,
+        ).catch(async (err: unknown) => {
+          throw new Error(
+            `${(err as Error).message}\nstatus: ${JSON.stringify((await get())?.status)}\n--- npm start ---\n${local?.output().slice(-4000)}`,
+          );
+        });
+
+      // The example cuts over by hand: it stops at that approval with its targets verified, the VM running.
+      const atCutover = await until(
+        "verified and waiting for the cutover approval",
+        (wm) => cond(wm, "CutOver")?.reason === "AwaitingApproval",
+        1_200_000,
+      );
+      expect(cond(atCutover, "Deployed")?.status).toBe("True");
+      expect(cond(atCutover, "Verified")?.status).toBe("True");
+      expect((await proxmox.locateVm(1010))?.status).toBe("running");
+      const stops = (await proxmox.listTasks("niobe", { source: "all", vmid: 1010 })).filter((t) =>
+        ["hastop", "qmshutdown", "qmstop"].includes(t.type),
+      );
+      expect(stops).toEqual([]);
+
+      // The example keeps the VM a week after cutover (deleteAfter: 168h); this user shortens that before
+      // approving, since the grace period is counted from the cutover.
+      await run(
+        "patch",
+        "wm",
+        "ups-stack",
+        "-n",
+        "infra",
+        "--type=merge",
+        "-p",
+        '{"spec":{"decommission":{"deleteAfter":"5s"}}}',
+      );
+      await run("annotate", "wm", "ups-stack", "-n", "infra", "homelab.shdr.ch/approve-cutover=true");
+
+      const atRetirement = await until(
+        "backed up and waiting for the retirement approval",
+        (wm) => cond(wm, "Retired")?.reason === "AwaitingApproval",
+        600_000,
+      );
+      expect(cond(atRetirement, "VMStopped")?.status).toBe("True");
+      expect(cond(atRetirement, "BackedUp")?.status).toBe("True");
+      expect((await proxmox.locateVm(1010))?.status).toBe("stopped");
+      expect(
+        await proxmox.listTasks("niobe", { source: "all", vmid: 1010, typefilter: "qmdestroy" }),
+      ).toEqual([]);
+
+      const approvedAt = Math.floor(Date.now() / 1000);
+      await run("annotate", "wm", "ups-stack", "-n", "infra", "homelab.shdr.ch/approve-retirement=true");
+      const retired = await until("retired", (wm) => wm.status?.phase === "Decommissioned", 300_000);
+      expect(cond(retired, "Retired")?.status).toBe("True");
+      expect(String(retired.status?.approvedBy)).toContain("kubectl-annotate");
+      expect(retired.status?.ramFreedMiB).toBe(1024);
+      expect(await proxmox.locateVm(1010)).toBeUndefined();
+
+      // The simulator's task list for the VM, oldest first (pids grow): HA stop, vzdump, destroy, each OK.
+      type Task = { upid: string; type: string; status?: string; starttime?: number; pid?: number };
+      const all = (await proxmox.listTasks("niobe", { source: "all", vmid: 1010 })) as Task[];
+      const tasks = all
+        .filter((t) => ["hastop", "qmshutdown", "qmstop", "vzdump", "qmdestroy"].includes(t.type))
+        .sort((a, b) => (a.pid ?? 0) - (b.pid ?? 0));
+      // The seed VM is HA-managed, so Proxmox runs its shutdown as an HA stop (hastop), as for `qm shutdown`.
+      expect(
+        tasks.map((t) => `${t.type}:${t.status}`),
+        JSON.stringify(all),
+      ).toEqual(["hastop:OK", "vzdump:OK", "qmdestroy:OK"]);
+      const [stop, , destroy] = tasks as [Task, Task, Task];
+      const seconds = (iso: unknown) => Math.floor(Date.parse(String(iso)) / 1000);
+      expect(stop.starttime).toBeGreaterThanOrEqual(seconds(retired.status?.verifiedTime));
+      expect(destroy.starttime).toBeGreaterThanOrEqual(approvedAt);
+    }, 2_400_000);
+  },
+);
