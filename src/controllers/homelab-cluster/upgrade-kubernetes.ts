@@ -15,6 +15,7 @@ import { controlPlanes } from "./names.ts";
 import { blocked, done, type Outcome, waiting } from "./outcome.ts";
 import type { Scope } from "./scope.ts";
 import { adminClient, talosInput, withClient } from "./talos.ts";
+import { syncBootstrapManifests } from "./upgrade-manifests.ts";
 import { upgradeOrder } from "./upgrade-plan.ts";
 import { imagesToPull, prePull } from "./upgrade-prepull.ts";
 import { currentUpgrade, setUpgradePart } from "./upgrade-status.ts";
@@ -26,6 +27,9 @@ export const CONTROL_PLANE_COMPONENTS = [
   { name: "kube-scheduler", repository: "registry.k8s.io/kube-scheduler" },
 ] as const;
 const KUBELET_REPOSITORY = "ghcr.io/siderolabs/kubelet";
+const KUBE_PROXY_REPOSITORY = "registry.k8s.io/kube-proxy";
+/** status.upgrade.kubernetes.step while the bootstrap manifests are synced and kube-proxy rolls out. */
+const MANIFESTS_STEP = "bootstrap-manifests";
 /** Kubelets may be up to three minors older than the API server (Kubernetes version skew policy). */
 const KUBELET_MAX_SKEW = 3;
 
@@ -53,6 +57,10 @@ export function configWithVersions(scope: Scope, node: SpecNode, versions: Versi
   const v1 = docs.find((d) => d.version === "v1alpha1" && d.kind === undefined);
   if (versions.kubelet && v1?.machine?.kubelet)
     v1.machine.kubelet.image = `${KUBELET_REPOSITORY}:${versions.kubelet}`;
+  // kube-proxy's image rides with the control plane's kubelet patch: Talos renders the kube-proxy
+  // manifest from it, and the manifests are applied only after every kubelet is on the target.
+  if (versions.kubelet && node.role === "controlplane" && v1?.cluster?.proxy?.image)
+    v1.cluster.proxy.image = `${KUBE_PROXY_REPOSITORY}:${versions.kubelet}`;
   for (const c of CONTROL_PLANE_COMPONENTS) {
     const version = versions[c.name];
     if (!version || node.role !== "controlplane") continue;
@@ -186,8 +194,32 @@ export async function upgradeKubernetes(scope: Scope): Promise<Outcome> {
       }
     }
   if (!step) {
+    // Every kubelet is on the target: last, Talos' bootstrap manifests (kube-proxy at the new version).
+    // Re-applied every pass (a no-op for SSA when nothing differs), so a hand edit is put back.
+    const ready = new Set(
+      [...live.nodes].filter(([, n]) => n.ready || !live.readinessMatters).map(([k]) => k),
+    );
+    const synced = await syncBootstrapManifests(scope, ready);
+    if (synced.kind !== "synced") {
+      const since = currentUpgrade(scope)?.kubernetes;
+      const startedTime =
+        since?.step === MANIFESTS_STEP && since.target === target
+          ? since.startedTime
+          : new Date().toISOString();
+      setUpgradePart(scope, "kubernetes", { target, step: MANIFESTS_STEP, startedTime });
+      if (Date.now() - Date.parse(startedTime) > parseDuration(spec.upgrade.healthTimeout))
+        return blocked(
+          "UpgradeStalled",
+          `${MANIFESTS_STEP}: ${synced.message} for longer than ${spec.upgrade.healthTimeout}`,
+          poll,
+        );
+      return waiting("SyncingBootstrapManifests", `${MANIFESTS_STEP}: ${synced.message}`, poll);
+    }
     setUpgradePart(scope, "kubernetes", undefined);
-    return done("UpToDate", `control plane and ${spec.nodes.length} kubelet(s) on Kubernetes ${target}`);
+    return done(
+      "UpToDate",
+      `control plane and ${spec.nodes.length} kubelet(s) on Kubernetes ${target}; ${synced.objects} bootstrap manifest object(s) applied (${synced.changed} changed)`,
+    );
   }
 
   // Workers' kubelets go up to upgrade.maxUnavailable at once: the ones after the step's node in its
