@@ -11,6 +11,7 @@ import type { KubeObject } from "../../runtime/index.ts";
 import { generateNodeConfig, renderDocuments } from "../../talos/config/machine-config.ts";
 import { parseVersion } from "../../talos/config/version.ts";
 import { parseDuration } from "../workload-migration/duration.ts";
+import { describeSick, unhealthyEtcd } from "./etcd-members.ts";
 import { controlPlanes } from "./names.ts";
 import { blocked, done, type Outcome, waiting } from "./outcome.ts";
 import type { Scope } from "./scope.ts";
@@ -260,6 +261,13 @@ export async function upgradeKubernetes(scope: Scope): Promise<Outcome> {
       scope.opts.timings.blockedMs,
     );
 
+  // Review L2: a control plane is patched only while every etcd member is healthy and the control
+  // plane patched before it is Ready again (its static pods restarted may have taken its API down).
+  if (step.node.role === "controlplane") {
+    const gate = await controlPlaneGate(scope, live, step.node);
+    if (gate) return blocked(gate.reason, `${id} held: ${gate.message}`, poll);
+  }
+
   // Nothing on the target anywhere yet: this would be the rollout's first patch. Pre-pull every new
   // image on every node first, as talosctl does; a failed pull patches nothing. Decided from the live
   // versions, so a pass after a crash between the pulls and the patch pulls again (a no-op for
@@ -308,6 +316,22 @@ export async function upgradeKubernetes(scope: Scope): Promise<Outcome> {
     `${id}: ${step.current ?? "?"} → ${target} applied (no reboot)${prePulled}${companions}`,
     poll,
   );
+}
+
+/** Why a control plane may not be patched now (undefined: it may), from live etcd and Node reads. */
+async function controlPlaneGate(
+  scope: Scope,
+  live: Live,
+  node: SpecNode,
+): Promise<{ reason: string; message: string } | undefined> {
+  const cps = controlPlanes(scope.spec);
+  const sick = await unhealthyEtcd(scope, cps);
+  if (sick.size) return { reason: "EtcdUnhealthy", message: `etcd not healthy on ${describeSick(sick)}` };
+  const index = cps.findIndex((cp) => cp.name === node.name);
+  const previous = index > 0 ? cps[index - 1] : undefined;
+  if (previous && live.readinessMatters && !live.nodes.get(previous.name)?.ready)
+    return { reason: "PreviousNodeNotReady", message: `${previous.name}, patched before, is not Ready` };
+  return undefined;
 }
 
 async function applyVersions(scope: Scope, node: SpecNode, versions: Versions) {
