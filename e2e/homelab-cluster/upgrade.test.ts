@@ -559,6 +559,24 @@ describe("HomelabCluster rolling Talos upgrade on the simulators", () => {
     const hc = await client.get<Loose>(HC, { name: "k8s" });
     expect(hc.status.kubernetesVersion).toBe("v1.35.0");
     expect(hc.status.upgrade).toBeUndefined();
+
+    // Talos' bootstrap manifests, read over COSI from a control plane, applied under field manager "talos".
+    const crb = await workload.get<Loose>(
+      { apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRoleBinding" },
+      { name: "system-bootstrap-node-bootstrapper" },
+    );
+    const byTalos = (o: Loose) => (o.metadata.managedFields ?? []).find((f: Loose) => f.manager === "talos");
+    // Its content is the same on every version, so its apply time is the first sync's, long before.
+    expect(byTalos(crb)?.operation).toBe("Apply");
+    // This suite's cluster runs Cilium (cluster.proxy.disabled): Talos renders no kube-proxy for it.
+    expect(
+      await workload
+        .get<Loose>(
+          { apiVersion: "apps/v1", kind: "DaemonSet" },
+          { name: "kube-proxy", namespace: "kube-system" },
+        )
+        .catch(() => undefined),
+    ).toBeUndefined();
   }, 600_000);
 });
 

@@ -6,7 +6,7 @@ import type * as protoLoader from "@grpc/proto-loader";
 import { grpcJs, protoLoader as loadProtoLoader } from "./grpc.ts";
 
 const PROTO_ROOT = fileURLToPath(new URL("./proto/", import.meta.url));
-const FILES = ["machine/machine.proto", "machine/image.proto", "machine/lifecycle.proto"];
+const FILES = ["machine/machine.proto", "machine/image.proto", "machine/lifecycle.proto", "cosi/state.proto"];
 
 export const LOADER_OPTIONS: protoLoader.Options = {
   keepCase: false,
@@ -26,6 +26,8 @@ export interface TalosServices {
   MachineService: ServiceCtor;
   ImageService: ServiceCtor;
   LifecycleService: ServiceCtor;
+  /** COSI cosi.resource.State (read side): Talos' resources, as `talosctl get` reads them. */
+  State: ServiceCtor;
 }
 
 let cached: TalosServices | undefined;
@@ -33,7 +35,10 @@ let cached: TalosServices | undefined;
 export function loadTalosServices(): TalosServices {
   if (cached) return cached;
   const definition = loadProtoLoader().loadSync(FILES, LOADER_OPTIONS);
-  const pkg = grpcJs().loadPackageDefinition(definition) as unknown as { machine: TalosServices };
-  cached = pkg.machine;
+  const pkg = grpcJs().loadPackageDefinition(definition) as unknown as {
+    machine: Omit<TalosServices, "State">;
+    cosi: { resource: { State: ServiceCtor } };
+  };
+  cached = { ...pkg.machine, State: pkg.cosi.resource.State };
   return cached;
 }

@@ -11,10 +11,12 @@ import type { KubeObject } from "../../runtime/index.ts";
 import { generateNodeConfig, renderDocuments } from "../../talos/config/machine-config.ts";
 import { parseVersion } from "../../talos/config/version.ts";
 import { parseDuration } from "../workload-migration/duration.ts";
+import { describeSick, unhealthyEtcd } from "./etcd-members.ts";
 import { controlPlanes } from "./names.ts";
 import { blocked, done, type Outcome, waiting } from "./outcome.ts";
 import type { Scope } from "./scope.ts";
 import { adminClient, talosInput, withClient } from "./talos.ts";
+import { syncBootstrapManifests } from "./upgrade-manifests.ts";
 import { upgradeOrder } from "./upgrade-plan.ts";
 import { imagesToPull, prePull } from "./upgrade-prepull.ts";
 import { currentUpgrade, setUpgradePart } from "./upgrade-status.ts";
@@ -26,6 +28,9 @@ export const CONTROL_PLANE_COMPONENTS = [
   { name: "kube-scheduler", repository: "registry.k8s.io/kube-scheduler" },
 ] as const;
 const KUBELET_REPOSITORY = "ghcr.io/siderolabs/kubelet";
+const KUBE_PROXY_REPOSITORY = "registry.k8s.io/kube-proxy";
+/** status.upgrade.kubernetes.step while the bootstrap manifests are synced and kube-proxy rolls out. */
+const MANIFESTS_STEP = "bootstrap-manifests";
 /** Kubelets may be up to three minors older than the API server (Kubernetes version skew policy). */
 const KUBELET_MAX_SKEW = 3;
 
@@ -53,6 +58,10 @@ export function configWithVersions(scope: Scope, node: SpecNode, versions: Versi
   const v1 = docs.find((d) => d.version === "v1alpha1" && d.kind === undefined);
   if (versions.kubelet && v1?.machine?.kubelet)
     v1.machine.kubelet.image = `${KUBELET_REPOSITORY}:${versions.kubelet}`;
+  // kube-proxy's image rides with the control plane's kubelet patch: Talos renders the kube-proxy
+  // manifest from it, and the manifests are applied only after every kubelet is on the target.
+  if (versions.kubelet && node.role === "controlplane" && v1?.cluster?.proxy?.image)
+    v1.cluster.proxy.image = `${KUBE_PROXY_REPOSITORY}:${versions.kubelet}`;
   for (const c of CONTROL_PLANE_COMPONENTS) {
     const version = versions[c.name];
     if (!version || node.role !== "controlplane") continue;
@@ -186,8 +195,32 @@ export async function upgradeKubernetes(scope: Scope): Promise<Outcome> {
       }
     }
   if (!step) {
+    // Every kubelet is on the target: last, Talos' bootstrap manifests (kube-proxy at the new version).
+    // Re-applied every pass (a no-op for SSA when nothing differs), so a hand edit is put back.
+    const ready = new Set(
+      [...live.nodes].filter(([, n]) => n.ready || !live.readinessMatters).map(([k]) => k),
+    );
+    const synced = await syncBootstrapManifests(scope, ready);
+    if (synced.kind !== "synced") {
+      const since = currentUpgrade(scope)?.kubernetes;
+      const startedTime =
+        since?.step === MANIFESTS_STEP && since.target === target
+          ? since.startedTime
+          : new Date().toISOString();
+      setUpgradePart(scope, "kubernetes", { target, step: MANIFESTS_STEP, startedTime });
+      if (Date.now() - Date.parse(startedTime) > parseDuration(spec.upgrade.healthTimeout))
+        return blocked(
+          "UpgradeStalled",
+          `${MANIFESTS_STEP}: ${synced.message} for longer than ${spec.upgrade.healthTimeout}`,
+          poll,
+        );
+      return waiting("SyncingBootstrapManifests", `${MANIFESTS_STEP}: ${synced.message}`, poll);
+    }
     setUpgradePart(scope, "kubernetes", undefined);
-    return done("UpToDate", `control plane and ${spec.nodes.length} kubelet(s) on Kubernetes ${target}`);
+    return done(
+      "UpToDate",
+      `control plane and ${spec.nodes.length} kubelet(s) on Kubernetes ${target}; ${synced.objects} bootstrap manifest object(s) applied (${synced.changed} changed)`,
+    );
   }
 
   // Workers' kubelets go up to upgrade.maxUnavailable at once: the ones after the step's node in its
@@ -227,6 +260,13 @@ export async function upgradeKubernetes(scope: Scope): Promise<Outcome> {
       `upgrade.paused is set; next: ${id} to ${target}`,
       scope.opts.timings.blockedMs,
     );
+
+  // Review L2: a control plane is patched only while every etcd member is healthy and the control
+  // plane patched before it is Ready again (its static pods restarted may have taken its API down).
+  if (step.node.role === "controlplane") {
+    const gate = await controlPlaneGate(scope, live, step.node);
+    if (gate) return blocked(gate.reason, `${id} held: ${gate.message}`, poll);
+  }
 
   // Nothing on the target anywhere yet: this would be the rollout's first patch. Pre-pull every new
   // image on every node first, as talosctl does; a failed pull patches nothing. Decided from the live
@@ -276,6 +316,22 @@ export async function upgradeKubernetes(scope: Scope): Promise<Outcome> {
     `${id}: ${step.current ?? "?"} → ${target} applied (no reboot)${prePulled}${companions}`,
     poll,
   );
+}
+
+/** Why a control plane may not be patched now (undefined: it may), from live etcd and Node reads. */
+async function controlPlaneGate(
+  scope: Scope,
+  live: Live,
+  node: SpecNode,
+): Promise<{ reason: string; message: string } | undefined> {
+  const cps = controlPlanes(scope.spec);
+  const sick = await unhealthyEtcd(scope, cps);
+  if (sick.size) return { reason: "EtcdUnhealthy", message: `etcd not healthy on ${describeSick(sick)}` };
+  const index = cps.findIndex((cp) => cp.name === node.name);
+  const previous = index > 0 ? cps[index - 1] : undefined;
+  if (previous && live.readinessMatters && !live.nodes.get(previous.name)?.ready)
+    return { reason: "PreviousNodeNotReady", message: `${previous.name}, patched before, is not Ready` };
+  return undefined;
 }
 
 async function applyVersions(scope: Scope, node: SpecNode, versions: Versions) {

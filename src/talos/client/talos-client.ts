@@ -10,6 +10,7 @@
 import type * as grpc from "@grpc/grpc-js";
 import { parsePrivateKeyPem } from "../../pki/index.ts";
 import { type Talosconfig, talosconfigCredentials } from "../config/talosconfig.ts";
+import { CONTROL_PLANE_NAMESPACE, decodeManifestSpec, MANIFESTS_TYPE } from "../cosi.ts";
 import { grpcJs } from "../grpc.ts";
 import { loadTalosServices } from "../proto.ts";
 import { readTarGz } from "../tar.ts";
@@ -76,6 +77,33 @@ interface Metadata {
 
 interface WithMetadata {
   metadata?: Metadata | null;
+}
+
+export interface CosiResource {
+  namespace: string;
+  type: string;
+  id: string;
+  version: string;
+  phase: string;
+  protoSpec: Uint8Array;
+  yamlSpec: string;
+}
+
+interface RawCosiResource {
+  metadata?: { namespace?: string; type?: string; id?: string; version?: string; phase?: string } | null;
+  spec?: { protoSpec?: Uint8Array; yamlSpec?: string } | null;
+}
+
+function cosiResource(r: RawCosiResource): CosiResource {
+  return {
+    namespace: r.metadata?.namespace ?? "",
+    type: r.metadata?.type ?? "",
+    id: r.metadata?.id ?? "",
+    version: r.metadata?.version ?? "",
+    phase: r.metadata?.phase ?? "",
+    protoSpec: r.spec?.protoSpec ?? new Uint8Array(),
+    yamlSpec: r.spec?.yamlSpec ?? "",
+  };
 }
 
 type UnaryFn = (
@@ -145,6 +173,7 @@ export class TalosClient {
   private readonly machine: grpc.Client;
   private readonly image: grpc.Client;
   private readonly lifecycle: grpc.Client;
+  private readonly state: grpc.Client;
   /** Set on a view from withSignal(). */
   private boundSignal: AbortSignal | undefined;
 
@@ -160,6 +189,7 @@ export class TalosClient {
     const channelOverride = this.machine.getChannel();
     this.image = new services.ImageService(target, creds, { channelOverride });
     this.lifecycle = new services.LifecycleService(target, creds, { channelOverride });
+    this.state = new services.State(target, creds, { channelOverride });
   }
 
   static fromTalosconfig(
@@ -273,6 +303,30 @@ export class TalosClient {
       }
     }
     return messages;
+  }
+
+  /**
+   * COSI State.List: every resource of `type` in `namespace` on the node (as `talosctl get`). Unlike
+   * MachineService, COSI answers are not wrapped in per-node messages: a failure is the call's status.
+   */
+  async listResources(namespace: string, type: string): Promise<CosiResource[]> {
+    const answers = await this.stream<{ resource?: RawCosiResource }>(this.state, "List", {
+      namespace,
+      type,
+    });
+    return answers.flatMap((a) => (a.resource ? [cosiResource(a.resource)] : []));
+  }
+
+  /**
+   * Talos' bootstrap manifests (kube-proxy, CoreDNS, kubelet bootstrapping RBAC …) as the node renders
+   * them from its config: Manifests.kubernetes.talos.dev in namespace controlplane, control planes
+   * only, each resource's objects decoded from its protobuf spec, in the node's order (by id).
+   */
+  async bootstrapManifests(): Promise<{ id: string; version: string; objects: Record<string, unknown>[] }[]> {
+    const resources = await this.listResources(CONTROL_PLANE_NAMESPACE, MANIFESTS_TYPE);
+    return resources
+      .map((r) => ({ id: r.id, version: r.version, objects: decodeManifestSpec(r.protoSpec) }))
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
   async version(): Promise<VersionInfo> {

@@ -7,10 +7,12 @@ import { parseAllDocuments } from "yaml";
 import { createCA, issueCert, loadCA } from "../../pki/index.ts";
 import { unb64 } from "../config/secrets.ts";
 import { atLeastMinor } from "../config/version.ts";
+import { CONTROL_PLANE_NAMESPACE, encodeManifestSpec, MANIFESTS_TYPE } from "../cosi.ts";
 import { loadTalosServices } from "../proto.ts";
 import { createTarGz } from "../tar.ts";
 import { notAuthorized, SimStatusError, unimplementedInMaintenance } from "./errors.ts";
 import type { SimulatedEtcd } from "./etcd.ts";
+import { renderBootstrapManifests } from "./manifests.ts";
 import { allowed, MAINTENANCE_METHODS } from "./roles.ts";
 
 const S = grpc.status;
@@ -512,10 +514,10 @@ export class SimulatedNode {
   private async listen(): Promise<void> {
     const services = loadTalosServices();
     const server = new grpc.Server();
-    const register = (service: grpc.ServiceDefinition, serviceName: string) => {
+    const register = (service: grpc.ServiceDefinition, serviceName: string, pkg = "machine") => {
       const impl: grpc.UntypedServiceImplementation = {};
       for (const [method, def] of Object.entries(service)) {
-        const path = `/machine.${serviceName}/${method}`;
+        const path = `/${pkg}.${serviceName}/${method}`;
         if (def.responseStream) {
           impl[method] = (call: grpc.ServerWritableStream<Record<string, unknown>, unknown>) => {
             void this.serveStream(path, call);
@@ -532,6 +534,7 @@ export class SimulatedNode {
       server.addService(service, impl);
     };
     register(services.MachineService.service, "MachineService");
+    register(services.State.service, "State", "cosi.resource");
     // ImageService and LifecycleService exist from Talos v1.13: older nodes answer Unimplemented.
     if (atLeastMinor(this.version, 1, 13)) {
       register(services.ImageService.service, "ImageService");
@@ -787,6 +790,38 @@ export class SimulatedNode {
       const kubeconfig = (await this.ctx.kubeconfig(this)) ?? generatedKubeconfig(config);
       const archive = createTarGz([{ name: "kubeconfig", mode: 0o600, data: Buffer.from(kubeconfig) }]);
       write?.({ bytes: archive });
+      return undefined;
+    },
+
+    // COSI reads of the one resource type we serve. Workers have no Manifests (Talos renders them on
+    // control planes only): their List is empty, as Talos' is; other types and namespaces are refused.
+    "/cosi.resource.State/List": async (req, write) => {
+      const config = this.config;
+      if (!config) throw unimplementedInMaintenance();
+      if (req.namespace !== CONTROL_PLANE_NAMESPACE || req.type !== MANIFESTS_TYPE)
+        throw new SimStatusError(
+          S.NOT_FOUND,
+          `resource type ${String(req.type)} in namespace ${String(req.namespace)} is not served by the simulator`,
+        );
+      if (config.role !== "controlplane") return undefined;
+      for (const m of renderBootstrapManifests(config.yaml)) {
+        const now = { seconds: String(Math.floor(this.bootedAt.getTime() / 1000)), nanos: 0 };
+        write?.({
+          resource: {
+            metadata: {
+              namespace: CONTROL_PLANE_NAMESPACE,
+              type: MANIFESTS_TYPE,
+              id: m.id,
+              version: "1",
+              owner: "k8s.ManifestController",
+              phase: "running",
+              created: now,
+              updated: now,
+            },
+            spec: { protoSpec: encodeManifestSpec(m.objects), yamlSpec: "" },
+          },
+        });
+      }
       return undefined;
     },
 

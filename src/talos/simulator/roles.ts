@@ -24,6 +24,8 @@ export const METHOD_ROLES: Record<string, readonly string[]> = {
   "/machine.MachineService/Version": READER,
   "/machine.ImageService/Pull": OPERATOR,
   "/machine.LifecycleService/Upgrade": ADMIN,
+  "/cosi.resource.State/Get": READER,
+  "/cosi.resource.State/List": READER,
 };
 
 /** Maintenance mode serves only these without a client certificate (LAN clients get os:reader). */
