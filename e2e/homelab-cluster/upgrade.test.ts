@@ -578,6 +578,30 @@ describe("HomelabCluster rolling Talos upgrade on the simulators", () => {
         .catch(() => undefined),
     ).toBeUndefined();
   }, 600_000);
+
+  it("puts back a bootstrap manifest edited by hand in the workload cluster (forced apply as talos)", async () => {
+    const key = { name: "system-bootstrap-node-bootstrapper" };
+    const CRB = { apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRoleBinding" };
+    const rendered = await workload.get<Loose>(CRB, key);
+    const subjects = rendered.subjects;
+    expect(subjects?.length).toBeGreaterThan(0);
+    // An admin of the workload cluster (or an attacker with that right) grants node bootstrapping to
+    // every authenticated user.
+    await workload.patch(
+      CRB,
+      key,
+      { subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "Group", name: "system:authenticated" }] },
+      "merge",
+    );
+    const deadline = Date.now() + 60_000;
+    let now = await workload.get<Loose>(CRB, key);
+    while (JSON.stringify(now.subjects) !== JSON.stringify(subjects) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 500));
+      now = await workload.get<Loose>(CRB, key);
+    }
+    expect(now.subjects).toEqual(subjects);
+    expect(await conditionOf(client, "k8s", "KubernetesUpToDate")).toMatchObject({ status: "True" });
+  }, 120_000);
 });
 
 function imagesOf(yaml: string) {
