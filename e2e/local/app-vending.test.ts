@@ -1,21 +1,19 @@
-// Local mode's promise for vending: `npm start` with no cluster, the README's `kubectl create namespace
-// infra` + `kubectl apply -f examples/` (twice), and examples/app-vending-portfolio.yaml's AppVending
-// turns Ready through the provider stand-in that local mode starts in the operator process — waited for
-// the way a peer's GitLab CI waits (`kubectl wait --for=condition=Ready`). Nothing here adds a controller
-// or a CRD: what converges is exactly what `npm start` runs.
-import { execFile } from "node:child_process";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GVK } from "../../src/controllers/app-vending/desired.ts";
 import { externalNames, managedName } from "../../src/controllers/app-vending/names.ts";
-import { ensureControlPlaneBinaries } from "../../src/local/control-plane/binaries.ts";
 import { EXTERNAL_NAME, MR_FINALIZER } from "../../src/local/provider-stand-in/stand-in.ts";
 import { KubeClient, type KubeObject } from "../../src/runtime/index.ts";
 import { waitFor } from "../harness/wait.ts";
-import { applyExamples, type LocalProcess, removeLocal, startLocal } from "./local-process.ts";
+import {
+  applySeedExamples,
+  type LocalProcess,
+  managementCluster,
+  removeLocal,
+  startLocal,
+} from "./local-process.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: the assertions read deep fields of API objects as JSON
 type Obj = KubeObject & Record<string, any>;
@@ -56,14 +54,8 @@ afterAll(async () => {
 describe("local mode: the portfolio AppVending from kubectl apply -f examples/", () => {
   it("turns Ready through the provider stand-in npm start runs, with its parts, Secrets and URL", async () => {
     local = await startLocal(dataHome);
-    const { kubectl } = await ensureControlPlaneBinaries();
-    const kube = new KubeClient(local.kubeConfig());
-    const env = { ...process.env, KUBECONFIG: local.kubeconfigPath };
-    const run = (...args: string[]) => promisify(execFile)(kubectl, args, { env });
-    await run("create", "namespace", "infra");
-    const firstErrors = await applyExamples(run, () =>
-      kube.getOrUndefined({ apiVersion: "v1", kind: "Namespace" }, { name: NS }),
-    );
+    const { kube, run } = await managementCluster(local);
+    const firstErrors = await applySeedExamples(kube, run, NS);
     // The first apply may refuse only the AppVending, and only because its namespace did not exist yet.
     for (const line of firstErrors)
       expect(line).toMatch(/app-vending-portfolio\.yaml.*namespaces "peers-alice" not found/);

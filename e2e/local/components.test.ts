@@ -1,21 +1,20 @@
-// Local mode with HOMELAB_LOCAL_CHARTS: `kubectl apply -f examples/` and the seed cluster's platform
-// components come from the loopback mirror of ../shared/reference/charts, installed by the production
-// components controller with the pinned Helm from the peer cache. Cilium's real chart makes the Nodes
-// Ready (its agent pods run on them under KWOK); the charts the folder has become Ready; the Knative
-// Operator, which has no chart there and no internet to pull one from, says what was tried.
-import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ensureControlPlaneBinaries, ensureKwokBinary } from "../../src/local/control-plane/binaries.ts";
+import { ensureKwokBinary } from "../../src/local/control-plane/binaries.ts";
 import { KubeClient, type KubeObject } from "../../src/runtime/index.ts";
 import { helmBinary } from "../components/workload.ts";
 import { waitFor } from "../harness/wait.ts";
-import { applyExamples, type LocalProcess, removeLocal, startLocal } from "./local-process.ts";
+import {
+  applySeedExamples,
+  type LocalProcess,
+  managementCluster,
+  removeLocal,
+  startLocal,
+} from "./local-process.ts";
 
 const CHARTS = "/work/shared/reference/charts";
 const HC = { apiVersion: "homelab.shdr.ch/v1alpha1", kind: "HomelabCluster" };
@@ -44,14 +43,8 @@ describe.skipIf(!existsSync(CHARTS))(
     it("installs what the mirror has to Ready, Nodes Ready by the real Cilium chart; Knative says why not", async () => {
       process.env.HOMELAB_LOCAL_CHARTS = CHARTS;
       local = await startLocal(dataHome);
-      const { kubectl } = await ensureControlPlaneBinaries();
-      const kube = new KubeClient(local.kubeConfig());
-      const env = { ...process.env, KUBECONFIG: local.kubeconfigPath };
-      const run = (...args: string[]) => promisify(execFile)(kubectl, args, { env });
-      await run("create", "namespace", "infra");
-      await applyExamples(run, () =>
-        kube.getOrUndefined({ apiVersion: "v1", kind: "Namespace" }, { name: "peers-alice" }),
-      );
+      const { kube, run } = await managementCluster(local);
+      await applySeedExamples(kube, run);
       const ready = [
         "GatewayApiReady",
         "CiliumReady",

@@ -1,26 +1,18 @@
-// The whole local process killed while the seed's HomelabCluster is provisioning: `npm start` is
-// SIGKILLed once in every provisioning phase the cluster reaches (each kill as soon as provisioning has
-// moved past the phase of the previous one), started again on the same state each time, and the
-// cluster still converges. Counted from the simulators' own records, kept in the local state folder:
-// exactly three VMs created, one Talos image downloaded, one etcd Bootstrap call.
-import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PHASE_CONDITIONS } from "../../src/controllers/homelab-cluster/controller.ts";
-import { ensureControlPlaneBinaries, ensureKwokBinary } from "../../src/local/control-plane/binaries.ts";
-import { SEED_PROXMOX, seedDial } from "../../src/local/seed-addresses.ts";
+import { ensureKwokBinary } from "../../src/local/control-plane/binaries.ts";
 import { SEED_VMS } from "../../src/local/seed-vms.ts";
-import { ProxmoxClient } from "../../src/proxmox/client.ts";
 import type { SimRecord } from "../../src/proxmox/simulator/cluster.ts";
 import type { SimTask } from "../../src/proxmox/simulator/tasks.ts";
 import { KubeClient, type KubeObject } from "../../src/runtime/index.ts";
 import type { SimulatorState as TalosState } from "../../src/talos/simulator/simulator.ts";
 import { waitFor } from "../harness/wait.ts";
-import { type LocalProcess, removeLocal, startLocal } from "./local-process.ts";
+import { type LocalProcess, managementCluster, removeLocal, startLocal } from "./local-process.ts";
+import { seedProxmox } from "./seed-proxmox.ts";
 
 interface Condition {
   type: string;
@@ -56,28 +48,6 @@ afterAll(async () => {
   await removeLocal(local, stateDir, dataHome);
 });
 
-/** A Proxmox client as the controller makes one: the seed's URL, the stored credentials, the seam. */
-async function seedProxmox(kube: KubeClient): Promise<ProxmoxClient> {
-  const data = async (kind: string, name: string) =>
-    (
-      await kube.get<KubeObject & { data?: Record<string, string> }>(
-        { apiVersion: "v1", kind },
-        { namespace: "homelab-system", name },
-      )
-    ).data ?? {};
-  const decode = (b64?: string) => Buffer.from(b64 ?? "", "base64").toString();
-  const token = await data("Secret", "proxmox-token");
-  const ca = await data("Secret", "proxmox-ca");
-  const url = new URL((await data("ConfigMap", "local-simulators"))["proxmox.url"] ?? "");
-  return new ProxmoxClient({
-    url: `https://${SEED_PROXMOX.host}:${SEED_PROXMOX.port}`,
-    tokenId: decode(token.tokenID),
-    tokenSecret: decode(token.secret),
-    tls: { caPem: decode(ca["ca.crt"]) },
-    dial: seedDial({ proxmox: { host: url.hostname, port: Number(url.port) }, talos: new Map() }),
-  });
-}
-
 /** Index in PHASE_CONDITIONS of the first phase not yet True (its length once all are). */
 async function phaseIndex(kube: KubeClient): Promise<number> {
   const conds = (await kube.getOrUndefined<Hc>(HC, { name: "k8s" }))?.status?.conditions ?? [];
@@ -97,9 +67,7 @@ function succeeded(kind: SimRecord["kind"]): SimRecord[] {
 describe("local mode: npm start killed while the seed's HomelabCluster provisions", () => {
   it("SIGKILL in every phase provisioning reaches, started again each time: 3 VMs, 1 image, 1 bootstrap", async () => {
     local = await startLocal(dataHome);
-    const { kubectl } = await ensureControlPlaneBinaries();
-    const env = { ...process.env, KUBECONFIG: local.kubeconfigPath };
-    const run = (...args: string[]) => promisify(execFile)(kubectl, args, { env });
+    const { run } = await managementCluster(local);
     await run("create", "namespace", "infra");
     await run("apply", "-f", "examples/").catch(() => {});
 

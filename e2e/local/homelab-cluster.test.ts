@@ -1,22 +1,20 @@
-// The headline in local mode: `npm start` with no cluster, then `kubectl apply -f examples/` exactly as
-// the README says, and the seed's HomelabCluster converges on the simulators at the seed's addresses
-// (the controller is the production one, reaching pve.home.shdr.ch and 10.0.3.16-18 through local
-// mode's dial seam). Its Nodes are checked in the workload control plane: NotReady (cni: none) until a
-// CNI agent runs on them, which this test provides the way src/local/README.md documents (a kube-system
-// DaemonSet labelled k8s-app=cilium), then Ready, and the HomelabCluster's status says so.
-import { execFile } from "node:child_process";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ensureControlPlaneBinaries, ensureKwokBinary } from "../../src/local/control-plane/binaries.ts";
+import { ensureKwokBinary } from "../../src/local/control-plane/binaries.ts";
 import { NOT_READY_MESSAGE } from "../../src/local/kwok-stages.ts";
 import { KubeClient, type KubeObject } from "../../src/runtime/index.ts";
 import { ciliumAgentDaemonSet } from "../harness/cilium.ts";
 import { waitFor } from "../harness/wait.ts";
-import { applyExamples, type LocalProcess, removeLocal, startLocal } from "./local-process.ts";
+import {
+  applySeedExamples,
+  type LocalProcess,
+  managementCluster,
+  removeLocal,
+  startLocal,
+} from "./local-process.ts";
 
 interface Condition {
   type: string;
@@ -60,15 +58,9 @@ afterAll(async () => {
 describe("local mode: the seed's HomelabCluster from kubectl apply -f examples/", () => {
   it("converges on the simulators through the seam; Nodes NotReady until a CNI runs, then Ready", async () => {
     local = await startLocal(dataHome);
-    const { kubectl } = await ensureControlPlaneBinaries();
-    const kube = new KubeClient(local.kubeConfig());
-    const env = { ...process.env, KUBECONFIG: local.kubeconfigPath };
-    const run = (...args: string[]) => promisify(execFile)(kubectl, args, { env });
+    const { kube, run } = await managementCluster(local);
     // The README's steps (the second apply creates the AppVending once alice's namespace exists).
-    await run("create", "namespace", "infra");
-    await applyExamples(run, () =>
-      kube.getOrUndefined({ apiVersion: "v1", kind: "Namespace" }, { name: "peers-alice" }),
-    );
+    await applySeedExamples(kube, run);
 
     // Validate passes only because the machines do not answer before their VMs run (power follows the
     // VM in local mode); the example placeholders' token is put back by local mode.

@@ -1,12 +1,15 @@
 // Runs `npm start`'s process (node src/main.ts) in local mode against a state folder of the test's own
 // (XDG_DATA_HOME), and reads what it prints.
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
+import { ensureControlPlaneBinaries } from "../../src/local/control-plane/binaries.ts";
 import { freePort } from "../../src/local/control-plane/ports.ts";
 import { parsePids } from "../../src/local/control-plane/stale.ts";
+import { KubeClient } from "../../src/runtime/index.ts";
 import { waitFor } from "../harness/wait.ts";
 
 export interface LocalProcess {
@@ -117,7 +120,32 @@ export async function removeLocal(
   if (dataHome) await rm(dataHome, { recursive: true, force: true });
 }
 
-type Run = (...args: string[]) => Promise<unknown>;
+type Run = (...args: string[]) => Promise<{ stdout: string; stderr: string }>;
+
+/** A client of the local management cluster, and kubectl pointed at it (as a user's shell would be). */
+export async function managementCluster(local: LocalProcess): Promise<{ kube: KubeClient; run: Run }> {
+  const { kubectl } = await ensureControlPlaneBinaries();
+  const env = { ...process.env, KUBECONFIG: local.kubeconfigPath };
+  return {
+    kube: new KubeClient(local.kubeConfig()),
+    run: (...args: string[]) => promisify(execFile)(kubectl, args, { env }),
+  };
+}
+
+/**
+ * The README's steps after `npm start`: the migrations' namespace, then `kubectl apply -f examples/`
+ * (twice, see applyExamples) until the namespace `namespace` a PeerTenant makes exists.
+ */
+export async function applySeedExamples(
+  kube: KubeClient,
+  run: Run,
+  namespace = "peers-alice",
+): Promise<string[]> {
+  await run("create", "namespace", "infra");
+  return applyExamples(run, () =>
+    kube.getOrUndefined({ apiVersion: "v1", kind: "Namespace" }, { name: namespace }),
+  );
+}
 
 /**
  * The README's `kubectl apply -f examples/`, twice: the first apply cannot create the AppVending (its

@@ -1,22 +1,21 @@
-// Local mode's promise for the seed's Phase 5: `npm start` (with the chart mirror, so Cilium's agent pods
-// make the workload cluster's Nodes Ready), `kubectl apply -f examples/`, and the UPS-stack migration runs
-// against the seed VM local mode's Proxmox holds (1010 on niobe, 1 GiB) to each approval a person gives
-// with `kubectl annotate`, then to retirement. Judged from the Proxmox simulator's own task list: the
-// shutdown only after verification, the vzdump after it, the destroy only after both and the approval.
-import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ensureControlPlaneBinaries, ensureKwokBinary } from "../../src/local/control-plane/binaries.ts";
-import { SEED_PROXMOX, seedDial } from "../../src/local/seed-addresses.ts";
-import { ProxmoxClient } from "../../src/proxmox/client.ts";
-import { KubeClient, type KubeObject } from "../../src/runtime/index.ts";
+import { ensureKwokBinary } from "../../src/local/control-plane/binaries.ts";
+import type { ProxmoxClient } from "../../src/proxmox/client.ts";
+import type { KubeObject } from "../../src/runtime/index.ts";
 import { helmBinary } from "../components/workload.ts";
 import { waitFor } from "../harness/wait.ts";
-import { applyExamples, type LocalProcess, removeLocal, startLocal } from "./local-process.ts";
+import {
+  applySeedExamples,
+  type LocalProcess,
+  managementCluster,
+  removeLocal,
+  startLocal,
+} from "./local-process.ts";
+import { seedProxmox } from "./seed-proxmox.ts";
 
 const CHARTS = "/work/shared/reference/charts";
 const WM = { apiVersion: "homelab.shdr.ch/v1alpha1", kind: "WorkloadMigration" };
@@ -30,37 +29,6 @@ let local: LocalProcess | undefined;
 let proxmox: ProxmoxClient | undefined;
 
 const cond = (wm: Wm | undefined, type: string) => wm?.status?.conditions?.find((c) => c.type === type);
-
-/** The simulator, reached the way the operator reaches it: the seed's name, dialled to where it listens. */
-async function seedProxmox(kube: KubeClient): Promise<ProxmoxClient> {
-  const read = async (kind: string, name: string) =>
-    (
-      await kube.get<KubeObject & { data?: Record<string, string> }>(
-        { apiVersion: "v1", kind },
-        { namespace: "homelab-system", name },
-      )
-    ).data ?? {};
-  const decode = (b64?: string) => Buffer.from(b64 ?? "", "base64").toString();
-  // The example Secrets' placeholders are replaced by local mode's real ones; wait until they are back.
-  const token = await waitFor(
-    "local mode's Proxmox token back in place of the example's placeholder",
-    async () => {
-      const t = await read("Secret", "proxmox-token");
-      return decode(t.secret).includes("REPLACE") ? undefined : t;
-    },
-    60_000,
-    500,
-  );
-  const ca = await read("Secret", "proxmox-ca");
-  const url = new URL((await read("ConfigMap", "local-simulators"))["proxmox.url"] ?? "");
-  return new ProxmoxClient({
-    url: `https://${SEED_PROXMOX.host}:${SEED_PROXMOX.port}`,
-    tokenId: decode(token.tokenID),
-    tokenSecret: decode(token.secret),
-    tls: { caPem: decode(ca["ca.crt"]) },
-    dial: seedDial({ proxmox: { host: url.hostname, port: Number(url.port) }, talos: new Map() }),
-  });
-}
 
 beforeAll(async () => {
   await ensureKwokBinary();
@@ -80,14 +48,8 @@ describe.skipIf(!existsSync(CHARTS))(
     it("runs on the seed VM to the cutover approval, then to the retirement approval, then retires it", async () => {
       process.env.HOMELAB_LOCAL_CHARTS = CHARTS;
       local = await startLocal(dataHome);
-      const { kubectl } = await ensureControlPlaneBinaries();
-      const kube = new KubeClient(local.kubeConfig());
-      const env = { ...process.env, KUBECONFIG: local.kubeconfigPath };
-      const run = (...args: string[]) => promisify(execFile)(kubectl, args, { env });
-      await run("create", "namespace", "infra");
-      await applyExamples(run, () =>
-        kube.getOrUndefined({ apiVersion: "v1", kind: "Namespace" }, { name: "peers-alice" }),
-      );
+      const { kube, run } = await managementCluster(local);
+      await applySeedExamples(kube, run);
       proxmox = await seedProxmox(kube);
       const before = await proxmox.locateVm(1010);
       expect(before).toMatchObject({ name: "ups-stack", node: "niobe", status: "running" });
