@@ -77,6 +77,16 @@ async function setNodes(nodes: Loose[]): Promise<number> {
   return hc.metadata?.generation ?? 0;
 }
 
+/** Sets (or, with null, removes) homelab.shdr.ch/paused, so a test can act by hand while the operator waits. */
+function pause(value: string | null) {
+  return client.patch(
+    HC,
+    { name: "k8s" },
+    { metadata: { annotations: { "homelab.shdr.ch/paused": value } } },
+    "merge",
+  );
+}
+
 async function readyAt(generation: number, timeoutMs = 120_000) {
   return waitCondition(
     client,
@@ -392,13 +402,6 @@ describe("HomelabCluster scaling, replacement and drift on the simulators", { ti
     expect(niobe).not.toBeNull();
     const creates = homelab.vmCreates();
     // Destroyed by hand while the operator is paused, so it cannot start it again halfway.
-    const pause = (value: string | null) =>
-      client.patch(
-        HC,
-        { name: "k8s" },
-        { metadata: { annotations: { "homelab.shdr.ch/paused": value } } },
-        "merge",
-      );
     await pause("true");
     let from: number;
     let watch: Awaited<ReturnType<typeof watchCondition>>;
@@ -514,13 +517,6 @@ describe("HomelabCluster scaling, replacement and drift on the simulators", { ti
       metadata: { name: "on-dead-smith", namespace: "default" },
       spec: { nodeName: "talos-smith", containers: [{ name: "c", image: "registry.k8s.io/pause:3.10" }] },
     });
-    const pause = (value: string | null) =>
-      client.patch(
-        HC,
-        { name: "k8s" },
-        { metadata: { annotations: { "homelab.shdr.ch/paused": value } } },
-        "merge",
-      );
     await pause("true");
     let gen: number;
     try {
@@ -546,13 +542,6 @@ describe("HomelabCluster scaling, replacement and drift on the simulators", { ti
   it("a scale-down cancelled after a member went: the removal is reported, the node rejoins from a new disk and gets its Node back", async () => {
     const base = (await client.get<Loose>(HC, { name: "k8s" })).spec.nodes as Loose[];
     await readyAt(await setNodes([...base, ...extraNodes()]));
-    const pause = (value: string | null) =>
-      client.patch(
-        HC,
-        { name: "k8s" },
-        { metadata: { annotations: { "homelab.shdr.ch/paused": value } } },
-        "merge",
-      );
     // A backup holds talos-morpheus' VM (the first to leave): the scale-down stops after its member went.
     const morpheus = homelab.proxmox.cluster.vms.get(1034)!;
     morpheus.lock = "backup";

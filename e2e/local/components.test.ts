@@ -1,17 +1,13 @@
 import { existsSync } from "node:fs";
-import { mkdtemp } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ensureKwokBinary } from "../../src/local/control-plane/binaries.ts";
 import { KubeClient, type KubeObject } from "../../src/runtime/index.ts";
-import { helmBinary } from "../components/workload.ts";
 import { waitFor } from "../harness/wait.ts";
 import {
   applySeedExamples,
   type LocalProcess,
   managementCluster,
+  prepareChartedLocal,
   removeLocal,
   startLocal,
 } from "./local-process.ts";
@@ -26,11 +22,7 @@ let stateDir: string;
 let local: LocalProcess | undefined;
 
 beforeAll(async () => {
-  await ensureKwokBinary();
-  // The pinned Helm in the peer cache, where local mode looks for it.
-  await helmBinary();
-  dataHome = await mkdtemp(join(tmpdir(), "homelab-local-components-"));
-  stateDir = join(dataHome, "homelab-operator", "local");
+  ({ dataHome, stateDir } = await prepareChartedLocal("homelab-local-components-"));
 }, 1_200_000);
 
 afterAll(async () => {

@@ -2,14 +2,16 @@
 // (XDG_DATA_HOME), and reads what it prints.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
-import { ensureControlPlaneBinaries } from "../../src/local/control-plane/binaries.ts";
+import { ensureControlPlaneBinaries, ensureKwokBinary } from "../../src/local/control-plane/binaries.ts";
 import { freePort } from "../../src/local/control-plane/ports.ts";
 import { parsePids } from "../../src/local/control-plane/stale.ts";
 import { KubeClient } from "../../src/runtime/index.ts";
+import { helmBinary } from "../components/workload.ts";
 import { waitFor } from "../harness/wait.ts";
 
 export interface LocalProcess {
@@ -20,6 +22,17 @@ export interface LocalProcess {
   /** The management cluster's kubeconfig path the process printed. */
   kubeconfigPath: string;
   kubeConfig(): KubeConfig;
+}
+
+/**
+ * What a local homelab with the chart mirror needs before `npm start`: KWOK and the pinned Helm in the
+ * peer cache (where local mode looks for them), and a data folder of the suite's own.
+ */
+export async function prepareChartedLocal(prefix: string): Promise<{ dataHome: string; stateDir: string }> {
+  await ensureKwokBinary();
+  await helmBinary();
+  const dataHome = await mkdtemp(join(tmpdir(), prefix));
+  return { dataHome, stateDir: join(dataHome, "homelab-operator", "local") };
 }
 
 export async function startLocal(dataHome: string, args: string[] = []): Promise<LocalProcess> {

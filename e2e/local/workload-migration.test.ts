@@ -1,17 +1,13 @@
 import { existsSync } from "node:fs";
-import { mkdtemp } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ensureKwokBinary } from "../../src/local/control-plane/binaries.ts";
 import type { ProxmoxClient } from "../../src/proxmox/client.ts";
 import type { KubeObject } from "../../src/runtime/index.ts";
-import { helmBinary } from "../components/workload.ts";
 import { waitFor } from "../harness/wait.ts";
 import {
   applySeedExamples,
   type LocalProcess,
   managementCluster,
+  prepareChartedLocal,
   removeLocal,
   startLocal,
 } from "./local-process.ts";
@@ -31,10 +27,7 @@ let proxmox: ProxmoxClient | undefined;
 const cond = (wm: Wm | undefined, type: string) => wm?.status?.conditions?.find((c) => c.type === type);
 
 beforeAll(async () => {
-  await ensureKwokBinary();
-  await helmBinary();
-  dataHome = await mkdtemp(join(tmpdir(), "homelab-local-wm-"));
-  stateDir = join(dataHome, "homelab-operator", "local");
+  ({ dataHome, stateDir } = await prepareChartedLocal("homelab-local-wm-"));
 }, 1_200_000);
 
 afterAll(async () => {
