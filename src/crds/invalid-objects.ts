@@ -380,7 +380,7 @@ export const INVALID_CASES: readonly InvalidCase[] = [
     mutate: (o) => {
       o.spec.targets[1].kind = "HelmRelease";
     },
-    apiMessage: "a target of kind HelmRelease needs helm",
+    apiMessage: "a target of kind HelmRelease takes helm only",
   },
   {
     name: "deleting the VM without a backup",

@@ -72,7 +72,7 @@ const Template = z
       .optional()
       .describe("Cron schedule, for kind CronJob only, e.g. 0 3 * * 1."),
   })
-  .describe("The workload's single container, for every kind except HelmRelease.");
+  .describe("The workload's single container (or give manifest instead), for every kind except HelmRelease.");
 
 const Helm = z
   .object({
@@ -87,13 +87,54 @@ const Helm = z
   })
   .describe("A Helm release, for kind HelmRelease only.");
 
+const labelKey = matching(
+  /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/,
+  316,
+  "must be a label or annotation key such as app.kubernetes.io/part-of",
+);
+
+const Manifest = z
+  .object({
+    labels: z
+      .record(labelKey, text(63))
+      .meta({ maxProperties: 32 })
+      .optional()
+      .describe("Labels of the workload object (the operator adds its own)."),
+    annotations: z
+      .record(labelKey, text(4096))
+      .meta({ maxProperties: 32 })
+      .optional()
+      .describe("Annotations of the workload object."),
+    spec: freeForm().describe(
+      "The object's complete spec, as in its own manifest: a DeploymentSpec, StatefulSetSpec, CronJobSpec or Knative ServiceSpec (serving.knative.dev/v1). The API server validates it (server-side dry run) before anything is created. The operator sets the name, namespace and its labels, and owns replicas (Deployment, StatefulSet) and suspend (CronJob).",
+    ),
+  })
+  .describe(
+    "A complete workload instead of template, for what one container cannot say: several containers, node pins, devices, NFS or host volumes, extra ports, probes, security contexts.",
+  );
+
+const Backend = z
+  .object({
+    service: dnsLabel()
+      .optional()
+      .describe(
+        "Service the hostname routes to; the target's name when unset (a HelmRelease chart's Service, e.g. gitlab-webservice-default).",
+      ),
+    port: z.number().int().min(1).max(65535).describe("Service port the hostname routes to, e.g. 8096."),
+  })
+  .describe(
+    "Where the hostname routes for a manifest or HelmRelease target (a template target routes to its own Service at template.port).",
+  );
+
 const Target = withRules(
   z
     .object({
       name: dnsLabel().describe("Name of the created workload (and its Service), e.g. peanut."),
       kind: z.enum(TARGET_KINDS).describe(`What to create: ${TARGET_KINDS.join(", ")}.`),
       template: Template.optional(),
+      manifest: Manifest.optional(),
       helm: Helm.optional(),
+      backend: Backend.optional(),
       hostname: hostname()
         .optional()
         .describe("Hostname routed to the target at cutover, e.g. peanut.apps.home.shdr.ch."),
@@ -116,19 +157,39 @@ const Target = withRules(
     .describe("One workload that replaces a service of the source VM."),
   [
     {
-      rule: "self.kind == 'HelmRelease' ? has(self.helm) : has(self.template)",
-      message: "a target of kind HelmRelease needs helm; every other kind needs template",
-      check: (t) => (t.kind === "HelmRelease" ? t.helm !== undefined : t.template !== undefined),
+      rule: "self.kind == 'HelmRelease' ? (has(self.helm) && !has(self.template) && !has(self.manifest)) : (!has(self.helm) && has(self.template) != has(self.manifest))",
+      message:
+        "a target of kind HelmRelease takes helm only; every other kind takes exactly one of template or manifest",
+      check: (t) =>
+        t.kind === "HelmRelease"
+          ? t.helm !== undefined && t.template === undefined && t.manifest === undefined
+          : t.helm === undefined && (t.template !== undefined) !== (t.manifest !== undefined),
     },
     {
-      rule: "self.kind == 'HelmRelease' ? !has(self.template) : !has(self.helm)",
-      message: "a target takes template or helm, matching its kind, not both",
-      check: (t) => (t.kind === "HelmRelease" ? t.template === undefined : t.helm === undefined),
+      rule: "!has(self.backend) || ((has(self.manifest) || has(self.helm)) && self.kind != 'KnativeService' && self.kind != 'CronJob')",
+      message:
+        "backend is for a manifest or HelmRelease target of a serving kind (a template target routes to template.port, a KnativeService through its own hostname)",
+      fieldPath: ".backend",
+      check: (t) =>
+        t.backend === undefined ||
+        ((t.manifest !== undefined || t.helm !== undefined) &&
+          t.kind !== "KnativeService" &&
+          t.kind !== "CronJob"),
     },
     {
-      rule: "self.kind != 'CronJob' || (has(self.template) && has(self.template.schedule))",
-      message: "a CronJob target needs template.schedule",
-      check: (t) => t.kind !== "CronJob" || t.template?.schedule !== undefined,
+      rule: "!has(self.hostname) || self.kind == 'KnativeService' || (has(self.template) ? has(self.template.port) : has(self.backend))",
+      message:
+        "a hostname needs somewhere to route: template.port for a template target, backend for a manifest or HelmRelease target",
+      fieldPath: ".hostname",
+      check: (t) =>
+        t.hostname === undefined ||
+        t.kind === "KnativeService" ||
+        (t.template !== undefined ? t.template.port !== undefined : t.backend !== undefined),
+    },
+    {
+      rule: "self.kind != 'CronJob' || !has(self.template) || has(self.template.schedule)",
+      message: "a CronJob target needs template.schedule (or manifest.spec.schedule)",
+      check: (t) => t.kind !== "CronJob" || t.template === undefined || t.template.schedule !== undefined,
     },
     {
       rule: "!has(self.hostname) || self.kind != 'CronJob'",
