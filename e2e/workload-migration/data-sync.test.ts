@@ -96,6 +96,9 @@ const replicasOf = async (name: string) =>
 const recordsOf = (vmid: number) =>
   env.sim.records().filter((r) => r.vmid === vmid && r.kind !== "vm-create" && r.action !== "start");
 
+/** A host key line as ssh-keyscan prints it (an ed25519 key made for this test, nothing else). */
+const HOST_KEY = "10.0.2.20 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK5PuJdYCd7kCt2WyIm5u9mbwLNcB/ABTt3UorGnkbDy";
+
 describe("WorkloadMigration data sync", () => {
   it("Rsync: a first and a final Job, targets at zero until the final one succeeded, cutover after it; rollback starts the VM's services again", async () => {
     const vm = { vmid: 1401, name: "ds-rsync", node: "neo", memoryMiB: 1024, diskGiB: 8, ha: true };
@@ -111,6 +114,7 @@ describe("WorkloadMigration data sync", () => {
         privateKeySecretRef: { name: "vm-ssh" },
         stopCommand: "systemctl stop peanut",
         startCommand: "systemctl start peanut",
+        knownHosts: HOST_KEY,
       },
       paths: [{ from: "/srv/peanut", target: "ds-rsync-peanut", volume: "data" }],
     };
@@ -134,6 +138,10 @@ describe("WorkloadMigration data sync", () => {
       `rsync -aHAX --numeric-ids --delete -e "$SSH" 'root@10.0.2.20:/srv/peanut/' '/sync/ds-rsync-peanut/data/'`,
     );
     expect(script).not.toContain("systemctl stop peanut"); // the VM keeps serving during the first copy
+    // The VM's pinned key, through the API server's validation into the Job: no other key is accepted.
+    expect(script).toContain(`printf '%s\\n' '${HOST_KEY}' > /tmp/known_hosts`);
+    expect(script).toContain("StrictHostKeyChecking=yes");
+    expect(script).not.toContain("accept-new");
     const volumes = initial.spec.template.spec.volumes;
     expect(volumes.map((v) => v.persistentVolumeClaim?.claimName).filter(Boolean)).toEqual([
       "ds-rsync-peanut-data",

@@ -392,6 +392,15 @@ export const INVALID_CASES: readonly InvalidCase[] = [
     apiMessage: "decommission.deleteAfter needs stopVM: true and a backup",
   },
   {
+    name: "SSH host keys that are not known_hosts lines",
+    operation: "create",
+    base: aiMigration,
+    mutate: (o) => {
+      o.spec.dataSync.ssh.knownHosts = "10.0.2.20 trust-me-its-fine";
+    },
+    apiMessage: "must be known_hosts lines",
+  },
+  {
     name: "Rsync without SSH access",
     operation: "create",
     base: aiMigration,

@@ -216,6 +216,15 @@ const DataSync = withRules(
             .default("root")
             .describe("SSH user (default root)."),
           privateKeySecretRef: localSecretKeyRef("Secret with the SSH private key.", "ssh-privatekey"),
+          knownHosts: matching(
+            /^\S+ (ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\n]*)?(\n\S+ (ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\n]*)?)*\n?$/,
+            8192,
+            "must be known_hosts lines such as 10.0.2.20 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI…",
+          )
+            .optional()
+            .describe(
+              "The VM's SSH host keys as known_hosts lines (ssh-keyscan -t ed25519 10.0.2.20 prints one). Set: every sync connection checks the VM's key against them and refuses any other. Unset: the first connection of each Job trusts whatever key it is shown (trust on first use).",
+            ),
           stopCommand: text(2048)
             .min(1)
             .optional()

@@ -1,11 +1,15 @@
 // The Rsync Job's script, attacked through the spec: paths and commands reach sh only quoted, so a
 // quote or a ; in them is data, never a second command. Run by a real sh with echo for ssh and rsync.
 import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { WorkloadMigration } from "../../crds/workload-migration.ts";
 import type { KubeObject } from "../../runtime/index.ts";
 import {
   isOwnSyncJob,
+  KNOWN_HOSTS_PATH,
   rsyncScript,
   SYNC_OWNER_ANNOTATION,
   shQuote,
@@ -14,7 +18,7 @@ import {
   syncKeySecretName,
 } from "./sync-jobs.ts";
 
-const wm = (from: string, stopCommand: string) =>
+const wm = (from: string, stopCommand: string, knownHosts?: string) =>
   ({
     metadata: { name: "m", namespace: "infra", uid: "u1", generation: 3 },
     spec: {
@@ -28,6 +32,7 @@ const wm = (from: string, stopCommand: string) =>
           user: "root",
           privateKeySecretRef: { name: "k", key: "ssh-privatekey" },
           stopCommand,
+          ...(knownHosts ? { knownHosts } : {}),
         },
         paths: [{ from, target: "app", volume: "data" }],
       },
@@ -68,6 +73,34 @@ describe("the Rsync Job", () => {
       "homelab.shdr.ch/migration-generation": "3",
     });
     expect((job.spec as { activeDeadlineSeconds: number }).activeDeadlineSeconds).toBe(90);
+  });
+
+  it("with the VM's host keys, checks them strictly; the file it writes is what OpenSSH reads", () => {
+    const dir = mkdtempSync(join(tmpdir(), "sync-known-hosts-"));
+    execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", join(dir, "host")]);
+    const pub = readFileSync(join(dir, "host.pub"), "utf8").trim().split(" ").slice(0, 2).join(" ");
+    // A comment with quotes and a ; stays data in the file, never a command.
+    const knownHosts = `10.0.2.20 ${pub} it's; touch ${dir}/pwned\n`;
+    const file = join(dir, "known_hosts");
+    const script = rsyncScript(wm("/srv/app", "x", knownHosts), "final").replaceAll(KNOWN_HOSTS_PATH, file);
+    const seen = argsSeen(script);
+    expect(seen).toContain(`ssh:StrictHostKeyChecking=yes`);
+    expect(seen).not.toContain(`ssh:StrictHostKeyChecking=accept-new`);
+    expect(seen).toContain(`ssh:UserKnownHostsFile=${file}`);
+    expect(readFileSync(file, "utf8")).toBe(knownHosts);
+    // OpenSSH's own parser finds the VM's key for its address in that file, and none for another host.
+    expect(execFileSync("ssh-keygen", ["-F", "10.0.2.20", "-f", file], { encoding: "utf8" })).toContain(pub);
+    expect(() => execFileSync("ssh-keygen", ["-F", "10.0.2.21", "-f", file], { stdio: "pipe" })).toThrow();
+    expect(() => readFileSync(join(dir, "pwned"))).toThrow();
+  });
+
+  it("without host keys, trusts the first key each Job is shown (and says nothing is pinned)", () => {
+    // The first copy has no ssh call of its own: rsync gets the ssh command line as one -e argument.
+    const seen = argsSeen(rsyncScript(wm("/srv/app", "x"), "initial"));
+    const remoteShell = seen.filter((l) => l.startsWith("rsync:ssh "));
+    expect(remoteShell.length).toBe(1);
+    expect(remoteShell[0]).toContain("-o StrictHostKeyChecking=accept-new");
+    expect(rsyncScript(wm("/srv/app", "x"), "initial")).not.toContain("printf");
   });
 
   it("quotes like sh expects", () => {

@@ -15,6 +15,7 @@ export const SYNC_PHASE_LABEL = "homelab.shdr.ch/sync-phase";
 export const SYNC_OWNER_ANNOTATION = "homelab.shdr.ch/migration-uid";
 export const SYNC_GENERATION_ANNOTATION = "homelab.shdr.ch/migration-generation";
 const KEY_PATH = "/etc/sync-ssh/key";
+export const KNOWN_HOSTS_PATH = "/tmp/known_hosts";
 
 /**
  * 8 hex digits of the migration's uid in every name: names are cut to 40 characters of the migration's
@@ -50,9 +51,14 @@ export function rsyncScript(wm: WorkloadMigration, phase: SyncPhase): string {
   const d = wm.spec.dataSync;
   const ssh = d.ssh!;
   const remote = `${ssh.user}@${ssh.host}`;
-  // TOFU: the first connection records the VM's host key for this Job's later connections.
-  const sshCmd = `ssh -i ${KEY_PATH} -o BatchMode=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=/tmp/known_hosts`;
-  const lines = ["set -eu", `SSH=${shQuote(sshCmd)}`];
+  // With the VM's keys given, ssh refuses any other (a man in the middle would get the copy and could
+  // feed the cluster its own data); without them, the Job's first connection records the key it is
+  // shown and its later connections hold to it (trust on first use).
+  const checking = ssh.knownHosts ? "yes" : "accept-new";
+  const sshCmd = `ssh -i ${KEY_PATH} -o BatchMode=yes -o StrictHostKeyChecking=${checking} -o UserKnownHostsFile=${KNOWN_HOSTS_PATH}`;
+  const lines = ["set -eu"];
+  if (ssh.knownHosts) lines.push(`printf '%s\\n' ${shQuote(ssh.knownHosts.trimEnd())} > ${KNOWN_HOSTS_PATH}`);
+  lines.push(`SSH=${shQuote(sshCmd)}`);
   if (phase === "resume") {
     lines.push(`$SSH ${shQuote(remote)} ${shQuote(ssh.startCommand ?? "true")}`);
     return lines.join("\n");
