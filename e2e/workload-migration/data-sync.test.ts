@@ -253,6 +253,113 @@ describe("WorkloadMigration data sync", () => {
     });
   }, 200_000);
 
+  it("a failed final Rsync starts the VM's services again before it stops as Failed; a spec change tries anew", async () => {
+    const vm = { vmid: 1405, name: "ds-final", node: "niobe", memoryMiB: 1024, diskGiB: 8 };
+    await createSourceVm(env.proxmox, vm);
+    await provideVolume(env.workload, "ds-final-peanut-data");
+    // The final copy's pods are refused by admission in the workload cluster (as a full node or a broken
+    // image would keep them from running): the real job controller fails the Job at its deadline.
+    // Only the final Job's pods: the first copy and the resume Job run.
+    const refuseFinal = {
+      apiVersion: "admissionregistration.k8s.io/v1",
+      kind: "ValidatingAdmissionPolicy",
+      metadata: { name: "e2e-refuse-final-sync" },
+      spec: {
+        failurePolicy: "Fail",
+        matchConstraints: {
+          resourceRules: [
+            { apiGroups: [""], apiVersions: ["v1"], operations: ["CREATE"], resources: ["pods"] },
+          ],
+        },
+        validations: [
+          {
+            expression:
+              "!has(object.metadata.labels) || !('job-name' in object.metadata.labels) || !object.metadata.labels['job-name'].startsWith('ds-final-') || !object.metadata.labels['job-name'].endsWith('-sync-final')",
+            message: "e2e: the final sync's pods are refused",
+          },
+        ],
+      },
+    };
+    const binding = {
+      apiVersion: "admissionregistration.k8s.io/v1",
+      kind: "ValidatingAdmissionPolicyBinding",
+      metadata: { name: "e2e-refuse-final-sync" },
+      spec: {
+        policyName: "e2e-refuse-final-sync",
+        validationActions: ["Deny"],
+        matchResources: { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": NAMESPACE } } },
+      },
+    };
+    await env.workload.apply(refuseFinal);
+    await env.workload.apply(binding);
+    const BINDING = {
+      apiVersion: "admissionregistration.k8s.io/v1",
+      kind: "ValidatingAdmissionPolicyBinding",
+    };
+    try {
+      const wm = upsMigration("ds-final", vm, env, { spec: { decommission: { stopVM: true } } });
+      const spec = wm.spec as Record<string, unknown> & { targets: { template: Record<string, unknown> }[] };
+      spec.targets[1]!.template["volumes"] = [{ name: "data", mountPath: "/data", size: "1Gi" }];
+      spec["dataSync"] = {
+        method: "Rsync",
+        timeout: "8s",
+        ssh: {
+          host: "10.0.2.20",
+          privateKeySecretRef: { name: "vm-ssh" },
+          stopCommand: "systemctl stop peanut",
+          startCommand: "systemctl start peanut",
+        },
+        paths: [{ from: "/srv/peanut", target: "ds-final-peanut", volume: "data" }],
+      };
+      await env.admin.create(wm);
+      const failed = await waitStatus("ds-final", "failed", (s) => s.phase === "Failed", 150_000);
+      const synced = cond(failed, "DataSynced");
+      expect(synced).toMatchObject({ status: "False", reason: "SyncFailed" });
+      expect(synced?.message).toContain("DeadlineExceeded");
+      expect(synced?.message).toContain("The VM's services were started again");
+      // The resume Job ran the start command and is done before the migration reports Failed.
+      const resume = (await jobOf("ds-final", "resume"))!;
+      expect(resume.spec.template.spec.containers[0]!.command.join(" ")).toContain(
+        "'systemctl start peanut'",
+      );
+      expect(complete(resume)).toBe(true);
+      expect(complete(await jobOf("ds-final", "initial"))).toBe(true);
+      // Nothing moved: the VM serves, the targets stay at zero, no route, no Proxmox request.
+      expect((await env.proxmox.locateVm(1405))?.status).toBe("running");
+      expect((await replicasOf("ds-final-peanut"))?.replicas).toBe(0);
+      expect(
+        await env.workload.getOrUndefined(ROUTE, { namespace: NAMESPACE, name: "ds-final-peanut" }),
+      ).toBeUndefined();
+      expect(recordsOf(1405)).toEqual([]);
+
+      // The cause removed and the spec changed: the failed final Job is replaced (the resume Job of the
+      // failed attempt goes first), the copy succeeds and it cuts over.
+      await env.workload.delete(BINDING, { name: "e2e-refuse-final-sync" });
+      await env.admin.patch(
+        WM,
+        { namespace: NAMESPACE, name: "ds-final" },
+        { spec: { dataSync: { timeout: "2m" } } },
+        "merge",
+      );
+      const on = await waitStatus(
+        "ds-final",
+        "cut over",
+        (s) => cond(s, "CutOver")?.status === "True",
+        150_000,
+      );
+      expect(cond(on, "DataSynced")?.status).toBe("True");
+      expect(complete(await jobOf("ds-final", "final"))).toBe(true);
+      expect(await jobOf("ds-final", "resume")).toBeUndefined();
+    } finally {
+      await env.workload.delete(BINDING, { name: "e2e-refuse-final-sync" }, { ignoreNotFound: true });
+      await env.workload.delete(
+        { apiVersion: "admissionregistration.k8s.io/v1", kind: "ValidatingAdmissionPolicy" },
+        { name: "e2e-refuse-final-sync" },
+        { ignoreNotFound: true },
+      );
+    }
+  }, 360_000);
+
   it("a Job of the sync Job's name that this migration did not make is left alone: SyncJobNameTaken, nothing deleted", async () => {
     const vm = { vmid: 1404, name: "ds-taken", node: "neo", memoryMiB: 1024, diskGiB: 8 };
     await createSourceVm(env.proxmox, vm);

@@ -122,6 +122,41 @@ export async function runSyncJob(run: MigrationRun, phase: SyncPhase): Promise<J
   };
 }
 
+/**
+ * The final sync stopped the VM's services (ssh.stopCommand) and then failed: the VM must go on serving
+ * (nothing was cut over), so its services are started again by the resume Job before the migration
+ * stops as Failed. A spec change later replaces the failed final Job, and that run removes the resume
+ * Job first (runSyncJob), so the next failure resumes anew.
+ */
+async function afterFailedFinalSync(run: MigrationRun, why: string): Promise<StepOutcome> {
+  const d = run.wm.spec.dataSync;
+  const kept = "nothing was cut over and the targets stay at zero";
+  if (d.method !== "Rsync")
+    return failed(
+      "SyncFailed",
+      `${why}; ${kept}. If your Job stopped anything on the VM, start it again there (or set spec.rollback)`,
+    );
+  if (!d.ssh?.startCommand)
+    return failed(
+      "SyncFailed",
+      `${why}; ${kept}. The VM's services were stopped for the final sync and no ssh.startCommand is set: start them on the VM yourself`,
+    );
+  const r = await runSyncJob(run, "resume");
+  if (r.state === "running")
+    return waiting(
+      "ResumingServices",
+      `${why}; ${kept}. Starting the VM's services again: ${r.message} (ssh.startCommand)`,
+      2_000,
+    );
+  if (r.state === "taken") return failed("SyncJobNameTaken", r.message);
+  if (r.state === "failed")
+    return failed(
+      "SyncFailed",
+      `${why}; ${kept}. Starting the VM's services again failed too (${r.message}): start them on the VM`,
+    );
+  return failed("SyncFailed", `${why}; ${kept}. The VM's services were started again (ssh.startCommand)`);
+}
+
 export const syncStep: Step = {
   condition: "DataSynced",
   async run(run): Promise<StepOutcome> {
@@ -142,11 +177,7 @@ export const syncStep: Step = {
     const last = await runSyncJob(run, "final");
     if (last.state === "taken") return failed("SyncJobNameTaken", last.message);
     if (last.state === "running") return waiting("FinalSync", last.message, 2_000);
-    if (last.state === "failed")
-      return failed(
-        "SyncFailed",
-        `${last.message}; nothing was cut over and the targets stay at zero. The VM's services may be stopped for the final sync: set spec.rollback to start them again`,
-      );
+    if (last.state === "failed") return await afterFailedFinalSync(run, last.message);
     f.finalSyncTime = run.now.toISOString();
     return done("Synced", `${last.message}; final sync at ${f.finalSyncTime}, the targets start now`);
   },
