@@ -89,6 +89,40 @@ describe.skipIf(!existsSync(CHARTS))(
         "-p",
         '{"spec":{"decommission":{"deleteAfter":"5s"}}}',
       );
+      // The chart's approval policy holds in local mode too: a user who may patch migrations but is in
+      // none of migrationApprovers.groups is refused by admission, and nothing is approved.
+      await run(
+        "create",
+        "clusterrole",
+        "e2e-wm-editor",
+        "--verb=get,patch,update",
+        "--resource=workloadmigrations.homelab.shdr.ch",
+      );
+      await run(
+        "create",
+        "clusterrolebinding",
+        "e2e-wm-editor",
+        "--clusterrole=e2e-wm-editor",
+        "--user=mallory",
+      );
+      const asMallory = ["--as=mallory", "--as-group=peers-alice"];
+      const refused = await run(
+        "annotate",
+        "wm",
+        "ups-stack",
+        "-n",
+        "infra",
+        "homelab.shdr.ch/approve-cutover=true",
+        ...asMallory,
+      ).then(
+        () => "accepted",
+        (err: { stderr?: string }) => String(err.stderr),
+      );
+      expect(refused).toContain("only members of the groups");
+      expect(refused).toContain("mallory");
+      // The same user may still patch what is not an approval (RBAC, not the policy, decides that).
+      await run("label", "wm", "ups-stack", "-n", "infra", "e2e/edited-by=mallory", ...asMallory);
+      expect((await get())?.metadata?.annotations?.["homelab.shdr.ch/approve-cutover"]).toBeUndefined();
       await run("annotate", "wm", "ups-stack", "-n", "infra", "homelab.shdr.ch/approve-cutover=true");
 
       const atRetirement = await until(

@@ -10,6 +10,7 @@ import type { CatalogEntry } from "../components/catalog.ts";
 import { findHelm } from "../components/helm-binary.ts";
 import type { Dial } from "../proxmox/transport.ts";
 import { KubeClient, type Logger } from "../runtime/index.ts";
+import { applyApprovalPolicy } from "./approval-policy.ts";
 import { type LocalChartMirror, mirrorRepositoryFor, startLocalChartMirror } from "./chart-mirror.ts";
 import { type ControlPlane, startControlPlane } from "./control-plane/control-plane.ts";
 import { killStaleProcesses } from "./control-plane/stale.ts";
@@ -95,6 +96,7 @@ export async function startLocalHomelab(options: {
     kubeConfig.loadFromFile(management.kubeconfigPath);
     const client = new KubeClient(kubeConfig);
     await client.apply({ apiVersion: "v1", kind: "Namespace", metadata: { name: namespace } });
+    await restrictApprovals(client, logger);
 
     const simulators = await startLocalSimulators({
       dir: dirs.simulators,
@@ -145,6 +147,20 @@ export async function startLocalHomelab(options: {
     await stopAll();
     throw err;
   }
+}
+
+/** Who may approve a migration, as the chart has it (see approval-policy.ts); said when it cannot be. */
+async function restrictApprovals(client: KubeClient, logger: Logger): Promise<void> {
+  const helm = findHelm();
+  if (!helm.path) {
+    logger.warn(
+      { checked: helm.checked },
+      "No Helm binary: the chart's migration-approval policy is not applied, so any user who may patch a WorkloadMigration can approve it here",
+    );
+    return;
+  }
+  const applied = await applyApprovalPolicy(client, helm.path);
+  logger.info({ applied }, "Migration approvals restricted to the chart's migrationApprovers.groups");
 }
 
 /**
