@@ -360,6 +360,126 @@ describe("WorkloadMigration data sync", () => {
     }
   }, 360_000);
 
+  it("rollback after cutover copies the writes back by dataSync.reverseJob, only once the targets stopped and the VM runs; a failed copy holds the rollback", async () => {
+    const vm = { vmid: 1406, name: "ds-reverse", node: "neo", memoryMiB: 1024, diskGiB: 8, ha: true };
+    await createSourceVm(env.proxmox, vm);
+    await provideVolume(env.workload, "ds-reverse-peanut-data");
+    const wm = upsMigration("ds-reverse", vm, env, { spec: { decommission: { stopVM: true } } });
+    const spec = wm.spec as Record<string, unknown> & { targets: { template: Record<string, unknown> }[] };
+    spec.targets[1]!.template["volumes"] = [{ name: "data", mountPath: "/data", size: "1Gi" }];
+    const copyBack = (extra: Record<string, unknown>) => ({
+      backoffLimit: 0,
+      template: {
+        spec: {
+          restartPolicy: "Never",
+          ...extra,
+          containers: [
+            {
+              name: "copy-back",
+              image: "postgres:17",
+              command: ["sh", "-c", "pg_dump ... | psql -h 10.0.2.20"],
+            },
+          ],
+        },
+      },
+    });
+    spec["dataSync"] = {
+      method: "Job",
+      job: {
+        template: {
+          spec: {
+            restartPolicy: "Never",
+            containers: [{ name: "dump", image: "postgres:17", command: ["true"] }],
+          },
+        },
+      },
+      // First a copy that cannot run (pinned to no node): the real job controller fails it at 3 s.
+      reverseJob: {
+        ...copyBack({ nodeSelector: { "kubernetes.io/hostname": "no-such-node" } }),
+        activeDeadlineSeconds: 3,
+      },
+    };
+    await env.admin.create(wm);
+    await waitStatus("ds-reverse", "VM stopped", (s) => cond(s, "VMStopped")?.status === "True");
+    expect(await jobOf("ds-reverse", "reverse")).toBeUndefined();
+
+    // Sampled all along the rollback: the reverse Job never exists while a target pod may write or the
+    // VM is not running.
+    const samples: { reverse: boolean; replicas: number; vm: string }[] = [];
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const d = await env.workload.getOrUndefined<KubeObject>(DEPLOYMENT, {
+          namespace: NAMESPACE,
+          name: "ds-reverse-peanut",
+        });
+        const [reverse, where] = await Promise.all([
+          jobOf("ds-reverse", "reverse"),
+          env.proxmox.locateVm(1406),
+        ]);
+        samples.push({
+          reverse: reverse !== undefined,
+          replicas: (d?.status as { replicas?: number } | undefined)?.replicas ?? 0,
+          vm: where?.status ?? "gone",
+        });
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    await env.admin.patch(
+      WM,
+      { namespace: NAMESPACE, name: "ds-reverse" },
+      { spec: { rollback: true } },
+      "merge",
+    );
+    const held = await waitStatus(
+      "ds-reverse",
+      "rollback held",
+      (s) => cond(s, "RolledBack")?.reason === "ReverseSyncFailed",
+    );
+    expect(held.phase).toBe("Failed");
+    expect(cond(held, "RolledBack")?.message).toContain("stays in the cluster's volumes (kept)");
+    expect(cond(held, "RolledBack")?.message).toContain("DeadlineExceeded");
+    expect((await env.proxmox.locateVm(1406))?.status).toBe("running");
+    expect((await replicasOf("ds-reverse-peanut"))?.replicas).toBe(0);
+    expect(
+      await env.workload.getOrUndefined(ROUTE, { namespace: NAMESPACE, name: "ds-reverse-peanut" }),
+    ).toBeUndefined();
+
+    // Fixed (pin and deadline removed): the failed Job of the old spec is replaced and the rollback
+    // completes, saying so.
+    await env.admin.patch(
+      WM,
+      { namespace: NAMESPACE, name: "ds-reverse" },
+      {
+        spec: {
+          dataSync: {
+            reverseJob: { activeDeadlineSeconds: null, template: { spec: { nodeSelector: null } } },
+          },
+        },
+      },
+      "merge",
+    );
+    const back = await waitStatus("ds-reverse", "rolled back", (s) => s.phase === "RolledBack").finally(
+      () => {
+        sampling = false;
+      },
+    );
+    await sampler;
+    const reverse = (await jobOf("ds-reverse", "reverse"))!;
+    expect(complete(reverse)).toBe(true);
+    expect(reverse.spec.template.spec.containers[0]!.env).toContainEqual({
+      name: "SYNC_PHASE",
+      value: "reverse",
+    });
+    expect(String(back["rollbackMessage"])).toContain(
+      `copied back to the VM by Job ${reverse.metadata!.name}`,
+    );
+    const withJob = samples.filter((x) => x.reverse);
+    expect(withJob.length).toBeGreaterThan(0);
+    expect(withJob.filter((x) => x.replicas > 0 || x.vm !== "running")).toEqual([]);
+    expect(samples.some((x) => !x.reverse && x.vm !== "running")).toBe(true);
+  }, 240_000);
+
   it("a Job of the sync Job's name that this migration did not make is left alone: SyncJobNameTaken, nothing deleted", async () => {
     const vm = { vmid: 1404, name: "ds-taken", node: "neo", memoryMiB: 1024, diskGiB: 8 };
     await createSourceVm(env.proxmox, vm);

@@ -263,6 +263,11 @@ const DataSync = withRules(
         .describe(
           "For method Job: a batch/v1 Job spec, run twice in the target cluster (env SYNC_PHASE=initial while the VM serves, SYNC_PHASE=final before cutover); it must verify what it copied and fail otherwise.",
         ),
+      reverseJob: freeForm()
+        .optional()
+        .describe(
+          "A batch/v1 Job spec run on rollback after cutover, in the target cluster, once the stateful targets are at zero replicas and the VM runs again (env SYNC_PHASE=reverse): it copies back to the VM what the targets wrote since cutover, and must verify what it copied and fail otherwise. The rollback completes only after it succeeded; a failed one leaves the writes in the targets' volumes and says so. For any method.",
+        ),
       timeout: duration("1h")
         .default("1h")
         .describe("How long one sync Job may run (its activeDeadlineSeconds, default 1h)."),

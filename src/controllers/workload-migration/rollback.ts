@@ -1,11 +1,13 @@
 // Rollback (spec.rollback, any time before the VM is deleted): the routes go, the targets scale to
 // zero, the VM runs again (HA back to started). It says plainly when stateful targets served traffic
-// after cutover: what they wrote stays in the cluster and is not copied back to the VM.
+// after cutover: what they wrote stays in the cluster, and reaches the VM only by a declared
+// dataSync.reverseJob (reverse-sync.ts), which runs before the VM's services are started again.
 import { isNotFound } from "../../runtime/index.ts";
 import { voidApprovals } from "./approval.ts";
 import { ownerRefs } from "./deploy.ts";
 import { APPROVE_CUTOVER, APPROVE_RETIREMENT, haSid } from "./names.ts";
 import { haResourceOf, pollTask, taskAbout } from "./proxmox-tasks.ts";
+import { copyBackWrites } from "./reverse-sync.ts";
 import { done, failed, type MigrationRun, type StepOutcome, sourceOf, waiting } from "./step.ts";
 import { deleteOwnSyncJob, runSyncJob } from "./sync.ts";
 import { isStateful, routeFor, servesTraffic, workloadObjects } from "./workloads.ts";
@@ -63,14 +65,18 @@ export async function rollBack(run: MigrationRun): Promise<StepOutcome> {
     return waiting("Starting", `VM ${vmid} start requested (task ${upid.raw})`, 2_000);
   }
   f.startTask = undefined;
-  const resumed = await resumeServices(run);
-  if (resumed) return resumed;
   // Said once, when it completes: later passes no longer know the cutover time (forgetProgress).
   if (f.phase === "RolledBack" && f.rollbackMessage) return done("RolledBack", f.rollbackMessage);
+  const copied = await copyBackWrites(run);
+  if (copied.state === "pending") return copied.outcome;
+  const resumed = await resumeServices(run);
+  if (resumed) return resumed;
   const stateful = run.wm.spec.targets.filter(isStateful).map((t) => t.name);
   const writes =
     f.cutoverTime && stateful.length
-      ? ` Targets ${stateful.join(", ")} are stateful and served traffic from ${f.cutoverTime}: what they wrote since stays in the cluster's volumes and is NOT on the VM.`
+      ? copied.state === "copied"
+        ? ` Targets ${stateful.join(", ")} are stateful and served traffic from ${f.cutoverTime}: what they wrote since was copied back to the VM by Job ${copied.job} (dataSync.reverseJob) and also stays in the cluster's volumes.`
+        : ` Targets ${stateful.join(", ")} are stateful and served traffic from ${f.cutoverTime}: what they wrote since stays in the cluster's volumes and is NOT on the VM (declare dataSync.reverseJob to copy it back).`
       : "";
   f.rollbackMessage = `Routes removed, targets scaled to zero, VM ${vmid} running on ${vm.node}.${writes}${f.rollbackSyncNote ?? ""}`;
   forgetProgress(run);

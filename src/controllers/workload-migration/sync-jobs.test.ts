@@ -103,6 +103,23 @@ describe("the Rsync Job", () => {
     expect(rsyncScript(wm("/srv/app", "x"), "initial")).not.toContain("printf");
   });
 
+  it("the reverse Job is the user's reverseJob, told SYNC_PHASE=reverse, also for an Rsync migration", () => {
+    const m = wm("/srv/app", "x");
+    (m.spec.dataSync as Record<string, unknown>)["reverseJob"] = {
+      template: {
+        spec: {
+          restartPolicy: "Never",
+          containers: [{ name: "back", image: "img", env: [{ name: "SYNC_PHASE", value: "forged" }] }],
+        },
+      },
+    };
+    const job = syncJob(m, "reverse", "m-sync-ssh", []);
+    const spec = job.spec as { template: { spec: { containers: { name: string; env: unknown[] }[] } } };
+    expect(spec.template.spec.containers.map((c) => c.name)).toEqual(["back"]);
+    expect(spec.template.spec.containers[0]!.env).toEqual([{ name: "SYNC_PHASE", value: "reverse" }]);
+    expect(job.metadata?.name).toBe(syncJobName(m, "reverse"));
+  });
+
   it("quotes like sh expects", () => {
     expect(execFileSync("sh", ["-c", `printf %s ${shQuote("it's")}`], { encoding: "utf8" })).toBe("it's");
   });
@@ -116,7 +133,7 @@ describe("sync Job names", () => {
     const a = named(`${prefix}-one`, "11111111-aaaa");
     const b = named(`${prefix}-two`, "22222222-bbbb");
     const again = named(`${prefix}-one`, "33333333-cccc");
-    for (const phase of ["initial", "final", "resume"] as const) {
+    for (const phase of ["initial", "final", "resume", "reverse"] as const) {
       expect(syncJobName(a, phase)).not.toBe(syncJobName(b, phase));
       expect(syncJobName(a, phase)).not.toBe(syncJobName(again, phase));
       expect(syncJobName(a, phase).length).toBeLessThanOrEqual(63);

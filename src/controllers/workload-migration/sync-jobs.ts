@@ -9,7 +9,7 @@ import type { KubeObject, OwnerReference } from "../../runtime/index.ts";
 import { parseDuration } from "./duration.ts";
 import { labelsFor, MIGRATION_LABEL } from "./names.ts";
 
-export type SyncPhase = "initial" | "final" | "resume";
+export type SyncPhase = "initial" | "final" | "resume" | "reverse";
 export const SYNC_PHASE_LABEL = "homelab.shdr.ch/sync-phase";
 /** The migration (uid) and generation a Job was made for: a Job of another one is never trusted. */
 export const SYNC_OWNER_ANNOTATION = "homelab.shdr.ch/migration-uid";
@@ -20,7 +20,7 @@ export const KNOWN_HOSTS_PATH = "/tmp/known_hosts";
 /**
  * 8 hex digits of the migration's uid in every name: names are cut to 40 characters of the migration's
  * name, and two migrations sharing that prefix (or a redone migration of the same name) must not meet
- * at the same Job. The longest name, `<40>-<8>-sync-resume`, is 61 characters (a Job's limit is 63).
+ * at the same Job. The longest name, `<40>-<8>-sync-reverse`, is 62 characters (a Job's limit is 63).
  */
 const uidTag = (wm: WorkloadMigration) =>
   createHash("sha256")
@@ -119,9 +119,13 @@ interface JobSpecLike {
   [k: string]: unknown;
 }
 
-/** The user's Job spec with SYNC_PHASE on every container and the migration's deadline unless it has one. */
+/**
+ * The user's Job spec (dataSync.reverseJob for the reverse phase, dataSync.job otherwise) with
+ * SYNC_PHASE on every container.
+ */
 function userJobSpec(wm: WorkloadMigration, phase: SyncPhase): JobSpecLike {
-  const spec = structuredClone(wm.spec.dataSync.job ?? {}) as JobSpecLike;
+  const d = wm.spec.dataSync;
+  const spec = structuredClone((phase === "reverse" ? d.reverseJob : d.job) ?? {}) as JobSpecLike;
   for (const c of spec.template?.spec?.containers ?? [])
     c.env = [
       ...(c.env ?? []).filter((e) => (e as { name?: string }).name !== "SYNC_PHASE"),
@@ -140,7 +144,7 @@ export function syncJob(
   const labels = { ...labelsFor(wm.metadata.name, `sync-${phase}`), [SYNC_PHASE_LABEL]: phase };
   const deadline = Math.max(1, Math.round(parseDuration(wm.spec.dataSync.timeout) / 1000));
   const base: JobSpecLike =
-    wm.spec.dataSync.method === "Rsync"
+    wm.spec.dataSync.method === "Rsync" && phase !== "reverse"
       ? { backoffLimit: 2, template: { spec: rsyncPodSpec(wm, phase, keySecret) } }
       : userJobSpec(wm, phase);
   const template = base.template ?? {};

@@ -98,9 +98,11 @@ export async function runSyncJob(run: MigrationRun, phase: SyncPhase): Promise<J
   }
   if (!live) {
     const keySecret = wm.spec.dataSync.method === "Rsync" ? await keySecretFor(run) : "";
-    // A resume Job of an earlier rollback must not pass for the next rollback's.
-    if (phase === "final" && !(await deleteOwnSyncJob(run, "resume")))
-      return { state: "taken", message: takenMessage(syncJobName(wm, "resume")) };
+    // The resume and reverse Jobs of an earlier rollback must not pass for the next rollback's.
+    if (phase === "final")
+      for (const earlier of ["resume", "reverse"] as const)
+        if (!(await deleteOwnSyncJob(run, earlier)))
+          return { state: "taken", message: takenMessage(syncJobName(wm, earlier)) };
     await run.ctx.fence(`create ${phase} sync Job ${key.name}`);
     try {
       await run.target.create(syncJob(wm, phase, keySecret, ownerRefs(run)));
