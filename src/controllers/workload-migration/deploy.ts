@@ -4,7 +4,7 @@
 import { ApiError, type KubeObject, type OwnerReference } from "../../runtime/index.ts";
 import { MANAGED_BY, MANAGED_BY_LABEL } from "./names.ts";
 import { done, failed, type Step, waiting } from "./step.ts";
-import { BUILT_KINDS, type Target, workloadObjects } from "./workloads.ts";
+import { BUILT_KINDS, type Target, targetProblem, workloadObjects } from "./workloads.ts";
 
 interface WorkloadStatus {
   observedGeneration?: number;
@@ -56,6 +56,8 @@ export const deployStep: Step = {
         "KindNotSupported",
         `this operator builds Deployment, StatefulSet and CronJob targets; not ${unbuilt.map((t) => `${t.name} (${t.kind})`).join(", ")}`,
       );
+    const problems = targets.flatMap((t) => targetProblem(t) ?? []);
+    if (problems.length) return failed("TargetRefused", `nothing created: ${problems.join("; ")}`);
     // A workload cluster starts without the migration's namespace; the management cluster has it.
     if (!run.local)
       await run.target.apply({
