@@ -45,6 +45,18 @@ export function ownerRefs(run: {
   ];
 }
 
+/**
+ * The API server judged the object and said no (as opposed to being unreachable or busy): a 4xx other
+ * than not-found and conflict, or server-side apply's refusal of a field the kind's schema lacks,
+ * which it reports as a 500 whatever fieldValidation says ("failed to create typed patch object …
+ * field not declared in schema"; kubernetes/kubernetes#122480, seen on 1.36).
+ */
+function refusedByServer(err: unknown): err is ApiError {
+  if (!(err instanceof ApiError)) return false;
+  if (err.code === 500) return err.message.includes("failed to create typed patch object");
+  return err.code >= 400 && err.code < 500 && err.code !== 404 && err.code !== 409;
+}
+
 export const deployStep: Step = {
   condition: "Deployed",
   async run(run) {
@@ -79,14 +91,7 @@ export const deployStep: Step = {
         try {
           await run.target.apply(o, { dryRun: true });
         } catch (err) {
-          if (
-            !(err instanceof ApiError) ||
-            err.code < 400 ||
-            err.code >= 500 ||
-            err.code === 404 ||
-            err.code === 409
-          )
-            throw err;
+          if (!refusedByServer(err)) throw err;
           refused.push(`${o.kind} ${o.metadata?.name}: ${err.message}`);
         }
     if (refused.length)
