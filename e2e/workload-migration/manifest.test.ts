@@ -15,6 +15,7 @@ import { createSourceVm, type MigrationEnv, NAMESPACE, startMigrationEnv, upsMig
 const WM = { apiVersion: "homelab.shdr.ch/v1alpha1", kind: "WorkloadMigration" } as const;
 const ROUTE = { apiVersion: "gateway.networking.k8s.io/v1", kind: "HTTPRoute" } as const;
 const DEPLOYMENT = { apiVersion: "apps/v1", kind: "Deployment" } as const;
+const STATEFULSET = { apiVersion: "apps/v1", kind: "StatefulSet" } as const;
 const CRONJOB = { apiVersion: "batch/v1", kind: "CronJob" } as const;
 const SERVICE = { apiVersion: "v1", kind: "Service" } as const;
 const POD = { apiVersion: "v1", kind: "Pod" } as const;
@@ -126,19 +127,40 @@ const jellyfinTarget = (name: string, hostname: string) => ({
   hostname,
 });
 
+/** A StatefulSet as a manifest (no claims: KWOK's cluster has no provisioner), with its own serviceName. */
+const cacheTarget = (name: string) => ({
+  name,
+  kind: "StatefulSet",
+  manifest: {
+    spec: {
+      serviceName: name,
+      podManagementPolicy: "Parallel",
+      template: {
+        spec: {
+          containers: [
+            { name: "valkey", image: "valkey/valkey:8.1", ports: [{ name: "valkey", containerPort: 6379 }] },
+          ],
+        },
+      },
+    },
+  },
+  backend: { port: 6379 },
+});
+
 const migrationWith = (name: string, vmid: number, targets: unknown[], spec: Record<string, unknown> = {}) =>
   upsMigration(name, { vmid, name }, env, {
     spec: { targets, decommission: { stopVM: true, requireApproval: true }, ...spec },
   });
 
 describe("WorkloadMigration manifest targets", () => {
-  it("runs the NUT server on its pinned node with its USB device, routes Jellyfin to backend.port over a Service with every port, and scales both to 0 on rollback", async () => {
+  it("runs the NUT server on its pinned node with its USB device, routes Jellyfin to backend.port over a Service with every port, runs a StatefulSet as written, and scales all to 0 on rollback", async () => {
     const vm = { vmid: 1501, name: "mf-media", node: "trinity", memoryMiB: 2048, diskGiB: 8 };
     await createSourceVm(env.proxmox, vm);
     await env.admin.create(
       migrationWith("mf-media", vm.vmid, [
         nutTarget("mf-nut"),
         jellyfinTarget("mf-jellyfin", "mf-jellyfin.apps.home.shdr.ch"),
+        cacheTarget("mf-cache"),
       ]),
     );
     await waitStatus("mf-media", "VM stopped", (s) => cond(s, "VMStopped")?.status === "True");
@@ -189,15 +211,27 @@ describe("WorkloadMigration manifest targets", () => {
         backendRefs: [expect.objectContaining({ name: "mf-jellyfin", port: 8096 })],
       }),
     ]);
+    // The StatefulSet as written (its policy, its serviceName), ready by the real controller.
+    const cache = (await inWorkload(STATEFULSET, "mf-cache"))!;
+    expect(cache.spec).toMatchObject({
+      replicas: 1,
+      serviceName: "mf-cache",
+      podManagementPolicy: "Parallel",
+    });
+    expect((cache.status as { readyReplicas?: number }).readyReplicas).toBe(1);
+    expect((await inWorkload(SERVICE, "mf-cache"))?.spec.ports).toEqual([
+      { name: "valkey", port: 6379, targetPort: "valkey", protocol: "TCP" },
+    ]);
     // No hostname, no route: the NUT server is reached inside the cluster only.
     expect(await inWorkload(ROUTE, "mf-nut")).toBeUndefined();
 
     await rollBack("mf-media");
     const s = await waitStatus("mf-media", "rolled back", (x) => x.phase === "RolledBack");
-    // Jellyfin's NFS volume makes it stateful: its writes after cutover are said to stay there.
-    expect(String(s["rollbackMessage"])).toMatch(/Targets mf-jellyfin are stateful/);
+    // Jellyfin's NFS volume and the StatefulSet make them stateful; the NUT server's host device does not.
+    expect(String(s["rollbackMessage"])).toMatch(/Targets mf-jellyfin, mf-cache are stateful/);
     for (const name of ["mf-nut", "mf-jellyfin"])
       expect((await inWorkload(DEPLOYMENT, name))?.spec.replicas).toBe(0);
+    expect((await inWorkload(STATEFULSET, "mf-cache"))?.spec.replicas).toBe(0);
     expect(await inWorkload(ROUTE, "mf-jellyfin")).toBeUndefined();
     expect((await env.proxmox.locateVm(vm.vmid))?.status).toBe("running");
   }, 180_000);
