@@ -89,6 +89,12 @@ describe("manifest workloads", () => {
     expect((manifestWorkload(wm, sts, 0, []) as Loose).spec.replicas).toBe(0);
   });
 
+  it("leaves a replicas or suspend of the wrong type as written, so the API server refuses it even while held", () => {
+    expect((manifestWorkload(wm, target(pod({ replicas: "5" })), 0, []) as Loose).spec.replicas).toBe("5");
+    const cron = { ...target({ schedule: "@daily", suspend: "no", jobTemplate: {} }), kind: "CronJob" };
+    expect((manifestWorkload(wm, cron as ManifestTarget, 0, []) as Loose).spec.suspend).toBe("no");
+  });
+
   it("owns a CronJob's suspend and labels its job's pod template", () => {
     const spec = {
       schedule: "@weekly",

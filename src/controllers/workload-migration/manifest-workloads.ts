@@ -59,14 +59,18 @@ export function manifestWorkload(
   if (t.kind === "CronJob") {
     const jobTemplate = objAt(spec, "jobTemplate");
     spec["jobTemplate"] = { ...jobTemplate, spec: { ...objAt(jobTemplate, "spec"), template } };
-    spec["suspend"] = replicas === 0;
+    // A suspend that is not a boolean stays as written, so the API server refuses it now (held or not)
+    // rather than once the migration lets the target run, after the VM's services were stopped.
+    if (spec["suspend"] === undefined || typeof spec["suspend"] === "boolean")
+      spec["suspend"] = replicas === 0;
   } else {
     spec["template"] = template;
     // The user's selector stays (it is immutable once created and theirs to choose); it must match the
     // pod template's labels, which the API server checks.
     if (spec["selector"] === undefined) spec["selector"] = { matchLabels: ours };
-    const asked = typeof spec["replicas"] === "number" ? spec["replicas"] : 1;
-    spec["replicas"] = replicas === 0 ? 0 : asked;
+    // Likewise a replica count that is not a number stays as written, refused whether held or not.
+    const asked = spec["replicas"] ?? 1;
+    if (typeof asked === "number") spec["replicas"] = replicas === 0 ? 0 : asked;
   }
   return {
     apiVersion: API_VERSION[t.kind],
