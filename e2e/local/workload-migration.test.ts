@@ -1,7 +1,8 @@
 import { existsSync } from "node:fs";
+import { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ProxmoxClient } from "../../src/proxmox/client.ts";
-import type { KubeObject } from "../../src/runtime/index.ts";
+import { KubeClient, type KubeObject } from "../../src/runtime/index.ts";
 import { waitFor } from "../harness/wait.ts";
 import {
   applySeedExamples,
@@ -72,6 +73,21 @@ describe.skipIf(!existsSync(CHARTS))(
       expect(cond(atCutover, "Deployed")?.status).toBe("True");
       expect(cond(atCutover, "Verified")?.status).toBe("True");
       expect((await proxmox.locateVm(1010))?.status).toBe("running");
+      // The NUT server's manifest pins it to talos-niobe: the local workload cluster has that Node, and
+      // its scheduler put the pod there with the host's USB bus mounted.
+      const secret = await kube.get<KubeObject & { data?: Record<string, string> }>(
+        { apiVersion: "v1", kind: "Secret" },
+        { namespace: "homelab-system", name: "k8s-kubeconfig" },
+      );
+      const kc = new KubeConfig();
+      kc.loadFromString(Buffer.from(secret.data?.value ?? "", "base64").toString("utf8"));
+      type Pod = KubeObject & { spec: { nodeName?: string; volumes?: { hostPath?: { path: string } }[] } };
+      const nut = await new KubeClient(kc).list<Pod>(
+        { apiVersion: "v1", kind: "Pod" },
+        { namespace: "infra", labelSelector: "app.kubernetes.io/name=nut-server" },
+      );
+      expect(nut.items.map((p) => p.spec.nodeName)).toEqual(["talos-niobe"]);
+      expect(nut.items[0]?.spec.volumes?.map((v) => v.hostPath?.path)).toContain("/dev/bus/usb");
       const stops = (await proxmox.listTasks("niobe", { source: "all", vmid: 1010 })).filter((t) =>
         ["hastop", "qmshutdown", "qmstop"].includes(t.type),
       );

@@ -432,9 +432,18 @@ export const INVALID_CASES: readonly InvalidCase[] = [
     operation: "create",
     base: migration,
     mutate: (o) => {
-      o.spec.targets[0].kind = "CronJob";
+      o.spec.targets[1].kind = "CronJob";
     },
     apiMessage: "a CronJob target needs template.schedule",
+  },
+  {
+    name: "a manifest target routing to a Service the operator does not make",
+    operation: "create",
+    base: migration,
+    mutate: (o) => {
+      o.spec.targets[0].backend.service = "kube-dns";
+    },
+    apiMessage: "backend.service may name another Service only for a HelmRelease",
   },
   {
     name: "pointing a migration at another VM",

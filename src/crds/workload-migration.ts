@@ -99,14 +99,16 @@ const Manifest = z
       .record(labelKey, text(63))
       .meta({ maxProperties: 32 })
       .optional()
-      .describe("Labels of the workload object (the operator adds its own)."),
+      .describe(
+        "Labels of the workload object and its pod template (the operator adds its own, which win over these).",
+      ),
     annotations: z
       .record(labelKey, text(4096))
       .meta({ maxProperties: 32 })
       .optional()
       .describe("Annotations of the workload object."),
     spec: freeForm().describe(
-      "The object's complete spec, as in its own manifest: a DeploymentSpec, StatefulSetSpec, CronJobSpec or Knative ServiceSpec (serving.knative.dev/v1). The API server validates it (server-side dry run) before anything is created. The operator sets the name, namespace and its labels, and owns replicas (Deployment, StatefulSet) and suspend (CronJob).",
+      "The object's complete spec, as in its own manifest: a DeploymentSpec, StatefulSetSpec, CronJobSpec or Knative ServiceSpec (serving.knative.dev/v1). The API server validates it (server-side dry run; an unknown field or invalid value refuses the migration) before anything is created. The operator sets the name, namespace, owner and its labels (on the object and the pod template, its own keys winning), a selector only when none is given, and owns replicas (Deployment, StatefulSet: 0 while held for a data sync or rolled back, else this spec's replicas or 1) and suspend (CronJob).",
     ),
   })
   .describe(
@@ -118,12 +120,19 @@ const Backend = z
     service: dnsLabel()
       .optional()
       .describe(
-        "Service the hostname routes to; the target's name when unset (a HelmRelease chart's Service, e.g. gitlab-webservice-default).",
+        "Service the hostname routes to; the target's name when unset. Only a HelmRelease may name another (its chart's Service, e.g. gitlab-webservice-default): a manifest target routes to the Service the operator makes for it.",
       ),
-    port: z.number().int().min(1).max(65535).describe("Service port the hostname routes to, e.g. 8096."),
+    port: z
+      .number()
+      .int()
+      .min(1)
+      .max(65535)
+      .describe(
+        "Service port the hostname routes to, e.g. 8096; for a manifest target one of its named TCP containerPorts.",
+      ),
   })
   .describe(
-    "Where the hostname routes for a manifest or HelmRelease target (a template target routes to its own Service at template.port).",
+    "For a manifest target: the operator makes a Service named after the target exposing every named containerPort of the pod template (same number and protocol), and the hostname routes to port. For a HelmRelease: the chart's Service and port the hostname routes to. (A template target routes to its own Service at template.port.)",
   );
 
 const Target = withRules(
@@ -175,6 +184,13 @@ const Target = withRules(
         ((t.manifest !== undefined || t.helm !== undefined) &&
           t.kind !== "KnativeService" &&
           t.kind !== "CronJob"),
+    },
+    {
+      rule: "!has(self.backend) || !has(self.backend.service) || has(self.helm) || self.backend.service == self.name",
+      message:
+        "backend.service may name another Service only for a HelmRelease; a manifest target's Service is named after the target",
+      fieldPath: ".backend.service",
+      check: (t) => t.backend?.service === undefined || t.helm !== undefined || t.backend.service === t.name,
     },
     {
       rule: "!has(self.hostname) || self.kind == 'KnativeService' || (has(self.template) ? has(self.template.port) : has(self.backend))",

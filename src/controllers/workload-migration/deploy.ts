@@ -4,7 +4,7 @@
 import { ApiError, type KubeObject, type OwnerReference } from "../../runtime/index.ts";
 import { MANAGED_BY, MANAGED_BY_LABEL } from "./names.ts";
 import { done, failed, type Step, waiting } from "./step.ts";
-import { BUILT_KINDS, type Target, workloadObjects } from "./workloads.ts";
+import { BUILT_KINDS, type Target, targetProblem, workloadObjects } from "./workloads.ts";
 
 interface WorkloadStatus {
   observedGeneration?: number;
@@ -45,6 +45,18 @@ export function ownerRefs(run: {
   ];
 }
 
+/**
+ * The API server judged the object and said no (as opposed to being unreachable or busy): a 4xx other
+ * than not-found and conflict, or server-side apply's refusal of a field the kind's schema lacks,
+ * which it reports as a 500 whatever fieldValidation says ("failed to create typed patch object …
+ * field not declared in schema"; kubernetes/kubernetes#122480, seen on 1.36).
+ */
+function refusedByServer(err: unknown): err is ApiError {
+  if (!(err instanceof ApiError)) return false;
+  if (err.code === 500) return err.message.includes("failed to create typed patch object");
+  return err.code >= 400 && err.code < 500 && err.code !== 404 && err.code !== 409;
+}
+
 export const deployStep: Step = {
   condition: "Deployed",
   async run(run) {
@@ -56,6 +68,8 @@ export const deployStep: Step = {
         "KindNotSupported",
         `this operator builds Deployment, StatefulSet and CronJob targets; not ${unbuilt.map((t) => `${t.name} (${t.kind})`).join(", ")}`,
       );
+    const problems = targets.flatMap((t) => targetProblem(t) ?? []);
+    if (problems.length) return failed("TargetRefused", `nothing created: ${problems.join("; ")}`);
     // A workload cluster starts without the migration's namespace; the management cluster has it.
     if (!run.local)
       await run.target.apply({
@@ -77,14 +91,7 @@ export const deployStep: Step = {
         try {
           await run.target.apply(o, { dryRun: true });
         } catch (err) {
-          if (
-            !(err instanceof ApiError) ||
-            err.code < 400 ||
-            err.code >= 500 ||
-            err.code === 404 ||
-            err.code === 409
-          )
-            throw err;
+          if (!refusedByServer(err)) throw err;
           refused.push(`${o.kind} ${o.metadata?.name}: ${err.message}`);
         }
     if (refused.length)

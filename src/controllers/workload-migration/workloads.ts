@@ -1,8 +1,15 @@
 // The Kubernetes objects a target becomes: pure functions of the spec, so a reconcile after a crash
-// builds exactly the same objects again. Deployment, StatefulSet and CronJob are built here;
-// KnativeService and HelmRelease are refused by the deploy step (not built by this version).
+// builds exactly the same objects again. Deployment, StatefulSet and CronJob are built here from a
+// template, or from a complete manifest (manifest-workloads.ts); KnativeService and HelmRelease are
+// refused by the deploy step (not built by this version).
 import type { WorkloadMigration } from "../../crds/workload-migration.ts";
 import type { KubeObject, OwnerReference } from "../../runtime/index.ts";
+import {
+  backendProblem,
+  type ManifestTarget,
+  manifestIsStateful,
+  manifestObjects,
+} from "./manifest-workloads.ts";
 import { GATEWAY, labelsFor } from "./names.ts";
 
 export type Target = WorkloadMigration["spec"]["targets"][number];
@@ -42,8 +49,10 @@ export function workloadObjects(
   replicas: number,
   owner: OwnerReference[],
 ): KubeObject[] {
+  if (!BUILT_KINDS.has(t.kind)) return [];
+  if (hasManifest(t)) return manifestObjects(wm, t, replicas, owner);
   const tpl = t.template;
-  if (!tpl || !BUILT_KINDS.has(t.kind)) return [];
+  if (!tpl) return [];
   const namespace = wm.metadata.namespace;
   const labels = labelsFor(wm.metadata.name, t.name);
   const meta = { name: t.name, namespace, labels, ...(owner.length ? { ownerReferences: owner } : {}) };
@@ -125,8 +134,25 @@ export function workloadObjects(
   return out;
 }
 
+function hasManifest(t: Target): t is ManifestTarget {
+  return t.manifest !== undefined;
+}
+
+/** What the deploy step must refuse before any dry run, as "<target>: <why>" (none: undefined). */
+export function targetProblem(t: Target): string | undefined {
+  const p = hasManifest(t) && BUILT_KINDS.has(t.kind) ? backendProblem(t) : undefined;
+  return p && `${t.name}: ${p}`;
+}
+
+/** The Service and port a target's hostname routes to: template.port, or backend (its Service by default). */
+function backendOf(t: Target): { service: string; port: number } | undefined {
+  if (t.template?.port !== undefined) return { service: t.name, port: t.template.port };
+  if (t.backend) return { service: t.backend.service ?? t.name, port: t.backend.port };
+  return undefined;
+}
+
 export function servesTraffic(t: Target): t is Target & { hostname: string } {
-  return t.hostname !== undefined && t.template?.port !== undefined;
+  return t.hostname !== undefined && backendOf(t) !== undefined;
 }
 
 /** The HTTPRoute that sends the target's hostname to its Service; it exists only from cutover on. */
@@ -135,6 +161,8 @@ export function routeFor(
   t: Target & { hostname: string },
   owner: OwnerReference[],
 ): KubeObject {
+  // servesTraffic (the guard of every caller) says there is one.
+  const backend = backendOf(t)!;
   return {
     apiVersion: "gateway.networking.k8s.io/v1",
     kind: "HTTPRoute",
@@ -147,12 +175,13 @@ export function routeFor(
     spec: {
       parentRefs: [{ name: GATEWAY.name }],
       hostnames: [t.hostname],
-      rules: [{ backendRefs: [{ name: t.name, port: t.template!.port! }] }],
+      rules: [{ backendRefs: [{ name: backend.service, port: backend.port }] }],
     },
   };
 }
 
 /** Whether a target keeps data of its own (writes after cutover would stay in the cluster). */
 export function isStateful(t: Target): boolean {
+  if (hasManifest(t) && BUILT_KINDS.has(t.kind)) return manifestIsStateful(t);
   return (t.template?.volumes.length ?? 0) > 0 || t.kind === "StatefulSet" || t.kind === "HelmRelease";
 }
