@@ -113,8 +113,6 @@ let stopKnative: (() => void) | undefined;
 const failing = new Map<string, { reason: string; message: string }>();
 beforeAll(async () => {
   env = await startMigrationEnv(adminKubeConfig());
-  await installKnativeCrds(env.workload);
-  stopKnative = startKnativeStatusWriter(env.workload, failing);
 }, 180_000);
 afterAll(async () => {
   stopKnative?.();
@@ -226,7 +224,31 @@ async function sampleUntil(
   }
 }
 
+describe("WorkloadMigration with KnativeService targets, Knative not installed", () => {
+  it("waits with Deployed=False KnativeNotServed, the VM running", async () => {
+    const name = "kn-absent";
+    await newVm(1300, name);
+    await env.admin.create(knativeMigration(name, 1300));
+    const s = await waitStatus(
+      name,
+      "KnativeNotServed",
+      (x) => cond(x, "Deployed")?.reason === "KnativeNotServed",
+    );
+    expect(cond(s, "Deployed")?.status).toBe("False");
+    expect(cond(s, "Deployed")?.message).toContain("Knative Serving is not installed");
+    expect(s.phase).toBe("Deploying");
+    expect((await env.proxmox.locateVm(1300))?.status).toBe("running");
+    // Deleted before Knative arrives in the next block, so it never goes on.
+    await env.admin.delete(WM, { namespace: NAMESPACE, name });
+  }, 180_000);
+});
+
 describe("WorkloadMigration with KnativeService targets", () => {
+  beforeAll(async () => {
+    await installKnativeCrds(env.workload);
+    stopKnative = startKnativeStatusWriter(env.workload, failing);
+  }, 60_000);
+
   it("deploys cluster-local, verifies, publishes only at cutover (DomainMapping, label dropped), then stops the VM", async () => {
     const name = "kn-element";
     await newVm(1301, name);
