@@ -402,6 +402,29 @@ describe("WorkloadMigration with KnativeService targets", () => {
     expect((await dmOf(hostOf(name)))?.spec).toMatchObject({ ref: { name: "something-else" } });
   }, 180_000);
 
+  it("a Knative Service of the target's name made by someone else is neither adopted nor deleted", async () => {
+    const name = "kn-taken";
+    await newVm(1306, name);
+    await env.workload.apply({ apiVersion: "v1", kind: "Namespace", metadata: { name: NAMESPACE } });
+    const theirs = await env.workload.create<KubeObject>({
+      ...KSVC,
+      metadata: { name: `${name}-element`, namespace: NAMESPACE, labels: { team: "chat" } },
+      spec: { template: { spec: { containers: [{ image: "nginx:1.27" }] } } },
+    });
+    await env.admin.create(knativeMigration(name, 1306));
+    const held = await waitStatus(name, "held by the name taken", (s) =>
+      Boolean(cond(s, "Deployed")?.message?.includes("was not made by this migration")),
+    );
+    expect(cond(held, "Deployed")?.status).toBe("False");
+    await env.admin.patch(WM, { namespace: NAMESPACE, name }, { spec: { rollback: true } }, "merge");
+    await waitStatus(name, "rolled back", (s) => s.phase === "RolledBack");
+    const after = (await ksvcOf(`${name}-element`))!;
+    expect(after.metadata?.uid).toBe(theirs.metadata?.uid);
+    expect(after.metadata?.generation).toBe(theirs.metadata?.generation);
+    expect(after.metadata?.labels).toEqual({ team: "chat" });
+    expect((await env.proxmox.locateVm(1306))?.status).toBe("running");
+  }, 180_000);
+
   it("held for a data sync, the Knative Service does not exist until the final sync succeeded", async () => {
     const name = "kn-sync";
     await newVm(1305, name);
