@@ -38,6 +38,10 @@ function aiMigration(): Obj {
   return example("WorkloadMigration", "ai-tool-stack");
 }
 
+function mediaMigration(): Obj {
+  return example("WorkloadMigration", "media-stack");
+}
+
 export const INVALID_CASES: readonly InvalidCase[] = [
   // --- HomelabCluster ---
   {
@@ -394,7 +398,7 @@ export const INVALID_CASES: readonly InvalidCase[] = [
   {
     name: "SSH host keys that are not known_hosts lines",
     operation: "create",
-    base: aiMigration,
+    base: mediaMigration,
     mutate: (o) => {
       o.spec.dataSync.ssh.knownHosts = "10.0.2.20 trust-me-its-fine";
     },
@@ -403,7 +407,7 @@ export const INVALID_CASES: readonly InvalidCase[] = [
   {
     name: "Rsync without SSH access",
     operation: "create",
-    base: aiMigration,
+    base: mediaMigration,
     mutate: (o) => {
       delete o.spec.dataSync.ssh;
     },
@@ -421,11 +425,20 @@ export const INVALID_CASES: readonly InvalidCase[] = [
   {
     name: "a data path into a volume the target lacks",
     operation: "create",
-    base: aiMigration,
+    base: mediaMigration,
     mutate: (o) => {
       o.spec.dataSync.paths[0].volume = "data";
     },
     apiMessage: "every dataSync.paths entry must name a target and one of that target's template.volumes",
+  },
+  {
+    name: "a KnativeService target with a persistent volume",
+    operation: "create",
+    base: aiMigration,
+    mutate: (o) => {
+      o.spec.targets[1].template.volumes = [{ name: "data", mountPath: "/app/backend/data", size: "1Gi" }];
+    },
+    apiMessage: "a KnativeService target cannot have template.volumes",
   },
   {
     name: "a CronJob target without a schedule",

@@ -203,6 +203,13 @@ const Target = withRules(
         (t.template !== undefined ? t.template.port !== undefined : t.backend !== undefined),
     },
     {
+      rule: "self.kind != 'KnativeService' || !has(self.template) || !has(self.template.volumes) || size(self.template.volumes) == 0",
+      message:
+        "a KnativeService target cannot have template.volumes: Knative Serving mounts PersistentVolumeClaims only with its kubernetes.podspec-persistent-volume-claim feature flag, which a default install leaves disabled; give a workload with state a Deployment or StatefulSet target, or a KnativeService manifest with configMap or secret volumes",
+      fieldPath: ".template.volumes",
+      check: (t) => t.kind !== "KnativeService" || (t.template?.volumes ?? []).length === 0,
+    },
+    {
       rule: "self.kind != 'CronJob' || !has(self.template) || has(self.template.schedule)",
       message: "a CronJob target needs template.schedule (or manifest.spec.schedule)",
       check: (t) => t.kind !== "CronJob" || t.template === undefined || t.template.schedule !== undefined,

@@ -282,7 +282,7 @@ async function reconcileMigration(
       await write({
         done: false,
         reason: "InProgress",
-        message: "a Proxmox task is running",
+        message: "progress recorded before acting on it (a Proxmox task, the cutover)",
         requeueAfterMs: 0,
       });
     },

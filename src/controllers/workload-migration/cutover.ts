@@ -5,6 +5,7 @@
 import { approvalGiven, approvalWanted } from "./approval.ts";
 import { ownerRefs } from "./deploy.ts";
 import { parseDuration } from "./duration.ts";
+import { isKnative, knativeHostnameTaken, publishKnative } from "./knative-service.ts";
 import { APPROVE_CUTOVER } from "./names.ts";
 import { done, type Step, waiting } from "./step.ts";
 import { routeFor, servesTraffic } from "./workloads.ts";
@@ -19,18 +20,26 @@ export const cutoverStep: Step = {
       !approvalGiven(run.obj, f, APPROVE_CUTOVER)
     )
       return waiting("AwaitingApproval", approvalWanted(f, APPROVE_CUTOVER), 60_000);
-    const routed = run.wm.spec.targets.filter(servesTraffic);
-    // Applied on every pass (not only the first), so a deleted route comes back while cut over.
-    for (const t of routed) await run.target.apply(routeFor(run.wm, t, ownerRefs(run)));
+    // A Knative target is routed by its DomainMapping, never by an HTTPRoute to Knative's own Service.
+    const routed = run.wm.spec.targets.filter(servesTraffic).filter((t) => !isKnative(t));
+    // Blocked before anything goes public: a DomainMapping of a hostname that is not ours.
+    const taken = await knativeHostnameTaken(run);
+    if (taken) return waiting("DomainMappingTaken", taken, 15_000);
     if (!f.cutoverTime) {
       f.cutoverTime = run.now.toISOString();
       const after = run.wm.spec.decommission.deleteAfter;
       if (after) f.deleteAfterTime = new Date(run.now.getTime() + parseDuration(after)).toISOString();
+      // Recorded before anything goes public, so nothing is ever live without a cutoverTime in status.
+      await run.save();
     }
+    // Applied on every pass (not only the first), so a deleted route comes back while cut over.
+    for (const t of routed) await run.target.apply(routeFor(run.wm, t, ownerRefs(run)));
+    const mapped = await publishKnative(run, ownerRefs(run));
+    const hosts = [...routed.map((t) => t.hostname), ...mapped];
     return done(
       "RoutesLive",
-      routed.length
-        ? `HTTPRoute(s) ${routed.map((t) => t.hostname).join(", ")} live since ${f.cutoverTime}`
+      hosts.length
+        ? `HTTPRoute(s) / DomainMapping(s) ${hosts.join(", ")} live since ${f.cutoverTime}`
         : `no hostnames to route; cut over at ${f.cutoverTime}`,
     );
   },

@@ -2,6 +2,7 @@
 // object) and are Ready: a Deployment or StatefulSet with all replicas ready and available at its
 // current generation, a CronJob as soon as it exists.
 import { ApiError, type KubeObject, type OwnerReference } from "../../runtime/index.ts";
+import { deployKnative, isKnative, knativeNotServed, knativeObjects } from "./knative-service.ts";
 import { MANAGED_BY, MANAGED_BY_LABEL } from "./names.ts";
 import { done, failed, type Step, waiting } from "./step.ts";
 import { BUILT_KINDS, type Target, targetProblem, workloadObjects } from "./workloads.ts";
@@ -62,14 +63,16 @@ export const deployStep: Step = {
   async run(run) {
     const targets = run.wm.spec.targets;
     if (targets.length === 0) return done("NoTargets", "a plain decommission: no targets to deploy");
-    const unbuilt = targets.filter((t) => !BUILT_KINDS.has(t.kind));
+    const unbuilt = targets.filter((t) => !BUILT_KINDS.has(t.kind) && !isKnative(t));
     if (unbuilt.length)
       return failed(
         "KindNotSupported",
-        `this operator builds Deployment, StatefulSet and CronJob targets; not ${unbuilt.map((t) => `${t.name} (${t.kind})`).join(", ")}`,
+        `this operator builds Deployment, StatefulSet, CronJob and KnativeService targets; not ${unbuilt.map((t) => `${t.name} (${t.kind})`).join(", ")}`,
       );
     const problems = targets.flatMap((t) => targetProblem(t) ?? []);
     if (problems.length) return failed("TargetRefused", `nothing created: ${problems.join("; ")}`);
+    const noKnative = await knativeNotServed(run);
+    if (noKnative) return waiting("KnativeNotServed", noKnative, 30_000);
     // A workload cluster starts without the migration's namespace; the management cluster has it.
     if (!run.local)
       await run.target.apply({
@@ -83,7 +86,9 @@ export const deployStep: Step = {
     // nothing: one refused object means none is created, rather than half a migration deployed.
     const planned = targets.map((t) => ({
       t,
-      objects: workloadObjects(run.wm, t, held ? 0 : 1, ownerRefs(run)),
+      objects: isKnative(t)
+        ? knativeObjects(run, t, ownerRefs(run))
+        : workloadObjects(run.wm, t, held ? 0 : 1, ownerRefs(run)),
     }));
     const refused: string[] = [];
     for (const { objects } of planned)
@@ -101,6 +106,10 @@ export const deployStep: Step = {
       );
     const states: { name: string; ready: boolean; message?: string }[] = [];
     for (const { t, objects } of planned) {
+      if (isKnative(t)) {
+        states.push(await deployKnative(run, t, held, ownerRefs(run)));
+        continue;
+      }
       let workload: KubeObject | undefined;
       for (const o of objects) {
         const applied = await run.target.apply(o);
@@ -115,7 +124,7 @@ export const deployStep: Step = {
     if (held)
       return done(
         "HeldForSync",
-        `${states.length} target(s) applied at zero replicas until the final data sync`,
+        `${states.length} target(s) held until the final data sync (applied at zero replicas; a KnativeService not created)`,
       );
     const notReady = states.filter((s) => !s.ready);
     if (notReady.length)

@@ -5,6 +5,7 @@
 import { isNotFound } from "../../runtime/index.ts";
 import { voidApprovals } from "./approval.ts";
 import { ownerRefs } from "./deploy.ts";
+import { isKnative, knativeRollbackNote, withdrawKnative } from "./knative-service.ts";
 import { APPROVE_CUTOVER, APPROVE_RETIREMENT, haSid } from "./names.ts";
 import { haResourceOf, pollTask, taskAbout } from "./proxmox-tasks.ts";
 import { copyBackWrites } from "./reverse-sync.ts";
@@ -14,7 +15,7 @@ import { isStateful, routeFor, servesTraffic, workloadObjects } from "./workload
 
 export async function rollBack(run: MigrationRun): Promise<StepOutcome> {
   const f = run.fields;
-  for (const t of run.wm.spec.targets.filter(servesTraffic)) {
+  for (const t of run.wm.spec.targets.filter(servesTraffic).filter((t) => !isKnative(t))) {
     const route = routeFor(run.wm, t, []);
     try {
       await run.target.delete(
@@ -31,11 +32,13 @@ export async function rollBack(run: MigrationRun): Promise<StepOutcome> {
   // Targets are scaled down once deployed (status lists them; the dry run makes deploying all or
   // nothing): a migration refused before that has nothing to scale, and applying would create it.
   if (f.targets)
-    for (const t of run.wm.spec.targets)
+    for (const t of run.wm.spec.targets.filter((t) => !isKnative(t)))
       for (const o of workloadObjects(run.wm, t, 0, ownerRefs(run)))
         if (o.kind !== "PersistentVolumeClaim") await run.target.apply(o);
+  // Knative has no zero-pod state to keep a Service in: ours are deleted, DomainMappings first.
+  await withdrawKnative(run);
   if (!run.vm) {
-    f.rollbackMessage = "Routes removed and targets scaled to zero (no source VM to start).";
+    f.rollbackMessage = `Routes removed and targets scaled to zero (no source VM to start).${knativeRollbackNote(run.wm)}`;
     forgetProgress(run);
     return done("RolledBack", f.rollbackMessage);
   }
@@ -78,7 +81,7 @@ export async function rollBack(run: MigrationRun): Promise<StepOutcome> {
         ? ` Targets ${stateful.join(", ")} are stateful and served traffic from ${f.cutoverTime}: what they wrote since was copied back to the VM by Job ${copied.job} (dataSync.reverseJob) and also stays in the cluster's volumes.`
         : ` Targets ${stateful.join(", ")} are stateful and served traffic from ${f.cutoverTime}: what they wrote since stays in the cluster's volumes and is NOT on the VM (declare dataSync.reverseJob to copy it back).`
       : "";
-  f.rollbackMessage = `Routes removed, targets scaled to zero, VM ${vmid} running on ${vm.node}.${writes}${f.rollbackSyncNote ?? ""}`;
+  f.rollbackMessage = `Routes removed, targets scaled to zero, VM ${vmid} running on ${vm.node}.${knativeRollbackNote(run.wm)}${writes}${f.rollbackSyncNote ?? ""}`;
   forgetProgress(run);
   return done("RolledBack", f.rollbackMessage);
 }
