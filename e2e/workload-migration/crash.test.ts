@@ -143,5 +143,5 @@ describe("WorkloadMigration crash safety", () => {
     expect(last["diskFreedGiB"]).toBe(8);
     const routes = await env.workload.list<KubeObject>(ROUTE, { namespace: NAMESPACE });
     expect(routes.items.map((r) => r.metadata?.name)).toEqual([`${VM.name}-peanut`]);
-  }, 230_000);
+  }, 600_000);
 });
