@@ -177,6 +177,31 @@ describe("LXC containers", () => {
     expect(await client.storageContent("pve1", "local-lvm", { vmid: 4050 })).toEqual([]);
   });
 
+  it("slowAnswers: the shutdown has taken effect (recorded, its task running) before its answer arrives", async () => {
+    await ct(4080, true);
+    sim.faults.set({
+      slowAnswers: [{ method: "POST", path: "/lxc/4080/status/shutdown$", delayMs: 1_500, count: 1 }],
+    });
+    let answered = false;
+    const request = client.shutdownContainer("pve1", 4080).then((u) => {
+      answered = true;
+      return u;
+    });
+    const seen = async () => {
+      for (;;) {
+        const r = sim.records().find((x) => x.vmid === 4080 && x.action === "shutdown");
+        if (r) return r;
+        await new Promise((res) => setTimeout(res, 10));
+      }
+    };
+    const record = await seen();
+    expect(answered).toBe(false);
+    const upid = await request;
+    expect(upid.raw).toBe(record.upid);
+    await client.waitForTask(upid);
+    expect(sim.faults.current().slowAnswers).toEqual([]);
+  });
+
   it("HA: a container is ct:<id>, never vm:<id>; a bare id resolves by the guest's type", async () => {
     await ct(4060);
     expect(await refusal(client.addHaResource({ sid: "vm:4060" }))).toEqual([
