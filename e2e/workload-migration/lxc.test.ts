@@ -166,7 +166,11 @@ describe("WorkloadMigration of an LXC container", () => {
       (s) => cond(s, "Retired")?.reason === "AwaitingApproval",
     );
     expect(waiting.phase).toBe("BackedUp");
-    expect(cond(waiting, "SourceVerified")).toMatchObject({ status: "True", reason: "IdAndNameMatch" });
+    expect(cond(waiting, "SourceVerified")).toMatchObject({
+      status: "True",
+      reason: "IdAndNameMatch",
+      message: "CT 1100 (smallweb) on trinity",
+    });
     expect(String(waiting["backupVolumeID"])).toMatch(/^pbs:backup\/vzdump-lxc-1100-.*\.tar\.zst$/);
     const stopped = await env.proxmox.locateVm(1100);
     expect(stopped).toMatchObject({ type: "lxc", status: "stopped", hastate: "stopped" });

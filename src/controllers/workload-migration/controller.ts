@@ -18,7 +18,7 @@ import { backupStep } from "./backup.ts";
 import { HOMELAB_CLUSTER, proxmoxFor, targetClusterFor } from "./connections.ts";
 import { cutoverStep } from "./cutover.ts";
 import { deployStep } from "./deploy.ts";
-import { sourceType } from "./guest.ts";
+import { guestLabel, sourceType } from "./guest.ts";
 import { confirmRetired, retireStep } from "./retire.ts";
 import { rollBack } from "./rollback.ts";
 import { judgeSourceVm } from "./source-vm.ts";
@@ -262,7 +262,7 @@ async function reconcileMigration(
       {
         done: true,
         reason: "IdAndNameMatch",
-        message: `VM ${verdict.vm.vmid} (${verdict.vm.name}) on ${verdict.vm.node}`,
+        message: `${guestLabel(sourceType(source), verdict.vm.vmid)} (${verdict.vm.name}) on ${verdict.vm.node}`,
       },
       generation,
     ),
