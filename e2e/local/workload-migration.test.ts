@@ -37,7 +37,7 @@ afterAll(async () => {
 });
 
 describe.skipIf(!existsSync(CHARTS))(
-  "local mode: the UPS-stack migration from kubectl apply -f examples/",
+  "local mode: the UPS-stack and Smallweb migrations from kubectl apply -f examples/",
   () => {
     it("runs on the seed VM to the cutover approval, then to the retirement approval, then retires it", async () => {
       process.env.HOMELAB_LOCAL_CHARTS = CHARTS;
@@ -177,5 +177,48 @@ describe.skipIf(!existsSync(CHARTS))(
       expect(stop.starttime).toBeGreaterThanOrEqual(seconds(retired.status?.verifiedTime));
       expect(destroy.starttime).toBeGreaterThanOrEqual(approvedAt);
     }, 2_400_000);
+
+    it("decommissions Smallweb, the seed's LXC container: stopped and backed up, kept for its grace period", async () => {
+      const { kube } = await managementCluster(local!);
+      const get = () => kube.getOrUndefined<Wm>(WM, { namespace: "infra", name: "smallweb" });
+      const until = (what: string, ok: (wm: Wm) => boolean, timeout: number) =>
+        waitFor(
+          `wm/smallweb ${what}`,
+          async () => {
+            const wm = await get();
+            return wm && ok(wm) ? wm : undefined;
+          },
+          timeout,
+          500,
+        ).catch(async (err: unknown) => {
+          throw new Error(`${(err as Error).message}\nstatus: ${JSON.stringify((await get())?.status)}`);
+        });
+      // The example keeps the container a week (deleteAfter: 168h): stopped and backed up, then waiting.
+      const waiting = await until(
+        "backed up, in its grace period",
+        (wm) => cond(wm, "Retired")?.reason === "GracePeriod",
+        300_000,
+      );
+      expect(cond(waiting, "SourceVerified")).toMatchObject({
+        status: "True",
+        message: "CT 1100 (smallweb) on trinity",
+      });
+      expect(String(waiting.status?.backupVolumeID)).toMatch(/^pbs:backup\/vzdump-lxc-1100-/);
+      expect(await proxmox!.locateVm(1100)).toMatchObject({
+        type: "lxc",
+        status: "stopped",
+        hastate: "stopped",
+      });
+      const archives = await proxmox!.storageContent("trinity", "pbs", { content: "backup", vmid: 1100 });
+      expect(archives.map((a) => a.volid)).toEqual([waiting.status?.backupVolumeID]);
+
+      // Stopped through HA (the seed's container is HA-managed), backed up, and nothing deleted: the
+      // grace period counts from the cutover, which a decommission without targets reaches at once.
+      type Task = { type: string; status?: string; pid?: number };
+      const tasks = ((await proxmox!.listTasks("trinity", { source: "all", vmid: 1100 })) as Task[])
+        .filter((t) => ["hastop", "vzshutdown", "vzstop", "vzdump", "vzdestroy"].includes(t.type))
+        .sort((a, b) => (a.pid ?? 0) - (b.pid ?? 0));
+      expect(tasks.map((t) => `${t.type}:${t.status}`)).toEqual(["hastop:OK", "vzdump:OK"]);
+    }, 600_000);
   },
 );

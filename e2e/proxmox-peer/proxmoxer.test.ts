@@ -43,7 +43,65 @@ interface PeerReport {
   param_error: { status: number; errors: Record<string, string> } | null;
 }
 
+async function runPeer(script: string): Promise<string> {
+  const url = new URL(sim.url);
+  const [user, tokenName] = sim.tokenId.split("!") as [string, string];
+  const { stdout } = await run(python, [join(here, script)], {
+    timeout: 60_000,
+    env: {
+      PATH: process.env["PATH"] ?? "",
+      PVE_HOST: url.hostname,
+      PVE_PORT: url.port,
+      PVE_USER: user,
+      PVE_TOKEN_NAME: tokenName,
+      PVE_TOKEN_VALUE: sim.tokenSecret,
+      PVE_CA_FILE: join(dir, "ca.pem"),
+    },
+  });
+  return stdout;
+}
+
+interface LxcPeerReport {
+  vmid: number;
+  create_task: string;
+  config_rootfs: string;
+  start_task: string;
+  node_list: [number, string, string][];
+  cluster_list: [string, string, string][];
+  delete_running_error: { status: number; text: string } | null;
+  qemu_status_error: { status: number; text: string } | null;
+  shutdown_task: string;
+  status_after_shutdown: string;
+  stop_stopped_error: { status: number; text: string } | null;
+  backup_task: string;
+  archives: string[];
+  delete_task: string;
+  listed_after_delete: number[];
+}
+
 describe("proxmoxer against the simulator", () => {
+  it("creates, lists, starts, shuts down, backs up and deletes an LXC container, waiting on each task", async () => {
+    const report = JSON.parse(await runPeer("peer_lxc.py")) as LxcPeerReport;
+    const id = report.vmid;
+    expect(report.create_task).toBe("vzcreate");
+    expect(report.config_rootfs).toBe(`local-lvm:vm-${id}-disk-0,size=4G`);
+    expect(report.start_task).toBe("vzstart");
+    expect(report.node_list).toEqual([[id, "proxmoxer-ct", "running"]]);
+    expect(report.cluster_list).toContainEqual([`lxc/${id}`, "lxc", "proxmoxer-ct"]);
+    expect(report.delete_running_error?.status).toBe(500);
+    expect(report.delete_running_error?.text).toContain(`unable to destroy CT ${id} - container is running`);
+    expect(report.qemu_status_error?.text).toContain(`qemu-server/${id}.conf' does not exist`);
+    expect(report.shutdown_task).toBe("vzshutdown");
+    expect(report.status_after_shutdown).toBe("stopped");
+    expect(report.stop_stopped_error?.text).toContain(`CT ${id} not running`);
+    expect(report.backup_task).toBe("vzdump");
+    expect(report.archives).toHaveLength(1);
+    expect(report.archives[0]).toMatch(new RegExp(`^local:backup/vzdump-lxc-${id}-.*\\.tar\\.zst$`));
+    expect(report.delete_task).toBe("vzdestroy");
+    expect(report.listed_after_delete).not.toContain(id);
+    expect(sim.requests.filter((r) => r.status === 501)).toEqual([]);
+  });
+
   it("lists nodes, creates, starts, stops and deletes a VM, waiting on each task", async () => {
     const url = new URL(sim.url);
     const [user, tokenName] = sim.tokenId.split("!") as [string, string];

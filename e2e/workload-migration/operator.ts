@@ -241,8 +241,21 @@ export async function startMigrationEnv(
   const sim = await startProxmoxSimulator({
     nodes: ["trinity", "neo", "niobe"],
     storages: [
-      { storage: "local", type: "dir", content: ["iso", "backup"], shared: false, total: 100 * GiB },
-      { storage: "ceph-vm-disks", type: "rbd", content: ["images"], shared: true, total: 4096 * GiB },
+      {
+        storage: "local",
+        type: "dir",
+        content: ["iso", "vztmpl", "backup"],
+        shared: false,
+        total: 100 * GiB,
+      },
+      // rootdir: containers' volumes too (lxc.test.ts), as the seed's ceph-vm-disks allows.
+      {
+        storage: "ceph-vm-disks",
+        type: "rbd",
+        content: ["images", "rootdir"],
+        shared: true,
+        total: 4096 * GiB,
+      },
       { storage: "pbs", type: "pbs", content: ["backup"], shared: true, total: 8192 * GiB },
     ],
     taskDurationMs: options.taskDurationMs ?? 100,

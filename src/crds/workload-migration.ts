@@ -433,6 +433,14 @@ const WorkloadMigrationSpec = withRules(
           ).describe(
             "Name of the VM in Proxmox, e.g. ups-stack; immutable. The operator touches the VM only while its live id and name both match.",
           ),
+          type: immutable(
+            z.enum(["qemu", "lxc"]),
+            "source.type cannot change; create a new WorkloadMigration for another guest",
+          )
+            .default("qemu")
+            .describe(
+              "Guest type: qemu (a VM) or lxc (a container); immutable. The operator touches the guest only while its live type, id and name all match.",
+            ),
           proxmoxNode: matching(
             /^[a-zA-Z][-a-zA-Z0-9_.]*[a-zA-Z0-9]$/,
             64,

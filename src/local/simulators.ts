@@ -63,7 +63,9 @@ export async function startLocalSimulators(options: {
     });
     try {
       if ((await ensureSeedVms(client, options.dir)) === "created")
-        options.log?.(`Proxmox: the seed's ${SEED_VMS.length} VMs to migrate created and running`);
+        options.log?.(
+          `Proxmox: the seed's ${SEED_VMS.length} guests to migrate (VMs and a container) created and running`,
+        );
     } finally {
       await client.close();
     }

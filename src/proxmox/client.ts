@@ -297,6 +297,79 @@ export class ProxmoxClient {
     }
   }
 
+  // ---------- containers (LXC) ----------
+
+  /**
+   * Creates a container from a template volume (`<storage>:vztmpl/<file>`, task vzcreate); `rootfs`
+   * as `<storage>:<GiB>`. Never retried after the request may have reached Proxmox.
+   */
+  createContainer(
+    node: string,
+    vmid: number,
+    config: VmConfigInput & { ostemplate: string },
+    options: { start?: boolean; haManaged?: boolean } = {},
+  ) {
+    return this.transport.call(
+      "POST",
+      `/nodes/${seg(node)}/lxc`,
+      { ...config, vmid, start: options.start, "ha-managed": options.haManaged },
+      upid,
+    );
+  }
+
+  getContainerConfig(node: string, vmid: number): Promise<VmConfig> {
+    return this.transport.call("GET", `/nodes/${seg(node)}/lxc/${vmid}/config`, {}, vmConfigSchema);
+  }
+
+  containerStatus(node: string, vmid: number): Promise<VmStatus> {
+    return this.transport.call("GET", `/nodes/${seg(node)}/lxc/${vmid}/status/current`, {}, vmStatusSchema);
+  }
+
+  /** Task vzstart (hastart when HA manages it); Proxmox refuses a running container up front. */
+  startContainer(node: string, vmid: number) {
+    return this.transport.call("POST", `/nodes/${seg(node)}/lxc/${vmid}/status/start`, {}, upid);
+  }
+
+  /**
+   * Clean shutdown (task vzshutdown, hastop when HA manages it); `forceStop` stops the container if it
+   * has not shut down after `timeoutSeconds` (Proxmox's default 60). Refused up front when not running.
+   */
+  shutdownContainer(
+    node: string,
+    vmid: number,
+    options: { timeoutSeconds?: number; forceStop?: boolean } = {},
+  ) {
+    return this.transport.call(
+      "POST",
+      `/nodes/${seg(node)}/lxc/${vmid}/status/shutdown`,
+      { timeout: options.timeoutSeconds, forceStop: options.forceStop },
+      upid,
+    );
+  }
+
+  /** Hard stop (task vzstop); refused up front when not running. */
+  stopContainer(node: string, vmid: number) {
+    return this.transport.call("POST", `/nodes/${seg(node)}/lxc/${vmid}/status/stop`, {}, upid);
+  }
+
+  /**
+   * Destroys a stopped container (task vzdestroy). `purge` also removes it from HA, backup and
+   * replication jobs (without it Proxmox refuses an HA-managed one); `destroyUnreferencedDisks` removes
+   * volumes of this id that the config no longer lists.
+   */
+  deleteContainer(
+    node: string,
+    vmid: number,
+    options: { purge?: boolean; destroyUnreferencedDisks?: boolean } = {},
+  ) {
+    return this.transport.call(
+      "DELETE",
+      `/nodes/${seg(node)}/lxc/${vmid}`,
+      { purge: options.purge, "destroy-unreferenced-disks": options.destroyUnreferencedDisks },
+      upid,
+    );
+  }
+
   // ---------- storage ----------
 
   listStorages(node: string, options: { content?: string } = {}): Promise<StorageInfo[]> {
@@ -420,7 +493,10 @@ export class ProxmoxClient {
 
   // ---------- backup ----------
 
-  /** vzdump of one VM (task vzdump); the archive shows up in the storage's `backup` content. */
+  /**
+   * vzdump of one guest, VM or container (task vzdump); the archive (`vzdump-qemu-…` or `vzdump-lxc-…`)
+   * shows up in the storage's `backup` content.
+   */
   backup(
     node: string,
     request: {

@@ -101,7 +101,9 @@ describe("a Proxmox task started by an operator that died before saving its id",
     await s.client.waitForTask(upid);
     // Even with the id lost a second time, the finished task in the node's list explains the absence.
     const lost: MigrationFields = { ...fields, deleteTask: undefined };
-    expect(await confirmRetired({ fields: lost, proxmox: s.client, vmid: VMID, now: new Date() })).toEqual({
+    expect(
+      await confirmRetired({ fields: lost, proxmox: s.client, vmid: VMID, type: "qemu", now: new Date() }),
+    ).toEqual({
       state: "retired",
     });
     expect(asked("vm-delete")).toHaveLength(1);
@@ -134,7 +136,13 @@ describe("a Proxmox task started by an operator that died before saving its id",
       expect(fields.deleteTask).toBeUndefined();
       await byHand.waitForTask(upid);
       expect(parseUpid(upid.raw).user).toBe("admin@pam!by-hand");
-      const v = await confirmRetired({ fields, proxmox: s.client, vmid: VMID, now: new Date() });
+      const v = await confirmRetired({
+        fields,
+        proxmox: s.client,
+        vmid: VMID,
+        type: "qemu",
+        now: new Date(),
+      });
       expect(v.state).toBe("deletedByOther");
       expect(v.state === "deletedByOther" && v.message).toContain("admin@pam!by-hand");
       expect(fields.deleteTask).toBeUndefined();
@@ -154,7 +162,9 @@ describe("a Proxmox task started by an operator that died before saving its id",
       deleteAfterTime: new Date(Date.now() + 60_000).toISOString(),
       proxmoxNode: "niobe",
     };
-    expect(await confirmRetired({ fields, proxmox: s.client, vmid: VMID, now: new Date() })).toEqual({
+    expect(
+      await confirmRetired({ fields, proxmox: s.client, vmid: VMID, type: "qemu", now: new Date() }),
+    ).toEqual({
       state: "unexplained",
     });
   });

@@ -3,6 +3,7 @@
 // the stop is adopted instead of taking a second one.
 
 import { parseUpid } from "../../proxmox/index.ts";
+import { guestLabel, TASK_TYPES } from "./guest.ts";
 import { pollTask, taskAbout } from "./proxmox-tasks.ts";
 import { done, type Step, sourceOf, waiting } from "./step.ts";
 
@@ -12,7 +13,8 @@ export const backupStep: Step = {
   condition: "BackedUp",
   async run(run) {
     const f = run.fields;
-    const { vm, proxmox, vmid } = sourceOf(run);
+    const { vm, proxmox, vmid, type } = sourceOf(run);
+    const label = guestLabel(type, vmid);
     const backup = run.wm.spec.decommission.backup;
     if (!backup) return waiting("NotRequested", "no decommission.backup: the VM is never deleted", 3_600_000);
     if (f.backupVolumeID) return done("BackupVerified", `backup ${f.backupVolumeID} exists`);
@@ -34,7 +36,7 @@ export const backupStep: Step = {
         f.backupFailedTime = run.now.toISOString();
         return waiting(
           "BackupMissing",
-          `vzdump said ${t.exitstatus} but ${backup.storage} holds no archive of VM ${vmid}; retrying in a minute`,
+          `vzdump said ${t.exitstatus} but ${backup.storage} holds no archive of ${label}; retrying in a minute`,
           RETRY_MS,
         );
       }
@@ -63,19 +65,15 @@ export const backupStep: Step = {
         `backup ${adopted.volid} (taken after the stop) exists in ${backup.storage}`,
       );
     }
-    const inFlight = await taskAbout(proxmox, vm.node, "vzdump", vmid, "active");
+    const inFlight = await taskAbout(proxmox, vm.node, TASK_TYPES[type].backup, vmid, "active");
     if (inFlight) {
       f.backupTask = inFlight.upid;
       return waiting("BackingUp", `vzdump task ${inFlight.upid} already running`, 2_000);
     }
-    await run.ctx.fence(`vzdump VM ${vmid}`);
+    await run.ctx.fence(`vzdump ${label}`);
     const upid = await proxmox.backup(vm.node, { vmid, storage: backup.storage, mode: backup.mode });
     f.backupTask = upid.raw;
     await run.save();
-    return waiting(
-      "BackingUp",
-      `vzdump of VM ${vmid} to ${backup.storage} started (task ${upid.raw})`,
-      2_000,
-    );
+    return waiting("BackingUp", `vzdump of ${label} to ${backup.storage} started (task ${upid.raw})`, 2_000);
   },
 };

@@ -18,6 +18,7 @@ import { backupStep } from "./backup.ts";
 import { HOMELAB_CLUSTER, proxmoxFor, targetClusterFor } from "./connections.ts";
 import { cutoverStep } from "./cutover.ts";
 import { deployStep } from "./deploy.ts";
+import { guestLabel, sourceType } from "./guest.ts";
 import { confirmRetired, retireStep } from "./retire.ts";
 import { rollBack } from "./rollback.ts";
 import { judgeSourceVm } from "./source-vm.ts";
@@ -219,7 +220,7 @@ async function reconcileMigration(
   const verdict = judgeSourceVm(wm, vm, clusters);
   if (!verdict.ok) {
     const gone = verdict.absent
-      ? await confirmRetired({ fields, proxmox, vmid: source.vmid, now: at })
+      ? await confirmRetired({ fields, proxmox, vmid: source.vmid, type: sourceType(source), now: at })
       : ({ state: "unexplained" } as const);
     if (gone.state === "deleting")
       return finish({
@@ -261,7 +262,7 @@ async function reconcileMigration(
       {
         done: true,
         reason: "IdAndNameMatch",
-        message: `VM ${verdict.vm.vmid} (${verdict.vm.name}) on ${verdict.vm.node}`,
+        message: `${guestLabel(sourceType(source), verdict.vm.vmid)} (${verdict.vm.name}) on ${verdict.vm.node}`,
       },
       generation,
     ),

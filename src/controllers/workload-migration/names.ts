@@ -14,8 +14,6 @@ export const CLUSTER_TAG_PREFIX = "homelab-cluster.";
 /** The Gateway every cutover route attaches to (the seed's main-gateway). */
 export const GATEWAY = { name: "main-gateway" } as const;
 
-export const haSid = (vmid: number) => `vm:${vmid}`;
-
 export const CONDITIONS = [
   "DependenciesCutOver",
   "SourceVerified",

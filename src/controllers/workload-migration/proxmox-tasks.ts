@@ -1,6 +1,7 @@
 // A Proxmox task remembered in status: one poll says whether it still runs and how it ended, so a
 // restarted operator waits on the task it started instead of starting another.
 import { type ProxmoxClient, parseUpid, taskSucceeded } from "../../proxmox/index.ts";
+import type { GuestTaskType } from "./guest.ts";
 
 export type TaskState = { running: true } | { running: false; ok: boolean; exitstatus: string };
 
@@ -16,9 +17,6 @@ export async function haResourceOf(proxmox: ProxmoxClient, sid: string) {
   return (await proxmox.listHaResources()).find((r) => r.sid === sid);
 }
 
-/** Proxmox's task types for what this controller asks of a VM. */
-export type VmTaskType = "qmshutdown" | "qmstart" | "vzdump" | "qmdestroy";
-
 /**
  * The newest task of `type` about `vmid` on `node`: running ones only, or finished ones too. The
  * operator can die between asking Proxmox for a task and saving its id in status; a restart finds the
@@ -27,7 +25,8 @@ export type VmTaskType = "qmshutdown" | "qmstart" | "vzdump" | "qmdestroy";
 export async function taskAbout(
   proxmox: ProxmoxClient,
   node: string,
-  type: VmTaskType,
+  /** qmshutdown/vzshutdown, qmstart/vzstart, qmdestroy/vzdestroy or vzdump (guest.ts TASK_TYPES). */
+  type: GuestTaskType,
   vmid: number,
   source: "active" | "all",
   /** Only a task run as this Proxmox user (`user@realm!tokenid`, the UPID's user). */

@@ -5,7 +5,8 @@
 
 import { type ProxmoxClient, parseUpid } from "../../proxmox/index.ts";
 import { approvalWanted, retirementApproval } from "./approval.ts";
-import { APPROVE_RETIREMENT, haSid } from "./names.ts";
+import { deleteGuest, type GuestType, guestLabel, haSidOf, TASK_TYPES } from "./guest.ts";
+import { APPROVE_RETIREMENT } from "./names.ts";
 import { haResourceOf, pollTask, taskAbout } from "./proxmox-tasks.ts";
 import { type MigrationFields, type Step, sourceOf, waiting } from "./step.ts";
 
@@ -16,7 +17,8 @@ export const retireStep: Step = {
   condition: "Retired",
   async run(run) {
     const f = run.fields;
-    const { vm, proxmox, vmid } = sourceOf(run);
+    const { vm, proxmox, vmid, type } = sourceOf(run);
+    const label = guestLabel(type, vmid);
     const d = run.wm.spec.decommission;
     if (!d.deleteAfter || !f.deleteAfterTime)
       return waiting("NotRequested", "decommission.deleteAfter unset: the VM is kept", 3_600_000);
@@ -34,26 +36,22 @@ export const retireStep: Step = {
       f.approvedBy = a.by;
     }
     if (vm.status !== "stopped")
-      return waiting(
-        "VMRunning",
-        `VM ${vmid} is ${vm.status} again; it is deleted only while stopped`,
-        30_000,
-      );
+      return waiting("VMRunning", `${label} is ${vm.status} again; it is deleted only while stopped`, 30_000);
     if (f.deleteTask) {
       const t = await pollTask(proxmox, f.deleteTask);
       if (t.running) return waiting("Deleting", `delete task ${f.deleteTask} running`, 2_000);
       if (!t.ok) {
         f.deleteTask = undefined;
-        return waiting("DeleteFailed", `deleting VM ${vmid} ended with ${t.exitstatus}; retrying`, 30_000);
+        return waiting("DeleteFailed", `deleting ${label} ended with ${t.exitstatus}; retrying`, 30_000);
       }
       // Kept: the next reconcile sees the VM gone and needs this task's success to call it retired.
-      return waiting("Deleting", `delete task ended; waiting to see VM ${vmid} gone`, 1_000);
+      return waiting("Deleting", `delete task ended; waiting to see ${label} gone`, 1_000);
     }
     // Only our own token's delete is adopted: one someone else runs is not this migration's retirement.
     const inFlight = await taskAbout(
       proxmox,
       vm.node,
-      "qmdestroy",
+      TASK_TYPES[type].destroy,
       vmid,
       "active",
       proxmox.transport.tokenId,
@@ -66,25 +64,25 @@ export const retireStep: Step = {
     f.diskFreedGiB = Math.round(((vm.maxdisk ?? 0) / GiB) * 10) / 10;
     // Saved before the delete: once the VM is gone nothing is left to read them from.
     await run.save();
-    const ha = await haResourceOf(proxmox, haSid(vmid));
+    const ha = await haResourceOf(proxmox, haSidOf(type, vmid));
     if (ha) {
-      await run.ctx.fence(`remove HA resource of VM ${vmid}`);
+      await run.ctx.fence(`remove HA resource of ${label}`);
       await proxmox.deleteHaResource(ha.sid);
     }
-    await run.ctx.fence(`delete VM ${vmid} (${run.wm.spec.source!.name})`);
-    const upid = await proxmox.deleteVm(vm.node, vmid, {
+    await run.ctx.fence(`delete ${label} (${run.wm.spec.source!.name})`);
+    const upid = await deleteGuest(proxmox, type, vm.node, vmid, {
       purge: true,
       destroyUnreferencedDisks: true,
     });
     f.deleteTask = upid.raw;
     await run.save();
-    return waiting("Deleting", `VM ${vmid} delete requested (task ${upid.raw})`, 2_000);
+    return waiting("Deleting", `${label} delete requested (task ${upid.raw})`, 2_000);
   },
 };
 
 export type GoneVerdict =
   | { state: "retired" | "deleting" | "unexplained" }
-  /** A qmdestroy of the VM by another Proxmox user (by hand, another tool): not retired by us. */
+  /** A qmdestroy/vzdestroy of the guest by another Proxmox user (by hand, another tool): not retired by us. */
   | { state: "deletedByOther"; message: string };
 
 /**
@@ -96,6 +94,8 @@ export async function confirmRetired(run: {
   fields: MigrationFields;
   proxmox: ProxmoxClient;
   vmid: number;
+  /** The guest type the migration names: its delete task is qmdestroy (VM) or vzdestroy (container). */
+  type: GuestType;
   now: Date;
 }): Promise<GoneVerdict> {
   const f = run.fields;
@@ -104,12 +104,13 @@ export async function confirmRetired(run: {
   // could have asked, so only such a one looks; and only a delete run as this operator's own token
   // (the UPID's user, as Proxmox wrote it) is ours: one run by hand after the grace period is not.
   if (!f.deleteTask && f.proxmoxNode) {
+    const destroy = TASK_TYPES[run.type].destroy;
     const deletes = await run.proxmox.listTasks(f.proxmoxNode, {
       source: "all",
-      typefilter: "qmdestroy",
+      typefilter: destroy,
       vmid: run.vmid,
     });
-    const about = deletes.filter((t) => t.type === "qmdestroy" && t.id === String(run.vmid));
+    const about = deletes.filter((t) => t.type === destroy && t.id === String(run.vmid));
     const self = run.proxmox.transport.tokenId;
     const since = f.deleteAfterTime
       ? Math.floor(Date.parse(f.deleteAfterTime) / 1000)
@@ -122,7 +123,7 @@ export async function confirmRetired(run: {
         const u = parseUpid(other.upid);
         return {
           state: "deletedByOther",
-          message: `VM ${run.vmid} was deleted by Proxmox user ${u.user} at ${new Date(u.starttime * 1000).toISOString()} (task ${other.upid}), not by this migration: it is not retired by it, and no backup of this migration may exist`,
+          message: `${guestLabel(run.type, run.vmid)} was deleted by Proxmox user ${u.user} at ${new Date(u.starttime * 1000).toISOString()} (task ${other.upid}), not by this migration: it is not retired by it, and no backup of this migration may exist`,
         };
       }
     }

@@ -5,8 +5,9 @@
 import { isNotFound } from "../../runtime/index.ts";
 import { voidApprovals } from "./approval.ts";
 import { ownerRefs } from "./deploy.ts";
+import { guestLabel, haSidOf, startGuest, TASK_TYPES } from "./guest.ts";
 import { isKnative, knativeRollbackNote, withdrawKnative } from "./knative-service.ts";
-import { APPROVE_CUTOVER, APPROVE_RETIREMENT, haSid } from "./names.ts";
+import { APPROVE_CUTOVER, APPROVE_RETIREMENT } from "./names.ts";
 import { haResourceOf, pollTask, taskAbout } from "./proxmox-tasks.ts";
 import { copyBackWrites } from "./reverse-sync.ts";
 import { done, failed, type MigrationRun, type StepOutcome, sourceOf, waiting } from "./step.ts";
@@ -42,10 +43,11 @@ export async function rollBack(run: MigrationRun): Promise<StepOutcome> {
     forgetProgress(run);
     return done("RolledBack", f.rollbackMessage);
   }
-  const { vm, proxmox, vmid } = sourceOf(run);
-  const ha = await haResourceOf(proxmox, haSid(vmid));
+  const { vm, proxmox, vmid, type } = sourceOf(run);
+  const label = guestLabel(type, vmid);
+  const ha = await haResourceOf(proxmox, haSidOf(type, vmid));
   if (ha && ha.state !== "started") {
-    await run.ctx.fence(`set HA state started for VM ${vmid}`);
+    await run.ctx.fence(`set HA state started for ${label}`);
     await proxmox.updateHaResource(ha.sid, { state: "started" });
   }
   if (vm.status !== "running") {
@@ -53,19 +55,19 @@ export async function rollBack(run: MigrationRun): Promise<StepOutcome> {
       const t = await pollTask(proxmox, f.startTask);
       if (t.running) return waiting("Starting", `start task ${f.startTask} running`, 2_000);
       f.startTask = undefined;
-      if (!t.ok) return failed("StartFailed", `starting VM ${vmid} ended with ${t.exitstatus}`);
-      return waiting("Starting", `start task ended; waiting to see VM ${vmid} running`, 1_000);
+      if (!t.ok) return failed("StartFailed", `starting ${label} ended with ${t.exitstatus}`);
+      return waiting("Starting", `start task ended; waiting to see ${label} running`, 1_000);
     }
-    const inFlight = await taskAbout(proxmox, vm.node, "qmstart", vmid, "active");
+    const inFlight = await taskAbout(proxmox, vm.node, TASK_TYPES[type].start, vmid, "active");
     if (inFlight) {
       f.startTask = inFlight.upid;
       return waiting("Starting", `start task ${inFlight.upid} already running`, 2_000);
     }
-    await run.ctx.fence(`start VM ${vmid} (rollback)`);
-    const upid = await proxmox.start(vm.node, vmid);
+    await run.ctx.fence(`start ${label} (rollback)`);
+    const upid = await startGuest(proxmox, type, vm.node, vmid);
     f.startTask = upid.raw;
     await run.save();
-    return waiting("Starting", `VM ${vmid} start requested (task ${upid.raw})`, 2_000);
+    return waiting("Starting", `${label} start requested (task ${upid.raw})`, 2_000);
   }
   f.startTask = undefined;
   // Said once, when it completes: later passes no longer know the cutover time (forgetProgress).
@@ -81,7 +83,7 @@ export async function rollBack(run: MigrationRun): Promise<StepOutcome> {
         ? ` Targets ${stateful.join(", ")} are stateful and served traffic from ${f.cutoverTime}: what they wrote since was copied back to the VM by Job ${copied.job} (dataSync.reverseJob) and also stays in the cluster's volumes.`
         : ` Targets ${stateful.join(", ")} are stateful and served traffic from ${f.cutoverTime}: what they wrote since stays in the cluster's volumes and is NOT on the VM (declare dataSync.reverseJob to copy it back).`
       : "";
-  f.rollbackMessage = `Routes removed, targets scaled to zero, VM ${vmid} running on ${vm.node}.${knativeRollbackNote(run.wm)}${writes}${f.rollbackSyncNote ?? ""}`;
+  f.rollbackMessage = `Routes removed, targets scaled to zero, ${label} running on ${vm.node}.${knativeRollbackNote(run.wm)}${writes}${f.rollbackSyncNote ?? ""}`;
   forgetProgress(run);
   return done("RolledBack", f.rollbackMessage);
 }

@@ -39,8 +39,41 @@ describe("judgeSourceVm", () => {
       reason: "BelongsToCluster",
     });
   });
-  it("refuses a container guest and an absent VM", () => {
-    expect(judgeSourceVm(wm, vm({ type: "lxc" }), [])).toMatchObject({ ok: false, reason: "NotAVM" });
+  it("refuses a container when it names a VM (type unset or qemu), and an absent VM", () => {
+    for (const source of [
+      { vmid: 1010, name: "ups-stack" },
+      { vmid: 1010, name: "ups-stack", type: "qemu" },
+    ])
+      expect(
+        judgeSourceVm(
+          { spec: { source } } as unknown as WorkloadMigration,
+          vm({ id: "lxc/1010", type: "lxc" }),
+          [],
+        ),
+      ).toMatchObject({ ok: false, reason: "TypeMismatch" });
     expect(judgeSourceVm(wm, undefined, [])).toMatchObject({ ok: false, absent: true, reason: "VMNotFound" });
+  });
+  it("accepts a container named by type lxc, id and name; refuses a VM of that id and name", () => {
+    const ct = {
+      spec: { source: { vmid: 1100, name: "smallweb", type: "lxc" } },
+    } as unknown as WorkloadMigration;
+    const live = vm({ id: "lxc/1100", type: "lxc", vmid: 1100, name: "smallweb", node: "trinity" });
+    expect(judgeSourceVm(ct, live, [])).toMatchObject({ ok: true });
+    expect(judgeSourceVm(ct, { ...live, id: "qemu/1100", type: "qemu" }, [])).toMatchObject({
+      ok: false,
+      reason: "TypeMismatch",
+    });
+    expect(judgeSourceVm(ct, { ...live, name: "smallweb2" }, [])).toMatchObject({
+      ok: false,
+      reason: "NameMismatch",
+    });
+    expect(judgeSourceVm(ct, { ...live, tags: "homelab-cluster.k8s" }, [])).toMatchObject({
+      ok: false,
+      reason: "BelongsToCluster",
+    });
+    expect(judgeSourceVm(ct, live, [clusterWith(1100)])).toMatchObject({
+      ok: false,
+      reason: "BelongsToCluster",
+    });
   });
 });

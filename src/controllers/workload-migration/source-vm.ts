@@ -4,6 +4,7 @@
 import type { HomelabCluster } from "../../crds/homelab-cluster.ts";
 import type { WorkloadMigration } from "../../crds/workload-migration.ts";
 import type { VmResource } from "../../proxmox/index.ts";
+import { guestLabel, sourceType } from "./guest.ts";
 import { CLUSTER_TAG_PREFIX } from "./names.ts";
 
 export type SourceVerdict =
@@ -21,15 +22,23 @@ export function judgeSourceVm(
   clusters: HomelabCluster[],
 ): SourceVerdict {
   const { vmid, name } = wm.spec.source!;
-  if (!vm) return { ok: false, absent: true, reason: "VMNotFound", message: `no VM ${vmid} in Proxmox` };
-  if (vm.type !== "qemu")
-    return { ok: false, absent: false, reason: "NotAVM", message: `${vmid} is a ${vm.type} guest, not a VM` };
+  const type = sourceType(wm.spec.source!);
+  if (!vm) return { ok: false, absent: true, reason: "VMNotFound", message: `no guest ${vmid} in Proxmox` };
+  // A migration never touches a guest of another type than it names: the endpoints it would use are
+  // that type's, and a container is not the VM someone wrote down (nor the other way round).
+  if (vm.type !== type)
+    return {
+      ok: false,
+      absent: false,
+      reason: "TypeMismatch",
+      message: `guest ${vmid} is ${vm.type === "lxc" ? "a container (lxc)" : "a VM (qemu)"}, not the ${type} guest source.type names: refusing to touch it`,
+    };
   if (vm.name !== name)
     return {
       ok: false,
       absent: false,
       reason: "NameMismatch",
-      message: `VM ${vmid} is named ${JSON.stringify(vm.name ?? "")}, not ${JSON.stringify(name)}: refusing to touch it`,
+      message: `${guestLabel(type, vmid)} is named ${JSON.stringify(vm.name ?? "")}, not ${JSON.stringify(name)}: refusing to touch it`,
     };
   const clusterTag = tagsOf(vm).find((t) => t.startsWith(CLUSTER_TAG_PREFIX));
   if (clusterTag)

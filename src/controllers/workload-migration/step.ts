@@ -4,6 +4,7 @@
 import type { WorkloadMigration } from "../../crds/workload-migration.ts";
 import type { ProxmoxClient, VmResource } from "../../proxmox/index.ts";
 import type { KubeClient, KubeObject, ReconcileContext } from "../../runtime/index.ts";
+import { type GuestType, sourceType } from "./guest.ts";
 import type { StepCondition } from "./names.ts";
 
 /** The status fields this controller owns, carried from one reconcile to the next. */
@@ -82,8 +83,21 @@ export const failed = (reason: string, message: string): StepOutcome => ({
   message,
 });
 
-/** The source VM's steps run only after the live check found it; this makes that a type-level fact. */
-export function sourceOf(run: MigrationRun): { vm: VmResource; proxmox: ProxmoxClient; vmid: number } {
+/**
+ * The source VM's steps run only after the live check found it (its type, id and name matching the
+ * spec); this makes that a type-level fact. `type` picks the endpoints every step uses (guest.ts).
+ */
+export function sourceOf(run: MigrationRun): {
+  vm: VmResource;
+  proxmox: ProxmoxClient;
+  vmid: number;
+  type: GuestType;
+} {
   if (!run.vm || !run.proxmox || !run.wm.spec.source) throw new Error("this step needs the source VM");
-  return { vm: run.vm, proxmox: run.proxmox, vmid: run.wm.spec.source.vmid };
+  return {
+    vm: run.vm,
+    proxmox: run.proxmox,
+    vmid: run.wm.spec.source.vmid,
+    type: sourceType(run.wm.spec.source),
+  };
 }

@@ -2,7 +2,7 @@
 // restarted), then an ACPI shutdown that Proxmox turns into a hard stop after the timeout. Decided from
 // the live power state; the shutdown task is remembered so a restart never sends a second one while
 // the first still runs.
-import { haSid } from "./names.ts";
+import { guestLabel, haSidOf, shutdownGuest, TASK_TYPES } from "./guest.ts";
 import { haResourceOf, pollTask, taskAbout } from "./proxmox-tasks.ts";
 import { done, failed, type Step, sourceOf, waiting } from "./step.ts";
 
@@ -13,43 +13,44 @@ export const stopVmStep: Step = {
   condition: "VMStopped",
   async run(run) {
     const f = run.fields;
-    const { vm, proxmox, vmid } = sourceOf(run);
+    const { vm, proxmox, vmid, type } = sourceOf(run);
+    const label = guestLabel(type, vmid);
     if (!run.wm.spec.decommission.stopVM)
       return waiting("NotRequested", "decommission.stopVM is false: the VM keeps running", 3_600_000);
-    const ha = await haResourceOf(proxmox, haSid(vmid));
+    const ha = await haResourceOf(proxmox, haSidOf(type, vmid));
     if (ha && ha.state !== "stopped") {
-      await run.ctx.fence(`set HA state stopped for VM ${vmid}`);
+      await run.ctx.fence(`set HA state stopped for ${label}`);
       await proxmox.updateHaResource(ha.sid, { state: "stopped" });
     }
     if (vm.status === "stopped") {
       f.stopTask = undefined;
       if (!f.stoppedTime) f.stoppedTime = run.now.toISOString();
-      return done("Stopped", `VM ${vmid} stopped on ${vm.node}${ha ? "; HA state stopped" : ""}`);
+      return done("Stopped", `${label} stopped on ${vm.node}${ha ? "; HA state stopped" : ""}`);
     }
     if (f.stopTask) {
       const t = await pollTask(proxmox, f.stopTask);
       if (t.running) return waiting("ShuttingDown", `shutdown task ${f.stopTask} still running`, 2_000);
       f.stopTask = undefined;
-      if (!t.ok) return failed("ShutdownFailed", `shutdown of VM ${vmid} ended with ${t.exitstatus}`);
+      if (!t.ok) return failed("ShutdownFailed", `shutdown of ${label} ended with ${t.exitstatus}`);
       // The task ended but the live read (taken before) still said running: read again next pass.
       return waiting(
         "ShuttingDown",
-        `shutdown task ended (${t.exitstatus}); waiting to see VM ${vmid} stopped`,
+        `shutdown task ended (${t.exitstatus}); waiting to see ${label} stopped`,
         1_000,
       );
     }
-    const inFlight = await taskAbout(proxmox, vm.node, "qmshutdown", vmid, "active");
+    const inFlight = await taskAbout(proxmox, vm.node, TASK_TYPES[type].shutdown, vmid, "active");
     if (inFlight) {
       f.stopTask = inFlight.upid;
       return waiting("ShuttingDown", `shutdown task ${inFlight.upid} already running`, 2_000);
     }
-    await run.ctx.fence(`shut down VM ${vmid}`);
-    const upid = await proxmox.shutdown(vm.node, vmid, {
+    await run.ctx.fence(`shut down ${label}`);
+    const upid = await shutdownGuest(proxmox, type, vm.node, vmid, {
       timeoutSeconds: SHUTDOWN_TIMEOUT_SECONDS,
       forceStop: true,
     });
     f.stopTask = upid.raw;
     await run.save();
-    return waiting("ShuttingDown", `shutdown of VM ${vmid} requested (task ${upid.raw})`, 2_000);
+    return waiting("ShuttingDown", `shutdown of ${label} requested (task ${upid.raw})`, 2_000);
   },
 };

@@ -57,9 +57,9 @@ describe("admin endpoint", () => {
   });
 
   it("answers unknown API paths with 501 like Proxmox", async () => {
-    const r = await api("/nodes/a1/lxc");
+    const r = await api("/nodes/a1/lxc/100/snapshot");
     expect(r.status).toBe(501);
-    expect(r.statusText).toBe("Method 'GET /nodes/a1/lxc' not implemented");
+    expect(r.statusText).toBe("Method 'GET /nodes/a1/lxc/100/snapshot' not implemented");
   });
 
   it("lists the records of creates, power requests and deletes with their outcomes", async () => {

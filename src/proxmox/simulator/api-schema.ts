@@ -64,3 +64,7 @@ export function methodSchema(method: string, template: string): MethodSchema {
 /** The property schemas of a VM config key (`scsi0` -> `scsi[n]`), from the create-VM method. */
 export const QEMU_CONFIG_PROPERTIES: Record<string, PropertySchema> =
   methodSchema("POST", "/nodes/{node}/qemu").parameters.properties ?? {};
+
+/** The property schemas of a container config key (`mp0` -> `mp[n]`), from the create-container method. */
+export const LXC_CONFIG_PROPERTIES: Record<string, PropertySchema> =
+  methodSchema("POST", "/nodes/{node}/lxc").parameters.properties ?? {};

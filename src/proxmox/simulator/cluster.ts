@@ -3,11 +3,11 @@
 // are Proxmox's own (qemu-server, pve-guest-common, pve-storage, pve-ha-manager), because clients
 // (ours and others) match on them.
 import { createHash, randomUUID } from "node:crypto";
-import { QEMU_CONFIG_PROPERTIES } from "./api-schema.ts";
+import { LXC_CONFIG_PROPERTIES, QEMU_CONFIG_PROPERTIES } from "./api-schema.ts";
 import { die, paramError } from "./failure.ts";
 import type { Faults } from "./faults.ts";
 import { splitList } from "./formats.ts";
-import { normalizeSid, SimHa } from "./ha.ts";
+import { normalizeSid, SimHa, sidOf } from "./ha.ts";
 import { propertyFor } from "./param-check.ts";
 import type { TaskRunner } from "./tasks.ts";
 
@@ -72,12 +72,17 @@ export interface SimRecord {
 
 export interface Vm {
   vmid: number;
+  /** qemu (a VM) or lxc (a container); absent in states saved before containers existed: qemu. */
+  type?: GuestType;
   node: string;
   config: Record<string, string>;
   status: "running" | "stopped";
   lock?: string;
   startedAt?: number;
 }
+
+export type GuestType = "qemu" | "lxc";
+export const guestType = (vm: Vm): GuestType => vm.type ?? "qemu";
 
 export interface ClusterOptions {
   nodes: string[];
@@ -192,9 +197,9 @@ export class SimCluster {
   /** VM creates/deletes, downloads and power requests, in order (see SimRecord). */
   readonly records: SimRecord[] = [];
   private readonly fencing = new Set<string>();
-  private readonly tasks: TaskRunner;
+  readonly tasks: TaskRunner;
   private readonly faults: Faults;
-  private readonly options: ClusterOptions;
+  readonly options: ClusterOptions;
 
   constructor(options: ClusterOptions, tasks: TaskRunner, faults: Faults) {
     this.options = options;
@@ -202,7 +207,10 @@ export class SimCluster {
     this.storages = options.storages;
     this.tasks = tasks;
     this.faults = faults;
-    this.ha = new SimHa(options.nodes);
+    this.ha = new SimHa(options.nodes, (vmid) => {
+      const vm = this.vms.get(vmid);
+      return vm && guestType(vm);
+    });
   }
 
   // ---------- lookups ----------
@@ -249,17 +257,34 @@ export class SimCluster {
     return this.volumesOf(node, storeid).find((v) => v.volid === volid);
   }
 
-  /** pve-guest-common AbstractConfig load_config: a VM lives in its node's config directory. */
+  /**
+   * pve-guest-common AbstractConfig load_config: a VM lives in its node's qemu-server directory, so a
+   * container's id (its config is under lxc/) is as absent to the qemu endpoints as an unused one.
+   */
   vm(node: string, vmid: number): Vm {
     const vm = this.vms.get(vmid);
-    if (!vm || vm.node !== node)
+    if (!vm || vm.node !== node || guestType(vm) !== "qemu")
       die(`Configuration file 'nodes/${node}/qemu-server/${vmid}.conf' does not exist`);
     return vm!;
   }
 
-  /** AbstractConfig check_lock. */
+  /** The same for a container (pve-container's config directory is nodes/<node>/lxc/). */
+  ct(node: string, vmid: number): Vm {
+    const vm = this.vms.get(vmid);
+    if (!vm || vm.node !== node || guestType(vm) !== "lxc")
+      die(`Configuration file 'nodes/${node}/lxc/${vmid}.conf' does not exist`);
+    return vm!;
+  }
+
+  /** A guest of either type on `node` (vzdump takes both); absent ones get qemu-server's message. */
+  guest(node: string, vmid: number): Vm {
+    const vm = this.vms.get(vmid);
+    return vm && vm.node === node && guestType(vm) === "lxc" ? vm : this.vm(node, vmid);
+  }
+
+  /** AbstractConfig check_lock: "VM is locked (…)" or, for a container, "CT is locked (…)". */
   checkLock(vm: Vm, skiplock = false): void {
-    if (vm.lock && !skiplock) die(`VM is locked (${vm.lock})`);
+    if (vm.lock && !skiplock) die(`${guestType(vm) === "lxc" ? "CT" : "VM"} is locked (${vm.lock})`);
   }
 
   digest(vm: Vm): string {
@@ -286,7 +311,7 @@ export class SimCluster {
 
   // ---------- disks ----------
 
-  private nextDiskName(vmid: number, storeVolumes: Volume[], suffix: string): string {
+  nextDiskName(vmid: number, storeVolumes: Volume[], suffix: string): string {
     for (let i = 0; ; i++) {
       const name = `vm-${vmid}-disk-${i}${suffix}`;
       if (!storeVolumes.some((v) => v.volid.endsWith(name))) return name;
@@ -346,7 +371,7 @@ export class SimCluster {
     return joinDrive(volid, opts);
   }
 
-  private removeVolume(node: string, volid: string): void {
+  removeVolume(node: string, volid: string): void {
     const storeid = volid.split(":")[0]!;
     if (!this.storages.some((s) => s.storage === storeid)) return;
     const list = this.volumesOf(node, storeid);
@@ -354,9 +379,9 @@ export class SimCluster {
     if (i >= 0) list.splice(i, 1);
   }
 
-  private ownedVolumes(vm: Vm): string[] {
+  ownedVolumes(vm: Vm): string[] {
     return Object.entries(vm.config)
-      .filter(([k]) => DISK_KEY.test(k) || /^unused\d+$/.test(k))
+      .filter(([k]) => DISK_KEY.test(k) || /^(unused\d+|rootfs|mp\d+)$/.test(k))
       .map(([, v]) => splitDrive(v).file)
       .filter((f) => this.findVolume(vm.node, f)?.vmid === vm.vmid);
   }
@@ -415,7 +440,11 @@ export class SimCluster {
     this.assertNode(node);
     const vmid = Number(params["vmid"]);
     const existing = this.vms.get(vmid);
-    if (existing) die(`unable to create VM ${vmid} - VM ${vmid} already exists on node '${existing.node}'`);
+    // Cluster.pm check_vmid_unused names the kind of guest holding the id.
+    if (existing)
+      die(
+        `unable to create VM ${vmid} - ${guestType(existing) === "lxc" ? "CT" : "VM"} ${vmid} already exists on node '${existing.node}'`,
+      );
     const config: Record<string, string> = {};
     for (const [k, v] of Object.entries(params)) {
       if (
@@ -455,12 +484,12 @@ export class SimCluster {
     );
   }
 
-  private record(kind: SimRecord["kind"], node: string, extra: Partial<SimRecord>, upid: string): string {
+  record(kind: SimRecord["kind"], node: string, extra: Partial<SimRecord>, upid: string): string {
     this.records.push({ kind, node, upid, at: Date.now(), ...extra });
     return upid;
   }
 
-  private powerOn(vm: Vm): void {
+  powerOn(vm: Vm): void {
     vm.status = "running";
     vm.startedAt = Date.now();
   }
@@ -558,7 +587,7 @@ export class SimCluster {
     if (skiplock) paramError({ skiplock: "Only root may use this option." });
     const find = () => {
       const vm = this.vms.get(vmid);
-      return vm && vm.node === node ? vm : undefined;
+      return vm && vm.node === node && guestType(vm) === "qemu" ? vm : undefined;
     };
     const missing = `unable to find configuration file for VM ${vmid} on node '${node}'`;
     if (action === "reboot") {
@@ -621,7 +650,7 @@ export class SimCluster {
     );
   }
 
-  private powerOff(vm: Vm): void {
+  powerOff(vm: Vm): void {
     vm.status = "stopped";
     delete vm.startedAt;
   }
@@ -786,7 +815,7 @@ export class SimCluster {
     const storeid = params["storage"] ?? "local";
     const store = this.storage(node, storeid);
     if (!store.content.includes("backup")) die(`storage '${storeid}' does not support backups`);
-    const vms = vmids.map((id) => this.vm(node, id));
+    const vms = vmids.map((id) => this.guest(node, id));
     for (const vm of vms) this.checkLock(vm);
     for (const vm of vms) vm.lock = "backup";
     // Recorded (one record per vzdump task, the first VM's id) so a test can order backups against
@@ -795,13 +824,16 @@ export class SimCluster {
       finish: (log) => {
         for (const vm of vms) {
           const stamp = new Date().toISOString().replace(/[-:]/g, "_").replace("T", "-").slice(0, 19);
-          const volid = `${storeid}:backup/vzdump-qemu-${vm.vmid}-${stamp}.vma.zst`;
-          log(`INFO: Starting Backup of VM ${vm.vmid} (qemu)`);
+          // vzdump names a container's archive vzdump-lxc-… (a tar), a VM's vzdump-qemu-… (a vma).
+          const type = guestType(vm);
+          const format = type === "lxc" ? "tar.zst" : "vma.zst";
+          const volid = `${storeid}:backup/vzdump-${type}-${vm.vmid}-${stamp}.${format}`;
+          log(`INFO: Starting Backup of VM ${vm.vmid} (${type})`);
           const size = this.ownedVolumes(vm).reduce((n, v) => n + (this.findVolume(node, v)?.size ?? 0), 0);
           this.volumesOf(node, storeid).push({
             volid,
             content: "backup",
-            format: "vma.zst",
+            format,
             size: Math.max(1, Math.floor(size / 10)),
             vmid: vm.vmid,
             ctime: Math.floor(Date.now() / 1000),
@@ -822,12 +854,20 @@ export class SimCluster {
 
   /** Puts a VM under HA; "started" makes the HA manager start it (as user root@pam). */
   addHaResource(params: Record<string, string>): void {
-    const vmid = Number(normalizeSid(params["sid"]!).split(":")[1]);
+    const sid = normalizeSid(params["sid"]!, (id) => {
+      const g = this.vms.get(id);
+      return g && guestType(g);
+    });
+    const vmid = Number(sid.split(":")[1]);
     const vm = this.vms.get(vmid);
-    if (!vm) die(`unable to find VM '${vmid}'`);
-    const r = this.ha.add(params);
+    // A vm: service is a VM, a ct: service a container: the id of the other kind is no such guest.
+    if (!vm || sid !== sidOf(vmid, guestType(vm)))
+      die(`unable to find ${sid.startsWith("ct:") ? "CT" : "VM"} '${vmid}'`);
+    const r = this.ha.add({ ...params, sid });
     if (r.state === "started" && vm!.status === "stopped") {
-      this.tasks.start(vm!.node, "qmstart", String(vmid), "root@pam", { finish: () => this.powerOn(vm!) });
+      this.tasks.start(vm!.node, guestType(vm!) === "lxc" ? "vzstart" : "qmstart", String(vmid), "root@pam", {
+        finish: () => this.powerOn(vm!),
+      });
     }
   }
 
@@ -849,7 +889,7 @@ export class SimCluster {
   private recover(node: string): void {
     const online = this.nodes.filter((n) => !this.faults.nodeDown(n));
     for (const vm of [...this.vms.values()].filter((v) => v.node === node)) {
-      const sid = `vm:${vm.vmid}`;
+      const sid = sidOf(vm.vmid, guestType(vm));
       if (this.ha.resources.get(sid)?.state !== "started") continue;
       const local = this.ownedVolumes(vm).some(
         (volid) => !this.storages.find((s) => s.storage === volid.split(":")[0])?.shared,
@@ -870,8 +910,9 @@ export class SimCluster {
   /** Typed config output: integers and booleans as JSON numbers, like Proxmox's config reader. */
   typedConfig(vm: Vm): Record<string, string | number> {
     const out: Record<string, string | number> = {};
+    const properties = guestType(vm) === "lxc" ? LXC_CONFIG_PROPERTIES : QEMU_CONFIG_PROPERTIES;
     for (const [k, v] of Object.entries(vm.config)) {
-      const type = propertyFor(QEMU_CONFIG_PROPERTIES, k)?.["type"];
+      const type = propertyFor(properties, k)?.["type"];
       out[k] =
         (type === "integer" || type === "number" || type === "boolean") && /^-?\d+(\.\d+)?$/.test(v)
           ? Number(v)
@@ -882,8 +923,12 @@ export class SimCluster {
     return out;
   }
 
+  /** The boot disk's size: a VM's first non-CD-ROM drive, a container's rootfs. */
   maxDisk(vm: Vm): number {
-    const boot = Object.entries(vm.config).find(([k, v]) => DISK_KEY.test(k) && !v.includes("media=cdrom"));
+    const boot =
+      guestType(vm) === "lxc"
+        ? Object.entries(vm.config).find(([k]) => k === "rootfs")
+        : Object.entries(vm.config).find(([k, v]) => DISK_KEY.test(k) && !v.includes("media=cdrom"));
     return boot ? (this.findVolume(vm.node, splitDrive(boot[1]).file)?.size ?? 0) : 0;
   }
 }

@@ -34,6 +34,11 @@ export const faultSettingsSchema = z.object({
     .optional(),
   /** Close the connection without answering. */
   dropConnections: z.array(pathRule).optional(),
+  /**
+   * Handle matching requests, then hold the answer back this long: the request took effect in the
+   * cluster while its client does not know yet (the window in which a client can die having asked).
+   */
+  slowAnswers: z.array(pathRule.extend({ delayMs: z.number().int().min(1).max(600_000) })).optional(),
   /** Matching tasks end with this exit status (their log's last line reads "TASK ERROR: <message>"). */
   failTasks: z.array(taskRule.extend({ message: z.string() })).optional(),
   /** Matching tasks stay "running" until the fault is cleared. */
@@ -91,6 +96,11 @@ export class Faults {
   injectedError(method: string, path: string): { status: number; message: string } | undefined {
     const rule = this.hitPath(this.settings.errors, method, path);
     return rule && { status: rule.status ?? 500, message: rule.message ?? "injected fault" };
+  }
+
+  /** How long to hold back the answer to a handled request (0: answer at once). */
+  answerDelayMs(method: string, path: string): number {
+    return this.hitPath(this.settings.slowAnswers, method, path)?.delayMs ?? 0;
   }
 
   dropsConnection(method: string, path: string): boolean {

@@ -26,28 +26,41 @@ export interface HaRule {
   order: number;
 }
 
-export function normalizeSid(sid: string): string {
-  return /^\d+$/.test(sid) ? `vm:${sid}` : sid;
+/**
+ * HA::Config parse_sid: a bare guest id becomes `vm:<id>` or `ct:<id>` by the guest's type in the
+ * cluster's VM list (`kindOf`); an id no guest has stays `vm:<id>` (looked up, and refused, later).
+ */
+export function normalizeSid(
+  sid: string,
+  kindOf: (vmid: number) => "qemu" | "lxc" | undefined = () => undefined,
+): string {
+  if (!/^\d+$/.test(sid)) return sid;
+  return `${kindOf(Number(sid)) === "lxc" ? "ct" : "vm"}:${sid}`;
 }
+
+/** The HA service id of a guest: `vm:<id>` for a VM, `ct:<id>` for a container. */
+export const sidOf = (vmid: number, type: "qemu" | "lxc") => `${type === "lxc" ? "ct" : "vm"}:${vmid}`;
 
 export class SimHa {
   readonly resources = new Map<string, HaResource>();
   readonly rules = new Map<string, HaRule>();
   private readonly nodes: string[];
+  private readonly kindOf: (vmid: number) => "qemu" | "lxc" | undefined;
   private order = 0;
 
-  constructor(nodes: string[]) {
+  constructor(nodes: string[], kindOf: (vmid: number) => "qemu" | "lxc" | undefined = () => undefined) {
     this.nodes = nodes;
+    this.kindOf = kindOf;
   }
 
   resource(sid: string): HaResource {
-    const r = this.resources.get(normalizeSid(sid));
-    if (!r) die(`no such resource '${normalizeSid(sid)}'`);
+    const r = this.resources.get(normalizeSid(sid, this.kindOf));
+    if (!r) die(`no such resource '${normalizeSid(sid, this.kindOf)}'`);
     return r!;
   }
 
   add(params: Record<string, string>): HaResource {
-    const sid = normalizeSid(params["sid"]!);
+    const sid = normalizeSid(params["sid"]!, this.kindOf);
     if (params["group"] !== undefined) die("ha groups have been migrated to rules");
     if (this.resources.has(sid)) die(`resource ID '${sid}' already defined`);
     const r: HaResource = { sid, state: "started", max_restart: 1, max_relocate: 1, failback: 1 };
@@ -144,8 +157,8 @@ export class SimHa {
   }
 
   /** `hastate` in cluster resources / `ha` in VM status. */
-  status(vmid: number): { managed: number; state?: string } {
-    const r = this.resources.get(`vm:${vmid}`);
+  status(vmid: number, type: "qemu" | "lxc" = "qemu"): { managed: number; state?: string } {
+    const r = this.resources.get(sidOf(vmid, type));
     return r ? { managed: 1, state: r.state } : { managed: 0 };
   }
 

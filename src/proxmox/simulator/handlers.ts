@@ -1,11 +1,12 @@
 // One handler per served endpoint. Parameters arrive already checked against the official schema and
 // the schema's own permission expression; the checks written here are the ones Proxmox documents only
 // as prose (`"user": "all"` plus a description), e.g. create-VM's VM.Allocate + Datastore.AllocateSpace.
-import type { FetchFile, SimCluster, Volume } from "./cluster.ts";
+import { type FetchFile, guestType, type SimCluster, type Volume } from "./cluster.ts";
 import { ApiFailure, die } from "./failure.ts";
 import type { Faults } from "./faults.ts";
 import { splitList } from "./formats.ts";
 import type { HaRule } from "./ha.ts";
+import { containerStorages, SimLxc } from "./lxc.ts";
 import { ALL_PRIVILEGES, hasPrivilege, requirePrivileges, type TokenAcl } from "./permissions.ts";
 import type { TaskRunner } from "./tasks.ts";
 
@@ -50,16 +51,19 @@ const GiB = 1024 ** 3;
 function vmSummary(ctx: HandlerContext, id: number) {
   const { cluster } = ctx;
   const vm = cluster.vms.get(id)!;
+  const type = guestType(vm);
   const down = ctx.faults.nodeDown(vm.node);
   const memory = Number((vm.config["memory"] ?? "512").replace(/^current=/, "")) * 1024 ** 2;
   const cpus = Number(vm.config["cores"] ?? 1) * Number(vm.config["sockets"] ?? 1);
   const running = vm.status === "running" && !down;
-  const ha = cluster.ha.status(id);
+  const ha = cluster.ha.status(id, type);
   return {
-    id: `qemu/${id}`,
-    type: "qemu",
+    id: `${type}/${id}`,
+    type,
     vmid: id,
-    name: vm.config["name"] ?? `VM ${id}`,
+    // A container's name is its hostname.
+    name:
+      (type === "lxc" ? vm.config["hostname"] : vm.config["name"]) ?? `${type === "lxc" ? "CT" : "VM "}${id}`,
     node: vm.node,
     status: down ? "unknown" : vm.status,
     template: 0,
@@ -77,6 +81,32 @@ function vmSummary(ctx: HandlerContext, id: number) {
     ...(vm.config["tags"] ? { tags: vm.config["tags"] } : {}),
     ...(vm.lock ? { lock: vm.lock } : {}),
     ...(ha.managed ? { hastate: ha.state } : {}),
+  };
+}
+
+/** A container's status (LXC.pm vmlist / Status.pm vm_status: the same fields, plus `ha` for one). */
+function containerStatus(ctx: HandlerContext, id: number, withHa: boolean) {
+  const vm = ctx.cluster.vms.get(id)!;
+  const s = vmSummary(ctx, id);
+  return {
+    vmid: id,
+    name: s.name,
+    status: vm.status,
+    uptime: s.uptime,
+    cpus: s.maxcpu,
+    cpu: s.cpu,
+    maxmem: s.maxmem,
+    mem: s.mem,
+    maxswap: Number(vm.config["swap"] ?? 512) * 1024 ** 2,
+    maxdisk: s.maxdisk,
+    disk: 0,
+    netin: 0,
+    netout: 0,
+    diskread: 0,
+    diskwrite: 0,
+    ...(withHa ? { ha: ctx.cluster.ha.status(id, "lxc") } : {}),
+    ...(s.tags ? { tags: s.tags } : {}),
+    ...(vm.lock ? { lock: vm.lock } : {}),
   };
 }
 
@@ -327,6 +357,7 @@ export const HANDLERS: Record<string, Handler> = {
   "GET /nodes/{node}/qemu": (ctx) => {
     ctx.cluster.assertNode(node(ctx));
     return [...ctx.cluster.vms.values()]
+      .filter((vm) => guestType(vm) === "qemu")
       .filter((vm) => vm.node === node(ctx) && hasPrivilege(ctx.acl, `/vms/${vm.vmid}`, "VM.Audit"))
       .map((vm) => {
         const s = vmSummary(ctx, vm.vmid);
@@ -390,7 +421,7 @@ export const HANDLERS: Record<string, Handler> = {
       netout: 0,
       diskread: 0,
       diskwrite: 0,
-      ha: ctx.cluster.ha.status(vm.vmid),
+      ha: ctx.cluster.ha.status(vm.vmid, "qemu"),
       ...(agent ? { agent: 1 } : {}),
       ...(vm.status === "running" ? { pid: 10_000 + vm.vmid } : {}),
       ...(s.tags ? { tags: s.tags } : {}),
@@ -410,6 +441,43 @@ export const HANDLERS: Record<string, Handler> = {
   "POST /nodes/{node}/qemu/{vmid}/agent/ping": (ctx) => ({
     result: ctx.cluster.agentPing(node(ctx), vmid(ctx)),
   }),
+
+  // LXC.pm vmlist: the node's containers the caller may audit.
+  "GET /nodes/{node}/lxc": (ctx) => {
+    ctx.cluster.assertNode(node(ctx));
+    return [...ctx.cluster.vms.values()]
+      .filter((vm) => guestType(vm) === "lxc")
+      .filter((vm) => vm.node === node(ctx) && hasPrivilege(ctx.acl, `/vms/${vm.vmid}`, "VM.Audit"))
+      .map((vm) => containerStatus(ctx, vm.vmid, false));
+  },
+
+  "POST /nodes/{node}/lxc": (ctx) => {
+    // LXC.pm create_vm: VM.Allocate on the container, Datastore.AllocateSpace on every storage it
+    // allocates on, SDN.Use on every bridge, and Sys.Modify on / for a privileged container.
+    requirePrivileges(ctx.acl, `/vms/${vmid(ctx)}`, ["VM.Allocate"]);
+    for (const s of containerStorages(ctx.params))
+      requirePrivileges(ctx.acl, `/storage/${s}`, ["Datastore.AllocateSpace"]);
+    for (const b of bridgesUsed(ctx.params))
+      requirePrivileges(ctx.acl, `/sdn/zones/localnetwork/${b}`, ["SDN.Use"]);
+    if (ctx.params["unprivileged"] !== "1") requirePrivileges(ctx.acl, "/", ["Sys.Modify"]);
+    return new SimLxc(ctx.cluster).create(node(ctx), ctx.params, ctx.user);
+  },
+
+  "DELETE /nodes/{node}/lxc/{vmid}": (ctx) =>
+    new SimLxc(ctx.cluster).destroy(node(ctx), vmid(ctx), ctx.params, ctx.user),
+
+  "GET /nodes/{node}/lxc/{vmid}/config": (ctx) =>
+    ctx.cluster.typedConfig(ctx.cluster.ct(node(ctx), vmid(ctx))),
+
+  "GET /nodes/{node}/lxc/{vmid}/status/current": (ctx) =>
+    containerStatus(ctx, ctx.cluster.ct(node(ctx), vmid(ctx)).vmid, true),
+
+  "POST /nodes/{node}/lxc/{vmid}/status/start": (ctx) =>
+    new SimLxc(ctx.cluster).power(node(ctx), vmid(ctx), "start", ctx.user, ctx.params["skiplock"] === "1"),
+  "POST /nodes/{node}/lxc/{vmid}/status/stop": (ctx) =>
+    new SimLxc(ctx.cluster).power(node(ctx), vmid(ctx), "stop", ctx.user, ctx.params["skiplock"] === "1"),
+  "POST /nodes/{node}/lxc/{vmid}/status/shutdown": (ctx) =>
+    new SimLxc(ctx.cluster).power(node(ctx), vmid(ctx), "shutdown", ctx.user, false),
 
   "GET /nodes/{node}/storage": (ctx) => {
     ctx.cluster.assertNode(node(ctx));

@@ -141,6 +141,30 @@ const CASES: Record<
     path: { node: "bad_node" },
     bad: ["__path", "", /value does not look like a valid node name/],
   },
+  "GET /nodes/{node}/lxc": {
+    path: { node: "bad_node" },
+    bad: ["__path", "", /value does not look like a valid node name/],
+  },
+  "POST /nodes/{node}/lxc": {
+    valid: { vmid: "100", ostemplate: "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst" },
+    bad: ["swap", "-1", /value must have a minimum value of 0/],
+    required: "ostemplate",
+  },
+  "DELETE /nodes/{node}/lxc/{vmid}": { bad: ["purge", "maybe", /type check \('boolean'\) failed/] },
+  "GET /nodes/{node}/lxc/{vmid}/config": {
+    bad: ["snapshot", "1bad", /invalid configuration ID '1bad'/],
+  },
+  "GET /nodes/{node}/lxc/{vmid}/status/current": {
+    path: { vmid: "99" },
+    bad: ["__path", "", /value does not look like a valid VM ID/],
+  },
+  "POST /nodes/{node}/lxc/{vmid}/status/start": { bad: ["debug", "yes", /type check \('boolean'\) failed/] },
+  "POST /nodes/{node}/lxc/{vmid}/status/shutdown": {
+    bad: ["timeout", "-5", /value must have a minimum value of 0/],
+  },
+  "POST /nodes/{node}/lxc/{vmid}/status/stop": {
+    bad: ["overrule-shutdown", "x", /type check \('boolean'\) failed/],
+  },
   "GET /nodes/{node}/storage": { bad: ["content", "movies", /invalid content type 'movies'/] },
   "GET /nodes/{node}/storage/{storage}/content": { bad: ["vmid", "abc", /type check \('integer'\) failed/] },
   "POST /nodes/{node}/storage/{storage}/download-url": {

@@ -71,6 +71,28 @@ beforeAll(async () => {
       filename: "x.iso",
     }),
   );
+  await client.waitForTask(
+    await client.downloadUrl("pve1", "local", {
+      url: "https://example.org/debian-12-standard_12.7-1_amd64.tar.zst",
+      content: "vztmpl",
+      filename: "debian-12-standard_12.7-1_amd64.tar.zst",
+    }),
+  );
+  await client.waitForTask(
+    await client.createContainer(
+      "pve1",
+      101,
+      {
+        ostemplate: "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
+        hostname: "shape-ct",
+        rootfs: "local-lvm:2",
+        net0: "name=eth0,bridge=vmbr0,ip=dhcp",
+        unprivileged: 1,
+        tags: "c",
+      },
+      { start: true },
+    ),
+  );
   await client.addHaResource({ sid: "vm:100", state: "started" });
   await client.addHaRule({ rule: "r1", type: "node-affinity", resources: ["vm:100"], nodes: ["pve1"] });
 });
@@ -166,6 +188,9 @@ const CALLS: [template: string, path: string][] = [
   ["/nodes/{node}/qemu", "/nodes/pve1/qemu"],
   ["/nodes/{node}/qemu/{vmid}/config", "/nodes/pve1/qemu/100/config"],
   ["/nodes/{node}/qemu/{vmid}/status/current", "/nodes/pve1/qemu/100/status/current"],
+  ["/nodes/{node}/lxc", "/nodes/pve1/lxc"],
+  ["/nodes/{node}/lxc/{vmid}/config", "/nodes/pve1/lxc/101/config"],
+  ["/nodes/{node}/lxc/{vmid}/status/current", "/nodes/pve1/lxc/101/status/current"],
   ["/nodes/{node}/storage", "/nodes/pve1/storage"],
   ["/nodes/{node}/storage/{storage}/status", "/nodes/pve1/storage/local/status"],
   ["/nodes/{node}/storage/{storage}/content", "/nodes/pve1/storage/local/content"],

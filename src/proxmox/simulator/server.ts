@@ -353,6 +353,8 @@ export async function startProxmoxSimulator(
       });
       record(200);
       if (method !== "GET") persist();
+      const delay = faults.answerDelayMs(method, decoded);
+      if (delay > 0) await sleep(delay);
       if (data instanceof WithTotal) send(res, 200, { data: data.data, total: data.total });
       else send(res, 200, { data: data ?? null });
     } catch (err) {

@@ -44,6 +44,46 @@ const snapshot = async (client: ProxmoxClient) =>
   (await client.listVms()).map((v) => [v.vmid, v.node, v.status, v.name]).sort();
 
 describe("simulator state on disk", () => {
+  it("keeps a container as a container across a restart; a container cut off in vzcreate is gone", async () => {
+    const dir = stateDir();
+    const first = await start(dir);
+    const c1 = first.client;
+    await c1.waitForTask(
+      await c1.downloadUrl("pve1", "local", {
+        url: "http://download.proxmox.com/images/system/debian-12-standard_12.12-1_amd64.tar.zst",
+        content: "vztmpl",
+        filename: "debian-12-standard_12.12-1_amd64.tar.zst",
+      }),
+    );
+    const ostemplate = "local:vztmpl/debian-12-standard_12.12-1_amd64.tar.zst";
+    await c1.waitForTask(
+      await c1.createContainer("pve1", 601, {
+        ostemplate,
+        hostname: "kept",
+        rootfs: "local-lvm:1",
+        unprivileged: 1,
+      }),
+    );
+    await c1.waitForTask(await c1.startContainer("pve1", 601));
+    await c1.addHaResource({ sid: "ct:601", state: "started" });
+    first.sim.faults.set({ hangTasks: [{ type: "vzcreate" }] });
+    await c1.createContainer("pve1", 602, { ostemplate, rootfs: "local-lvm:1", unprivileged: 1 });
+    first.sim.saveState();
+    // Not stopped cleanly: a second simulator takes the folder as a restarted process would.
+    const second = await start(dir);
+    const c2 = second.client;
+    expect(await c2.locateVm(601)).toMatchObject({
+      type: "lxc",
+      name: "kept",
+      status: "running",
+      hastate: "started",
+    });
+    expect(await c2.locateVm(602)).toBeUndefined();
+    expect((await c2.containerStatus("pve1", 601)).status).toBe("running");
+    await c1.close();
+    await c2.close();
+  });
+
   it("a clean stop and restart keep VMs, configs, volumes, HA, tasks and records", async () => {
     const dir = stateDir();
     const first = await start(dir);

@@ -64,7 +64,8 @@ export function loadState(dir: string, cluster: SimCluster, tasks: TaskRunner): 
     const vmid = Number(task.id);
     const vm = cluster.vms.get(vmid);
     if (!vm?.lock) continue;
-    if (task.type === "qmcreate" && vm.lock === "create") cluster.discardVm(vmid);
+    if ((task.type === "qmcreate" || task.type === "vzcreate") && vm.lock === "create")
+      cluster.discardVm(vmid);
     else delete vm.lock;
   }
   return true;
