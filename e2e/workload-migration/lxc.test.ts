@@ -271,6 +271,9 @@ describe("WorkloadMigration of an LXC container", () => {
       slowAnswers: [
         { method: "POST", path: `/nodes/${NODE}/lxc/1104/status/shutdown$`, delayMs: 20_000, count: 1 },
       ],
+      // And the shutdown keeps running until the restarted operator was seen waiting on it (a container's
+      // shutdown is otherwise over before a loaded machine's poll could see the adoption).
+      hangTasks: [{ type: "vzshutdown", id: "1104" }],
     });
     await env.admin.create(
       decommission(
@@ -298,6 +301,7 @@ describe("WorkloadMigration of an LXC container", () => {
       (s) => s["stopTask"] === asked.upid,
     );
     expect(cond(adopted, "VMStopped")?.reason).toBe("ShuttingDown");
+    env.sim.faults.reset();
     const done = await waitStatus(
       "lxc-crash",
       "decommissioned",
