@@ -18,6 +18,7 @@ import { backupStep } from "./backup.ts";
 import { HOMELAB_CLUSTER, proxmoxFor, targetClusterFor } from "./connections.ts";
 import { cutoverStep } from "./cutover.ts";
 import { deployStep } from "./deploy.ts";
+import { type HelmSetup, helmAccess, resolveHelmSetup } from "./helm-release.ts";
 import { confirmRetired, retireStep } from "./retire.ts";
 import { rollBack } from "./rollback.ts";
 import { judgeSourceVm } from "./source-vm.ts";
@@ -76,6 +77,8 @@ export interface WorkloadMigrationControllerOptions {
   now?: () => Date;
   /** Where Proxmox connections go instead of the spec's address (local mode's seam to its simulator). */
   dial?: Dial;
+  /** The Helm binary for HelmRelease targets; found as the components controller finds it when unset. */
+  helm?: HelmSetup;
 }
 
 function carriedFields(wm: WorkloadMigration): MigrationFields {
@@ -119,6 +122,7 @@ function conditionOf(type: string, o: StepOutcome, generation: number): Conditio
 
 export function workloadMigrationController(opts: WorkloadMigrationControllerOptions): ControllerSpec {
   const now = opts.now ?? (() => new Date());
+  const helm = resolveHelmSetup(opts.helm);
   return {
     name: "workloadmigration",
     for: GVK,
@@ -135,7 +139,7 @@ export function workloadMigrationController(opts: WorkloadMigrationControllerOpt
         name: cached.metadata!.name!,
       });
       if (!live || live.metadata?.deletionTimestamp) return;
-      return reconcileMigration(ctx, live, live as unknown as WorkloadMigration, opts, now());
+      return reconcileMigration(ctx, live, live as unknown as WorkloadMigration, { ...opts, helm }, now());
     },
   };
 }
@@ -275,6 +279,7 @@ async function reconcileMigration(
     ctx,
     target: target.client,
     local: target.local,
+    helm: helmAccess(resolveHelmSetup(opts.helm), target.kubeconfig, ctx.signal),
     proxmox,
     vm: verdict.vm,
     now: at,
@@ -328,6 +333,7 @@ async function newWorkload(
     ctx,
     target: target.client,
     local: target.local,
+    helm: helmAccess(resolveHelmSetup(opts.helm), target.kubeconfig, ctx.signal),
     now: at,
     save: async () => {},
   };

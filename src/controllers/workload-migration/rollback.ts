@@ -4,6 +4,7 @@
 import { isNotFound } from "../../runtime/index.ts";
 import { voidApprovals } from "./approval.ts";
 import { ownerRefs } from "./deploy.ts";
+import { rollBackHelmTargets } from "./helm-release.ts";
 import { APPROVE_CUTOVER, APPROVE_RETIREMENT, haSid } from "./names.ts";
 import { haResourceOf, pollTask, taskAbout } from "./proxmox-tasks.ts";
 import { done, failed, type MigrationRun, type StepOutcome, sourceOf, waiting } from "./step.ts";
@@ -32,6 +33,7 @@ export async function rollBack(run: MigrationRun): Promise<StepOutcome> {
     for (const t of run.wm.spec.targets)
       for (const o of workloadObjects(run.wm, t, 0, ownerRefs(run)))
         if (o.kind !== "PersistentVolumeClaim") await run.target.apply(o);
+  await rollBackHelmTargets(run, !!f.targets);
   if (!run.vm) {
     f.rollbackMessage = "Routes removed and targets scaled to zero (no source VM to start).";
     forgetProgress(run);
