@@ -142,6 +142,8 @@ export async function checkHelmTarget(
       `Helm release ${namespace}/${t.name} exists and was not installed by this migration (uid ${run.wm.metadata.uid}); it is left alone: delete it, or rename the target`,
     );
   if (release && upToDate(t, release)) return undefined;
+  // A release a killed helm left pending refuses every operation, a dry run too: recovered first.
+  if (release?.status.startsWith("pending-")) await recoverPending(run, helm, t, release);
   let manifests: string[];
   try {
     manifests = await helm.render(request(run, t));
@@ -209,15 +211,7 @@ export async function deployHelmTarget(
   let release = await helm.status(t.name, namespace);
   if (release && !isOurs(run, release.labels)) return { ready: false, message: "release not ours" };
   if (release?.status.startsWith("pending-")) {
-    // "another operation is in progress" would refuse every later upgrade (installer.ts). A first
-    // revision left pending-install has nothing to keep; anything later goes back one revision.
-    if (release.status === "pending-install" && release.revision === 1) {
-      await run.ctx.fence(`uninstall Helm release ${t.name} left pending-install`);
-      await helm.uninstall(t.name, namespace);
-    } else {
-      await run.ctx.fence(`roll back Helm release ${t.name} left ${release.status}`);
-      await helm.rollback(t.name, namespace);
-    }
+    await recoverPending(run, helm, t, release);
     release = await helm.status(t.name, namespace);
   }
   if (!release || !upToDate(t, release)) {
@@ -241,6 +235,26 @@ export async function deployHelmTarget(
     if (!r.done) return { ready: false, message: `${w.kind} ${w.metadata!.name}: ${r.why}` };
   }
   return { ready: true };
+}
+
+/**
+ * "another operation is in progress" would refuse every later Helm call on the release (installer.ts,
+ * verified with Helm v4.3.1). A first revision left pending-install has nothing to keep: uninstalled
+ * (the install follows); anything later goes back one revision. Only ever called on our own release.
+ */
+async function recoverPending(
+  run: MigrationRun,
+  helm: Helm,
+  t: HelmTarget,
+  release: { status: string; revision: number },
+): Promise<void> {
+  if (release.status === "pending-install" && release.revision === 1) {
+    await run.ctx.fence(`uninstall Helm release ${t.name} left pending-install`);
+    await helm.uninstall(t.name, namespaceOf(run));
+  } else {
+    await run.ctx.fence(`roll back Helm release ${t.name} left ${release.status}`);
+    await helm.rollback(t.name, namespaceOf(run));
+  }
 }
 
 const chartReplicas = (w: KubeObject) => (w.spec as { replicas?: number } | undefined)?.replicas ?? 1;
