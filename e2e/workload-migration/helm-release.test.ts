@@ -265,7 +265,11 @@ describe.skipIf(!existsSync(CHART_DIR))("WorkloadMigration HelmRelease targets",
     );
     await waitFor(
       "the upgraded release",
-      async () => (await helm.status("gitlab", ns))?.revision === 2,
+      // Revision 2 is recorded pending-upgrade before Helm applies anything; deployed after.
+      async () => {
+        const r = await helm.status("gitlab", ns);
+        return r?.revision === 2 && r.status === "deployed";
+      },
       120_000,
       500,
     );
@@ -366,8 +370,98 @@ describe.skipIf(!existsSync(CHART_DIR))("WorkloadMigration HelmRelease targets",
       labelSelector: "app.kubernetes.io/instance=crash",
     });
     expect(deployments.items.map((d) => d.metadata?.name).sort()).toEqual(["crash", "crash-rbac-manager"]);
+    const uid = (await env.admin.get<KubeObject>(WM, { namespace: ns, name: vm.name })).metadata?.uid;
+    const events = await env.admin.list<KubeObject & { regarding?: { uid?: string }; reason?: string }>(
+      { apiVersion: "events.k8s.io/v1", kind: "Event" },
+      { namespace: ns },
+    );
+    expect(
+      events.items.filter((e) => e.regarding?.uid === uid && e.reason === "HelmReleaseRecovered").length,
+    ).toBeGreaterThanOrEqual(1);
     // Reconciled again and again from here on (verification, cutover): never a second revision.
     await waitStatus(vm.name, "VM stopped", (s) => cond(s, "VMStopped")?.status === "True");
     expect(await revisions()).toEqual([{ version: "1", status: "deployed" }]);
   }, 420_000);
+
+  it("holds the release at zero replicas while a data sync is pending, and gives the chart's replicas back after the final sync", async () => {
+    const vm = { vmid: 1405, name: "helm-synapse", node: "neo", memoryMiB: 1024, diskGiB: 8 };
+    const ns = vm.name;
+    await createSourceVm(env.proxmox, vm);
+    const wm = await helmMigration(vm.name, vm, "synapse", chartValues("synapse"));
+    // The user's dump Job runs only on a node labelled for it: none is, until the test says so.
+    (wm.spec as Record<string, unknown>)["dataSync"] = {
+      method: "Job",
+      job: {
+        template: {
+          spec: {
+            restartPolicy: "Never",
+            nodeSelector: { "e2e.homelab.shdr.ch/sync": "open" },
+            containers: [{ name: "dump", image: "postgres:17", command: ["true"] }],
+          },
+        },
+      },
+    };
+    await env.admin.create(wm);
+    const held = await waitStatus(
+      vm.name,
+      "held for the sync",
+      (s) => cond(s, "Deployed")?.reason === "HeldForSync",
+    );
+    expect(cond(held, "DataSynced")?.status).toBe("False");
+    expect(await helm.status("synapse", ns)).toMatchObject({ revision: 1, status: "deployed" });
+    // Held, and still held a few reconciles later (the release is not upgraded back to its replicas).
+    for (let i = 0; i < 2; i++) {
+      for (const [kind, name] of workloadsOf("synapse")) expect(await replicasOf(ns, kind!, name!)).toBe(0);
+      await new Promise((r) => setTimeout(r, 3_000));
+    }
+    expect(await helm.status("synapse", ns)).toMatchObject({ revision: 1 });
+
+    await env.workload.patch(
+      { apiVersion: "v1", kind: "Node" },
+      { name: "talos-neo" },
+      { metadata: { labels: { "e2e.homelab.shdr.ch/sync": "open" } } },
+      "merge",
+    );
+    const ready = await waitStatus(
+      vm.name,
+      "deployed after the final sync",
+      (s) => cond(s, "Deployed")?.reason === "TargetsReady",
+    );
+    expect(ready["finalSyncTime"]).toBeDefined();
+    for (const [kind, name] of workloadsOf("synapse")) expect(await replicasOf(ns, kind!, name!)).toBe(1);
+    expect(await helm.status("synapse", ns)).toMatchObject({ revision: 1, status: "deployed" });
+  }, 300_000);
+
+  it("waits at cutover while the backend Service is not there (no route, VM running), and routes once it is", async () => {
+    const vm = { vmid: 1406, name: "helm-backend", node: "niobe", memoryMiB: 1024, diskGiB: 8 };
+    const ns = vm.name;
+    await createSourceVm(env.proxmox, vm);
+    const wm = await helmMigration(vm.name, vm, "element", chartValues("element"));
+    const target = (wm.spec as { targets: Record<string, unknown>[] }).targets[0]!;
+    target["backend"] = { service: "element-web", port: 80 };
+    await env.admin.create(wm);
+    const waiting = await waitStatus(
+      vm.name,
+      "waiting for the backend",
+      (s) => cond(s, "CutOver")?.reason === "BackendMissing",
+    );
+    expect(cond(waiting, "CutOver")?.message).toContain(
+      "Service element-web (of HelmRelease element) does not exist",
+    );
+    expect(waiting["cutoverTime"]).toBeUndefined();
+    expect(await env.workload.getOrUndefined(ROUTE, { namespace: ns, name: "element" })).toBeUndefined();
+    expect((await env.proxmox.locateVm(vm.vmid))?.status).toBe("running");
+    expect(recordsOf(vm.vmid).filter((r) => r.kind !== "vm-create" && r.action !== "start")).toEqual([]);
+
+    // The Service appears (here made by hand, as a later chart version would): cutover goes on.
+    await env.workload.apply({
+      apiVersion: "v1",
+      kind: "Service",
+      metadata: { name: "element-web", namespace: ns },
+      spec: { selector: { app: "element-web" }, ports: [{ port: 80 }] },
+    });
+    await waitStatus(vm.name, "VM stopped", (s) => cond(s, "VMStopped")?.status === "True");
+    const route = await env.workload.get<KubeObject>(ROUTE, { namespace: ns, name: "element" });
+    expect(route.spec).toMatchObject({ rules: [{ backendRefs: [{ name: "element-web", port: 80 }] }] });
+  }, 300_000);
 });

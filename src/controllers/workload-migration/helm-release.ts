@@ -217,6 +217,12 @@ export async function deployHelmTarget(
   if (!release || !upToDate(t, release)) {
     await run.ctx.fence(`helm upgrade --install ${t.name}`);
     await helm.upgradeInstall(request(run, t));
+    run.ctx.recorder.record(run.obj, {
+      type: "Normal",
+      reason: release ? "HelmReleaseUpgraded" : "HelmReleaseInstalled",
+      action: release ? "Upgrade" : "Install",
+      note: `Helm release ${namespace}/${t.name}: chart ${t.helm.chart} ${t.helm.version}`,
+    });
   }
   const workloads = objectsOf([await helm.manifest(t.name, namespace)]).filter(
     (o) => o.apiVersion === "apps/v1" && ROLLED_OUT.has(o.kind!),
@@ -248,13 +254,20 @@ async function recoverPending(
   t: HelmTarget,
   release: { status: string; revision: number },
 ): Promise<void> {
-  if (release.status === "pending-install" && release.revision === 1) {
+  const first = release.status === "pending-install" && release.revision === 1;
+  if (first) {
     await run.ctx.fence(`uninstall Helm release ${t.name} left pending-install`);
     await helm.uninstall(t.name, namespaceOf(run));
   } else {
     await run.ctx.fence(`roll back Helm release ${t.name} left ${release.status}`);
     await helm.rollback(t.name, namespaceOf(run));
   }
+  run.ctx.recorder.record(run.obj, {
+    type: "Warning",
+    reason: "HelmReleaseRecovered",
+    action: first ? "Uninstall" : "Rollback",
+    note: `Helm release ${t.name} was left ${release.status} (revision ${release.revision}) by an interrupted helm: ${first ? "uninstalled to install again" : "rolled back one revision"}`,
+  });
 }
 
 const chartReplicas = (w: KubeObject) => (w.spec as { replicas?: number } | undefined)?.replicas ?? 1;
