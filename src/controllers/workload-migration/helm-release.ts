@@ -76,7 +76,8 @@ export function helmAccess(
   return { helm: new Helm({ helmPath: setup.path, stateDir: setup.stateDir, signal }, kubeconfig) };
 }
 
-function desiredDigest(t: HelmTarget): string {
+/** Exported for its unit test: the same spec, in any key order, is the same digest. */
+export function desiredDigest(t: HelmTarget): string {
   const { repository, chart, version, values } = t.helm;
   const canonical = canonicalJson({ repository, chart, version, values: values ?? {} });
   return createHash("sha256").update(canonical).digest("hex").slice(0, 40);
