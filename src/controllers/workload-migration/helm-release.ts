@@ -154,6 +154,14 @@ export async function checkHelmTarget(
     // refuses (no such chart or version, a template's fail, a values schema) is the spec's to fix.
     if (/dial tcp|connection refused|i\/o timeout|no such host|TLS handshake timeout|EOF$/.test(err.stderr))
       return waiting("ChartUnreachable", `${t.name}: ${err.message}`, 30_000);
+    // An object of the release's name that Helm does not record as this release's is never adopted;
+    // removing it fixes this without a spec change, so it is waited on rather than failed.
+    if (/invalid ownership metadata/.test(err.stderr))
+      return waiting(
+        "ObjectNotOurs",
+        `${t.name}: ${err.message} (not adopted: delete that object or rename the release)`,
+        30_000,
+      );
     return `HelmRelease ${t.name}: ${err.message}`;
   }
   const refused: string[] = [];
