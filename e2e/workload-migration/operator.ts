@@ -2,6 +2,7 @@
 // controller on the real control plane, the targets in a workload cluster where KWOK runs the pods
 // (with the real Gateway API HTTPRoute CRD, v1.6.1), and a local HTTP endpoint for the user's checks.
 // The RBAC scenario, which runs targets in the management cluster, keeps a stand-in kubelet.
+import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
@@ -12,6 +13,7 @@ import { parse } from "yaml";
 import { workloadMigrationController } from "../../src/controllers/workload-migration/controller.ts";
 import { MIGRATION_LABEL } from "../../src/controllers/workload-migration/names.ts";
 import { installCRDs } from "../../src/crds/install.ts";
+import { freePort } from "../../src/local/control-plane/ports.ts";
 import { startWorkloadCluster, type WorkloadCluster } from "../../src/local/workload-cluster.ts";
 import { ProxmoxClient } from "../../src/proxmox/index.ts";
 import { type ProxmoxSimulator, startProxmoxSimulator } from "../../src/proxmox/simulator/index.ts";
@@ -373,6 +375,46 @@ export function upsMigration(
       cutover: { mode: "Automatic" },
       decommission: { stopVM: true, backup: { storage: "pbs" }, deleteAfter: "2s", requireApproval: true },
       ...overrides.spec,
+    },
+  };
+}
+
+export interface OperatorProcess {
+  child: ChildProcess;
+  /** kill -9 of the operator and every process it started (Helm), as a crashed container loses them all. */
+  killAll(): Promise<void>;
+}
+
+/**
+ * The operator as its own process (operator-main.ts) in its own process group, ready on /readyz. A
+ * group kill also ends a helm the operator was running, which a kill -9 of the operator alone would
+ * leave behind to finish on its own (no container runtime reaps it here).
+ */
+export async function startOperatorProcess(kubeconfigPath: string): Promise<OperatorProcess> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [join(import.meta.dirname, "operator-main.ts")], {
+    env: {
+      ...process.env,
+      KUBECONFIG: kubeconfigPath,
+      HEALTH_PORT: String(port),
+      LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
+    },
+    stdio: ["ignore", "inherit", "inherit"],
+    detached: true,
+  });
+  const exited = new Promise((r) => child.once("exit", r));
+  await waitFor(
+    "the operator to be ready",
+    async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok,
+    60_000,
+    50,
+  );
+  return {
+    child,
+    async killAll() {
+      if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+      process.kill(-child.pid, "SIGKILL");
+      await exited;
     },
   };
 }

@@ -94,6 +94,8 @@ export class Helm {
               HELM_DATA_HOME: join(s, "data"),
               ...(process.env.HTTPS_PROXY ? { HTTPS_PROXY: process.env.HTTPS_PROXY } : {}),
               ...(process.env.NO_PROXY ? { NO_PROXY: process.env.NO_PROXY } : {}),
+              // A chart mirror behind a private CA: Go reads its trusted roots from this file.
+              ...(process.env.SSL_CERT_FILE ? { SSL_CERT_FILE: process.env.SSL_CERT_FILE } : {}),
             },
             timeout: this.#opts.timeoutMs ?? 300_000,
             maxBuffer: 64 * 1024 * 1024,
@@ -158,6 +160,22 @@ export class Helm {
    * waited for (Helm's default hookOnly), so cert-manager's startupapicheck and Gatekeeper's CRD job work.
    */
   async upgradeInstall(req: InstallRequest): Promise<void> {
+    await this.#run(...this.#upgradeArgs(req));
+  }
+
+  /**
+   * The objects `upgradeInstall(req)` would apply (the release manifest, then each hook's), rendered by
+   * `--dry-run=server` (lookups reach the cluster) and stored nowhere. Helm v4.3.1 sends none of them to
+   * the API server in a dry run (a Deployment with `cpu: lots` passes), so the caller validates them.
+   */
+  async render(req: InstallRequest): Promise<string[]> {
+    const [args, files] = this.#upgradeArgs(req);
+    const out = await this.#run([...args, "--dry-run=server", "--output", "json"], files);
+    const r = JSON.parse(out) as { manifest?: string; hooks?: { manifest?: string }[] };
+    return [r.manifest ?? "", ...(r.hooks ?? []).map((h) => h.manifest ?? "")];
+  }
+
+  #upgradeArgs(req: InstallRequest): [string[], Record<string, string>] {
     const { source } = req;
     const oci = source.repository.startsWith("oci://");
     const chartArgs = oci
@@ -166,7 +184,7 @@ export class Helm {
     const labels = Object.entries(req.labels)
       .map(([k, v]) => `${k}=${v}`)
       .join(",");
-    await this.#run(
+    return [
       [
         "upgrade",
         "--install",
@@ -183,7 +201,8 @@ export class Helm {
         "--reset-values",
         // Server-side apply, and our own release's fields taken back from whoever changed them by hand
         // (kubectl edit leaves that field to another manager, and a plain apply would then conflict). Only
-        // ever run on releases that carry our labels (installer.ts refuses the others).
+        // ever run on releases that carry our labels (installer.ts and the WorkloadMigration controller
+        // refuse the others).
         "--server-side",
         "true",
         "--force-conflicts",
@@ -193,7 +212,7 @@ export class Helm {
         `${Math.round((this.#opts.timeoutMs ?? 300_000) / 1000)}s`,
       ],
       { "values.json": JSON.stringify(req.values) },
-    );
+    ];
   }
 
   /** Back to the previous revision: clears a pending-upgrade left by a helm process that was killed. */

@@ -68,6 +68,8 @@ export function registerControllers(
       operatorNamespace: config.namespace,
       maxConcurrentReconciles: config.maxConcurrentReconciles,
       ...(connections.dial ? { dial: connections.dial } : {}),
+      // The same binary for HelmRelease targets ("" records that the lookup found none).
+      helm: { path: helm.path ?? "", checked: helm.checked },
     }),
   );
 }

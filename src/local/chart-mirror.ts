@@ -4,7 +4,8 @@
 // HOMELAB_LOCAL_CHARTS); the components e2e serves the reference charts and its own small ones.
 import { execFile } from "node:child_process";
 import { cp, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
-import { createServer, type Server } from "node:http";
+import { createServer, type RequestListener, type Server } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -40,6 +41,8 @@ export async function startChartRepo(
   helmPath: string,
   charts: ChartToServe[],
   files: Record<string, string> = {},
+  /** Serve over HTTPS with this certificate (an https:// repository, as a WorkloadMigration needs one). */
+  tls?: { certPem: string; keyPem: string },
 ): Promise<ChartRepo> {
   const dir = await mkdtemp(join(tmpdir(), "homelab-chart-repo-"));
   const helmEnv = {
@@ -49,7 +52,7 @@ export async function startChartRepo(
   };
   const requests: string[] = [];
   const skipped: ChartRepo["skipped"] = [];
-  const server: Server = createServer((req, res) => {
+  const handler: RequestListener = (req, res) => {
     const path = decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname).replace(/^\/+/, "");
     requests.push(path);
     const body = files[path];
@@ -65,11 +68,14 @@ export async function startChartRepo(
       (data) => res.writeHead(200).end(data),
       () => res.writeHead(404).end(),
     );
-  });
+  };
+  const server: Server = tls
+    ? createHttpsServer({ cert: tls.certPem, key: tls.keyPem }, handler)
+    : createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const address = server.address();
   if (!address || typeof address === "string") throw new Error("no address");
-  const url = `http://127.0.0.1:${address.port}`;
+  const url = `${tls ? "https" : "http"}://127.0.0.1:${address.port}`;
   const stop = async () => {
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await rm(dir, { recursive: true, force: true });

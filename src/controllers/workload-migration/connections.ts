@@ -82,7 +82,7 @@ export async function targetClusterFor(
   wm: WorkloadMigration,
   operatorNamespace: string,
   signal: AbortSignal,
-): Promise<{ client: KubeClient; local: boolean }> {
+): Promise<{ client: KubeClient; local: boolean; kubeconfig?: string }> {
   const ref = wm.spec.clusterRef;
   if (!ref) return { client: kube, local: true };
   const kubeconfig = await secretValue(
@@ -90,5 +90,5 @@ export async function targetClusterFor(
     { name: `${ref.name}-kubeconfig`, namespace: operatorNamespace },
     "value",
   );
-  return { client: new Client(parseKubeconfig(kubeconfig)).withSignal(signal), local: false };
+  return { client: new Client(parseKubeconfig(kubeconfig)).withSignal(signal), local: false, kubeconfig };
 }

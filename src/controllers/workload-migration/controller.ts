@@ -19,6 +19,7 @@ import { HOMELAB_CLUSTER, proxmoxFor, targetClusterFor } from "./connections.ts"
 import { cutoverStep } from "./cutover.ts";
 import { deployStep } from "./deploy.ts";
 import { guestLabel, sourceType } from "./guest.ts";
+import { type HelmSetup, helmAccess, resolveHelmSetup } from "./helm-release.ts";
 import { confirmRetired, retireStep } from "./retire.ts";
 import { rollBack } from "./rollback.ts";
 import { judgeSourceVm } from "./source-vm.ts";
@@ -77,6 +78,8 @@ export interface WorkloadMigrationControllerOptions {
   now?: () => Date;
   /** Where Proxmox connections go instead of the spec's address (local mode's seam to its simulator). */
   dial?: Dial;
+  /** The Helm binary for HelmRelease targets; found as the components controller finds it when unset. */
+  helm?: HelmSetup;
 }
 
 function carriedFields(wm: WorkloadMigration): MigrationFields {
@@ -120,6 +123,7 @@ function conditionOf(type: string, o: StepOutcome, generation: number): Conditio
 
 export function workloadMigrationController(opts: WorkloadMigrationControllerOptions): ControllerSpec {
   const now = opts.now ?? (() => new Date());
+  const helm = resolveHelmSetup(opts.helm);
   return {
     name: "workloadmigration",
     for: GVK,
@@ -136,7 +140,7 @@ export function workloadMigrationController(opts: WorkloadMigrationControllerOpt
         name: cached.metadata!.name!,
       });
       if (!live || live.metadata?.deletionTimestamp) return;
-      return reconcileMigration(ctx, live, live as unknown as WorkloadMigration, opts, now());
+      return reconcileMigration(ctx, live, live as unknown as WorkloadMigration, { ...opts, helm }, now());
     },
   };
 }
@@ -276,6 +280,7 @@ async function reconcileMigration(
     ctx,
     target: target.client,
     local: target.local,
+    helm: helmAccess(resolveHelmSetup(opts.helm), target.kubeconfig, ctx.signal),
     proxmox,
     vm: verdict.vm,
     now: at,
@@ -329,6 +334,7 @@ async function newWorkload(
     ctx,
     target: target.client,
     local: target.local,
+    helm: helmAccess(resolveHelmSetup(opts.helm), target.kubeconfig, ctx.signal),
     now: at,
     save: async () => {},
   };

@@ -5,6 +5,7 @@
 import { approvalGiven, approvalWanted } from "./approval.ts";
 import { ownerRefs } from "./deploy.ts";
 import { parseDuration } from "./duration.ts";
+import { helmRoutes, isHelmTarget } from "./helm-release.ts";
 import { isKnative, knativeHostnameTaken, publishKnative } from "./knative-service.ts";
 import { APPROVE_CUTOVER } from "./names.ts";
 import { done, type Step, waiting } from "./step.ts";
@@ -20,11 +21,14 @@ export const cutoverStep: Step = {
       !approvalGiven(run.obj, f, APPROVE_CUTOVER)
     )
       return waiting("AwaitingApproval", approvalWanted(f, APPROVE_CUTOVER), 60_000);
-    // A Knative target is routed by its DomainMapping, never by an HTTPRoute to Knative's own Service.
-    const routed = run.wm.spec.targets.filter(servesTraffic).filter((t) => !isKnative(t));
+    // A Knative target is routed by its DomainMapping, never by an HTTPRoute to Knative's own Service;
+    // a HelmRelease target's route waits for the chart's Service (helmRoutes).
+    const routed = run.wm.spec.targets.filter(servesTraffic).filter((t) => !isKnative(t) && !isHelmTarget(t));
     // Blocked before anything goes public: a DomainMapping of a hostname that is not ours.
     const taken = await knativeHostnameTaken(run);
     if (taken) return waiting("DomainMappingTaken", taken, 15_000);
+    const helm = await helmRoutes(run, ownerRefs(run));
+    if (helm.wait) return helm.wait;
     if (!f.cutoverTime) {
       f.cutoverTime = run.now.toISOString();
       const after = run.wm.spec.decommission.deleteAfter;
@@ -34,8 +38,9 @@ export const cutoverStep: Step = {
     }
     // Applied on every pass (not only the first), so a deleted route comes back while cut over.
     for (const t of routed) await run.target.apply(routeFor(run.wm, t, ownerRefs(run)));
+    for (const route of helm.routes) await run.target.apply(route);
     const mapped = await publishKnative(run, ownerRefs(run));
-    const hosts = [...routed.map((t) => t.hostname), ...mapped];
+    const hosts = [...routed.map((t) => t.hostname), ...helm.hostnames, ...mapped];
     return done(
       "RoutesLive",
       hosts.length

@@ -2,6 +2,7 @@
 // object) and are Ready: a Deployment or StatefulSet with all replicas ready and available at its
 // current generation, a CronJob as soon as it exists.
 import { ApiError, type KubeObject, type OwnerReference } from "../../runtime/index.ts";
+import { checkHelmTarget, deployHelmTarget, isHelmTarget } from "./helm-release.ts";
 import { deployKnative, isKnative, knativeNotServed, knativeObjects } from "./knative-service.ts";
 import { MANAGED_BY, MANAGED_BY_LABEL } from "./names.ts";
 import { done, failed, type Step, waiting } from "./step.ts";
@@ -63,11 +64,11 @@ export const deployStep: Step = {
   async run(run) {
     const targets = run.wm.spec.targets;
     if (targets.length === 0) return done("NoTargets", "a plain decommission: no targets to deploy");
-    const unbuilt = targets.filter((t) => !BUILT_KINDS.has(t.kind) && !isKnative(t));
+    const unbuilt = targets.filter((t) => !BUILT_KINDS.has(t.kind) && !isKnative(t) && !isHelmTarget(t));
     if (unbuilt.length)
       return failed(
         "KindNotSupported",
-        `this operator builds Deployment, StatefulSet, CronJob and KnativeService targets; not ${unbuilt.map((t) => `${t.name} (${t.kind})`).join(", ")}`,
+        `this operator builds Deployment, StatefulSet, CronJob, KnativeService and HelmRelease targets; not ${unbuilt.map((t) => `${t.name} (${t.kind})`).join(", ")}`,
       );
     const problems = targets.flatMap((t) => targetProblem(t) ?? []);
     if (problems.length) return failed("TargetRefused", `nothing created: ${problems.join("; ")}`);
@@ -99,6 +100,11 @@ export const deployStep: Step = {
           if (!refusedByServer(err)) throw err;
           refused.push(`${o.kind} ${o.metadata?.name}: ${err.message}`);
         }
+    for (const t of targets.filter(isHelmTarget)) {
+      const r = await checkHelmTarget(run, t);
+      if (typeof r === "string") refused.push(r);
+      else if (r) return r;
+    }
     if (refused.length)
       return failed(
         "TargetRefused",
@@ -115,9 +121,11 @@ export const deployStep: Step = {
         const applied = await run.target.apply(o);
         if (o.kind !== "Service" && o.kind !== "PersistentVolumeClaim") workload = applied;
       }
-      const r = held
-        ? { ready: false, message: "at zero replicas until the final data sync" }
-        : readiness(t, workload);
+      const r = isHelmTarget(t)
+        ? await deployHelmTarget(run, t, held)
+        : held
+          ? { ready: false, message: "at zero replicas until the final data sync" }
+          : readiness(t, workload);
       states.push({ name: t.name, ready: r.ready, ...(r.message ? { message: r.message } : {}) });
     }
     run.fields.targets = states;

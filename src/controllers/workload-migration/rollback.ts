@@ -6,6 +6,7 @@ import { isNotFound } from "../../runtime/index.ts";
 import { voidApprovals } from "./approval.ts";
 import { ownerRefs } from "./deploy.ts";
 import { guestLabel, haSidOf, startGuest, TASK_TYPES } from "./guest.ts";
+import { rollBackHelmTargets } from "./helm-release.ts";
 import { isKnative, knativeRollbackNote, withdrawKnative } from "./knative-service.ts";
 import { APPROVE_CUTOVER, APPROVE_RETIREMENT } from "./names.ts";
 import { haResourceOf, pollTask, taskAbout } from "./proxmox-tasks.ts";
@@ -38,6 +39,7 @@ export async function rollBack(run: MigrationRun): Promise<StepOutcome> {
         if (o.kind !== "PersistentVolumeClaim") await run.target.apply(o);
   // Knative has no zero-pod state to keep a Service in: ours are deleted, DomainMappings first.
   await withdrawKnative(run);
+  await rollBackHelmTargets(run, !!f.targets);
   if (!run.vm) {
     f.rollbackMessage = `Routes removed and targets scaled to zero (no source VM to start).${knativeRollbackNote(run.wm)}`;
     forgetProgress(run);

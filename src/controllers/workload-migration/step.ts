@@ -5,6 +5,7 @@ import type { WorkloadMigration } from "../../crds/workload-migration.ts";
 import type { ProxmoxClient, VmResource } from "../../proxmox/index.ts";
 import type { KubeClient, KubeObject, ReconcileContext } from "../../runtime/index.ts";
 import { type GuestType, sourceType } from "./guest.ts";
+import type { HelmAccess } from "./helm-release.ts";
 import type { StepCondition } from "./names.ts";
 
 /** The status fields this controller owns, carried from one reconcile to the next. */
@@ -54,6 +55,8 @@ export interface MigrationRun {
   /** The VM as read live this reconcile (id and name already checked); absent without a source VM. */
   vm?: VmResource;
   now: Date;
+  /** Helm bound to the target cluster, for HelmRelease targets (helm-release.ts). */
+  helm?: HelmAccess;
   /** Persists the status now: called right after a once-only Proxmox call, before waiting on it. */
   save(): Promise<void>;
 }
