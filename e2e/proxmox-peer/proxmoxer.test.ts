@@ -103,21 +103,8 @@ describe("proxmoxer against the simulator", () => {
   });
 
   it("lists nodes, creates, starts, stops and deletes a VM, waiting on each task", async () => {
-    const url = new URL(sim.url);
-    const [user, tokenName] = sim.tokenId.split("!") as [string, string];
-    const { stdout } = await run(python, [join(here, "peer.py")], {
-      timeout: 60_000,
-      env: {
-        PATH: process.env["PATH"] ?? "",
-        PVE_HOST: url.hostname,
-        PVE_PORT: url.port,
-        PVE_USER: user,
-        PVE_TOKEN_NAME: tokenName,
-        PVE_TOKEN_VALUE: sim.tokenSecret,
-        PVE_CA_FILE: join(dir, "ca.pem"),
-      },
-    });
-    const report = JSON.parse(stdout) as PeerReport;
+    const [user] = sim.tokenId.split("!") as [string];
+    const report = JSON.parse(await runPeer("peer.py")) as PeerReport;
     expect(report.nodes).toEqual(["pve1", "pve2", "pve3"]);
     // proxmoxer's decode_upid keeps the user and drops the "!tokenid" part, as in a real token's UPID.
     expect(report.create_task).toMatchObject({

@@ -9,20 +9,20 @@ import { freePort } from "../../src/local/control-plane/ports.ts";
 import type { KubeObject } from "../../src/runtime/index.ts";
 import { adminKubeConfig, kubeconfigPath } from "../harness/test-cluster.ts";
 import { waitFor } from "../harness/wait.ts";
-import { createSourceVm, type MigrationEnv, NAMESPACE, startMigrationEnv, upsMigration } from "./operator.ts";
+import {
+  createSourceVm,
+  type MigrationEnv,
+  NAMESPACE,
+  ROUTE,
+  startMigrationEnv,
+  upsMigration,
+} from "./operator.ts";
+import { migrationStatus, type Status } from "./status.ts";
 
-const WM = { apiVersion: "homelab.shdr.ch/v1alpha1", kind: "WorkloadMigration" } as const;
-const ROUTE = { apiVersion: "gateway.networking.k8s.io/v1", kind: "HTTPRoute" } as const;
 /** The step conditions in order; progress is the index of the first not yet True. */
 const STEPS = ["Deployed", "DataSynced", "Verified", "CutOver", "VMStopped", "BackedUp", "Retired"];
 const KILLS = 14;
 const VM = { vmid: 1301, name: "ups-crash", node: "niobe", memoryMiB: 1024, diskGiB: 8, ha: true };
-
-interface Status {
-  phase?: string;
-  conditions?: { type: string; status: string }[];
-  [k: string]: unknown;
-}
 
 let env: MigrationEnv;
 let operator: { child: ChildProcess; exited: Promise<unknown> } | undefined;
@@ -57,8 +57,8 @@ afterAll(async () => {
   await env?.stop();
 });
 
-const statusOf = async (): Promise<Status> =>
-  ((await env.admin.get<KubeObject>(WM, { namespace: NAMESPACE, name: VM.name })).status ?? {}) as Status;
+const migration = migrationStatus(() => env);
+const statusOf = (): Promise<Status> => migration.statusOf(VM.name);
 const progress = (s: Status) => {
   const i = STEPS.findIndex((t) => s.conditions?.find((c) => c.type === t)?.status !== "True");
   return s.phase === "Decommissioned" ? STEPS.length : i === -1 ? STEPS.length : i;

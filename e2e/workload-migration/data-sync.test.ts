@@ -12,30 +12,20 @@ import { adminKubeConfig } from "../harness/test-cluster.ts";
 import { waitFor } from "../harness/wait.ts";
 import {
   createSourceVm,
+  DEPLOYMENT,
+  JOB,
   type MigrationEnv,
   NAMESPACE,
   provideVolume,
+  ROUTE,
   startMigrationEnv,
   upsMigration,
+  WM,
 } from "./operator.ts";
+import { cond, migrationStatus, simRecords } from "./status.ts";
 
-const WM = { apiVersion: "homelab.shdr.ch/v1alpha1", kind: "WorkloadMigration" } as const;
-const JOB = { apiVersion: "batch/v1", kind: "Job" } as const;
-const ROUTE = { apiVersion: "gateway.networking.k8s.io/v1", kind: "HTTPRoute" } as const;
-const DEPLOYMENT = { apiVersion: "apps/v1", kind: "Deployment" } as const;
 const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nnot-a-real-key\n-----END OPENSSH PRIVATE KEY-----\n";
 
-interface Cond {
-  type: string;
-  status: string;
-  reason: string;
-  message: string;
-}
-interface Status {
-  phase?: string;
-  conditions?: Cond[];
-  [k: string]: unknown;
-}
 interface Job extends KubeObject {
   spec: {
     activeDeadlineSeconds?: number;
@@ -64,23 +54,12 @@ afterAll(async () => {
   await env?.stop();
 });
 
-const statusOf = async (name: string): Promise<Status> =>
-  ((await env.admin.get<KubeObject>(WM, { namespace: NAMESPACE, name })).status ?? {}) as Status;
-const cond = (s: Status, type: string) => s.conditions?.find((c) => c.type === type);
-async function waitStatus(name: string, what: string, ok: (s: Status) => boolean, ms = 120_000) {
-  let last: Status = {};
-  return waitFor(
-    `${name}: ${what}`,
-    async () => {
-      last = await statusOf(name);
-      return ok(last) ? last : undefined;
-    },
-    ms,
-    200,
-  ).catch((err: Error) => {
-    throw new Error(`${err.message}; last status ${JSON.stringify(last)}`);
-  });
-}
+// "last status" without a colon in a timeout's message, as this suite has always written it.
+const { statusOf, waitStatus } = migrationStatus(() => env, {
+  timeoutMs: 120_000,
+  intervalMs: 200,
+  lastStatus: "last status ",
+});
 /** The migration's sync Job of `phase`, by the name the controller derives (it carries the uid's hash). */
 const jobOf = async (migration: string, phase: SyncPhase) => {
   const wm = await env.admin.get<KubeObject>(WM, { namespace: NAMESPACE, name: migration });
@@ -93,8 +72,8 @@ const replicasOf = async (name: string) =>
   (await env.workload.getOrUndefined<KubeObject>(DEPLOYMENT, { namespace: NAMESPACE, name }))?.spec as
     | { replicas?: number }
     | undefined;
-const recordsOf = (vmid: number) =>
-  env.sim.records().filter((r) => r.vmid === vmid && r.kind !== "vm-create" && r.action !== "start");
+/** What Proxmox was asked about the VM beyond its creation and starts. */
+const { changesOf: recordsOf } = simRecords(() => env);
 
 /** A host key line as ssh-keyscan prints it (an ed25519 key made for this test, nothing else). */
 const HOST_KEY = "10.0.2.20 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK5PuJdYCd7kCt2WyIm5u9mbwLNcB/ABTt3UorGnkbDy";

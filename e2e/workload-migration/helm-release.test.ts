@@ -19,30 +19,19 @@ import {
   CLUSTER,
   createSourceVm,
   type MigrationEnv,
-  NAMESPACE,
   OPERATOR_NAMESPACE,
   type OperatorProcess,
+  proxmoxRef,
+  ROUTE,
   startMigrationEnv,
   startOperatorProcess,
+  WM,
 } from "./operator.ts";
+import { cond, migrationStatus, simRecords } from "./status.ts";
 
 const CHART_DIR = "/work/shared/reference/charts/crossplane-2.3.4";
-const WM = { apiVersion: "homelab.shdr.ch/v1alpha1", kind: "WorkloadMigration" } as const;
-const ROUTE = { apiVersion: "gateway.networking.k8s.io/v1", kind: "HTTPRoute" } as const;
 const SECRET = { apiVersion: "v1", kind: "Secret" } as const;
 const apps = (kind: string) => ({ apiVersion: "apps/v1", kind }) as const;
-
-interface Cond {
-  type: string;
-  status: string;
-  reason: string;
-  message: string;
-}
-interface Status {
-  phase?: string;
-  conditions?: Cond[];
-  [k: string]: unknown;
-}
 
 let env: MigrationEnv;
 let repo: ChartRepo;
@@ -84,26 +73,12 @@ describe.skipIf(!existsSync(CHART_DIR))("WorkloadMigration HelmRelease targets",
 
   // One namespace per test: the chart gives some objects fixed names (the rbac-manager ServiceAccount,
   // the crossplane-root-ca Secret), so two of its releases cannot share one.
-  const statusOf = async (name: string): Promise<Status> =>
-    ((await env.admin.get<KubeObject>(WM, { namespace: name, name })).status ?? {}) as Status;
-  const cond = (s: Status, type: string) => s.conditions?.find((c) => c.type === type);
-  const waitStatus = async (name: string, what: string, ok: (s: Status) => boolean, timeoutMs = 180_000) => {
-    let last: Status = {};
-    try {
-      return await waitFor(
-        `${name}: ${what}`,
-        async () => {
-          last = await statusOf(name);
-          return ok(last) ? last : undefined;
-        },
-        timeoutMs,
-        250,
-      );
-    } catch (err) {
-      throw new Error(`${(err as Error).message}; last status: ${JSON.stringify(last)}`);
-    }
-  };
-  const recordsOf = (vmid: number) => env.sim.records().filter((r) => r.vmid === vmid);
+  const { waitStatus } = migrationStatus(() => env, {
+    timeoutMs: 180_000,
+    intervalMs: 250,
+    namespaceOf: (name) => name,
+  });
+  const { recordsOf } = simRecords(() => env);
   const replicasOf = async (namespace: string, kind: string, name: string) =>
     (
       await env.workload.get<
@@ -164,11 +139,7 @@ describe.skipIf(!existsSync(CHART_DIR))("WorkloadMigration HelmRelease targets",
       metadata: { name, namespace: name },
       spec: {
         clusterRef: { name: CLUSTER },
-        proxmox: {
-          endpoint: env.sim.url,
-          credentialsRef: { name: "proxmox-token", namespace: NAMESPACE },
-          caBundleRef: { name: "proxmox-ca", namespace: NAMESPACE },
-        },
+        proxmox: proxmoxRef(env),
         source: { vmid: vm.vmid, name: vm.name },
         targets: [
           {

@@ -13,28 +13,21 @@ import { MIGRATION_LABEL } from "../../src/controllers/workload-migration/names.
 import type { KubeClient, KubeObject } from "../../src/runtime/index.ts";
 import { adminKubeConfig } from "../harness/test-cluster.ts";
 import { waitFor } from "../harness/wait.ts";
-import { createSourceVm, type MigrationEnv, NAMESPACE, startMigrationEnv, upsMigration } from "./operator.ts";
+import {
+  createSourceVm,
+  type MigrationEnv,
+  NAMESPACE,
+  ROUTE,
+  startMigrationEnv,
+  upsMigration,
+  WM,
+} from "./operator.ts";
+import { type Cond, cond, migrationStatus, type Status } from "./status.ts";
 
-const WM = { apiVersion: "homelab.shdr.ch/v1alpha1", kind: "WorkloadMigration" } as const;
 const KSVC = { apiVersion: "serving.knative.dev/v1", kind: "Service" } as const;
 const DM = { apiVersion: "serving.knative.dev/v1beta1", kind: "DomainMapping" } as const;
-const ROUTE = { apiVersion: "gateway.networking.k8s.io/v1", kind: "HTTPRoute" } as const;
 const VISIBILITY = "networking.knative.dev/visibility";
 const CRD_DIR = new URL("../../src/local/provider-stand-in/crds/", import.meta.url);
-
-interface Cond {
-  type: string;
-  status: string;
-  reason: string;
-  message?: string;
-}
-interface Status {
-  phase?: string;
-  conditions?: Cond[];
-  cutoverTime?: string;
-  finalSyncTime?: string;
-  rollbackMessage?: string;
-}
 
 /** Knative Serving's own CRDs (the verbatim copies the provider stand-in installs), established. */
 async function installKnativeCrds(client: KubeClient): Promise<void> {
@@ -119,25 +112,7 @@ afterAll(async () => {
   await env?.stop();
 });
 
-const statusOf = async (name: string): Promise<Status> =>
-  ((await env.admin.get<KubeObject>(WM, { namespace: NAMESPACE, name })).status ?? {}) as Status;
-const cond = (s: Status, type: string) => s.conditions?.find((c) => c.type === type);
-const waitStatus = async (name: string, what: string, ok: (s: Status) => boolean, timeoutMs = 120_000) => {
-  let last: Status = {};
-  try {
-    return await waitFor(
-      `${name}: ${what}`,
-      async () => {
-        last = await statusOf(name);
-        return ok(last) ? last : undefined;
-      },
-      timeoutMs,
-      200,
-    );
-  } catch (err) {
-    throw new Error(`${(err as Error).message}; last status: ${JSON.stringify(last)}`);
-  }
-};
+const { statusOf, waitStatus } = migrationStatus(() => env, { timeoutMs: 120_000, intervalMs: 200 });
 const ksvcOf = (name: string) =>
   env.workload.getOrUndefined<KubeObject>(KSVC, { namespace: NAMESPACE, name });
 const dmOf = (host: string) =>

@@ -10,25 +10,22 @@ import { parseUpid } from "../../src/proxmox/index.ts";
 import type { KubeObject } from "../../src/runtime/index.ts";
 import { adminKubeConfig, kubeconfigPath } from "../harness/test-cluster.ts";
 import { waitFor } from "../harness/wait.ts";
-import { CLUSTER, createSourceVm, type MigrationEnv, NAMESPACE, startMigrationEnv } from "./operator.ts";
+import {
+  CLUSTER,
+  createSourceVm,
+  type MigrationEnv,
+  NAMESPACE,
+  proxmoxRef,
+  startMigrationEnv,
+  WM,
+} from "./operator.ts";
+import { cond, migrationStatus, simRecords } from "./status.ts";
 
-const WM = { apiVersion: "homelab.shdr.ch/v1alpha1", kind: "WorkloadMigration" } as const;
 const NODE = "trinity";
 const TEMPLATE = "local:vztmpl/debian-12-standard_12.12-1_amd64.tar.zst";
 /** Long enough that a restarted operator still finds a container's shutdown running. */
 const SHUTDOWN_MS = 8_000;
 
-interface Cond {
-  type: string;
-  status: string;
-  reason: string;
-  message: string;
-}
-interface Status {
-  phase?: string;
-  conditions?: Cond[];
-  [k: string]: unknown;
-}
 type Task = { upid: string; type: string; status?: string; starttime: number; endtime?: number; pid: number };
 
 let env: MigrationEnv;
@@ -105,11 +102,7 @@ function decommission(
     metadata: { name, namespace: NAMESPACE, ...(over.annotations ? { annotations: over.annotations } : {}) },
     spec: {
       clusterRef: { name: CLUSTER },
-      proxmox: {
-        endpoint: env.sim.url,
-        credentialsRef: { name: "proxmox-token", namespace: NAMESPACE },
-        caBundleRef: { name: "proxmox-ca", namespace: NAMESPACE },
-      },
+      proxmox: proxmoxRef(env),
       source,
       targets: [],
       cutover: { mode: "Automatic" },
@@ -123,26 +116,8 @@ function decommission(
   };
 }
 
-const statusOf = async (name: string): Promise<Status> =>
-  ((await env.admin.get<KubeObject>(WM, { namespace: NAMESPACE, name })).status ?? {}) as Status;
-const cond = (s: Status, type: string) => s.conditions?.find((c) => c.type === type);
-async function waitStatus(name: string, what: string, ok: (s: Status) => boolean, timeoutMs = 120_000) {
-  let last: Status = {};
-  try {
-    return await waitFor(
-      `${name}: ${what}`,
-      async () => {
-        last = await statusOf(name);
-        return ok(last) ? last : undefined;
-      },
-      timeoutMs,
-      100,
-    );
-  } catch (err) {
-    throw new Error(`${(err as Error).message}; last status: ${JSON.stringify(last)}`);
-  }
-}
-const recordsOf = (vmid: number) => env.sim.records().filter((r) => r.vmid === vmid);
+const { statusOf, waitStatus } = migrationStatus(() => env, { timeoutMs: 120_000, intervalMs: 100 });
+const { recordsOf } = simRecords(() => env);
 /** The node's tasks about a guest, oldest first (pids grow). */
 const tasksOf = async (vmid: number) =>
   ((await env.proxmox.listTasks(NODE, { source: "all", vmid })) as Task[]).sort((a, b) => a.pid - b.pid);

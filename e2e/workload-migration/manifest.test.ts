@@ -9,28 +9,23 @@ import { loadExamples } from "../../src/crds/examples.ts";
 import type { WorkloadMigration } from "../../src/crds/workload-migration.ts";
 import type { KubeObject } from "../../src/runtime/index.ts";
 import { adminKubeConfig } from "../harness/test-cluster.ts";
-import { waitFor } from "../harness/wait.ts";
-import { createSourceVm, type MigrationEnv, NAMESPACE, startMigrationEnv, upsMigration } from "./operator.ts";
+import {
+  createSourceVm,
+  DEPLOYMENT,
+  type MigrationEnv,
+  NAMESPACE,
+  ROUTE,
+  startMigrationEnv,
+  upsMigration,
+  WM,
+} from "./operator.ts";
+import { cond, migrationStatus, simRecords } from "./status.ts";
 
-const WM = { apiVersion: "homelab.shdr.ch/v1alpha1", kind: "WorkloadMigration" } as const;
-const ROUTE = { apiVersion: "gateway.networking.k8s.io/v1", kind: "HTTPRoute" } as const;
-const DEPLOYMENT = { apiVersion: "apps/v1", kind: "Deployment" } as const;
 const STATEFULSET = { apiVersion: "apps/v1", kind: "StatefulSet" } as const;
 const CRONJOB = { apiVersion: "batch/v1", kind: "CronJob" } as const;
 const SERVICE = { apiVersion: "v1", kind: "Service" } as const;
 const POD = { apiVersion: "v1", kind: "Pod" } as const;
 
-interface Cond {
-  type: string;
-  status: string;
-  reason: string;
-  message: string;
-}
-interface Status {
-  phase?: string;
-  conditions?: Cond[];
-  [k: string]: unknown;
-}
 // biome-ignore lint/suspicious/noExplicitAny: the assertions read workload specs as JSON
 type Loose = KubeObject & { spec: any };
 
@@ -42,29 +37,10 @@ afterAll(async () => {
   await env?.stop();
 });
 
-const statusOf = async (name: string): Promise<Status> =>
-  ((await env.admin.get<KubeObject>(WM, { namespace: NAMESPACE, name })).status ?? {}) as Status;
-const cond = (s: Status, type: string) => s.conditions?.find((c) => c.type === type);
-const waitStatus = async (name: string, what: string, ok: (s: Status) => boolean, timeoutMs = 90_000) => {
-  let last: Status = {};
-  try {
-    return await waitFor(
-      `${name}: ${what}`,
-      async () => {
-        last = await statusOf(name);
-        return ok(last) ? last : undefined;
-      },
-      timeoutMs,
-      200,
-    );
-  } catch (err) {
-    throw new Error(`${(err as Error).message}; last status: ${JSON.stringify(last)}`);
-  }
-};
+const { waitStatus } = migrationStatus(() => env, { timeoutMs: 90_000, intervalMs: 200 });
 const inWorkload = <T extends KubeObject = Loose>(gvk: { apiVersion: string; kind: string }, name: string) =>
   env.workload.getOrUndefined<T>(gvk, { namespace: NAMESPACE, name });
-const untouched = (vmid: number) =>
-  env.sim.records().filter((r) => r.vmid === vmid && r.kind !== "vm-create" && r.action !== "start");
+const { changesOf: untouched } = simRecords(() => env);
 const rollBack = (name: string) =>
   env.admin.patch(WM, { namespace: NAMESPACE, name }, { spec: { rollback: true } }, "merge");
 

@@ -4,32 +4,19 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { KubeObject } from "../../src/runtime/index.ts";
 import { adminKubeConfig } from "../harness/test-cluster.ts";
-import { waitFor } from "../harness/wait.ts";
 import {
   CLUSTER,
   createSourceVm,
+  DEPLOYMENT,
   type MigrationEnv,
   NAMESPACE,
   provideVolume,
+  ROUTE,
   startMigrationEnv,
   upsMigration,
+  WM,
 } from "./operator.ts";
-
-const WM = { apiVersion: "homelab.shdr.ch/v1alpha1", kind: "WorkloadMigration" } as const;
-const ROUTE = { apiVersion: "gateway.networking.k8s.io/v1", kind: "HTTPRoute" } as const;
-const DEPLOYMENT = { apiVersion: "apps/v1", kind: "Deployment" } as const;
-
-interface Cond {
-  type: string;
-  status: string;
-  reason: string;
-  message: string;
-}
-interface Status {
-  phase?: string;
-  conditions?: Cond[];
-  [k: string]: unknown;
-}
+import { cond, migrationStatus, simRecords } from "./status.ts";
 
 let env: MigrationEnv;
 beforeAll(async () => {
@@ -39,32 +26,11 @@ afterAll(async () => {
   await env?.stop();
 });
 
-const statusOf = async (name: string): Promise<Status> =>
-  ((await env.admin.get<KubeObject>(WM, { namespace: NAMESPACE, name })).status ?? {}) as Status;
-const cond = (s: Status, type: string) => s.conditions?.find((c) => c.type === type);
-const waitStatus = async (
-  name: string,
-  what: string,
-  ok: (s: Status) => boolean,
-  timeoutMs = Number(process.env.WM_WAIT_MS ?? 90_000),
-) => {
-  let last: Status = {};
-  try {
-    return await waitFor(
-      `${name}: ${what}`,
-      async () => {
-        last = await statusOf(name);
-        return ok(last) ? last : undefined;
-      },
-      timeoutMs,
-      200,
-    );
-  } catch (err) {
-    // The status says where it stood: the first thing a reader of a failure needs.
-    throw new Error(`${(err as Error).message}; last status: ${JSON.stringify(last)}`);
-  }
-};
-const recordsOf = (vmid: number) => env.sim.records().filter((r) => r.vmid === vmid);
+const { statusOf, waitStatus } = migrationStatus(() => env, {
+  timeoutMs: Number(process.env.WM_WAIT_MS ?? 90_000),
+  intervalMs: 200,
+});
+const { recordsOf } = simRecords(() => env);
 const routeOf = (name: string) => env.workload.getOrUndefined(ROUTE, { namespace: NAMESPACE, name });
 const vmOf = (vmid: number) => env.proxmox.locateVm(vmid);
 

@@ -26,6 +26,12 @@ export const NAMESPACE = "wm-e2e";
 export const OPERATOR_NAMESPACE = "homelab-system";
 const GiB = 2 ** 30;
 
+/** The kinds the suites read and write. */
+export const WM = { apiVersion: "homelab.shdr.ch/v1alpha1", kind: "WorkloadMigration" } as const;
+export const ROUTE = { apiVersion: "gateway.networking.k8s.io/v1", kind: "HTTPRoute" } as const;
+export const DEPLOYMENT = { apiVersion: "apps/v1", kind: "Deployment" } as const;
+export const JOB = { apiVersion: "batch/v1", kind: "Job" } as const;
+
 export interface MigrationEnv {
   admin: KubeClient;
   sim: ProxmoxSimulator;
@@ -334,6 +340,13 @@ export async function createSourceVm(proxmox: ProxmoxClient, vm: SourceVm): Prom
   if (vm.ha) await proxmox.addHaResource({ sid: `vm:${vm.vmid}`, state: "started" });
 }
 
+/** A migration's `spec.proxmox`: the simulator, with the token and CA Secrets startMigrationEnv writes. */
+export const proxmoxRef = (env: Pick<MigrationEnv, "sim">) => ({
+  endpoint: env.sim.url,
+  credentialsRef: { name: "proxmox-token", namespace: NAMESPACE },
+  caBundleRef: { name: "proxmox-ca", namespace: NAMESPACE },
+});
+
 /** A WorkloadMigration of the UPS stack's shape, pointed at `vm`, with the given overrides. */
 export function upsMigration(
   name: string,
@@ -347,11 +360,7 @@ export function upsMigration(
     metadata: { name, namespace: NAMESPACE },
     spec: {
       clusterRef: { name: CLUSTER },
-      proxmox: {
-        endpoint: env.sim.url,
-        credentialsRef: { name: "proxmox-token", namespace: NAMESPACE },
-        caBundleRef: { name: "proxmox-ca", namespace: NAMESPACE },
-      },
+      proxmox: proxmoxRef(env),
       source: { vmid: vm.vmid, name: vm.name },
       targets: [
         {

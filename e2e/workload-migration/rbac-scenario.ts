@@ -12,10 +12,10 @@ import {
   startChecksServer,
   startDeploymentStandIn,
   upsMigration,
+  WM,
 } from "./operator.ts";
 
 const GiB = 2 ** 30;
-const WM = { apiVersion: "homelab.shdr.ch/v1alpha1", kind: "WorkloadMigration" } as const;
 
 export async function runMigrationScenario(adminKc: KubeConfig, namespace: string): Promise<void> {
   const admin = new KubeClient(adminKc);

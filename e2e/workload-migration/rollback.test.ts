@@ -5,25 +5,17 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { KubeObject } from "../../src/runtime/index.ts";
 import { adminKubeConfig } from "../harness/test-cluster.ts";
-import { waitFor } from "../harness/wait.ts";
-import { createSourceVm, type MigrationEnv, NAMESPACE, startMigrationEnv, upsMigration } from "./operator.ts";
-
-const WM = { apiVersion: "homelab.shdr.ch/v1alpha1", kind: "WorkloadMigration" } as const;
-const ROUTE = { apiVersion: "gateway.networking.k8s.io/v1", kind: "HTTPRoute" } as const;
-const DEPLOYMENT = { apiVersion: "apps/v1", kind: "Deployment" } as const;
-
-interface Cond {
-  type: string;
-  status: string;
-  reason: string;
-  message?: string;
-}
-interface Status {
-  phase?: string;
-  conditions?: Cond[];
-  cutoverTime?: string;
-  rollbackMessage?: string;
-}
+import {
+  createSourceVm,
+  DEPLOYMENT,
+  type MigrationEnv,
+  NAMESPACE,
+  ROUTE,
+  startMigrationEnv,
+  upsMigration,
+  WM,
+} from "./operator.ts";
+import { cond, migrationStatus, type Status, type StatusOptions } from "./status.ts";
 
 let env: MigrationEnv;
 beforeAll(async () => {
@@ -33,9 +25,14 @@ afterAll(async () => {
   await env?.stop();
 });
 
-const statusOf = async (name: string): Promise<Status> =>
-  ((await env.admin.get<KubeObject>(WM, { namespace: NAMESPACE, name })).status ?? {}) as Status;
-const cond = (s: Status, type: string) => s.conditions?.find((c) => c.type === type);
+/** This suite's waits: "<name> <what>", and "last status" without a colon in a timeout's message. */
+const WAITS: StatusOptions = {
+  timeoutMs: 120_000,
+  intervalMs: 250,
+  label: (name, what) => `${name} ${what}`,
+  lastStatus: "last status ",
+};
+const { statusOf, waitStatus } = migrationStatus(() => env, WAITS);
 
 type Spec = Record<string, unknown> & {
   targets: { template: Record<string, unknown> }[];
@@ -133,36 +130,14 @@ describe("WorkloadMigration rollback", () => {
       const wm = upsMigration(name, { vmid: c.vmid, name }, env);
       c.hold(wm.spec as Spec, env.checksUrl);
       await env.admin.create(wm);
-      let last: Status = {};
-      await waitFor(
-        `${name} held ${c.step}`,
-        async () => {
-          last = await statusOf(name);
-          return c.held(last);
-        },
-        120_000,
-        250,
-      ).catch((err: Error) => {
-        throw new Error(`${err.message}; last status ${JSON.stringify(last)}`);
-      });
+      await waitStatus(name, `held ${c.step}`, c.held);
       // Held there, not just passing through: a second look a moment later finds the same.
       await new Promise((r) => setTimeout(r, 1_500));
       expect(c.held(await statusOf(name))).toBe(true);
       expect(Boolean((await statusOf(name)).cutoverTime)).toBe(c.cutOver);
 
       await env.admin.patch(WM, { namespace: NAMESPACE, name }, { spec: { rollback: true } }, "merge");
-      const done = await waitFor(
-        `${name} rolled back`,
-        async () => {
-          last = await statusOf(name);
-          const s = last;
-          return s.phase === "RolledBack" ? s : undefined;
-        },
-        120_000,
-        250,
-      ).catch((err: Error) => {
-        throw new Error(`${err.message}; last status ${JSON.stringify(last)}`);
-      });
+      const done = await waitStatus(name, "rolled back", (s) => s.phase === "RolledBack");
       expect(cond(done, "RolledBack")?.status).toBe("True");
       const vm = await env.proxmox.locateVm(c.vmid);
       expect(vm?.status).toBe("running");
@@ -194,24 +169,7 @@ describe("WorkloadMigration taken up again after a rollback", () => {
   const RETIRE = "homelab.shdr.ch/approve-retirement";
   const annotate = (name: string, annotations: Record<string, string | null>) =>
     env.admin.patch(WM, { namespace: NAMESPACE, name }, { metadata: { annotations } }, "merge");
-  const waitStatus = async (
-    name: string,
-    what: string,
-    ok: (s: Status & Record<string, unknown>) => boolean,
-  ) => {
-    let last: Status & Record<string, unknown> = {};
-    return waitFor(
-      `${name} ${what}`,
-      async () => {
-        last = (await statusOf(name)) as Status & Record<string, unknown>;
-        return ok(last) ? last : undefined;
-      },
-      150_000,
-      250,
-    ).catch((err: Error) => {
-      throw new Error(`${err.message}; last status ${JSON.stringify(last)}`);
-    });
-  };
+  const { waitStatus } = migrationStatus(() => env, { ...WAITS, timeoutMs: 150_000 });
 
   it("after a rollback that followed the backup: verifies again, wants fresh approvals, backs up again before deleting", async () => {
     const vmid = 1208;
