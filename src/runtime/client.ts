@@ -1,7 +1,7 @@
 // Type-only: importing client-node's values would load its generated models (see kubeconfig.ts).
 import type { KubeConfig } from "@kubernetes/client-node";
 import { type Dispatcher, fetch } from "undici";
-import { ApiError, isNotFound, type StatusCause, WatchStatusError } from "./errors.ts";
+import { ApiError, isNotFound, KindNotServedError, type StatusCause, WatchStatusError } from "./errors.ts";
 import { RestConfig } from "./kubeconfig.ts";
 import {
   type GroupVersionKind,
@@ -285,7 +285,7 @@ export class KubeClient {
     if (found) return found;
     // A CRD may have been installed after the first lookup.
     const fresh = (await this.discover(gvk.apiVersion, true)).get(gvk.kind);
-    if (!fresh) throw new Error(`the API server does not serve kind ${gvk.kind} in ${gvk.apiVersion}`);
+    if (!fresh) throw new KindNotServedError(gvk.kind, gvk.apiVersion);
     return fresh;
   }
 

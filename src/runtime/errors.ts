@@ -77,6 +77,14 @@ export function isTooLargeResourceVersion(err: unknown): boolean {
 /** Raised by the watch stream when the server ends it with an ERROR event (a Status object). */
 export class WatchStatusError extends ApiError {}
 
+/** The API server does not serve this kind (its CRD or API group is not installed), read from discovery. */
+export class KindNotServedError extends Error {
+  constructor(kind: string, apiVersion: string) {
+    super(`the API server does not serve kind ${kind} in ${apiVersion}`);
+    this.name = "KindNotServedError";
+  }
+}
+
 /** One line for logs: the message plus the network cause undici hides behind "fetch failed". */
 export function describeError(err: unknown): string {
   if (!(err instanceof Error)) return String(err);

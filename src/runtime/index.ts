@@ -47,6 +47,7 @@ export {
   isGone,
   isNotFound,
   isTerminal,
+  KindNotServedError,
   TerminalError,
 } from "./errors.ts";
 export { type EventInput, EventRecorder } from "./events.ts";

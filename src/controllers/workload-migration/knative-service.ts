@@ -8,7 +8,7 @@
 // annotations; the Service is not created while held for a data sync, and deleted on rollback (Knative's
 // Configuration, Route, Revisions and their pods go with it by owner reference).
 import type { WorkloadMigration } from "../../crds/workload-migration.ts";
-import type { KubeObject, OwnerReference } from "../../runtime/index.ts";
+import { KindNotServedError, type KubeObject, type OwnerReference } from "../../runtime/index.ts";
 import { labelsFor } from "./names.ts";
 import type { MigrationRun } from "./step.ts";
 import { SYNC_OWNER_ANNOTATION } from "./sync-jobs.ts";
@@ -133,7 +133,10 @@ export async function knativeNotServed(run: MigrationRun): Promise<string | unde
   for (const gvk of [KNATIVE_SERVICE, DOMAIN_MAPPING])
     try {
       await run.target.resourceInfo(gvk);
-    } catch {
+    } catch (err) {
+      // Only discovery's own answer says Knative is absent; an unreachable or failing API server is an
+      // error (a rollback must not take it for "nothing of ours to withdraw").
+      if (!(err instanceof KindNotServedError)) throw err;
       return `the target cluster does not serve ${gvk.kind} ${gvk.apiVersion} (Knative Serving is not installed there)`;
     }
   return undefined;

@@ -103,6 +103,22 @@ describe("the Rsync Job", () => {
     expect(rsyncScript(wm("/srv/app", "x"), "initial")).not.toContain("printf");
   });
 
+  it("a path with $(…) in the final check's failure message is printed, never run", () => {
+    const dir = mkdtempSync(join(tmpdir(), "sync-evil-path-"));
+    const evil = `/srv/$(touch ${dir}/pwned)"\`touch ${dir}/pwned2\``;
+    // The checksum pass finds something left, so the script reaches its message about the path.
+    const stubs = `ssh() { :; }; rsync() { case "$1" in -aHAXn) echo "changed file";; esac; }`;
+    let out = "";
+    try {
+      execFileSync("sh", ["-c", `${stubs}\n${rsyncScript(wm(evil, "x"), "final")}`], { encoding: "utf8" });
+    } catch (err) {
+      out = String((err as { stdout?: string }).stdout);
+    }
+    expect(out).toContain(`${evil} still differs after the copy:`);
+    expect(() => readFileSync(join(dir, "pwned"))).toThrow();
+    expect(() => readFileSync(join(dir, "pwned2"))).toThrow();
+  });
+
   it("the reverse Job is the user's reverseJob, told SYNC_PHASE=reverse, also for an Rsync migration", () => {
     const m = wm("/srv/app", "x");
     (m.spec.dataSync as Record<string, unknown>)["reverseJob"] = {

@@ -71,7 +71,7 @@ export function rsyncScript(wm: WorkloadMigration, phase: SyncPhase): string {
     if (phase === "final")
       lines.push(
         `left=$(rsync -aHAXn --numeric-ids --delete --checksum --itemize-changes -e "$SSH" ${from} ${to})`,
-        `if [ -n "$left" ]; then echo "${p.from} still differs after the copy:"; echo "$left"; exit 1; fi`,
+        `if [ -n "$left" ]; then echo ${shQuote(`${p.from} still differs after the copy:`)}; echo "$left"; exit 1; fi`,
       );
   }
   return lines.join("\n");
