@@ -20,7 +20,7 @@ beforeEach(async () => {
       { storage: "ceph-vm-disks", type: "rbd", content: ["images"], shared: true, total: 2 ** 40 },
       { storage: "pbs", type: "pbs", content: ["backup"], shared: true, total: 2 ** 40 },
     ],
-    taskDurationMs: { default: 20, qmshutdown: 1_500, vzdump: 1_500, qmdestroy: 1_500 },
+    taskDurationMs: { default: 20, qmshutdown: 1_500, hastop: 1_500, vzdump: 1_500, qmdestroy: 1_500 },
   });
   await s.client.waitForTask(
     await s.client.createVm("niobe", VMID, { name: "ups-stack", memory: 1024, scsi0: "ceph-vm-disks:8" }),
@@ -66,6 +66,19 @@ const asked = (kind: string, action?: string) =>
 describe("a Proxmox task started by an operator that died before saving its id", () => {
   it("shutdown: adopted while it runs, not sent again", async () => {
     const upid = await s.client.shutdown("niobe", VMID, { timeoutSeconds: 180, forceStop: true });
+    const fields: MigrationFields = {};
+    const o = await stopVmStep.run(await runOf(fields));
+    expect(o).toMatchObject({ done: false, reason: "ShuttingDown" });
+    expect(fields.stopTask).toBe(upid.raw);
+    await s.client.waitForTask(upid);
+    expect(await stopVmStep.run(await runOf(fields))).toMatchObject({ done: true, reason: "Stopped" });
+    expect(asked("power", "shutdown")).toHaveLength(1);
+  });
+
+  it("shutdown of a guest HA manages (Proxmox answers with an hastop task): adopted, not sent again", async () => {
+    await s.client.addHaResource({ sid: `vm:${VMID}`, state: "started" });
+    const upid = await s.client.shutdown("niobe", VMID, { timeoutSeconds: 180, forceStop: true });
+    expect(parseUpid(upid.raw).type).toBe("hastop");
     const fields: MigrationFields = {};
     const o = await stopVmStep.run(await runOf(fields));
     expect(o).toMatchObject({ done: false, reason: "ShuttingDown" });

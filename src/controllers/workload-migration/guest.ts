@@ -10,7 +10,15 @@ export const TASK_TYPES = {
   qemu: { shutdown: "qmshutdown", start: "qmstart", destroy: "qmdestroy", backup: "vzdump" },
   lxc: { shutdown: "vzshutdown", start: "vzstart", destroy: "vzdestroy", backup: "vzdump" },
 } as const;
-export type GuestTaskType = (typeof TASK_TYPES)[GuestType][keyof (typeof TASK_TYPES)["qemu"]];
+
+/**
+ * For a guest HA manages, Proxmox answers a shutdown or start request with a task of HA's own type
+ * (it records the request for the HA stack), whatever the guest's type.
+ */
+export const HA_TASK_TYPES = { shutdown: "hastop", start: "hastart" } as const;
+export type GuestTaskType =
+  | (typeof TASK_TYPES)[GuestType][keyof (typeof TASK_TYPES)["qemu"]]
+  | (typeof HA_TASK_TYPES)[keyof typeof HA_TASK_TYPES];
 
 /** The guest type a migration names (the CRD's default is qemu). */
 export const sourceType = (source: { type?: GuestType }): GuestType => source.type ?? "qemu";

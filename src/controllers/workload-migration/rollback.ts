@@ -2,21 +2,25 @@
 // zero, the VM runs again (HA back to started). It says plainly when stateful targets served traffic
 // after cutover: what they wrote stays in the cluster, and reaches the VM only by a declared
 // dataSync.reverseJob (reverse-sync.ts), which runs before the VM's services are started again.
-import { isNotFound } from "../../runtime/index.ts";
+import { describeError, isNotFound, type KubeObject } from "../../runtime/index.ts";
 import { voidApprovals } from "./approval.ts";
 import { ownerRefs } from "./deploy.ts";
-import { guestLabel, haSidOf, startGuest, TASK_TYPES } from "./guest.ts";
+import { guestLabel, HA_TASK_TYPES, haSidOf, startGuest, TASK_TYPES } from "./guest.ts";
 import { rollBackHelmTargets } from "./helm-release.ts";
 import { isKnative, knativeRollbackNote, withdrawKnative } from "./knative-service.ts";
-import { APPROVE_CUTOVER, APPROVE_RETIREMENT } from "./names.ts";
+import { APPROVE_CUTOVER, APPROVE_RETIREMENT, MIGRATION_LABEL } from "./names.ts";
 import { haResourceOf, pollTask, taskAbout } from "./proxmox-tasks.ts";
 import { copyBackWrites } from "./reverse-sync.ts";
 import { done, failed, type MigrationRun, type StepOutcome, sourceOf, waiting } from "./step.ts";
 import { deleteOwnSyncJob, runSyncJob } from "./sync.ts";
 import { isStateful, routeFor, servesTraffic, workloadObjects } from "./workloads.ts";
 
-export async function rollBack(run: MigrationRun): Promise<StepOutcome> {
-  const f = run.fields;
+/**
+ * Routes off and targets stopped in the target cluster. Workloads are scaled down only where they exist
+ * and are this migration's (labelled by it): a deploy cut off half-way left some and not others, and
+ * applying a missing one would create it.
+ */
+async function withdrawTargets(run: MigrationRun): Promise<void> {
   for (const t of run.wm.spec.targets.filter(servesTraffic).filter((t) => !isKnative(t))) {
     const route = routeFor(run.wm, t, []);
     try {
@@ -31,15 +35,43 @@ export async function rollBack(run: MigrationRun): Promise<StepOutcome> {
       if (!isNotFound(err)) throw err;
     }
   }
-  // Targets are scaled down once deployed (status lists them; the dry run makes deploying all or
-  // nothing): a migration refused before that has nothing to scale, and applying would create it.
-  if (f.targets)
-    for (const t of run.wm.spec.targets.filter((t) => !isKnative(t)))
-      for (const o of workloadObjects(run.wm, t, 0, ownerRefs(run)))
-        if (o.kind !== "PersistentVolumeClaim") await run.target.apply(o);
+  // Only the size changes (a patch, not the whole spec again): a spec the API server now refuses, say an
+  // edited immutable selector, must not keep the targets running.
+  for (const t of run.wm.spec.targets.filter((t) => !isKnative(t)))
+    for (const o of workloadObjects(run.wm, t, 0, ownerRefs(run))) {
+      const stop = o.kind ? STOPPED[o.kind] : undefined;
+      if (!stop) continue;
+      const gvk = { apiVersion: o.apiVersion!, kind: o.kind! };
+      const key = { namespace: o.metadata!.namespace!, name: o.metadata!.name! };
+      const live = await run.target.getOrUndefined<KubeObject>(gvk, key);
+      if (live?.metadata?.labels?.[MIGRATION_LABEL] === run.wm.metadata.name)
+        await run.target.patch(gvk, key, { spec: stop }, "merge");
+    }
   // Knative has no zero-pod state to keep a Service in: ours are deleted, DomainMappings first.
   await withdrawKnative(run);
-  await rollBackHelmTargets(run, !!f.targets);
+  await rollBackHelmTargets(run, true);
+}
+
+/** What a stopped workload of each kind looks like (a CronJob keeps its schedule, suspended). */
+const STOPPED: Record<string, Record<string, unknown>> = {
+  Deployment: { replicas: 0 },
+  StatefulSet: { replicas: 0 },
+  CronJob: { suspend: true },
+};
+
+export async function rollBack(run: MigrationRun): Promise<StepOutcome> {
+  const f = run.fields;
+  try {
+    await withdrawTargets(run);
+  } catch (err) {
+    // The VM is not started while the cluster may still serve or write (two writers, two answers for
+    // one hostname): said as a Condition and retried, rather than a reconcile error nobody reads.
+    return waiting(
+      "TargetsNotWithdrawn",
+      `could not remove the routes and stop the targets in the target cluster (${describeError(err)}); the VM is left as it is until they are`,
+      15_000,
+    );
+  }
   if (!run.vm) {
     f.rollbackMessage = `Routes removed and targets scaled to zero (no source VM to start).${knativeRollbackNote(run.wm)}`;
     forgetProgress(run);
@@ -60,7 +92,9 @@ export async function rollBack(run: MigrationRun): Promise<StepOutcome> {
       if (!t.ok) return failed("StartFailed", `starting ${label} ended with ${t.exitstatus}`);
       return waiting("Starting", `start task ended; waiting to see ${label} running`, 1_000);
     }
-    const inFlight = await taskAbout(proxmox, vm.node, TASK_TYPES[type].start, vmid, "active");
+    const inFlight =
+      (await taskAbout(proxmox, vm.node, TASK_TYPES[type].start, vmid, "active")) ??
+      (ha ? await taskAbout(proxmox, vm.node, HA_TASK_TYPES.start, vmid, "active") : undefined);
     if (inFlight) {
       f.startTask = inFlight.upid;
       return waiting("Starting", `start task ${inFlight.upid} already running`, 2_000);

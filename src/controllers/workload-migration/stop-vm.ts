@@ -2,7 +2,7 @@
 // restarted), then an ACPI shutdown that Proxmox turns into a hard stop after the timeout. Decided from
 // the live power state; the shutdown task is remembered so a restart never sends a second one while
 // the first still runs.
-import { guestLabel, haSidOf, shutdownGuest, TASK_TYPES } from "./guest.ts";
+import { guestLabel, HA_TASK_TYPES, haSidOf, shutdownGuest, TASK_TYPES } from "./guest.ts";
 import { haResourceOf, pollTask, taskAbout } from "./proxmox-tasks.ts";
 import { done, failed, type Step, sourceOf, waiting } from "./step.ts";
 
@@ -39,7 +39,9 @@ export const stopVmStep: Step = {
         1_000,
       );
     }
-    const inFlight = await taskAbout(proxmox, vm.node, TASK_TYPES[type].shutdown, vmid, "active");
+    const inFlight =
+      (await taskAbout(proxmox, vm.node, TASK_TYPES[type].shutdown, vmid, "active")) ??
+      (ha ? await taskAbout(proxmox, vm.node, HA_TASK_TYPES.shutdown, vmid, "active") : undefined);
     if (inFlight) {
       f.stopTask = inFlight.upid;
       return waiting("ShuttingDown", `shutdown task ${inFlight.upid} already running`, 2_000);
