@@ -223,9 +223,22 @@ export async function deployHelmTarget(
     await recoverPending(run, helm, t, release);
     release = await helm.status(t.name, namespace);
   }
+  // Helm's record says these very values failed (a hook, a timeout): not tried again on every pass,
+  // which would rerun the chart's hooks (a database migration Job) in a loop; a spec change retries.
+  if (release?.status === "failed" && release.labels[RELEASE_DESIRED_LABEL] === desiredDigest(t))
+    return {
+      ready: false,
+      message: `Helm release ${t.name} revision ${release.revision} failed with these values (see helm history ${t.name} -n ${namespace}); change the target's helm settings to try again`,
+    };
   if (!release || !upToDate(t, release)) {
     await run.ctx.fence(`helm upgrade --install ${t.name}`);
-    await helm.upgradeInstall(request(run, t));
+    try {
+      await helm.upgradeInstall(request(run, t));
+    } catch (err) {
+      if (!(err instanceof HelmError)) throw err;
+      // The release's record (failed or pending) decides the next pass; the reason goes to the target.
+      return { ready: false, message: `helm upgrade --install ${t.name}: ${err.message}` };
+    }
     run.ctx.recorder.record(run.obj, {
       type: "Normal",
       reason: release ? "HelmReleaseUpgraded" : "HelmReleaseInstalled",
