@@ -289,7 +289,7 @@ const DataSync = withRules(
       reverseJob: freeForm()
         .optional()
         .describe(
-          "A batch/v1 Job spec run on rollback after cutover, in the target cluster, once the stateful targets are at zero replicas and the VM runs again (env SYNC_PHASE=reverse): it copies back to the VM what the targets wrote since cutover, and must verify what it copied and fail otherwise. The rollback completes only after it succeeded; a failed one leaves the writes in the targets' volumes and says so. For any method.",
+          "A batch/v1 Job spec run on rollback after cutover, in the target cluster, once the Deployment and StatefulSet targets report no replicas (a HelmRelease's workloads are scaled to zero in the same pass but not waited for) and the VM runs again (env SYNC_PHASE=reverse): it copies back to the VM what the targets wrote since cutover, and must verify what it copied and fail otherwise. The VM's services may have started at its boot: a Job that overwrites their data stops them first (over SSH) and starts them after. The rollback completes only after it succeeded; a failed one leaves the writes in the targets' volumes and says so. For any method.",
         ),
       timeout: duration("1h")
         .default("1h")

@@ -13,6 +13,10 @@ import { haResourceOf, pollTask, taskAbout } from "./proxmox-tasks.ts";
 import { copyBackWrites } from "./reverse-sync.ts";
 import { done, failed, type MigrationRun, type StepOutcome, sourceOf, waiting } from "./step.ts";
 import { deleteOwnSyncJob, runSyncJob } from "./sync.ts";
+import { isOwnSyncJob, syncJobName } from "./sync-jobs.ts";
+
+const SYNC_JOB = { apiVersion: "batch/v1", kind: "Job" } as const;
+
 import { isStateful, routeFor, servesTraffic, workloadObjects } from "./workloads.ts";
 
 /**
@@ -158,11 +162,41 @@ function forgetProgress(run: MigrationRun): void {
  * ssh.startCommand once the VM runs. Then the sync Jobs go and the sync is forgotten, so a migration
  * taken up again copies anew (what the VM wrote since would otherwise be lost). Undefined when done.
  */
+/**
+ * A final sync still running (its pod perhaps not yet past ssh.stopCommand) could stop the VM's
+ * services after the resume Job started them: it is deleted first, in the foreground, so the Job stays
+ * until its pods are gone, and the resume waits for that.
+ */
+async function stopRunningFinalSync(run: MigrationRun): Promise<StepOutcome | undefined> {
+  const key = { namespace: run.wm.metadata.namespace, name: syncJobName(run.wm, "final") };
+  const job = await run.target.getOrUndefined<
+    KubeObject & { status?: { conditions?: { type: string; status: string }[] } }
+  >(SYNC_JOB, key);
+  if (!job || !isOwnSyncJob(run.wm, job)) return undefined;
+  const finished = job.status?.conditions?.some(
+    (c) => (c.type === "Complete" || c.type === "Failed") && c.status === "True",
+  );
+  if (finished) return undefined;
+  if (!job.metadata?.deletionTimestamp)
+    await run.target.delete(SYNC_JOB, key, {
+      propagationPolicy: "Foreground",
+      ignoreNotFound: true,
+      preconditions: { uid: job.metadata!.uid! },
+    });
+  return waiting(
+    "StoppingFinalSync",
+    `Job ${key.name} (the final sync) is still running: stopped before the VM's services are started again`,
+    2_000,
+  );
+}
+
 async function resumeServices(run: MigrationRun): Promise<StepOutcome | undefined> {
   const f = run.fields;
   const d = run.wm.spec.dataSync;
   if (d.method === "None" || !(f.initialSyncTime || f.finalSyncStartedTime)) return undefined;
   if (f.finalSyncStartedTime && d.method === "Rsync" && d.ssh?.startCommand) {
+    const stopping = await stopRunningFinalSync(run);
+    if (stopping) return stopping;
     const r = await runSyncJob(run, "resume");
     if (r.state === "running")
       return waiting("ResumingServices", `${r.message} (ssh.startCommand on the VM)`, 2_000);
