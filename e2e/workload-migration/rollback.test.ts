@@ -6,10 +6,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { KubeObject } from "../../src/runtime/index.ts";
 import { adminKubeConfig } from "../harness/test-cluster.ts";
 import {
+  CLUSTER,
   createSourceVm,
   DEPLOYMENT,
   type MigrationEnv,
   NAMESPACE,
+  OPERATOR_NAMESPACE,
   ROUTE,
   startMigrationEnv,
   upsMigration,
@@ -252,5 +254,54 @@ describe("WorkloadMigration taken up again after a rollback", () => {
     const retired = await waitStatus(name, "retired", (s) => s.phase === "Decommissioned");
     expect(cond(retired, "Retired")?.status).toBe("True");
     expect(await env.proxmox.locateVm(vmid)).toBeUndefined();
+  }, 300_000);
+});
+
+describe("WorkloadMigration rollback while the target cluster cannot be reached", () => {
+  it("says so (TargetsNotWithdrawn) and leaves the VM stopped until the routes and targets are withdrawn", async () => {
+    const name = "rb-unreachable";
+    const vmid = 1208;
+    await createSourceVm(env.proxmox, { vmid, name, node: "niobe", memoryMiB: 1024, diskGiB: 8, ha: true });
+    const wm = upsMigration(name, { vmid, name }, env);
+    (wm.spec as Spec).decommission = { stopVM: true, requireApproval: true };
+    await env.admin.create(wm);
+    await waitStatus(name, "VM stopped", (s) => cond(s, "VMStopped")?.status === "True");
+    const SECRET = { apiVersion: "v1", kind: "Secret" } as const;
+    const key = { namespace: OPERATOR_NAMESPACE, name: `${CLUSTER}-kubeconfig` };
+    const real = await env.admin.get<KubeObject & { data: Record<string, string> }>(SECRET, key);
+    const kubeconfig = Buffer.from(real.data["value"]!, "base64").toString();
+    // The workload cluster's address swapped for a port nothing listens on (as when that cluster is down).
+    const dead = kubeconfig.replace(/server: \S+/g, "server: https://127.0.0.1:9");
+    expect(dead).not.toBe(kubeconfig);
+    await env.admin.apply({ ...SECRET, metadata: key, type: "Opaque", stringData: { value: dead } });
+    try {
+      await env.admin.patch(WM, { namespace: NAMESPACE, name }, { spec: { rollback: true } }, "merge");
+      const held = await waitStatus(
+        name,
+        "held",
+        (s) => cond(s, "RolledBack")?.reason === "TargetsNotWithdrawn",
+      );
+      expect(cond(held, "RolledBack")?.status).toBe("False");
+      expect(cond(held, "RolledBack")?.message).toContain("the VM is left as it is");
+      await new Promise((r) => setTimeout(r, 3_000));
+      // Still stopped, and never asked to start: the route may still be live in that cluster.
+      expect((await env.proxmox.locateVm(vmid))?.status).toBe("stopped");
+      expect(
+        env.sim.records().filter((r) => r.vmid === vmid && r.kind === "power" && r.action === "start"),
+      ).toHaveLength(1);
+    } finally {
+      await env.admin.apply({ ...SECRET, metadata: key, type: "Opaque", stringData: { value: kubeconfig } });
+    }
+    // The cluster back: routes withdrawn, targets at zero, then the VM started.
+    await waitStatus(name, "rolled back", (s) => s.phase === "RolledBack", 180_000);
+    expect((await env.proxmox.locateVm(vmid))?.status).toBe("running");
+    expect(
+      await env.workload.getOrUndefined(ROUTE, { namespace: NAMESPACE, name: `${name}-peanut` }),
+    ).toBeUndefined();
+    const d = await env.workload.get<KubeObject>(DEPLOYMENT, {
+      namespace: NAMESPACE,
+      name: `${name}-peanut`,
+    });
+    expect((d.spec as { replicas: number }).replicas).toBe(0);
   }, 300_000);
 });
