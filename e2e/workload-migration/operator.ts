@@ -308,6 +308,11 @@ export async function startMigrationEnv(
     checksUrl: checks.url,
     async stop() {
       await manager?.stop();
+      // The management cluster is every suite's: migrations left here would be reconciled by the next
+      // suite's operator against that suite's workload cluster and simulator, crowding out its own.
+      const left = await admin.list<KubeObject>(WM, { namespace: NAMESPACE });
+      for (const wm of left.items)
+        await admin.delete(WM, { namespace: NAMESPACE, name: wm.metadata!.name! }, { ignoreNotFound: true });
       checks.server.close();
       await proxmox.close();
       await sim.stop();
