@@ -2,7 +2,7 @@
 // zero, the VM runs again (HA back to started). It says plainly when stateful targets served traffic
 // after cutover: what they wrote stays in the cluster, and reaches the VM only by a declared
 // dataSync.reverseJob (reverse-sync.ts), which runs before the VM's services are started again.
-import { describeError, isNotFound, type KubeObject } from "../../runtime/index.ts";
+import { ApiError, describeError, isNotFound, type KubeObject } from "../../runtime/index.ts";
 import { voidApprovals } from "./approval.ts";
 import { ownerRefs } from "./deploy.ts";
 import { guestLabel, HA_TASK_TYPES, haSidOf, startGuest, TASK_TYPES } from "./guest.ts";
@@ -40,16 +40,30 @@ async function withdrawTargets(run: MigrationRun): Promise<void> {
     }
   }
   // Only the size changes (a patch, not the whole spec again): a spec the API server now refuses, say an
-  // edited immutable selector, must not keep the targets running.
+  // edited immutable selector, must not keep the targets running. One JSON patch per workload whose
+  // first operation tests for this migration's label: a missing workload (404, a patch never creates)
+  // or one not ours (422, the test fails) is left as it is.
   for (const t of run.wm.spec.targets.filter((t) => !isKnative(t)))
     for (const o of workloadObjects(run.wm, t, 0, ownerRefs(run))) {
       const stop = o.kind ? STOPPED[o.kind] : undefined;
       if (!stop) continue;
-      const gvk = { apiVersion: o.apiVersion!, kind: o.kind! };
-      const key = { namespace: o.metadata!.namespace!, name: o.metadata!.name! };
-      const live = await run.target.getOrUndefined<KubeObject>(gvk, key);
-      if (live?.metadata?.labels?.[MIGRATION_LABEL] === run.wm.metadata.name)
-        await run.target.patch(gvk, key, { spec: stop }, "merge");
+      try {
+        await run.target.patch(
+          { apiVersion: o.apiVersion!, kind: o.kind! },
+          { namespace: o.metadata!.namespace!, name: o.metadata!.name! },
+          [
+            {
+              op: "test",
+              path: `/metadata/labels/${MIGRATION_LABEL.replace("/", "~1")}`,
+              value: run.wm.metadata.name,
+            },
+            { op: "add", path: stop.path, value: stop.value },
+          ],
+          "json",
+        );
+      } catch (err) {
+        if (!(err instanceof ApiError) || (err.code !== 404 && err.code !== 422)) throw err;
+      }
     }
   // Knative has no zero-pod state to keep a Service in: ours are deleted, DomainMappings first.
   await withdrawKnative(run);
@@ -57,10 +71,10 @@ async function withdrawTargets(run: MigrationRun): Promise<void> {
 }
 
 /** What a stopped workload of each kind looks like (a CronJob keeps its schedule, suspended). */
-const STOPPED: Record<string, Record<string, unknown>> = {
-  Deployment: { replicas: 0 },
-  StatefulSet: { replicas: 0 },
-  CronJob: { suspend: true },
+const STOPPED: Record<string, { path: string; value: unknown }> = {
+  Deployment: { path: "/spec/replicas", value: 0 },
+  StatefulSet: { path: "/spec/replicas", value: 0 },
+  CronJob: { path: "/spec/suspend", value: true },
 };
 
 export async function rollBack(run: MigrationRun): Promise<StepOutcome> {
