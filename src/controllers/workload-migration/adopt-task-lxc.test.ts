@@ -2,11 +2,11 @@
 // vzstart and the operator died before saving the task's id. Each step, run again without the id,
 // must find the container's task (its own task type, not qemu's) and wait on it, never ask twice.
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { WorkloadMigration } from "../../crds/workload-migration.ts";
 import { type SimulatorWithClient, startSimulatorWithClient } from "../../proxmox/simulator/test-support.ts";
+import { askedAbout, decommissionOf, runOf as runStep } from "./adopt-task-support.ts";
 import { backupStep } from "./backup.ts";
 import { confirmRetired, retireStep } from "./retire.ts";
-import type { MigrationFields, MigrationRun } from "./step.ts";
+import type { MigrationFields } from "./step.ts";
 import { stopVmStep } from "./stop-vm.ts";
 
 const CTID = 1100;
@@ -43,36 +43,9 @@ afterEach(async () => {
   await s.stop();
 });
 
-const wm = {
-  metadata: { name: "smallweb", namespace: "infra" },
-  spec: {
-    source: { vmid: CTID, name: "smallweb", type: "lxc" },
-    decommission: {
-      stopVM: true,
-      backup: { storage: "pbs", mode: "stop" },
-      deleteAfter: "1s",
-      requireApproval: false,
-    },
-  },
-} as unknown as WorkloadMigration;
-
-async function runOf(fields: MigrationFields): Promise<MigrationRun> {
-  const vm = await s.client.locateVm(CTID);
-  return {
-    wm,
-    obj: { metadata: { name: "smallweb" } },
-    fields,
-    ctx: { fence: async () => {} } as unknown as MigrationRun["ctx"],
-    target: undefined as unknown as MigrationRun["target"],
-    local: true,
-    proxmox: s.client,
-    vm: vm!,
-    now: new Date(),
-    save: async () => {},
-  };
-}
-const asked = (kind: string, action?: string) =>
-  s.sim.records().filter((r) => r.vmid === CTID && r.kind === kind && (!action || r.action === action));
+const wm = decommissionOf(CTID, "smallweb", "lxc");
+const runOf = (fields: MigrationFields) => runStep(s, wm, fields);
+const asked = (kind: string, action?: string) => askedAbout(s, CTID, kind, action);
 
 describe("a container task started by an operator that died before saving its id", () => {
   it("vzshutdown: adopted while it runs, not sent again", async () => {

@@ -2,12 +2,12 @@
 // before saving the task's id in status. Against the Proxmox simulator, each step run again with that
 // id missing must find the task Proxmox is running and wait on it, never ask a second time.
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { WorkloadMigration } from "../../crds/workload-migration.ts";
 import { ProxmoxClient, parseUpid } from "../../proxmox/index.ts";
 import { type SimulatorWithClient, startSimulatorWithClient } from "../../proxmox/simulator/test-support.ts";
+import { askedAbout, decommissionOf, runOf as runStep } from "./adopt-task-support.ts";
 import { backupStep } from "./backup.ts";
 import { confirmRetired, retireStep } from "./retire.ts";
-import type { MigrationFields, MigrationRun } from "./step.ts";
+import type { MigrationFields } from "./step.ts";
 import { stopVmStep } from "./stop-vm.ts";
 
 const VMID = 1010;
@@ -31,37 +31,9 @@ afterEach(async () => {
   await s.stop();
 });
 
-const wm = {
-  metadata: { name: "ups-stack", namespace: "infra" },
-  spec: {
-    source: { vmid: VMID, name: "ups-stack" },
-    decommission: {
-      stopVM: true,
-      backup: { storage: "pbs", mode: "stop" },
-      deleteAfter: "1s",
-      requireApproval: false,
-    },
-  },
-} as unknown as WorkloadMigration;
-
-async function runOf(fields: MigrationFields): Promise<MigrationRun> {
-  const vm = await s.client.locateVm(VMID);
-  return {
-    wm,
-    obj: { metadata: { name: "ups-stack" } },
-    fields,
-    ctx: { fence: async () => {} } as unknown as MigrationRun["ctx"],
-    target: undefined as unknown as MigrationRun["target"],
-    local: true,
-    proxmox: s.client,
-    vm: vm!,
-    now: new Date(),
-    save: async () => {},
-  };
-}
-
-const asked = (kind: string, action?: string) =>
-  s.sim.records().filter((r) => r.vmid === VMID && r.kind === kind && (!action || r.action === action));
+const wm = decommissionOf(VMID, "ups-stack");
+const runOf = (fields: MigrationFields) => runStep(s, wm, fields);
+const asked = (kind: string, action?: string) => askedAbout(s, VMID, kind, action);
 
 describe("a Proxmox task started by an operator that died before saving its id", () => {
   it("shutdown: adopted while it runs, not sent again", async () => {
